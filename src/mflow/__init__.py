@@ -1,0 +1,65 @@
+"""mflow: ZeroMQ data streams from X-ray detectors and beam-synchronous sources.
+
+A drop-in replacement for psi-mflow 1.0: every 1.0 name is here (``mflow.connect``,
+``mflow.Stream``, the handler tables, ...), plus the message-type registry, the error tree
+and richer statistics.
+"""
+
+import json
+import logging
+
+import zmq
+
+from . import errors, utils
+from .errors import (BadHeaderError, CompressionError, ConfigurationError, ConnectError,
+                     DecodeError, MalformedMessageError, MflowError, SendTimeoutError,
+                     StreamClosedError, StreamError, StreamTimeoutError, UnknownHtypeError)
+from .handlers import (array_1_0, dheader_1_0, dimage_1_0, dseries_end_1_0, get_handler,
+                       handler_modules, raw_1_0, receive_handlers, register_handler,
+                       send_handlers)
+from .handlers import handlers  # noqa: E402  (rebinds ``mflow.handlers`` to the 1.0 dict)
+from .merge import Merge, RoundRobinStrategy
+from .message import Message
+from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
+from .receiver import ReceiveHandler
+from .statistics import Statistics
+from .stream import BIND, CONNECT, PUB, PULL, PUSH, SUB, Stream, connect, disconnect
+from . import mflow  # noqa: E402  (1.0 module path ``mflow.mflow``)
+
+__version__ = "2.0.0.dev0"
+
+logger = logging.getLogger(__name__)
+logger.addHandler(logging.NullHandler())
+
+__all__ = [
+    "__version__",
+    # streams
+    "connect", "disconnect", "Stream", "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL",
+    "ReceiveHandler", "Statistics", "Message", "Merge", "RoundRobinStrategy",
+    # message types
+    "register_handler", "get_handler", "handlers", "receive_handlers", "send_handlers",
+    "handler_modules", "array_1_0", "raw_1_0", "dheader_1_0", "dimage_1_0", "dseries_end_1_0",
+    # monitoring
+    "SocketEventListener", "ConnectionCountMonitor", "no_clients_timeout_notifier",
+    # errors
+    "MflowError", "DecodeError", "UnknownHtypeError", "MalformedMessageError",
+    "BadHeaderError", "CompressionError", "StreamError", "ConnectError", "StreamTimeoutError",
+    "SendTimeoutError", "StreamClosedError", "ConfigurationError",
+    # modules and 1.0 incidentals
+    "errors", "utils", "mflow", "main", "zmq", "json", "logging", "logger",
+]
+
+
+def main() -> None:
+    """Run the ``mflow`` command line (1.0 had a demo here that needed PSI's network)."""
+    from .cli import main as cli_main
+
+    cli_main()
+
+
+def __getattr__(name: str):
+    if name == "tools":
+        import importlib
+
+        return importlib.import_module(".tools", __name__)
+    raise AttributeError(f"module 'mflow' has no attribute {name!r}")

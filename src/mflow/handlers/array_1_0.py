@@ -1,0 +1,79 @@
+"""array-1.0: a JSON header (``type``, ``shape`` in numpy order) and one raw array per part.
+
+``receive`` returns ``{"header": header, "data": [array_or_None, ...]}``: each non-empty
+part becomes a read-only numpy array of ``type`` and ``shape`` (a view on the ZeroMQ buffer
+when the stream does not copy), each empty part ``None``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import MalformedMessageError
+from ._parts import dtype_of, encode_json, payload, require_dict, send_parts
+
+__all__ = ["Handler", "get_array"]
+
+_LAYOUTS: dict[tuple, tuple[np.dtype, tuple[int, ...], int]] = {}
+
+
+def _layout(type_name: Any, shape: Any) -> tuple[np.dtype, tuple[int, ...], int]:
+    """dtype, shape tuple and byte size an array-1.0 header declares (cached)."""
+    try:
+        key = (type_name, tuple(shape))
+    except TypeError:
+        raise MalformedMessageError(f"shape {shape!r} is not a list") from None
+    layout = _LAYOUTS.get(key)
+    if layout is None:
+        dims = key[1]
+        if not all(type(n) is int and n >= 0 for n in dims):
+            raise MalformedMessageError(f"shape {shape!r} is not a list of sizes")
+        dtype = dtype_of(type_name)
+        layout = (dtype, dims, int(np.prod(dims, dtype=object)) * dtype.itemsize)
+        if len(_LAYOUTS) < 1024:  # bounded: headers come from the network
+            _LAYOUTS[key] = layout
+    return layout
+
+
+def get_array(raw_data: Any, dtype: Any, shape: Any) -> np.ndarray:
+    """``raw_data`` as an array of ``dtype`` and ``shape`` (no copy; 1.0 helper)."""
+    return np.frombuffer(raw_data, dtype=dtype).reshape(shape)
+
+
+class Handler:
+    """array-1.0 receive and send."""
+
+    @staticmethod
+    def receive(receiver: Any) -> dict | None:
+        header = require_dict(receiver.next(as_json=True), "array-1.0 header")
+        parts = receiver.rest()
+        if not parts:
+            return {"header": header, "data": []} if header else None
+        try:
+            dtype, shape, nbytes = _layout(header["type"], header["shape"])
+        except KeyError as missing:
+            raise MalformedMessageError(f"array-1.0 header has no {missing}") from None
+        data = []
+        for part in parts:
+            size = len(part)
+            if size == 0:
+                data.append(None)
+            elif size != nbytes:
+                raise MalformedMessageError(
+                    f"array-1.0 part of {size} bytes does not hold {header['type']} "
+                    f"{list(shape)} ({nbytes} bytes)")
+            else:
+                data.append(np.frombuffer(part, dtype).reshape(shape))
+        return {"header": header, "data": data}
+
+    @staticmethod
+    def send(message: dict, send: Callable[..., Any], block: bool = True) -> None:
+        """Send ``{"header": ..., "data": [...]}``; ``type``/``shape`` default to the first array's."""
+        header = message["header"]
+        data = message.get("data") or []
+        first = next((d for d in data if isinstance(d, np.ndarray)), None)
+        if first is not None and ("type" not in header or "shape" not in header):
+            header = {"type": first.dtype.str, "shape": list(first.shape), **header}
+        send_parts([encode_json(header), *map(payload, data)], send, block)

@@ -1,0 +1,145 @@
+"""The cursor a handler reads one received message through.
+
+`Stream.receive()` takes a whole multipart message off the socket at once (ZeroMQ delivers
+multipart messages atomically) and loads it into the stream's `ReceiveHandler`; the handler
+then walks the frames with the 1.0 calls ``next(as_json=...)`` and ``has_more()``. Reading
+past the last frame yields ``None`` instead of stealing the next message, and whatever a
+handler leaves unread is dropped with the message, so a failed decode can never
+desynchronise the stream.
+
+Byte accounting follows 1.0: every frame handed out by `next` (or `rest`) adds its length
+to ``statistics.bytes_received``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+import zmq
+
+from .statistics import Statistics
+
+__all__ = ["ReceiveHandler"]
+
+_NOT_PARSED = object()
+
+
+class ReceiveHandler:
+    """Reads the frames of the current message for a handler (the 1.0 ``receiver``).
+
+    Outside `Stream.receive()` the 1.0 frame-by-frame use still works: `header` and
+    `next` then read the next message from the socket when the current one is exhausted.
+    """
+
+    def __init__(self, socket: zmq.Socket | None, copy: bool = True,
+                 statistics: Statistics | None = None) -> None:
+        self.socket = socket
+        self.statistics = statistics if statistics is not None else Statistics()
+        self.raw_header: bytes | None = None
+        self.block = True
+        self.zmq_copy = copy
+        self.zmq_track = not copy
+        #: Whether handlers decode compressed payloads (e.g. images) into arrays.
+        self.decode = True
+        self.frames: Sequence[Any] = ()
+        self.position = 0
+        self._in_receive = False
+        self._header: Any = _NOT_PARSED
+
+    def load(self, frames: Sequence[Any]) -> None:
+        """Make ``frames`` (bytes, or zmq.Frame objects when not copying) the current message."""
+        self.frames = frames
+        self.position = 0
+        self.raw_header = None
+        self._header = _NOT_PARSED
+
+    def _read_message(self) -> None:
+        """Load the next message from the socket (frame-by-frame use outside a receive)."""
+        flags = 0 if self.block else zmq.NOBLOCK
+        self.load(self.socket.recv_multipart(flags, copy=self.zmq_copy))
+
+    def _exhausted(self) -> bool:
+        if self._in_receive:
+            return True
+        try:
+            self._read_message()
+        except zmq.ZMQError:
+            return True
+        return not self.frames
+
+    def header(self) -> Any:
+        """Parse frame 0 as UTF-8 JSON (once per message) and keep its bytes in ``raw_header``.
+
+        Raises ``ValueError`` (``json.JSONDecodeError`` / ``UnicodeDecodeError``) for a
+        frame that is not UTF-8 JSON. Outside a receive it first reads a new message when
+        the current one was already read from, letting ``zmq.ZMQError`` (e.g. the
+        timeout ``zmq.Again``) propagate as in 1.0.
+        """
+        if not self._in_receive and (self.position > 0 or not self.frames):
+            self._read_message()
+        if self._header is _NOT_PARSED:
+            raw = self.frames[0]
+            raw = raw if type(raw) is bytes else bytes(raw)
+            self.raw_header = raw
+            self._header = json.loads(raw.decode("utf-8"))
+        return self._header
+
+    def has_more(self) -> int:
+        """1 if the current message has unread frames, else 0 (an int, as in 1.0)."""
+        return 1 if self.position < len(self.frames) else 0
+
+    def next(self, as_json: bool = False) -> Any:
+        """The next frame of the message: bytes (copy) or a read-only memoryview (no copy).
+
+        With ``as_json`` the frame is parsed as JSON (frame 0 is parsed only once per
+        message). Past the last frame, or on a receive timeout, returns ``None``.
+        """
+        if self.position >= len(self.frames) and self._exhausted():
+            return None
+        position = self.position
+        frame = self.frames[position]
+        self.position = position + 1
+        self.statistics.bytes_received += len(frame)
+        if position == 0:
+            self.raw_header = None
+            if as_json:
+                if self._header is _NOT_PARSED:
+                    self._header = json.loads(bytes(frame).decode("utf-8"))
+                return self._header
+        if as_json:
+            return json.loads(bytes(frame).decode("utf-8"))
+        return frame if self.zmq_copy else frame.buffer.toreadonly()
+
+    def rest(self) -> list[Any]:
+        """All unread frames of the message at once (counted like `next`)."""
+        frames = self.frames[self.position:]
+        self.position = len(self.frames)
+        self.raw_header = None
+        stats = self.statistics
+        if self.zmq_copy:
+            for frame in frames:
+                stats.bytes_received += len(frame)
+            return list(frames)
+        views = []
+        for frame in frames:
+            stats.bytes_received += len(frame)
+            views.append(frame.buffer.toreadonly())
+        return views
+
+    def drop_rest(self) -> None:
+        """Skip the unread frames of the current message (they are not counted)."""
+        self.position = len(self.frames)
+        self.raw_header = None
+
+    def flush(self, success: bool = True) -> None:
+        """Drop the unread frames of the message and close its accounting (1.0 API).
+
+        ``success`` counts the message as received; otherwise its bytes are discarded
+        (1.0 added them to the next message's count).
+        """
+        self.drop_rest()
+        if success:
+            self.statistics.message_succeeded(None)
+        else:
+            self.statistics.bytes_received = 0

@@ -1,0 +1,369 @@
+"""`Stream`: one ZeroMQ socket with the 1.0 send / receive / forward semantics.
+
+This is the one module that talks to pyzmq on behalf of the user and the one place where
+pyzmq errors become mflow errors (`mflow.errors`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any, Callable, Sequence
+
+import zmq
+
+from . import dispatch
+from .errors import (ConfigurationError, ConnectError, DecodeError, SendTimeoutError,
+                     StreamClosedError, StreamError)
+from .handlers import get_receive_handler, get_send_handler
+from .message import Message
+from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
+from .receiver import ReceiveHandler
+from .statistics import Statistics
+
+__all__ = ["Stream", "connect", "disconnect", "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL"]
+
+logger = logging.getLogger(__name__)
+
+CONNECT = "connect"
+BIND = "bind"
+PUB = zmq.PUB
+SUB = zmq.SUB
+PUSH = zmq.PUSH
+PULL = zmq.PULL
+
+_SEND_ONLY = (zmq.PUSH, zmq.PUB)
+_CLOSED_ERRNOS = (zmq.ETERM, zmq.ENOTSOCK)
+
+
+def _stream_error(error: zmq.ZMQError, doing: str) -> StreamError:
+    """The mflow error for a pyzmq error raised while ``doing`` something."""
+    if error.errno in _CLOSED_ERRNOS:
+        return StreamClosedError(f"cannot {doing}: the stream is closed ({error})")
+    return StreamError(f"cannot {doing}: {error}")
+
+
+class Stream:
+    """A ZeroMQ socket that sends and receives mflow messages.
+
+    ``strict`` makes `receive` raise the `DecodeError` of a bad message instead of
+    returning ``None``; ``decode`` (default on) lets handlers decode compressed payloads
+    such as images. ``handlers`` maps htypes to receive functions (or handler classes)
+    that take precedence over the global registry for this stream only.
+    """
+
+    def __init__(self, *, strict: bool = False, decode: bool = True) -> None:
+        self.context: zmq.Context | None = None
+        self._context_is_owned = False
+        self.socket: zmq.Socket | None = None
+        self.address: str | None = None
+        self.conn_type: str | None = None
+        self.zmq_copy = True
+        self.zmq_track = False
+        self.receiver: ReceiveHandler | None = None
+        self.strict = strict
+        self.decode = decode
+        self.handlers: dict[str, Any] = {}
+        self.statistics = Statistics()
+        self._reported: set[tuple[str, str | None]] = set()
+        self._socket_monitors: list[Callable[[dict | None], Any]] = []
+        self._socket_event_listener = SocketEventListener(self._socket_monitors)
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def connect(self, address: str, conn_type: str = CONNECT, mode: int = PULL,
+                receive_timeout: int | None = None, queue_size: int = 100, linger: int = 1000,
+                context: zmq.Context | None = None, copy: bool = True,
+                send_timeout: int | None = None, *,
+                max_message_size: int | None = None) -> None:
+        """Open the socket: connect to ``address``, or bind when ``conn_type`` is not "connect".
+
+        ``mode`` is the socket type (PULL, SUB, PUSH, PUB, ...; SUB subscribes to
+        everything), ``queue_size`` the high-water mark in both directions, timeouts in
+        milliseconds (``None`` waits forever, ``0`` returns at once), ``copy=False``
+        receives frames as zero-copy memoryviews and sends without copying.
+        ``max_message_size`` (bytes) makes ZeroMQ refuse larger messages (MAXMSGSIZE).
+        Raises `ConnectError` (a ``RuntimeError``, as in 1.0) when binding or connecting
+        fails; nothing stays open then.
+        """
+        if self.socket is not None and not self.socket.closed:
+            raise ConfigurationError(f"stream is already connected to {self.address}")
+        self._context_is_owned = context is None
+        self.context = zmq.Context() if context is None else context
+        socket = None
+        try:
+            socket = self.context.socket(mode)
+            if mode == zmq.SUB:
+                socket.setsockopt(zmq.SUBSCRIBE, b"")
+            socket.linger = linger
+            socket.set_hwm(queue_size)
+            if max_message_size is not None:
+                socket.maxmsgsize = max_message_size
+            if receive_timeout is not None:
+                socket.rcvtimeo = int(receive_timeout)
+            if send_timeout is not None:
+                socket.sndtimeo = int(send_timeout)
+            if self._socket_monitors:
+                self._socket_event_listener.start(socket)
+            if conn_type == CONNECT:
+                socket.connect(address)
+            else:
+                socket.bind(address)
+        except Exception as error:
+            if socket is not None:
+                self._socket_event_listener.stop()
+                socket.close(linger=0)
+            if self._context_is_owned:
+                self.context.term()
+            self.context = None
+            raise ConnectError(f"Unable to {conn_type} to {address}: {error}") from error
+        self.socket = socket
+        self.address = address
+        self.conn_type = conn_type
+        self.zmq_copy = copy
+        self.zmq_track = not copy
+        self.receiver = None if mode in _SEND_ONLY else ReceiveHandler(
+            socket, copy=copy, statistics=self.statistics)
+        logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint actually in use, e.g. the port chosen for ``tcp://127.0.0.1:*``."""
+        if self.socket is None or self.socket.closed:
+            return None
+        return self.socket.last_endpoint.decode()
+
+    @property
+    def closed(self) -> bool:
+        """True unless the stream is connected."""
+        return self.socket is None or self.socket.closed
+
+    def disconnect(self) -> None:
+        """Close the socket (idempotent); the endpoint is free for reuse at once.
+
+        Pending outgoing messages get ``linger`` milliseconds to leave before an owned
+        context is terminated.
+        """
+        socket = self.socket
+        if socket is None or socket.closed:
+            logger.debug("stream already disconnected")
+            return
+        endpoint = socket.last_endpoint.decode()
+        try:
+            if self.conn_type == CONNECT:
+                socket.disconnect(self.address)
+            else:
+                socket.unbind(endpoint)
+        except zmq.ZMQError as error:
+            logger.debug("could not %s %s: %s", "disconnect" if self.conn_type == CONNECT
+                         else "unbind", endpoint, error)
+        finally:
+            socket.close()
+            self._socket_event_listener.stop()
+            if self._context_is_owned:
+                self.context.term()
+        logger.info("Disconnected")
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.disconnect()
+
+    def __del__(self) -> None:
+        socket = getattr(self, "socket", None)
+        if socket is not None and not socket.closed:
+            warnings.warn(f"unclosed mflow stream {self.address!r}", ResourceWarning,
+                          source=self, stacklevel=2)
+            self._socket_event_listener.stop()
+            socket.close(linger=0)
+            if self._context_is_owned:
+                self.context.term()
+
+    # -- socket monitors ---------------------------------------------------------------
+
+    def register_socket_monitor(self, monitor: Callable[[dict | None], Any]) -> None:
+        """Call ``monitor(event)`` for every socket event (and ``None`` as a heartbeat)."""
+        if monitor not in self._socket_monitors:
+            self._socket_monitors.append(monitor)
+        if not self._socket_event_listener.monitor_listening.is_set() and not self.closed:
+            self._socket_event_listener.start(self.socket)
+
+    def remove_socket_monitor(self, monitor: Callable[[dict | None], Any]) -> None:
+        """Stop calling ``monitor``; the listener stops with the last monitor."""
+        if monitor in self._socket_monitors:
+            self._socket_monitors.remove(monitor)
+        if not self._socket_monitors:
+            self._socket_event_listener.stop()
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def receive(self, handler: Callable[[ReceiveHandler], Any] | None = None, block: bool = True,
+                *, decode: bool | None = None) -> Message | None:
+        """The next message decoded by ``handler`` (by default the one its htype names).
+
+        Returns ``None`` on a receive timeout, when nothing is waiting and ``block`` is
+        false, or when the message cannot be decoded; every such case is counted in
+        ``statistics.skipped`` (non-blocking polls that find nothing are not). A strict
+        stream raises the decode error instead. ``decode`` overrides the stream's
+        ``decode`` for this call.
+        """
+        receiver = self.receiver
+        if receiver is None:
+            if self.closed:
+                raise StreamClosedError("cannot receive: the stream is not connected")
+            raise ConfigurationError("cannot receive on a send-only (PUSH/PUB) stream")
+        receiver.block = block
+        try:
+            frames = self.socket.recv_multipart(0 if block else zmq.NOBLOCK, copy=self.zmq_copy)
+        except zmq.Again:
+            if block:
+                self.statistics.message_failed("timeout")
+            return None
+        except zmq.ZMQError as error:
+            raise _stream_error(error, "receive") from error
+        receiver.load(frames)
+        receiver.decode = self.decode if decode is None else decode
+        return self._decode(receiver, handler)
+
+    def _decode(self, receiver: ReceiveHandler, handler: Callable[[Any], Any] | None
+                ) -> Message | None:
+        key = None
+        receiver._in_receive = True
+        try:
+            if handler is None:
+                key = dispatch.dispatch_key(receiver)
+                handler = self._receive_handler(key)
+            data = handler(receiver)
+            if not data:
+                raise DecodeError("the handler returned no data")
+        except Exception as error:
+            if not isinstance(error, DecodeError):
+                error = DecodeError(f"{type(error).__name__}: {error}")
+            self.statistics.message_failed(error.reason)
+            self._report_skip(error, key)
+            if self.strict:
+                raise error
+            return None
+        finally:
+            receiver._in_receive = False
+            receiver.drop_rest()
+        header = receiver._header
+        if key is None and type(header) is dict:
+            key = header.get("htype")
+        self.statistics.message_succeeded(key, header)
+        return Message(self.statistics, data)
+
+    def _receive_handler(self, key: str) -> Callable[[Any], Any]:
+        override = self.handlers.get(key)
+        if override is None:
+            return get_receive_handler(key)
+        return getattr(override, "receive", override)
+
+    def _report_skip(self, error: DecodeError, key: str | None) -> None:
+        """Log a skipped message: the first of each kind as a warning, the rest at debug."""
+        kind = (error.reason, key)
+        if kind in self._reported:
+            logger.debug("skipped a message (%s): %s", error.reason, error)
+            return
+        self._reported.add(kind)
+        logger.warning("skipped a message (%s): %s; further %s messages%s are logged at "
+                       "debug level", error.reason, error, error.reason,
+                       f" of {key}" if key else "")
+
+    def receive_raw(self, block: bool = True) -> Message | None:
+        """The next message as raw-1.0: ``{"header": ..., "data": [parts]}``."""
+        return self.receive(handler=get_receive_handler("raw-1.0"), block=block)
+
+    # -- sending -----------------------------------------------------------------------
+
+    def _open_socket(self, doing: str) -> zmq.Socket:
+        if self.socket is None or self.socket.closed:
+            raise StreamClosedError(f"cannot {doing}: the stream is not connected")
+        return self.socket
+
+    def send(self, message: Any, send_more: bool = False, block: bool = True,
+             as_json: bool = False) -> bool:
+        """Send one frame (``as_json``: ``message`` serialised as JSON).
+
+        ``send_more`` marks more frames of the same message to follow. Returns whether
+        the frame was queued: a non-blocking send that would block drops it and counts
+        it in ``statistics.send_dropped``; a blocking send that exceeds ``send_timeout``
+        raises `SendTimeoutError` (also a ``zmq.Again``, as in 1.0).
+        """
+        socket = self._open_socket("send")
+        flags = (zmq.SNDMORE if send_more else 0) | (0 if block else zmq.NOBLOCK)
+        try:
+            if as_json:
+                socket.send_json(message, flags)
+            else:
+                socket.send(message, flags, copy=self.zmq_copy, track=self.zmq_track)
+        except zmq.Again as error:
+            if block:
+                raise SendTimeoutError("send timed out") from error
+            self.statistics.send_dropped += 1
+            return False
+        except zmq.ZMQError as error:
+            raise _stream_error(error, "send") from error
+        return True
+
+    def send_multipart(self, parts: Sequence[Any], block: bool = True) -> bool:
+        """Send ``parts`` as one multipart message, atomically; see `send` for the result."""
+        socket = self._open_socket("send")
+        try:
+            socket.send_multipart(parts, 0 if block else zmq.NOBLOCK, copy=self.zmq_copy)
+        except zmq.Again as error:
+            if block:
+                raise SendTimeoutError("send timed out") from error
+            self.statistics.send_dropped += 1
+            return False
+        except zmq.ZMQError as error:
+            raise _stream_error(error, "send") from error
+        return True
+
+    def forward(self, message: Any, handler: Callable[..., Any] | None = None,
+                block: bool = True) -> None:
+        """Send a decoded ``message`` (as `receive` returned its data) with its htype's handler.
+
+        Failures are logged and skipped as in 1.0; a strict stream raises them.
+        """
+        try:
+            if handler is None:
+                handler = get_send_handler(message["header"]["htype"])
+            handler(message, send=self.send, block=block)
+        except Exception:
+            logger.warning("Unable to send message - skipping", exc_info=True)
+            if self.strict:
+                raise
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.conn_type} {self.address}"
+        return f"<mflow.Stream {state}>"
+
+
+def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size: int = 100,
+            receive_timeout: int | None = None, linger: int = 1000,
+            no_client_action: Callable[[], Any] | None = None,
+            no_client_timeout: float | None = 10, copy: bool = True,
+            send_timeout: int | None = None, *, context: zmq.Context | None = None,
+            strict: bool = False, decode: bool = True,
+            max_message_size: int | None = None) -> Stream:
+    """Open a `Stream` (1.0 argument order; see `Stream.connect`).
+
+    ``no_client_action`` is called every ``no_client_timeout`` seconds while no peer is
+    connected (connect-side connections count too).
+    """
+    stream = Stream(strict=strict, decode=decode)
+    if no_client_action:
+        timeout = 10 if no_client_timeout is None else no_client_timeout
+        stream.register_socket_monitor(
+            ConnectionCountMonitor(no_clients_timeout_notifier(no_client_action, timeout)))
+    stream.connect(address, conn_type=conn_type, mode=mode, receive_timeout=receive_timeout,
+                   queue_size=queue_size, linger=linger, context=context, copy=copy,
+                   send_timeout=send_timeout, max_message_size=max_message_size)
+    return stream
+
+
+def disconnect(stream: Stream) -> None:
+    """Disconnect ``stream`` (1.0 helper)."""
+    stream.disconnect()

@@ -1,0 +1,95 @@
+"""Fixtures: real ZeroMQ sockets on 127.0.0.1 with random ports and bounded timeouts."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterator
+
+import pytest
+import zmq
+
+import mflow
+
+#: Milliseconds any test receive may wait before the test fails instead of hanging.
+TIMEOUT_MS = 5000
+
+
+@pytest.fixture
+def context() -> Iterator[zmq.Context]:
+    ctx = zmq.Context()
+    yield ctx
+    ctx.destroy(linger=0)
+
+
+def bind_random(socket: zmq.Socket) -> str:
+    """Bind ``socket`` to a random port on 127.0.0.1; the endpoint to connect to."""
+    socket.bind("tcp://127.0.0.1:*")
+    return socket.last_endpoint.decode()
+
+
+@pytest.fixture
+def push(context: zmq.Context) -> Iterator[tuple[zmq.Socket, str]]:
+    """A raw PUSH socket bound to a random port, and its endpoint."""
+    socket = context.socket(zmq.PUSH)
+    socket.linger = 0
+    socket.sndtimeo = TIMEOUT_MS
+    yield socket, bind_random(socket)
+    socket.close(linger=0)
+
+
+@pytest.fixture
+def pull_stream(push: tuple[zmq.Socket, str]) -> Iterator[tuple[zmq.Socket, mflow.Stream]]:
+    """A raw PUSH socket and an mflow PULL stream connected to it."""
+    socket, endpoint = push
+    stream = mflow.connect(endpoint, receive_timeout=TIMEOUT_MS)
+    yield socket, stream
+    stream.disconnect()
+
+
+@pytest.fixture
+def stream_factory() -> Iterator[Callable[..., mflow.Stream]]:
+    """Makes streams that are disconnected at the end of the test."""
+    streams: list[mflow.Stream] = []
+
+    def make(*args, **kwargs) -> mflow.Stream:
+        kwargs.setdefault("receive_timeout", TIMEOUT_MS)
+        stream = mflow.connect(*args, **kwargs)
+        streams.append(stream)
+        return stream
+
+    yield make
+    for stream in streams:
+        stream.disconnect()
+
+
+@pytest.fixture
+def stream_pair(stream_factory) -> Callable[..., tuple[mflow.Stream, mflow.Stream]]:
+    """Makes a bound PUSH stream and a PULL stream connected to it (extra options to both)."""
+
+    def make(**kwargs) -> tuple[mflow.Stream, mflow.Stream]:
+        sender = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
+                                send_timeout=TIMEOUT_MS, **kwargs)
+        receiver = stream_factory(sender.endpoint, mode=mflow.PULL, **kwargs)
+        return sender, receiver
+
+    return make
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Poll ``condition`` until it holds; fail the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"condition not met within {timeout} s")
+        time.sleep(0.005)
+
+
+def wait_subscribed(publish: Callable[[], None], receive: Callable[[], object],
+                    timeout: float = 5.0) -> None:
+    """Publish probes until the subscriber gets one (PUB/SUB has no delivery before that)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        publish()
+        if receive() is not None:
+            return
+    pytest.fail("subscriber never received a probe")
