@@ -1,0 +1,386 @@
+"""Compressed data blobs of detector and bsread streams: decode and encode.
+
+Every decoder takes a bytes-like blob (bytes, bytearray, memoryview, a ZeroMQ frame, a numpy
+array) and returns a new, writable numpy array of the requested dtype and shape. The size of
+the result is known before decoding (from dtype and shape, or where allowed from the size the
+blob declares) and is checked against the blob; anything that does not fit, including a size
+above ``MAX_DECODED_BYTES``, raises :class:`~mflow.errors.CompressionError` and nothing else.
+
+Byte layouts ("BE" = big-endian):
+
+LZ4 block -- DECTRIS Stream V1 ``lz4<``
+    One raw LZ4 block and nothing else: no frame magic, no size field. The decoded size is
+    known only from the image's dtype and shape.
+
+Bitshuffle-LZ4, HDF5 framing -- V1 ``bs8-lz4<``/``bs16-lz4<``/``bs32-lz4<``, V2 ``bslz4``,
+bsread ``bitshuffle_lz4``
+    12-byte header: u64 BE decoded size in bytes, u32 BE block size in bytes. Then, for
+    every block of elements, u32 BE compressed length followed by one LZ4 block of the
+    bit-transposed elements. Blocks hold the header's block size (default 8192 bytes); the
+    last one is cut down to a multiple of 8 elements, and the remaining ``count % 8``
+    elements follow verbatim. Some producers zero the header, some leave it out entirely.
+
+LZ4, HDF5 framing -- V2 ``lz4`` (the HDF5 LZ4 filter's chunk format)
+    Same 12-byte header, then per block u32 BE compressed length and an LZ4 block. A block
+    whose stored length equals its decoded length is stored uncompressed.
+
+bsread LZ4 -- bsread ``lz4``
+    u32 decoded size in bytes, then one LZ4 block. Implementations disagree on the byte
+    order of the size field, so decoding tries the declared order and then the other.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import struct
+from collections.abc import Sequence
+from typing import Union
+
+import bitshuffle
+import lz4.block
+import numpy as np
+from numpy.typing import DTypeLike
+
+from .errors import CompressionError, ConfigurationError
+
+__all__ = [
+    "MAX_DECODED_BYTES",
+    "decode_lz4_block",
+    "encode_lz4_block",
+    "decode_bslz4",
+    "encode_bslz4",
+    "decode_hdf5_lz4",
+    "encode_hdf5_lz4",
+    "decode_bsread_lz4",
+    "encode_bsread_lz4",
+    "decode_stream2",
+    "decode_bsread",
+]
+
+MAX_DECODED_BYTES = 2 * 1024**3
+"""Largest result, in bytes, a decoder accepts; a blob declaring more is rejected unread."""
+
+# Anything with the buffer protocol (bytes, bytearray, memoryview, numpy arrays, zmq frames).
+BytesLike = Union[bytes, bytearray, memoryview, np.ndarray]
+# An element count or the dimensions of the result.
+Shape = Union[int, Sequence[int]]
+
+_HEADER = struct.Struct(">QI")
+_U32_BE = struct.Struct(">I")
+_BSHUF_TARGET_BLOCK_BYTES = 8192
+_HDF5_LZ4_DEFAULT_BLOCK_BYTES = 1 << 30
+# One LZ4 input byte yields less than 256 output bytes, so no valid blob expands further.
+_MAX_EXPANSION = 256
+_BYTEORDERS = {"<": "<", ">": ">", "little": "<", "big": ">"}
+_LZ4_ERRORS = (lz4.block.LZ4BlockError, ValueError, OverflowError, MemoryError)
+_BITSHUFFLE_ERRORS = (RuntimeError, ValueError, OverflowError, MemoryError)
+
+
+def _byte_view(data, error=CompressionError):
+    """Flat, C-contiguous view of the bytes of a bytes-like object."""
+    try:
+        view = memoryview(data)
+        if not view.c_contiguous:
+            view = memoryview(view.tobytes())
+        return view.cast("B")
+    except (TypeError, ValueError, NotImplementedError) as exc:
+        raise error(f"expected a bytes-like object, got {type(data).__name__}") from exc
+
+
+def _output(view, dtype, shape, declared=None):
+    """Checked ``(dtype, shape, nbytes)`` of a decoder's result.
+
+    Without a shape the result is 1-D and its size is ``declared``, the byte count the blob
+    itself states (``None`` when it states none).
+    """
+    try:
+        dt = np.dtype(dtype)
+        if dt.hasobject or dt.itemsize == 0:
+            raise TypeError(f"cannot decode into dtype {dt}")
+        if shape is None:
+            if declared is None:
+                raise ValueError("no shape given and the blob declares no size")
+            if declared % dt.itemsize:
+                raise ValueError(f"declared size of {declared} bytes is not a whole number of {dt}")
+            shape = declared // dt.itemsize
+        if isinstance(shape, (int, np.integer)):
+            shape = (operator.index(shape),)
+        else:
+            shape = tuple(operator.index(dim) for dim in shape)
+        if any(dim < 0 for dim in shape):
+            raise ValueError("negative dimension")
+    except (TypeError, ValueError) as exc:
+        raise CompressionError(f"cannot decode to dtype {dtype!r}, shape {shape!r}: {exc}") from exc
+    nbytes = math.prod(shape) * dt.itemsize
+    if nbytes > MAX_DECODED_BYTES:
+        raise CompressionError(
+            f"declared size of {nbytes} bytes exceeds the limit of {MAX_DECODED_BYTES} bytes"
+        )
+    if nbytes and not view:
+        raise CompressionError(f"empty blob, expected {nbytes} bytes of data")
+    if nbytes > _MAX_EXPANSION * len(view):
+        raise CompressionError(f"a {len(view)}-byte blob cannot hold {nbytes} bytes of data")
+    return dt, shape, nbytes
+
+
+def _lz4_block(chunk, size):
+    """Decode one LZ4 block that must yield exactly ``size`` bytes; a writable bytearray."""
+    try:
+        data = lz4.block.decompress(chunk, uncompressed_size=size, return_bytearray=True)
+    except _LZ4_ERRORS as exc:
+        raise CompressionError(f"corrupt LZ4 block: {exc}") from exc
+    if len(data) != size:
+        raise CompressionError(f"LZ4 block decodes to {len(data)} bytes, expected {size}")
+    return data
+
+
+def _lz4_compress(view):
+    return lz4.block.compress(view, mode="default", store_size=False)
+
+
+def decode_lz4_block(blob: BytesLike, dtype: DTypeLike, shape: Shape) -> np.ndarray:
+    """Decode a plain LZ4 block (DECTRIS Stream V1 ``lz4<``) into an array of dtype and shape.
+
+    ``shape`` is an element count or a tuple; the block must decode to exactly that size.
+    """
+    view = _byte_view(blob)
+    dt, shape, nbytes = _output(view, dtype, shape)
+    return np.frombuffer(_lz4_block(view, nbytes), dt).reshape(shape)
+
+
+def encode_lz4_block(data: BytesLike) -> bytes:
+    """Compress the bytes of ``data`` into one plain LZ4 block (Stream V1 ``lz4<``)."""
+    return _lz4_compress(_byte_view(data, ConfigurationError))
+
+
+def _default_block_elements(itemsize):
+    block = _BSHUF_TARGET_BLOCK_BYTES // itemsize // 8 * 8
+    return max(block, 128)
+
+
+def _bitshuffle_block(view, offset, block_bytes, nbytes, itemsize):
+    """Block size in elements for decoding the blocks that start at ``offset``.
+
+    Checks first that the length-prefixed blocks plus the raw tail fill the blob exactly:
+    the bitshuffle library follows the length fields without bounds checks.
+    """
+    if block_bytes % itemsize:
+        raise CompressionError(
+            f"block size of {block_bytes} bytes is not a whole number of {itemsize}-byte elements"
+        )
+    block = block_bytes // itemsize or _default_block_elements(itemsize)
+    if block % 8:
+        raise CompressionError(f"block size of {block} elements is not a multiple of 8")
+    elements = nbytes // itemsize
+    # A block longer than the data gives the same layout as one just long enough, and the
+    # library takes the block size as a C int.
+    block = min(block, max(8, elements - elements % 8))
+    full, rest = divmod(elements, block)
+    end = len(view) - elements % 8 * itemsize
+    unpack = _U32_BE.unpack_from
+    pos = offset
+    try:
+        for _ in range(full + (rest >= 8)):
+            pos += 4 + unpack(view, pos)[0]
+    except struct.error:
+        raise CompressionError(f"truncated: a block length at byte {pos} is missing") from None
+    if pos != end:
+        raise CompressionError(
+            f"blocks and raw tail take {pos - offset + len(view) - end} bytes, "
+            f"the blob has {len(view) - offset} after byte {offset}"
+        )
+    return block
+
+
+def decode_bslz4(blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None) -> np.ndarray:
+    """Decode bitshuffle-LZ4 in HDF5 framing (V1 ``bs*-lz4<``, V2 ``bslz4``, bsread).
+
+    The element size is ``dtype``'s. The 12-byte header is used when its size field equals
+    the expected byte count; a zeroed header is skipped and a missing one tolerated (both
+    with the default block size). Without ``shape`` the result is 1-D, sized by the header.
+    """
+    view = _byte_view(blob)
+    declared, block_bytes = _HEADER.unpack_from(view) if len(view) >= _HEADER.size else (None, 0)
+    dt, shape, nbytes = _output(view, dtype, shape, declared)
+    framings = [(_HEADER.size, block_bytes)] if declared == nbytes else []
+    if declared == 0:
+        framings.append((_HEADER.size, 0))
+    framings.append((0, 0))
+    first_error = None
+    for offset, block_bytes in framings:
+        try:
+            block = _bitshuffle_block(view, offset, block_bytes, nbytes, dt.itemsize)
+            break
+        except CompressionError as exc:
+            first_error = first_error or exc
+    else:
+        stated = f" (header states {declared})" if declared not in (None, 0, nbytes) else ""
+        raise CompressionError(
+            f"not a bitshuffle-LZ4 blob of {nbytes} bytes{stated}: {first_error}"
+        ) from first_error
+    if nbytes == 0:
+        return np.empty(shape, dt)
+    body = np.frombuffer(view, np.uint8, offset=offset)
+    try:
+        return bitshuffle.decompress_lz4(body, shape, dt, block)
+    except _BITSHUFFLE_ERRORS as exc:
+        raise CompressionError(f"corrupt bitshuffle-LZ4 data: {exc}") from exc
+
+
+def encode_bslz4(
+    array_or_bytes: BytesLike, dtype: DTypeLike | None = None, block_size: int = 0
+) -> bytes:
+    """Bitshuffle-LZ4 compress into HDF5 framing, 12-byte header included.
+
+    The elements are those of a numpy array, or the bytes of ``array_or_bytes`` read as
+    ``dtype`` (``uint8`` if neither gives one). ``block_size`` is in elements, a multiple of
+    8; 0 picks the default (8192 bytes' worth). The result equals an HDF5 chunk written by
+    the bitshuffle filter with LZ4.
+    """
+    if dtype is None and isinstance(array_or_bytes, np.ndarray):
+        elements = np.ascontiguousarray(array_or_bytes).reshape(-1)
+    else:
+        dt = np.dtype(np.uint8 if dtype is None else dtype)
+        view = _byte_view(array_or_bytes, ConfigurationError)
+        if len(view) % dt.itemsize:
+            raise ConfigurationError(f"{len(view)} bytes are not a whole number of {dt}")
+        elements = np.frombuffer(view, dt)
+    block = block_size or _default_block_elements(elements.itemsize)
+    if block < 0 or block % 8 or block * elements.itemsize > 0x7FFFFFFF:
+        raise ConfigurationError(f"invalid bitshuffle block size: {block_size} elements")
+    header = _HEADER.pack(elements.nbytes, block * elements.itemsize)
+    if elements.size == 0:
+        return header
+    return b"".join((header, bitshuffle.compress_lz4(elements, block)))
+
+
+def decode_hdf5_lz4(blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None) -> np.ndarray:
+    """Decode LZ4 in HDF5 framing (DECTRIS Stream V2 ``lz4``, not V1 ``lz4<``).
+
+    The header's size must equal the expected byte count; without ``shape`` the result is
+    1-D, sized by the header.
+    """
+    view = _byte_view(blob)
+    if len(view) < _HEADER.size:
+        raise CompressionError(f"{len(view)}-byte blob is shorter than the 12-byte header")
+    declared, block = _HEADER.unpack_from(view)
+    dt, shape, nbytes = _output(view, dtype, shape, declared)
+    if declared != nbytes:
+        raise CompressionError(f"header states {declared} bytes, expected {nbytes}")
+    if nbytes and not block:
+        raise CompressionError("header states a block size of 0")
+    out = np.empty(shape, dt)
+    flat = out.reshape(-1).view(np.uint8)
+    pos = _HEADER.size
+    for start in range(0, nbytes, block or 1):
+        size = min(block, nbytes - start)
+        if pos + 4 > len(view):
+            raise CompressionError(f"truncated: the block length at byte {pos} is missing")
+        stop = pos + 4 + _U32_BE.unpack_from(view, pos)[0]
+        if stop > len(view):
+            raise CompressionError(f"truncated: the block at byte {pos} ends after the blob")
+        chunk = view[pos + 4 : stop]
+        flat[start : start + size] = chunk if len(chunk) == size else _lz4_block(chunk, size)
+        pos = stop
+    if pos != len(view):
+        raise CompressionError(f"{len(view) - pos} unexpected bytes after the last block")
+    return out
+
+
+def encode_hdf5_lz4(data: BytesLike, block_size: int = 0) -> bytes:
+    """LZ4 compress the bytes of ``data`` into HDF5 framing (DECTRIS Stream V2 ``lz4``).
+
+    ``block_size`` is in bytes; 0 means one block for everything up to 1 GiB, as the HDF5
+    LZ4 filter does. Blocks that do not shrink are stored uncompressed.
+    """
+    view = _byte_view(data, ConfigurationError)
+    if block_size < 0 or block_size > 0xFFFFFFFF:
+        raise ConfigurationError(f"invalid LZ4 block size: {block_size} bytes")
+    block = min(block_size or _HDF5_LZ4_DEFAULT_BLOCK_BYTES, len(view))
+    parts = [_HEADER.pack(len(view), block)]
+    for start in range(0, len(view), block or 1):
+        raw = view[start : start + block]
+        packed = _lz4_compress(raw)
+        stored = raw if len(packed) >= len(raw) else packed
+        parts += (_U32_BE.pack(len(stored)), stored)
+    return b"".join(parts)
+
+
+def _byteorder(byteorder):
+    try:
+        return _BYTEORDERS[byteorder]
+    except (KeyError, TypeError):
+        raise ConfigurationError(
+            f"byteorder must be '<', '>', 'little' or 'big', not {byteorder!r}"
+        ) from None
+
+
+def decode_bsread_lz4(
+    blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None, byteorder: str = "<"
+) -> np.ndarray:
+    """Decode bsread LZ4: a u32 decoded-size prefix, then one LZ4 block.
+
+    The prefix is read in ``byteorder`` (``'<'``/``'little'`` or ``'>'``/``'big'``) first and
+    in the other order if that size does not fit. With ``shape`` the size must equal the
+    expected byte count; without, the result is 1-D and sized by the prefix.
+    """
+    order = _byteorder(byteorder)
+    view = _byte_view(blob)
+    if len(view) < 4:
+        raise CompressionError(f"{len(view)}-byte blob is shorter than its 4-byte size prefix")
+    other = ">" if order == "<" else "<"
+    sizes = dict.fromkeys(struct.unpack_from(fmt, view)[0] for fmt in (order + "I", other + "I"))
+    body = view[4:]
+    first_error = None
+    for size in sizes:
+        try:
+            dt, out_shape, nbytes = _output(body, dtype, shape, size)
+            if size != nbytes:
+                raise CompressionError(f"size prefix states {size} bytes, expected {nbytes}")
+            return np.frombuffer(_lz4_block(body, nbytes), dt).reshape(out_shape)
+        except CompressionError as exc:
+            first_error = first_error or exc
+    raise first_error
+
+
+def encode_bsread_lz4(data: BytesLike, byteorder: str = "<") -> bytes:
+    """LZ4 compress the bytes of ``data`` behind a u32 size prefix in ``byteorder`` (bsread)."""
+    order = _byteorder(byteorder)
+    view = _byte_view(data, ConfigurationError)
+    if len(view) > 0xFFFFFFFF:
+        raise ConfigurationError(f"{len(view)} bytes do not fit the 4-byte size prefix")
+    return b"".join((struct.pack(order + "I", len(view)), _lz4_compress(view)))
+
+
+def decode_stream2(
+    algorithm: str, blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None
+) -> np.ndarray:
+    """Decode the data of a DECTRIS Stream V2 compression tag by its algorithm name.
+
+    ``"bslz4"`` is bitshuffle-LZ4 and ``"lz4"`` LZ4, both in HDF5 framing.
+    """
+    if algorithm == "bslz4":
+        return decode_bslz4(blob, dtype, shape)
+    if algorithm == "lz4":
+        return decode_hdf5_lz4(blob, dtype, shape)
+    raise CompressionError(f"unsupported Stream V2 compression {algorithm!r}")
+
+
+def decode_bsread(
+    compression: str,
+    blob: BytesLike,
+    dtype: DTypeLike,
+    shape: Shape | None = None,
+    byteorder: str = "<",
+) -> np.ndarray:
+    """Decode a bsread value by its channel's ``compression`` name.
+
+    ``"bitshuffle_lz4"`` (whose header is big-endian whatever the channel's byte order) or
+    ``"lz4"`` (size-prefixed, see :func:`decode_bsread_lz4`).
+    """
+    if compression == "bitshuffle_lz4":
+        return decode_bslz4(blob, dtype, shape)
+    if compression == "lz4":
+        return decode_bsread_lz4(blob, dtype, shape, byteorder)
+    raise CompressionError(f"unsupported bsread compression {compression!r}")
