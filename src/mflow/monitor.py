@@ -44,17 +44,18 @@ class SocketEventListener:
         self.monitor_listening = threading.Event()
         self.monitor_thread: threading.Thread | None = None
         self._socket: zmq.Socket | None = None
+        self._monitor_socket: zmq.Socket | None = None
 
     def start(self, socket: zmq.Socket) -> None:
         """Start listening to ``socket``'s events (no-op if already listening)."""
         if self.monitor_listening.is_set():
             return
-        monitor_socket = socket.get_monitor_socket(self.events)
-        monitor_socket.rcvtimeo = self.receive_timeout
+        self._monitor_socket = socket.get_monitor_socket(self.events)
+        self._monitor_socket.rcvtimeo = self.receive_timeout
         self._socket = socket
         self.monitor_listening.set()
         self.monitor_thread = threading.Thread(
-            target=self._listen, args=(monitor_socket,), name="mflow-socket-events", daemon=True)
+            target=self._listen, name="mflow-socket-events", daemon=True)
         self.monitor_thread.start()
 
     def _notify(self, event: dict | None) -> None:
@@ -64,36 +65,34 @@ class SocketEventListener:
             except Exception:
                 logger.exception("socket event callback %r failed", callback)
 
-    def _listen(self, monitor_socket: zmq.Socket) -> None:
-        try:
-            while self.monitor_listening.is_set():
-                try:
-                    event = recv_monitor_message(monitor_socket)
-                except zmq.Again:
-                    self._notify(None)
-                    continue
-                except zmq.ZMQError:
-                    break
-                self._notify(event)
-                if event["event"] == zmq.EVENT_MONITOR_STOPPED:
-                    break
-        finally:
-            monitor_socket.close(linger=0)
+    def _listen(self) -> None:
+        while self.monitor_listening.is_set():
+            try:
+                event = recv_monitor_message(self._monitor_socket)
+            except zmq.Again:
+                self._notify(None)
+                continue
+            except zmq.ZMQError:
+                return
+            self._notify(event)
+            if event["event"] == zmq.EVENT_MONITOR_STOPPED:
+                return
 
     def stop(self) -> None:
-        """Stop the thread and disable the monitor (call from the socket's owner thread)."""
+        """Stop the thread and the monitor (call from the thread that owns the socket).
+
+        The monitor socket stays open until the socket has stopped sending events to it:
+        libzmq blocks on sending an event to a closed monitor socket.
+        """
         self.monitor_listening.clear()
         if self.monitor_thread is not None:
             self.monitor_thread.join()
             self.monitor_thread = None
         if self._socket is not None:
             if not self._socket.closed:
-                try:
-                    self._socket.disable_monitor()
-                except zmq.ZMQError:
-                    pass
-            self._socket = None
-
+                self._socket.disable_monitor()
+            self._monitor_socket.close(linger=0)
+            self._socket = self._monitor_socket = None
 
 class ConnectionCountMonitor:
     """Counts the peers connected to a socket and reports the count to ``callback``.

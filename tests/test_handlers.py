@@ -1,0 +1,207 @@
+"""Conformance of every registered message type, and the registry itself."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import numpy as np
+import pytest
+
+import mflow
+from mflow.errors import MalformedMessageError, UnknownHtypeError
+
+from .conformance import assert_same, decode, encode, load_golden, round_trip
+from .fixtures.make_fixtures import CASES
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_encoding_matches_the_golden_fixture(name):
+    htype, message, _ = CASES[name]()
+    assert encode(mflow.get_handler(htype), message) == load_golden(name)
+
+
+@pytest.mark.parametrize("copy", [True, False], ids=["copy", "zero-copy"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden_fixture_decodes_to_the_expected_data(name, copy):
+    htype, _, expected = CASES[name]()
+    assert_same(decode(mflow.get_handler(htype), load_golden(name), copy=copy), expected)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_round_trip_through_real_sockets(name, stream_pair):
+    htype, message, expected = CASES[name]()
+    sender, receiver = stream_pair()
+    assert_same(round_trip(sender, receiver, message), expected)
+
+
+def test_every_handler_module_is_registered():
+    modules = {info.name for info in pkgutil.iter_modules(importlib.import_module("mflow.handlers").__path__)
+               if not info.name.startswith("_")}
+    registered = {module.__name__.rsplit(".", 1)[1] for module in mflow.handler_modules.values()}
+    assert modules == registered
+
+
+def test_register_and_get_handler():
+    class Echo:
+        @staticmethod
+        def receive(receiver):
+            return {"header": receiver.next(as_json=True)}
+
+        @staticmethod
+        def send(message, send, block=True):
+            send(b'{"htype": "echo-1.0"}', block=block)
+
+    mflow.register_handler("echo-1.0", Echo)
+    try:
+        assert mflow.get_handler("echo-1.0") is Echo
+        assert mflow.receive_handlers["echo-1.0"] is Echo.receive
+        assert mflow.send_handlers["echo-1.0"] is Echo.send
+        assert mflow.handlers["echo-1.0"] is Echo
+    finally:
+        for table in (mflow.handlers, mflow.receive_handlers, mflow.send_handlers):
+            table.pop("echo-1.0")
+    with pytest.raises(UnknownHtypeError):
+        mflow.get_handler("echo-1.0")
+
+
+def test_handler_tables_have_the_1_0_shape():
+    for htype in ("array-1.0", "raw-1.0", "dheader-1.0", "dimage-1.0", "dseries_end-1.0"):
+        module = mflow.handler_modules[htype]
+        assert mflow.handlers[htype] is module.Handler
+        assert mflow.receive_handlers[htype] is module.Handler.receive
+        assert mflow.send_handlers[htype] is module.Handler.send
+    assert mflow.dheader_1_0.Handler.header_details == "all"
+
+
+def test_handlers_dict_also_resolves_submodules():
+    """Bug B20: the 1.0 dict shadowed the subpackage."""
+    assert isinstance(mflow.handlers, dict)
+    assert mflow.handlers.array_1_0 is mflow.array_1_0
+    with pytest.raises(AttributeError):
+        mflow.handlers.no_such_module
+
+
+def test_get_array_helper():
+    raw = np.arange(6, dtype="int16").tobytes()
+    assert mflow.array_1_0.get_array(raw, "int16", [2, 3]).shape == (2, 3)
+
+
+# -- the fixed send bugs -----------------------------------------------------------------
+
+def test_raw_send_keeps_all_segments_in_one_message(stream_pair):
+    """Bug B1: 1.0 sent every segment after the first as a message of its own."""
+    sender, receiver = stream_pair()
+    sender.forward({"header": {"htype": "raw-1.0"}, "data": [b"a", b"b", b"c"]})
+    sender.forward({"header": {"htype": "raw-1.0", "second": True}, "data": [b"d"]})
+    assert receiver.receive().data["data"] == [b"a", b"b", b"c"]
+    assert receiver.receive().data["header"]["second"] is True
+
+
+@pytest.mark.parametrize("htype", ["array-1.0", "raw-1.0"])
+def test_empty_data_list_is_a_complete_message(stream_pair, htype):
+    """Bug B2: 1.0 left the header pending with SNDMORE, glued to the next message."""
+    sender, receiver = stream_pair()
+    sender.forward({"header": {"htype": htype, "type": "uint8", "shape": [1]}, "data": []})
+    sender.forward({"header": {"htype": "raw-1.0", "next": 1}, "data": [b"x"]})
+    first = receiver.receive().data
+    assert first["data"] == [] and first["header"]["htype"] == htype
+    assert receiver.receive().data["header"]["next"] == 1
+
+
+def test_array_send_accepts_any_buffer(stream_pair):
+    """(read) 1.0 called .tobytes() on a bytearray segment and failed."""
+    sender, receiver = stream_pair()
+    payload = bytearray(np.arange(3, dtype="uint8").tobytes())
+    sender.forward({"header": {"htype": "array-1.0", "type": "uint8", "shape": [3]},
+                    "data": [payload, memoryview(payload)]})
+    data = receiver.receive().data["data"]
+    assert [a.tolist() for a in data] == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_array_send_fills_in_type_and_shape():
+    parts = encode(mflow.get_handler("array-1.0"),
+                   {"header": {"htype": "array-1.0"}, "data": [np.zeros((2, 2), "<u2")]})
+    decoded = decode(mflow.get_handler("array-1.0"), parts)
+    assert decoded["data"][0].shape == (2, 2) and decoded["data"][0].dtype == "<u2"
+
+
+def test_dheader_none_sends_no_configuration_part():
+    """Bug B11: 1.0 sent part_2 for header_detail none, which came back as appendix."""
+    _, message, _ = CASES["dheader_none"]()
+    parts = encode(mflow.get_handler("dheader-1.0"), {**message, "part_2": {"ignored": 1}})
+    assert len(parts) == 1
+    assert decode(mflow.get_handler("dheader-1.0"), parts) == message
+
+
+def test_dimage_send_includes_the_appendix():
+    """Bug B11: 1.0's dimage send dropped the appendix."""
+    _, message, _ = CASES["dimage_uncompressed"]()
+    parts = encode(mflow.get_handler("dimage-1.0"), message)
+    assert len(parts) == 5 and parts[4] == b"text appendix"
+
+
+# -- tolerated producer deviations and error cases ---------------------------------------
+
+def test_dheader_with_placeholder_blobs_keeps_raw_parts():
+    _, message, _ = CASES["dheader_all_with_appendix"]()
+    message = {**message, "part_4_raw": b"flatfield-blob"}
+    decoded = decode(mflow.get_handler("dheader-1.0"),
+                     encode(mflow.get_handler("dheader-1.0"), message))
+    assert decoded["flatfield"] is None
+    assert decoded["part_4_raw"] == b"flatfield-blob"
+    assert decoded["pixel_mask"].shape == (2, 3)
+
+
+def test_dheader_flatfield_htype_typo_is_tolerated():
+    _, message, expected = CASES["dheader_all_with_appendix"]()
+    message["part_3"] = {**message["part_3"], "htype": "flatfield-1.0"}
+    decoded = decode(mflow.get_handler("dheader-1.0"),
+                     encode(mflow.get_handler("dheader-1.0"), message))
+    assert_same(decoded["flatfield"], expected["flatfield"])
+
+
+def test_dheader_basic_without_configuration_part():
+    """Some simulators send part 2 as a separate message."""
+    parts = [b'{"htype": "dheader-1.0", "series": 1, "header_detail": "basic"}']
+    decoded = decode(mflow.get_handler("dheader-1.0"), parts)
+    assert decoded["part_2"] is None
+
+
+def test_dheader_appendix_that_is_not_json_is_text_or_bytes():
+    header = b'{"htype": "dheader-1.0", "header_detail": "none"}'
+    handler = mflow.get_handler("dheader-1.0")
+    assert decode(handler, [header, b"plain text"])["appendix"] == "plain text"
+    assert decode(handler, [header, b"\xff\xfe"])["appendix"] == b"\xff\xfe"
+
+
+@pytest.mark.parametrize("htype, parts", [
+    ("dheader-1.0", [b'{"htype": "dheader-1.0", "header_detail": "all"}', b"{}", b"{}"]),
+    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b"{}", b"blob"]),
+    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b"not json", b"blob", b"{}"]),
+    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b'{"shape": [2, 2], "type": "uint8", '
+                    b'"encoding": "<"}', b"abc", b"{}"]),
+    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b'{"shape": [2], "type": "uint8"}',
+                    b"abcd", b"{}"]),
+    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b'{"shape": [2, 2], "type": "uint8", '
+                    b'"encoding": "zip"}', b"abcd", b"{}"]),
+    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [-1]}', b"abcd"]),
+    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [1e30]}', b"abcd"]),
+    ("array-1.0", [b'{"htype": "array-1.0", "type": "V0", "shape": [1]}', b"abcd"]),
+    ("raw-1.0", [b'"not an object"']),
+])
+def test_malformed_messages_raise_malformed(htype, parts):
+    with pytest.raises(MalformedMessageError):
+        decode(mflow.get_handler(htype), parts)
+
+
+def test_dimage_decode_can_be_switched_off():
+    _, message, _ = CASES["dimage_uncompressed"]()
+    decoded = decode(mflow.get_handler("dimage-1.0"), load_golden("dimage_uncompressed"),
+                     decode=False)
+    assert "image" not in decoded and decoded["part_3_raw"] == message["part_3_raw"]
+
+
+def test_every_builtin_handler_module_has_a_docstring():
+    for module in mflow.handler_modules.values():
+        assert importlib.import_module(module.__name__).__doc__
