@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import mflow
 from mflow.errors import ConfigurationError, DecodeError, MalformedMessageError
-from mflow.handlers.bsread import Handler, encode_message
+from mflow.handlers.bsread import Handler
 from mflow.receiver import ReceiveHandler
 
 from .conformance import assert_same, decode, encode, load_golden, round_trip
@@ -320,17 +320,26 @@ def test_sender_infers_types_like_psi_bsread():
     assert parts[10:12] == [b"", b""]  # None: value and timestamp parts empty
 
 
+def _described(name: str, value, **description) -> dict:
+    return {"pulse_id": 1, "data": {name: value},
+            "data_header": {"channels": [{"name": name, **description}]}}
+
+
 @pytest.mark.parametrize("message", [
     {"pulse_id": 1, "data": {"h": np.zeros(2, np.float16)}},
     {"pulse_id": 1, "data": {"c": 1j}},
     {"pulse_id": 1, "data": {"o": object()}},
-    {"pulse_id": 1, "data": {"s": 5}, "data_header": {"channels": [{"name": "s", "type": "string"}]}},
-    {"pulse_id": 1, "data": {"x": "abc"}, "data_header": {"channels": [{"name": "x", "type": "int32"}]}},
-    {"pulse_id": 1, "data": {"x": 1}, "data_header": {"channels": [{"name": "x", "type": "int128"}]}},
-    {"pulse_id": 1, "data": {"x": 1}, "data_header": {"channels": [{"name": "x", "compression": "zip"}]}},
+    _described("s", 5, type="string"),
+    _described("x", "abc", type="int32"),
+    _described("x", 1, type="int128"),
+    _described("x", 1, compression="zip"),
     {"data": {"x": 1}},
+    {"pulse_id": 1, "data": {"x": 1}, "data_header": {"channels": [{"type": "int32"}]}},
+    {"pulse_id": 1, "data": {"x": 1}, "global_timestamp": "now"},
+    {"pulse_id": 1, "data": {"x": 1}, "timestamps": {"x": {"ns": 1}}},
 ], ids=["float16", "complex", "object", "string type, int value", "int type, text value",
-        "unknown type", "unknown compression", "no pulse_id"])
+        "unknown type", "unknown compression", "no pulse_id", "nameless description",
+        "bad global timestamp", "bad channel timestamp"])
 def test_sending_what_bsread_cannot_carry_is_a_configuration_error(message):
     with pytest.raises(ConfigurationError):
         encode(Handler, message)
@@ -345,6 +354,15 @@ def test_sender_uses_psi_bsread_2_type_names_for_legacy_aliases():
     assert parts[2] == np.uint32(7).tobytes()
 
 
+def test_forwarding_keeps_a_missing_channel_of_unknown_type():
+    channels = [{"name": "odd", "type": "complex64", "compression": "zstd"},
+                {"name": "x", "type": "long"}]
+    received = decode(Handler, wire(channels, [(b"", b""), (np.int32(4).tobytes(), stamp())]))
+    resent = decode(Handler, encode(Handler, received))
+    assert resent["data"] == {"odd": None, "x": 4}
+    assert [c["type"] for c in resent["data_header"]["channels"]] == ["complex64", "int32"]
+
+
 def test_sender_timestamps_now_none_or_seconds():
     before = time.time()
     now = decode(Handler, encode(Handler, {"pulse_id": 1, "data": {"x": 1}}))
@@ -357,6 +375,9 @@ def test_sender_timestamps_now_none_or_seconds():
     seconds = decode(Handler, encode(Handler, {"pulse_id": 1, "global_timestamp": 12.25,
                                                "data": {"x": 1}}))
     assert seconds["global_timestamp"] == (12, 250000000)
+    numpy_seconds = decode(Handler, encode(Handler, {"pulse_id": 1, "data": {"x": 1},
+                                                     "global_timestamp": np.int64(12)}))
+    assert numpy_seconds["global_timestamp"] == (12, 0)
 
 
 def test_sender_writes_lz4_size_prefix_in_the_channel_byte_order():

@@ -279,7 +279,8 @@ def test_encode_round_trips_with_every_compression(compression):
 
 
 def test_encode_turns_numpy_scalars_and_zero_dim_arrays_into_numbers():
-    frame = encode_stream2({"type": "x", "a": np.uint16(3), "b": np.array(2.5), "c": np.bool_(True)})
+    frame = encode_stream2({"type": "x", "a": np.uint16(3), "b": np.array(2.5),
+                            "c": np.bool_(True)})
     assert cbor2.loads(frame) == {"type": "x", "a": 3, "b": 2.5, "c": True}
 
 

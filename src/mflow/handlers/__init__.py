@@ -47,6 +47,10 @@ _BUILTIN_MODULES = {
     "dheader-1.0": "dheader_1_0",
     "dimage-1.0": "dimage_1_0",
     "dseries_end-1.0": "dseries_end_1_0",
+    "bsr_m-1.0": "bsread",
+    "bsr_m-1.1": "bsread",
+    "dectris-stream2": "stream2",
+    "sls-receiver": "sls",
 }
 
 
