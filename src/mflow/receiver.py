@@ -9,15 +9,22 @@ desynchronise the stream.
 
 Byte accounting follows 1.0: every frame handed out by `next` (or `rest`) adds its length
 to ``statistics.bytes_received``.
+
+Parts are taken off the socket without a copy (as ``zmq.Frame`` objects, whose ``more``
+flag also spares a ``getsockopt(RCVMORE)`` call per part); handlers that build arrays read
+them through `rest_buffers`, so payloads are never copied (such arrays are views on the
+received frame, writable like any array the caller owns). What `next` and `rest` return
+keeps the 1.0 types: ``bytes`` for copying streams (a copy made on request), read-only
+memoryviews for ``copy=False``.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Sequence
 
 import zmq
 
+from .jsonparse import parse_json
 from .statistics import Statistics
 
 __all__ = ["ReceiveHandler"]
@@ -46,18 +53,33 @@ class ReceiveHandler:
         self.position = 0
         self._in_receive = False
         self._header: Any = _NOT_PARSED
+        self._frame_objects = False
 
     def load(self, frames: Sequence[Any]) -> None:
-        """Make ``frames`` (bytes, or zmq.Frame objects when not copying) the current message."""
+        """Make ``frames`` (bytes, or zmq.Frame objects) the current message."""
         self.frames = frames
         self.position = 0
         self.raw_header = None
         self._header = _NOT_PARSED
+        self._frame_objects = bool(frames) and type(frames[0]) is not bytes
+
+    def receive_message(self, flags: int = 0) -> None:
+        """Take the next whole message off the socket (``zmq.ZMQError`` propagates)."""
+        recv = self.socket.recv
+        frame = recv(flags, copy=False)
+        frames = [frame]
+        while frame.more:
+            frame = recv(flags, copy=False)
+            frames.append(frame)
+        self.frames = frames
+        self.position = 0
+        self.raw_header = None
+        self._header = _NOT_PARSED
+        self._frame_objects = True
 
     def _read_message(self) -> None:
         """Load the next message from the socket (frame-by-frame use outside a receive)."""
-        flags = 0 if self.block else zmq.NOBLOCK
-        self.load(self.socket.recv_multipart(flags, copy=self.zmq_copy))
+        self.receive_message(0 if self.block else zmq.NOBLOCK)
 
     def _exhausted(self) -> bool:
         if self._in_receive:
@@ -80,9 +102,9 @@ class ReceiveHandler:
             self._read_message()
         if self._header is _NOT_PARSED:
             raw = self.frames[0]
-            raw = raw if type(raw) is bytes else bytes(raw)
+            raw = raw if type(raw) is bytes else raw.bytes
             self.raw_header = raw
-            self._header = json.loads(raw.decode("utf-8"))
+            self._header = parse_json(raw)
         return self._header
 
     def has_more(self) -> int:
@@ -101,31 +123,43 @@ class ReceiveHandler:
         frame = self.frames[position]
         self.position = position + 1
         self.statistics.bytes_received += len(frame)
+        if self._frame_objects:
+            frame = frame.bytes if self.zmq_copy or as_json else frame.buffer.toreadonly()
         if position == 0:
             self.raw_header = None
             if as_json:
                 if self._header is _NOT_PARSED:
-                    self._header = json.loads(bytes(frame).decode("utf-8"))
+                    self._header = parse_json(frame)
                 return self._header
         if as_json:
-            return json.loads(bytes(frame).decode("utf-8"))
-        return frame if self.zmq_copy else frame.buffer.toreadonly()
+            return parse_json(frame)
+        return frame
 
-    def rest(self) -> list[Any]:
-        """All unread frames of the message at once (counted like `next`)."""
+    def _take_rest(self) -> Sequence[Any]:
         frames = self.frames[self.position:]
         self.position = len(self.frames)
         self.raw_header = None
         stats = self.statistics
-        if self.zmq_copy:
-            for frame in frames:
-                stats.bytes_received += len(frame)
-            return list(frames)
-        views = []
         for frame in frames:
             stats.bytes_received += len(frame)
-            views.append(frame.buffer.toreadonly())
-        return views
+        return frames
+
+    def rest(self) -> list[Any]:
+        """All unread frames at once (counted like `next`), of the types `next` returns."""
+        frames = self._take_rest()
+        if not self._frame_objects:
+            return frames
+        if self.zmq_copy:
+            return [frame.bytes for frame in frames]
+        return [frame.buffer.toreadonly() for frame in frames]
+
+    def rest_buffers(self) -> list[Any]:
+        """All unread frames at once, never copied, for handlers that make arrays of them.
+
+        Each supports ``len()`` and the buffer protocol (``numpy.frombuffer``,
+        ``memoryview``): ``bytes``, or the received ``zmq.Frame`` itself.
+        """
+        return self._take_rest()
 
     def drop_rest(self) -> None:
         """Skip the unread frames of the current message (they are not counted)."""

@@ -25,11 +25,6 @@ SKIP_REASONS = (
     "decode_error",
 )
 
-# Header keys carrying a running number, in order of preference, and the keys naming
-# the source the number belongs to (a new series restarts its numbering).
-_SEQUENCE_KEYS = ("pulse_id", "frame", "image_id")
-_SOURCE_KEYS = ("source", "series", "series_id")
-
 
 @dataclass
 class SequenceGaps:
@@ -77,8 +72,9 @@ class Statistics:
         self.messages_received += 1
         self.last_message_time = time.time()
         if htype is not None:
-            self.messages_by_htype[htype] += 1
-        if isinstance(header, dict):
+            by_htype = self.messages_by_htype
+            by_htype[htype] = by_htype.get(htype, 0) + 1
+        if type(header) is dict:
             self.observe_sequence(header)
 
     def message_failed(self, reason: str) -> None:
@@ -87,17 +83,25 @@ class Statistics:
         self.skipped[reason] += 1
 
     def observe_sequence(self, header: dict) -> None:
-        """Track the running number (``pulse_id``, ``frame`` or ``image_id``) of ``header``."""
-        for key in _SEQUENCE_KEYS:
-            number = header.get(key)
-            if type(number) is int:
-                break
-        else:
-            return
-        source = next((header[k] for k in _SOURCE_KEYS if k in header), None)
-        if not isinstance(source, (str, int, float, type(None))):
+        """Track the running number (``pulse_id``, ``frame`` or ``image_id``) of ``header``.
+
+        Numbers are tracked per source: the header's ``source``, ``series`` or
+        ``series_id`` (a new series restarts its numbering).
+        """
+        # Unrolled: this runs once per received message.
+        number = header.get("pulse_id")
+        if type(number) is not int:
+            number = header.get("frame")
+            if type(number) is not int:
+                number = header.get("image_id")
+                if type(number) is not int:
+                    return
+        source = header.get("source", header.get("series", header.get("series_id")))
+        try:
+            gaps = self.sequences.get(source)
+        except TypeError:  # an unhashable source from the network
             source = repr(source)
-        gaps = self.sequences.get(source)
+            gaps = self.sequences.get(source)
         if gaps is None:
             gaps = self.sequences[source] = SequenceGaps()
         gaps.observe(number)

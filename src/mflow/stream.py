@@ -15,7 +15,7 @@ import zmq
 from . import dispatch
 from .errors import (ConfigurationError, ConnectError, DecodeError, SendTimeoutError,
                      StreamClosedError, StreamError)
-from .handlers import get_receive_handler, get_send_handler
+from .handlers import get_receive_handler, get_send_handler, receive_handlers
 from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
 from .receiver import ReceiveHandler
@@ -215,36 +215,26 @@ class Stream:
             raise ConfigurationError("cannot receive on a send-only (PUSH/PUB) stream")
         receiver.block = block
         try:
-            frames = self.socket.recv_multipart(0 if block else zmq.NOBLOCK, copy=self.zmq_copy)
+            receiver.receive_message(0 if block else zmq.NOBLOCK)
         except zmq.Again:
             if block:
                 self.statistics.message_failed("timeout")
             return None
         except zmq.ZMQError as error:
             raise _stream_error(error, "receive") from error
-        receiver.load(frames)
         receiver.decode = self.decode if decode is None else decode
-        return self._decode(receiver, handler)
-
-    def _decode(self, receiver: ReceiveHandler, handler: Callable[[Any], Any] | None
-                ) -> Message | None:
-        key = None
         receiver._in_receive = True
+        key = None
         try:
             if handler is None:
                 key = dispatch.dispatch_key(receiver)
-                handler = self._receive_handler(key)
+                handler = self._receive_handler(key) if self.handlers else (
+                    receive_handlers.get(key) or get_receive_handler(key))
             data = handler(receiver)
             if not data:
                 raise DecodeError("the handler returned no data")
         except Exception as error:
-            if not isinstance(error, DecodeError):
-                error = DecodeError(f"{type(error).__name__}: {error}")
-            self.statistics.message_failed(error.reason)
-            self._report_skip(error, key)
-            if self.strict:
-                raise error
-            return None
+            return self._skip(error, key)
         finally:
             receiver._in_receive = False
             receiver.drop_rest()
@@ -259,6 +249,16 @@ class Stream:
         if override is None:
             return get_receive_handler(key)
         return getattr(override, "receive", override)
+
+    def _skip(self, error: Exception, key: str | None) -> None:
+        """Count and report a message that failed to decode; a strict stream raises."""
+        if not isinstance(error, DecodeError):
+            error = DecodeError(f"{type(error).__name__}: {error}")
+        self.statistics.message_failed(error.reason)
+        self._report_skip(error, key)
+        if self.strict:
+            raise error
+        return None
 
     def _report_skip(self, error: DecodeError, key: str | None) -> None:
         """Log a skipped message: the first of each kind as a warning, the rest at debug."""

@@ -8,6 +8,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import MalformedMessageError
+from ..jsonparse import parse_json
 
 __all__ = [
     "encode_json", "decode_json", "payload", "send_parts", "require_dict", "dtype_of",
@@ -35,7 +36,7 @@ def decode_json(part: Any, what: str) -> Any:
     if part is None:
         raise MalformedMessageError(f"{what} is missing")
     try:
-        return json.loads(bytes(part).decode("utf-8"))
+        return parse_json(part)
     except ValueError as error:
         raise MalformedMessageError(f"{what} is not UTF-8 JSON: {error}") from None
 

@@ -48,7 +48,7 @@ class Handler:
     @staticmethod
     def receive(receiver: Any) -> dict | None:
         header = require_dict(receiver.next(as_json=True), "array-1.0 header")
-        parts = receiver.rest()
+        parts = receiver.rest_buffers()
         if not parts:
             return {"header": header, "data": []} if header else None
         try:
@@ -64,6 +64,8 @@ class Handler:
                 raise MalformedMessageError(
                     f"array-1.0 part of {size} bytes does not hold {header['type']} "
                     f"{list(shape)} ({nbytes} bytes)")
+            elif len(shape) == 1:
+                data.append(np.frombuffer(part, dtype))
             else:
                 data.append(np.frombuffer(part, dtype).reshape(shape))
         return {"header": header, "data": data}

@@ -102,7 +102,7 @@ class Handler:
     def receive(receiver: Any) -> dict:
         """Decode the header and, unless it ends the acquisition, the image."""
         header = require_dict(receiver.next(as_json=True), "SLS header")
-        parts = receiver.rest()
+        parts = receiver.rest_buffers()
         if len(parts) > 1:
             raise MalformedMessageError(f"SLS message has {len(parts) + 1} parts, expected 1 or 2")
         if not parts:

@@ -1,0 +1,393 @@
+"""mflow's benchmark: every figure side by side with its baseline, measured in one run.
+
+    ./dev bench [--quick] [--psi-mflow-python PATH] [--json FILE]
+
+Parts (each a table with ratios; all results also go to JSON):
+- receive: raw pyzmq ``recv_multipart`` (copy and no copy), this mflow's ``receive()``
+  (dynamic dispatch of array-1.0 into numpy arrays, full statistics) and, with
+  ``--psi-mflow-python``, psi-mflow 1.0 under that interpreter; tcp and ipc; 16 B to
+  8 MiB. Messages come from a C sender in another process (see sender.c); its CPU time per
+  message is reported so that a sender-bound point would show.
+- memory: resident size while mflow receives 1,000,000 small messages.
+- split: ``mflow split`` against ``zmq.proxy`` at 1 KiB and 1 MiB, one output.
+- dump: ``mflow dump`` (single-file format) against a raw receive-and-write loop, 1 MiB.
+- decode: bitshuffle-LZ4 decoding of an EIGER2 16M frame against the bitshuffle library.
+
+Every point is the median of ``--repeat`` runs (default 3); the 1-minute load average
+before each run is recorded so that noisy points can be recognised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import zmq
+
+HERE = Path(__file__).resolve().parent
+KIB, MIB = 1024, 1024 * 1024
+SIZES = [16, KIB, 64 * KIB, MIB, 8 * MIB]
+#: Messages per timed run, chosen for roughly half a second at each size.
+COUNTS = {16: 200_000, KIB: 150_000, 64 * KIB: 30_000, MIB: 2_000, 8 * MIB: 300}
+RECEIVERS = ["raw-copy", "raw-nocopy", "mflow"]
+
+
+# -- processes -------------------------------------------------------------------------
+
+def build_sender(workdir: Path) -> list[str]:
+    """Compile the C sender against pyzmq's libzmq; fall back to the Python sender."""
+    libs = sorted(Path(zmq.__file__).parent.parent.glob("pyzmq.libs/libzmq*.so*"))
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if libs and compiler:
+        binary = workdir / "sender"
+        build = subprocess.run([compiler, "-O2", "-o", str(binary), str(HERE / "sender.c"),
+                                str(libs[0]), f"-Wl,-rpath,{libs[0].parent}"],
+                               capture_output=True, text=True)
+        if build.returncode == 0:
+            return [str(binary)]
+        print(f"note: C sender did not build ({build.stderr.strip()}); using Python",
+              file=sys.stderr)
+    return [sys.executable, str(HERE / "sender.py")]
+
+
+def start(command: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen, timeout: float = 120) -> str:
+    """Wait for ``process`` and return its stdout."""
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        raise RuntimeError(f"{process.args[0]} did not finish within {timeout} s")
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(map(str, process.args))} failed ({process.returncode})")
+    return out
+
+
+def start_sender(sender: list[str], endpoint: str, size: int, count: int) -> subprocess.Popen:
+    return start(sender + [endpoint, str(size), str(count)])
+
+
+def stop_sender(process: subprocess.Popen) -> tuple[float, float]:
+    """End a sender that is sending its tail; its timed seconds and CPU seconds."""
+    timed = process.stdout.readline().strip()
+    process.terminate()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    process.stdout.close()
+    if not timed:
+        raise RuntimeError(f"sender failed ({process.returncode})")
+    return float(timed), usage.ru_utime + usage.ru_stime
+
+
+def ipc_address(workdir: Path, name: str) -> str:
+    return f"ipc://{workdir / name}.ipc"
+
+
+# -- receive ---------------------------------------------------------------------------
+
+def one_receive_run(python: str, variant: str, address: str, size: int, count: int,
+                    sender: list[str], rss_samples: int = 0) -> dict:
+    load = os.getloadavg()[0]
+    receiver = start([python, str(HERE / "receiver.py"), "--variant", variant,
+                      "--address", address, "--size", str(size), "--count", str(count),
+                      "--rss-samples", str(rss_samples)])
+    endpoint = receiver.stdout.readline().strip()
+    source = start_sender(sender, endpoint, size, count + 100)
+    try:
+        out = finish(receiver)
+    finally:
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+        sent, sender_cpu = stop_sender(source)
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(load=load, sender_cpu_per_message=sender_cpu / (count + 100),
+                  sender_wall=sent)
+    return result
+
+
+def median_run(runs: list[dict]) -> dict:
+    ordered = sorted(runs, key=lambda r: r["wall"])
+    middle = dict(ordered[len(ordered) // 2])
+    middle["walls"] = [r["wall"] for r in runs]
+    middle["loads"] = [r["load"] for r in runs]
+    return middle
+
+
+def bench_receive(args, sender: list[str], workdir: Path) -> list[dict]:
+    pythons = {"raw-copy": sys.executable, "raw-nocopy": sys.executable, "mflow": sys.executable}
+    if args.psi_mflow_python:
+        pythons["psi-mflow"] = args.psi_mflow_python
+    rows = []
+    for transport in args.transports:
+        for size in args.sizes:
+            count = max(50, int(COUNTS[size] * args.scale))
+            runs: dict[str, list[dict]] = {name: [] for name in pythons}
+            for repetition in range(args.repeat):
+                order = list(pythons) if repetition % 2 == 0 else list(reversed(pythons))
+                for name in order:
+                    variant = "mflow" if name == "psi-mflow" else name
+                    address = ("tcp://127.0.0.1:*" if transport == "tcp"
+                               else ipc_address(workdir, f"{name}-{size}-{repetition}"))
+                    runs[name].append(one_receive_run(pythons[name], variant, address, size,
+                                                      count, sender))
+            row = {"transport": transport, "size": size, "count": count}
+            for name, results in runs.items():
+                best = median_run(results)
+                row[name] = {
+                    "messages_per_s": count / best["wall"],
+                    "mb_per_s": count * size / best["wall"] / 1e6,
+                    "cpu_us_per_message": best["cpu"] / count * 1e6,
+                    "sender_cpu_us_per_message": best["sender_cpu_per_message"] * 1e6,
+                    "walls": best["walls"], "loads": best["loads"],
+                    "decoded_ok": best["decoded_ok"], "zero_copy": best.get("zero_copy"),
+                }
+            rows.append(row)
+            print_receive_row(row)
+    return rows
+
+
+def print_receive_row(row: dict) -> None:
+    size, transport = row["size"], row["transport"]
+    raw = max(row["raw-copy"]["messages_per_s"], row["raw-nocopy"]["messages_per_s"])
+    baseline = raw if size <= KIB else row["raw-nocopy"]["messages_per_s"]
+    ours = row["mflow"]
+    line = (f"{transport:4} {human_size(size):>7} | raw copy {row['raw-copy']['messages_per_s']:>9,.0f}"
+            f" | raw no-copy {row['raw-nocopy']['messages_per_s']:>9,.0f}"
+            f" | mflow {ours['messages_per_s']:>9,.0f} ({ours['mb_per_s']:>7,.0f} MB/s)"
+            f" = {ours['messages_per_s'] / baseline:4.2f}x"
+            f" | cpu {ours['cpu_us_per_message']:6.1f} us"
+            f" | sender cpu {ours['sender_cpu_us_per_message']:5.2f} us"
+            f" | zero-copy {ours['zero_copy']}")
+    if "psi-mflow" in row:
+        psi = row["psi-mflow"]["messages_per_s"]
+        line += f" | psi-mflow {psi:>9,.0f} = {psi / baseline:4.2f}x"
+    print(line, flush=True)
+
+
+def human_size(size: int) -> str:
+    for unit, factor in (("MiB", MIB), ("KiB", KIB)):
+        if size >= factor:
+            return f"{size // factor} {unit}"
+    return f"{size} B"
+
+
+# -- memory ----------------------------------------------------------------------------
+
+def bench_memory(args, sender: list[str]) -> dict:
+    count = max(10_000, int(1_000_000 * args.scale))
+    result = one_receive_run(sys.executable, "mflow", "tcp://127.0.0.1:*", 16, count, sender,
+                             rss_samples=10)
+    rss = result["rss"]
+    growth = (rss[-1] - rss[1]) / rss[1]
+    print(f"memory: {count:,} messages of 16 B, resident size {rss[1] / MIB:.1f} MiB after 10 % "
+          f"-> {rss[-1] / MIB:.1f} MiB at the end ({growth:+.1%})", flush=True)
+    return {"messages": count, "rss": rss, "growth": growth}
+
+
+# -- split and dump --------------------------------------------------------------------
+
+def free_tcp_address() -> str:
+    probe = zmq.Context.instance().socket(zmq.PUSH)
+    port = probe.bind_to_random_port("tcp://127.0.0.1")
+    probe.close(linger=0)
+    return f"tcp://127.0.0.1:{port}"
+
+
+PROXY = """
+import sys, zmq
+context = zmq.Context()
+frontend, backend = context.socket(zmq.PULL), context.socket(zmq.PUSH)
+frontend.bind(sys.argv[1]); backend.connect(sys.argv[2])
+zmq.proxy(frontend, backend)
+"""
+
+
+def one_forward_run(kind: str, size: int, count: int, sender: list[str]) -> dict:
+    load = os.getloadavg()[0]
+    receiver = start([sys.executable, str(HERE / "receiver.py"), "--variant", "raw-nocopy",
+                      "--address", "tcp://127.0.0.1:*", "--size", str(size),
+                      "--count", str(count)])
+    output = receiver.stdout.readline().strip()
+    source = free_tcp_address()
+    if kind == "zmq.proxy":
+        middle = subprocess.Popen([sys.executable, "-c", PROXY, source, output])
+    else:
+        middle = subprocess.Popen([sys.executable, "-m", "mflow", "-q", "split", source, output,
+                                   "--bind-input", "--connect-outputs"])
+    source_process = start_sender(sender, source, size, count + 100)
+    try:
+        out = finish(receiver)
+    finally:
+        stop_sender(source_process)
+        middle.terminate()
+        middle.wait(timeout=10)
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+    result = json.loads(out.strip().splitlines()[-1])
+    result["load"] = load
+    return result
+
+
+def bench_split(args, sender: list[str]) -> list[dict]:
+    rows = []
+    for size in (KIB, MIB):
+        count = max(50, int(COUNTS[size] * args.scale))
+        runs = {"zmq.proxy": [], "mflow split": []}
+        for repetition in range(args.repeat):
+            for kind in (runs if repetition % 2 == 0 else reversed(list(runs))):
+                runs[kind].append(one_forward_run(kind, size, count, sender))
+        row = {"size": size, "count": count}
+        for kind, results in runs.items():
+            best = median_run(results)
+            row[kind] = {"messages_per_s": count / best["wall"], "walls": best["walls"],
+                         "loads": best["loads"]}
+        ratio = row["mflow split"]["messages_per_s"] / row["zmq.proxy"]["messages_per_s"]
+        print(f"split {human_size(size):>7}: zmq.proxy {row['zmq.proxy']['messages_per_s']:>9,.0f}"
+              f" msg/s | mflow split {row['mflow split']['messages_per_s']:>9,.0f} msg/s"
+              f" = {ratio:4.2f}x", flush=True)
+        row["ratio"] = ratio
+        rows.append(row)
+    return rows
+
+
+RAW_DUMP = """
+import sys, time, zmq
+socket = zmq.Context().socket(zmq.PULL)
+socket.bind(sys.argv[1])
+count = int(sys.argv[3])
+with open(sys.argv[2], "wb") as out:
+    socket.recv_multipart(copy=False)
+    start = time.perf_counter()
+    for _ in range(count - 1):
+        for part in socket.recv_multipart(copy=False):
+            out.write(part.buffer)
+    print(time.perf_counter() - start)
+"""
+
+
+def one_dump_run(kind: str, count: int, sender: list[str], workdir: Path) -> float:
+    address = free_tcp_address()
+    path = workdir / f"dump-{kind}"
+    if kind == "raw write":
+        writer = start([sys.executable, "-c", RAW_DUMP, address, str(path), str(count)])
+    else:
+        writer = start([sys.executable, "-m", "mflow", "-q", "dump", address, str(path),
+                        "--bind", "--count", str(count), "--json"])
+    try:
+        deadline = time.monotonic() + 10
+        while not _listening(address) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.perf_counter()
+        source = start_sender(sender, address, MIB, count)
+        out = finish(writer)
+        elapsed = time.perf_counter() - started
+        stop_sender(source)
+    finally:
+        if writer.poll() is None:
+            writer.kill()
+            writer.wait()
+        shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+    if kind == "raw write":
+        elapsed = float(out.strip().splitlines()[-1]) * count / (count - 1)
+    return elapsed
+
+
+def _listening(address: str) -> bool:
+    probe = zmq.Context.instance().socket(zmq.PUSH)
+    try:
+        probe.bind(address)
+    except zmq.ZMQError:
+        return True
+    finally:
+        probe.close(linger=0)
+    return False
+
+
+def bench_dump(args, sender: list[str], workdir: Path) -> dict:
+    count = max(50, int(2 * COUNTS[MIB] * args.scale))
+    times = {"raw write": [], "mflow dump": []}
+    for repetition in range(args.repeat):
+        for kind in (times if repetition % 2 == 0 else reversed(list(times))):
+            times[kind].append(one_dump_run(kind, count, sender, workdir))
+    rates = {kind: count * MIB / statistics.median(t) / 1e6 for kind, t in times.items()}
+    ratio = rates["mflow dump"] / rates["raw write"]
+    print(f"dump 1 MiB: raw receive+write {rates['raw write']:,.0f} MB/s | mflow dump "
+          f"{rates['mflow dump']:,.0f} MB/s = {ratio:4.2f}x", flush=True)
+    return {"count": count, "mb_per_s": rates, "times": times, "ratio": ratio}
+
+
+# -- decode ----------------------------------------------------------------------------
+
+def bench_decode(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_codecs import measure
+
+    result = measure(runs=max(5, args.repeat * 3), seed=1)
+    print(f"decode bitshuffle-LZ4 4148x4362 uint16: mflow {result['mflow_s'] * 1e3:.1f} ms | "
+          f"bitshuffle {result['bitshuffle_s'] * 1e3:.1f} ms = {result['ratio']:.2f}x", flush=True)
+    return result
+
+
+# -- main ------------------------------------------------------------------------------
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--psi-mflow-python", metavar="PATH",
+                        help="an interpreter with psi-mflow 1.0 installed, to compare with")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per point (median)")
+    parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
+    parser.add_argument("--parts", default="receive,memory,split,dump,decode",
+                        help="comma-separated parts to run")
+    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    parser.add_argument("--transports", default="tcp,ipc")
+    parser.add_argument("--json", metavar="FILE", default=str(HERE / "results.json"))
+    args = parser.parse_args()
+    args.scale = 0.2 if args.quick else 1.0
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    args.transports = args.transports.split(",")
+    parts = args.parts.split(",")
+
+    results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    began = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mflow-bench-") as tmp:
+        workdir = Path(tmp)
+        sender = build_sender(workdir)
+        results["sender"] = "C" if sender[0].endswith("sender") else "Python"
+        if "receive" in parts:
+            results["receive"] = bench_receive(args, sender, workdir)
+        if "memory" in parts:
+            results["memory"] = bench_memory(args, sender)
+        if "split" in parts:
+            results["split"] = bench_split(args, sender)
+        if "dump" in parts:
+            results["dump"] = bench_dump(args, sender, workdir)
+        if "decode" in parts:
+            results["decode"] = bench_decode(args)
+    results["seconds"] = time.monotonic() - began
+    Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
+    print(f"took {results['seconds']:.0f} s; results in {args.json}")
+
+
+if __name__ == "__main__":
+    main()

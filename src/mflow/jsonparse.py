@@ -1,0 +1,27 @@
+"""Parsing JSON message parts, fast.
+
+Headers are parsed once per message on the receive path, so the parser matters: orjson
+takes a quarter of the standard library's time. Where the two differ the standard library
+decides: text orjson refuses (``NaN``, ``Infinity``, lone surrogates, which Python's
+``json`` accepts) is parsed again with ``json``. One difference remains: orjson reads
+integers beyond 64 bits as floats.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+__all__ = ["parse_json"]
+
+_parse_stdlib = json.JSONDecoder().decode
+
+
+def parse_json(data: Any) -> Any:
+    """Parse UTF-8 JSON ``data`` (bytes-like); ``ValueError`` if it is not UTF-8 JSON."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return _parse_stdlib(bytes(data).decode("utf-8"))
