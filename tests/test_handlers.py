@@ -205,3 +205,31 @@ def test_dimage_decode_can_be_switched_off():
 def test_every_builtin_handler_module_has_a_docstring():
     for module in mflow.handler_modules.values():
         assert importlib.import_module(module.__name__).__doc__
+
+
+def test_entry_point_plugins_are_loaded_on_first_miss(monkeypatch):
+    import sys
+    import types
+    from importlib.metadata import EntryPoint
+
+    handlers_module = importlib.import_module("mflow.handlers")
+    plugin = types.ModuleType("mflow_test_plugin")
+
+    class Plugin:
+        @staticmethod
+        def receive(receiver):
+            return {"plugin": receiver.next(as_json=True)}
+
+    plugin.Plugin = Plugin
+    monkeypatch.setitem(sys.modules, "mflow_test_plugin", plugin)
+    entry = EntryPoint("plugin-1.0", "mflow_test_plugin:Plugin", handlers_module.ENTRY_POINT_GROUP)
+    monkeypatch.setattr(handlers_module, "entry_points",
+                        lambda group: [entry] if group == handlers_module.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(handlers_module, "_entry_points_loaded", False)
+    try:
+        assert mflow.get_handler("plugin-1.0") is Plugin
+        assert decode(Plugin, [b'{"htype": "plugin-1.0"}']) == {"plugin": {"htype": "plugin-1.0"}}
+        assert "plugin-1.0" not in mflow.send_handlers
+    finally:
+        for table in (mflow.handlers, mflow.receive_handlers):
+            table.pop("plugin-1.0", None)

@@ -37,6 +37,8 @@ def test_merge_receives_from_all_streams_fairly(stream_factory, capsys):
     for n in range(3):
         for index, sender in enumerate(senders):
             sender.send_multipart(raw(n, f"s{index}"))
+    for receiver in receivers:  # both have messages waiting before the merge starts
+        assert receiver.socket.poll(5000)
     merge = Merge(*receivers)
     sources = []
     for _ in range(6):
