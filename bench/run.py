@@ -226,8 +226,8 @@ def one_forward_run(kind: str, size: int, count: int, sender: list[str]) -> dict
     if kind == "zmq.proxy":
         middle = subprocess.Popen([sys.executable, "-c", PROXY, source, output])
     else:
-        middle = subprocess.Popen([sys.executable, "-m", "mflow", "-q", "split", source, output,
-                                   "--bind-input", "--connect-outputs"])
+        middle = subprocess.Popen([sys.executable, "-m", "mflow", "split", source, output,
+                                   "--bind", "--queue-size", "1000", "-q"])
     source_process = start_sender(sender, source, size, count + 100)
     try:
         out = finish(receiver)
@@ -286,8 +286,8 @@ def one_dump_run(kind: str, count: int, sender: list[str], workdir: Path) -> flo
     if kind == "raw write":
         writer = start([sys.executable, "-c", RAW_DUMP, address, str(path), str(count)])
     else:
-        writer = start([sys.executable, "-m", "mflow", "-q", "dump", address, str(path),
-                        "--bind", "--count", str(count), "--json"])
+        writer = start([sys.executable, "-m", "mflow", "dump", address, str(path),
+                        "--bind", "--count", str(count), "--queue-size", "1000", "-q"])
     try:
         deadline = time.monotonic() + 10
         while not _listening(address) and time.monotonic() < deadline:

@@ -1,0 +1,153 @@
+"""``mflow stats`` and the 1.0 ``m_stats``: statistics of a live stream.
+
+Every message is received whole and counted (messages, bytes, rates, per type), then
+decoded by its registered handler: failures are counted by reason, sequence gaps in
+``frame`` / ``pulse_id`` / ``image_id`` are counted per source. Images are only
+decompressed with ``--decode``, so a fast detector does not outrun the tool.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, NoReturn
+
+import click
+
+import mflow
+from mflow.dispatch import dispatch_key
+from mflow.handlers import get_receive_handler
+
+from ._legacy import ThroughputLines, legacy_command
+from ._main import CONTEXT_SETTINGS, run
+from ._options import SocketOptions, Tool, socket_options, tool_options
+from ._output import Report, format_counts, traffic_fields
+from ._runtime import Meter, Run
+from ._sockets import open_stream
+
+__all__ = ["command", "legacy", "main", "Inspector"]
+
+HELP = """Show live statistics of the stream at SOURCE.
+
+Messages, rate, bytes and MB/s; counts per message type; sequence gaps (missed,
+duplicated or reverted frame / pulse_id / image_id numbers); messages that failed to
+decode, by reason; time since the last message. Stops after --count messages,
+--duration seconds or Ctrl-C, then prints a summary (exit status 130 after Ctrl-C).
+
+\b
+Examples:
+  mflow stats tcp://detector:9999
+  mflow stats tcp://localhost:9999 -n 1000 --json
+  mflow stats tcp://*:9999 --mode sub --decode -d 60
+"""
+
+LEGACY_HELP = """Stream statistic utility (psi-mflow 1.0 compatible: same arguments, same output).
+
+\b
+Example:
+  m_stats tcp://detector:9999 -m sub -i 1
+"""
+
+
+class Inspector:
+    """Counts every message of a stream whole, then decodes it through the registry.
+
+    Its `handle` is a receive handler for ``Stream.receive(handler=...)``, so the
+    stream's own statistics count decode failures and sequence gaps.
+    """
+
+    def __init__(self, stream: mflow.Stream, decode: bool) -> None:
+        self.stream = stream
+        self.decode = decode
+        self.meter = Meter()
+        self.kinds: Counter[str] = Counter()
+
+    def handle(self, receiver: Any) -> Any:
+        """Count the message, then decode it with the handler its dispatch key names."""
+        self.meter.add(sum(len(frame) for frame in receiver.frames))
+        key = dispatch_key(receiver)
+        self.kinds[key] += 1
+        return get_receive_handler(key)(receiver)
+
+    def receive(self, run: Run) -> bool:
+        """Take the next message, waiting up to the run's poll time; False if none came."""
+        before = self.meter.messages
+        self.stream.receive(handler=self.handle, block=False, decode=self.decode)
+        if self.meter.messages == before and self.stream.socket.poll(run.poll_ms()):
+            self.stream.receive(handler=self.handle, block=False, decode=self.decode)
+        return self.meter.messages > before
+
+    def report(self, final: bool = False) -> Report:
+        """The counters now; ``final`` uses averages over the whole run for the rates."""
+        sample = self.meter.sample()
+        statistics = self.stream.statistics
+        errors = {k: v for k, v in statistics.skipped.items() if k != "timeout"}
+        idle = statistics.seconds_since_last_message
+        data = {**sample, "by_type": dict(self.kinds), "missed": statistics.missed,
+                "duplicated": statistics.duplicated, "reverted": statistics.reverted,
+                "decode_errors": errors, "seconds_since_last_message": idle}
+        fields = traffic_fields(sample, final) + [
+            ("by type", format_counts(data["by_type"])),
+            ("gaps", f"missed={data['missed']} duplicated={data['duplicated']} "
+                     f"reverted={data['reverted']}"),
+            ("decode errors", format_counts(errors) if errors else "0"),
+            ("last message", "never" if idle is None else f"{idle:.1f} s ago"),
+        ]
+        return Report(data, fields)
+
+
+def _legacy_start(interval: float) -> ThroughputLines:
+    print(f"mflow stats started. Sampling interval is {interval:.2f} seconds.")
+    print("_" * 60, flush=True)
+    return ThroughputLines(interval)
+
+
+def _stats(source: str, socket: SocketOptions, tool: Tool, decode: bool,
+           legacy: bool = False) -> int:
+    endpoint = socket.endpoint(source, mflow.CONNECT)
+    legacy = tool.legacy_output(legacy)
+    out = tool.out
+    with open_stream(endpoint) as stream, tool.run() as run:
+        out.event("start", endpoint.describe(stream), endpoint=stream.endpoint,
+                  mode=endpoint.mode, conn_type=endpoint.conn_type)
+        inspector = Inspector(stream, decode)
+        printer = _legacy_start(tool.interval) if legacy else None
+        try:
+            while not run.stopped(inspector.meter.messages):
+                got = inspector.receive(run)
+                if printer is not None:
+                    if got:
+                        printer.update(inspector.meter)
+                elif run.report_due():
+                    out.progress(inspector.report())
+        finally:
+            if printer is not None:
+                printer.close(inspector.meter)
+            out.summary(inspector.report(final=True))
+        return run.exit_code
+
+
+_decode_option = click.option(
+    "--decode/--no-decode", default=False, show_default=True,
+    help="Also decompress images and compressed values (checks them, costs CPU).")
+
+
+@click.command("stats", help=HELP, context_settings=CONTEXT_SETTINGS)
+@click.argument("source")
+@socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
+@tool_options()
+@_decode_option
+def command(source: str, **options: Any) -> int:
+    return _stats(source, **options)
+
+
+legacy = legacy_command(command, "m_stats", LEGACY_HELP, {"interval": 0.5},
+                        aliases={"--sampling_interval": "--interval"})
+
+
+def main() -> NoReturn:
+    """The 1.0 ``m_stats`` entry point."""
+    run(legacy, prog_name="m_stats")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,177 @@
+"""``mflow dump`` and ``m_dump``: recordings byte for byte, listings, faults."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+
+import pytest
+import zmq
+
+from mflow.recording import FolderReader, RecordingReader, open_recording
+
+from .test_cli_support import header, make_socket, mixed_messages, send_messages, tools, \
+    wait_for, zmq_context  # noqa: F401
+
+
+def recorded(path) -> list[list[bytes]]:
+    with open_recording(path) as reader:
+        return [message.parts for message in reader]
+
+
+@pytest.fixture
+def source(zmq_context):
+    """A bound PUSH socket for a dump to connect to, and its endpoint."""
+    return make_socket(zmq_context, zmq.PUSH)
+
+
+@pytest.mark.parametrize("file_format", ["file", "folder"])
+def test_dump_records_every_part_byte_for_byte(tools, source, tmp_path, file_format):
+    push, endpoint = source
+    messages = mixed_messages(300, seed=1)
+    path = tmp_path / "rec"
+    dump = tools("dump", endpoint, str(path), "--format", file_format, "-n", "300", "--json")
+    dump.event("start")
+    send_messages(push, messages)
+    assert dump.wait() == 0
+    assert recorded(path) == messages
+    summary = dump.summary()
+    assert summary["messages"] == 300 and summary["path"] == str(path)
+    assert summary["bytes"] == sum(len(p) for parts in messages for p in parts)
+
+
+def test_file_recording_keeps_receive_times(tools, source, tmp_path):
+    push, endpoint = source
+    dump = tools("dump", endpoint, str(tmp_path / "r.mflow"), "-n", "2", "--json")
+    dump.event("start")
+    send_messages(push, [[b"a"], [b"b"]])
+    assert dump.wait() == 0
+    with RecordingReader(tmp_path / "r.mflow") as reader:
+        first, second = list(reader)
+    assert 0 < first.receive_time <= second.receive_time
+
+
+def test_folder_layout_is_the_1_0_one(tools, source, tmp_path):
+    push, endpoint = source
+    dump = tools("dump", endpoint, str(tmp_path), "--format", "folder", "-n", "2", "--json")
+    dump.event("start")
+    send_messages(push, [[b"h0", b"", b"x"], [b"h1"]])
+    assert dump.wait() == 0
+    assert sorted(os.listdir(tmp_path)) == ["000000_000.raw", "000000_001.raw",
+                                            "000000_002.raw", "000001_000.raw"]
+    assert (tmp_path / "000000_001.raw").read_bytes() == b""
+    assert (tmp_path / "000000_002.raw").read_bytes() == b"x"
+
+
+def test_m_dump_writes_folders_silently(tools, source, tmp_path):
+    push, endpoint = source
+    dump = tools(endpoint, str(tmp_path / "out"), "-n", "2", script="m_dump")
+    wait_for(lambda: (tmp_path / "out").is_dir(), what="the folder to be created")
+    send_messages(push, [[header(frame=0), b"data"], [header(frame=1)]])
+    assert dump.wait() == 0
+    assert dump.stdout == ""
+    assert sorted(os.listdir(tmp_path / "out")) == ["000000_000.raw", "000000_001.raw",
+                                                    "000001_000.raw"]
+
+
+def test_m_dump_without_folder_prints_each_part(tools, source):
+    push, endpoint = source
+    dump = tools(endpoint, "-n", "1", script="m_dump")
+    wait_for(lambda: push.poll(10, zmq.POLLOUT), what="m_dump to connect")
+    send_messages(push, [[b'{"htype": "raw-1.0"}', b"\x00\x01"]])
+    assert dump.wait() == 0
+    assert dump.stdout_lines == ["b'{\"htype\": \"raw-1.0\"}'", "b'\\x00\\x01'"]
+
+
+@pytest.mark.parametrize("skip, kept", [(0, 3), (2, 1), (3, 2), (9, 3)])
+def test_skip_keeps_parts_numbered_below_it(tools, source, tmp_path, skip, kept):
+    push, endpoint = source
+    dump = tools("dump", endpoint, str(tmp_path / "r"), "-s", str(skip), "-n", "1", "--json")
+    dump.event("start")
+    send_messages(push, [[b"a", b"b", b"c"]])
+    assert dump.wait() == 0
+    assert recorded(tmp_path / "r") == [[b"a", b"b", b"c"][:kept]]
+
+
+def test_skip_1_would_record_nothing(tools, source, tmp_path):
+    result = tools("dump", source[1], str(tmp_path / "r"), "-s", "1")
+    assert result.wait() == 1
+    assert "Error: --skip 1 keeps no part" in result.stderr
+
+
+def test_listing_shows_sizes_and_headers(tools, source):
+    push, endpoint = source
+    dump = tools("dump", endpoint, "-n", "2")
+    dump.line()
+    send_messages(push, [[header(frame=7), b"12345"], [b"\xff"]])
+    assert dump.line().startswith('#0  2 parts  ') and '"frame":7' in dump.stdout_lines[1]
+    assert dump.line() == "#1  1 part  1 bytes  (1 bytes, not JSON)"
+    assert dump.wait() == 0
+
+
+def test_existing_recording_is_not_overwritten(tools, source, tmp_path):
+    path = tmp_path / "r.mflow"
+    path.write_bytes(b"precious")
+    dump = tools("dump", source[1], str(path), "-n", "1")
+    assert dump.wait() == 1
+    assert "already exists" in dump.stderr and dump.stderr.count("\n") == 1
+    assert path.read_bytes() == b"precious"
+
+
+def test_unwritable_path_is_one_line_and_exit_1(tools, source, tmp_path):
+    (tmp_path / "file").write_bytes(b"")
+    for file_format in ("file", "folder"):
+        dump = tools("dump", source[1], str(tmp_path / "file" / "sub"), "--format", file_format)
+        assert dump.wait() == 1
+        assert dump.stderr.startswith("Error: ") and "Traceback" not in dump.stderr
+
+
+def test_kill_9_leaves_every_recorded_message_readable(tools, source, tmp_path):
+    push, endpoint = source
+    messages = mixed_messages(200, seed=2)
+    path = tmp_path / "r.mflow"
+    dump = tools("dump", endpoint, str(path), "--json", "-i", "0.01")
+    dump.event("start")
+    send_messages(push, messages)
+    dump.line(lambda line: '"messages": 200' in line)  # a progress report after the last
+    dump.process.send_signal(signal.SIGKILL)
+    dump.wait()
+    assert recorded(path) == messages
+
+
+def _limit_file_size() -> None:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+
+@pytest.mark.parametrize("file_format", ["file", "folder"])
+def test_full_disk_is_an_error_and_keeps_what_was_recorded(tools, source, tmp_path,
+                                                           file_format):
+    push, endpoint = source
+    messages = [[header(frame=n), bytes(1000)] for n in range(30)] + [[b"big", bytes(30_000)]]
+    path = tmp_path / "r"
+    dump = tools("dump", endpoint, str(path), "--format", file_format, "--json",
+                 preexec_fn=_limit_file_size)
+    dump.event("start")
+    send_messages(push, messages)
+    assert dump.wait() == 1
+    assert dump.stderr.startswith(f"Error: cannot write to '{path}': File too large")
+    assert dump.stderr.count("\n") == 1
+    with open_recording(path, on_corruption="raise") as reader:
+        survivors = [message.parts for message in reader]
+    assert survivors == messages[:len(survivors)] and len(survivors) >= 18
+    if file_format == "file":
+        assert isinstance(reader, RecordingReader) and reader.truncated
+    else:
+        assert isinstance(reader, FolderReader)
+
+
+def test_interrupt_flushes_and_exits_130(tools, source, tmp_path):
+    push, endpoint = source
+    dump = tools("dump", endpoint, str(tmp_path / "r.mflow"), "--json")
+    dump.event("start")
+    send_messages(push, [[b"one"], [b"two"]])
+    wait_for(lambda: len(recorded(tmp_path / "r.mflow")) == 2, what="two messages recorded")
+    dump.signal()
+    assert dump.wait() == 130
+    assert dump.summary()["messages"] == 2

@@ -1,0 +1,89 @@
+"""``mflow merge``: fair merging, alignment on a header key, bounded waits."""
+
+from __future__ import annotations
+
+import json
+
+import zmq
+
+from mflow.cli.merge import Aligner
+
+from .test_cli_support import header, make_socket, receive_messages, send_messages, tools, \
+    zmq_context  # noqa: F401
+
+
+def start_merge(tools, zmq_context, inputs, *args):
+    tool = tools("merge", *inputs, "-o", "tcp://127.0.0.1:*", "--json", *args)
+    pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=tool.endpoint())
+    return tool, pull
+
+
+def test_every_message_of_every_input_arrives_whole(tools, zmq_context):
+    sources = [make_socket(zmq_context, zmq.PUSH) for _ in range(3)]
+    tool, pull = start_merge(tools, zmq_context, [endpoint for _, endpoint in sources],
+                             "-n", "150")
+    for index, (push, _) in enumerate(sources):
+        send_messages(push, [[header(source=index, frame=n), b"", bytes([index])]
+                             for n in range(50)])
+    received = receive_messages(pull, 150)
+    assert tool.wait() == 0
+    for index in range(3):
+        mine = [m for m in received if json.loads(m[0])["source"] == index]
+        assert [json.loads(m[0])["frame"] for m in mine] == list(range(50))
+        assert all(m[1:] == [b"", bytes([index])] for m in mine)
+    summary = tool.summary()
+    assert [i["received"] for i in summary["inputs"]] == [50, 50, 50]
+    assert summary["sent"] == 150
+
+
+def test_inputs_are_served_fairly(tools, zmq_context):
+    sources = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
+    tool = tools("merge", *(e for _, e in sources), "-o", "tcp://127.0.0.1:*", "--json",
+                 "--wait-for-peer", "-n", "200", "--queue-size", "1000")
+    for index, (push, _) in enumerate(sources):  # both inputs are full before anyone reads
+        send_messages(push, [[header(source=index, frame=n)] for n in range(100)])
+    pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=tool.endpoint())
+    order = [json.loads(m[0])["source"] for m in receive_messages(pull, 200)]
+    assert tool.wait() == 0
+    assert abs(order[:100].count(0) - order[:100].count(1)) <= 20
+
+
+def test_align_sends_groups_together_in_input_order(tools, zmq_context):
+    (a, a_end), (b, b_end) = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
+    tool, pull = start_merge(tools, zmq_context, [a_end, b_end], "--align", "frame", "-n", "10")
+    send_messages(b, [[header(input="b", frame=n)] for n in range(5)])
+    send_messages(a, [[header(input="a", frame=n)] for n in range(5)])
+    received = [json.loads(m[0]) for m in receive_messages(pull, 10)]
+    assert tool.wait() == 0
+    for n in range(5):
+        pair = [m for m in received if m["frame"] == n]
+        assert [m["input"] for m in pair] == ["a", "b"]
+        assert received.index(pair[1]) == received.index(pair[0]) + 1
+    assert tool.summary()["groups"]["complete"] == 5
+
+
+def test_align_waits_a_bounded_time_for_missing_messages(tools, zmq_context):
+    (a, a_end), (b, b_end) = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
+    tool, pull = start_merge(tools, zmq_context, [a_end, b_end], "--align", "pulse_id",
+                             "--max-wait", "0.2")
+    send_messages(a, [[header(pulse_id=7)], [header(pulse_id=8)], [b"no header"]])
+    send_messages(b, [[header(pulse_id=8)]])
+    received = receive_messages(pull, 4)
+    assert [b"no header"] in received  # unaligned: forwarded as it came
+    aligned = [m for m in received if m != [b"no header"]]
+    assert aligned == [[header(pulse_id=8)]] * 2 + [[header(pulse_id=7)]]  # 7: after 0.2 s
+    send_messages(b, [[header(pulse_id=7)]])  # after its group left: late, forwarded
+    assert receive_messages(pull, 1) == [[header(pulse_id=7)]]
+    tool.signal()
+    assert tool.wait() == 130
+    assert tool.summary()["groups"] == {"complete": 1, "incomplete": 1, "late": 1,
+                                        "unaligned": 1}
+
+
+def test_aligner_releases_everything_at_the_end():
+    aligner = Aligner("frame", 2, max_wait=60)
+    assert aligner.add(0, [header(frame=1)]) == []
+    assert aligner.add(0, [header(frame=2)]) == []
+    assert list(aligner.expired()) == []
+    assert list(aligner.expired(everything=True)) == [[header(frame=1)], [header(frame=2)]]
+    assert aligner.counts["incomplete"] == 2
