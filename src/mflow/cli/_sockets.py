@@ -75,9 +75,9 @@ def open_stream(endpoint: Endpoint, *, linger: float = 1.0, copy: bool = False,
                 blocking_send: bool = True, peers: PeerWatch | None = None) -> mflow.Stream:
     """Bind or connect a stream as ``endpoint`` says.
 
-    Sending streams get a short send timeout so that `send_message` can look at the stop
-    conditions while a peer is slow. ``peers`` starts watching for peers before the
-    socket binds or connects, so none is missed.
+    Streams get a short send or receive timeout (`POLL_MS`), so that `send_message` and
+    `receive_parts` return to look at the stop conditions while nothing moves. ``peers``
+    starts watching for peers before the socket binds or connects, so none is missed.
     """
     check_address(endpoint.address)
     mode = MODES[endpoint.mode]
@@ -87,7 +87,8 @@ def open_stream(endpoint: Endpoint, *, linger: float = 1.0, copy: bool = False,
     sending = mode in (zmq.PUSH, zmq.PUB, zmq.XPUB)
     stream.connect(endpoint.address, conn_type=endpoint.conn_type, mode=mode,
                    queue_size=endpoint.queue_size, linger=int(linger * 1000), copy=copy,
-                   send_timeout=POLL_MS if sending and blocking_send else None)
+                   send_timeout=POLL_MS if sending and blocking_send else None,
+                   receive_timeout=None if sending else POLL_MS)
     return stream
 
 
@@ -159,23 +160,19 @@ def close_sending(stream: mflow.Stream) -> None:
         stream.context.term()
 
 
-def receive_parts(stream: mflow.Stream, timeout_ms: int) -> list[Any] | None:
-    """The next whole message as a list of ``zmq.Frame`` (no copy), or None after ``timeout_ms``.
+def receive_parts(stream: mflow.Stream) -> list[Any] | None:
+    """The next whole message as a list of ``zmq.Frame`` (no copy); None on the timeout.
 
-    Frames are read one by one by their "more" flag: for the small messages of a busy
-    stream that is about twice as fast as ``recv_multipart``.
+    The stream must have a receive timeout (`open_stream` sets `POLL_MS`). Frames are
+    read one by one by their "more" flag: for the small messages of a busy stream that is
+    about twice as fast as ``recv_multipart``.
     """
-    socket = stream.socket
+    recv = stream.socket.recv
     try:
-        try:
-            frame = socket.recv(zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            if not socket.poll(timeout_ms):
-                return None
-            frame = socket.recv(zmq.NOBLOCK, copy=False)
+        frame = recv(0, copy=False)
         frames = [frame]
         while frame.more:  # the rest of a multipart message has arrived with its first part
-            frame = socket.recv(copy=False)
+            frame = recv(0, copy=False)
             frames.append(frame)
         return frames
     except zmq.Again:
@@ -184,9 +181,13 @@ def receive_parts(stream: mflow.Stream, timeout_ms: int) -> list[Any] | None:
         raise StreamError(f"cannot receive from {stream.address}: {error}") from error
 
 
+_SNDMORE = int(zmq.SNDMORE)
+_NOBLOCK = int(zmq.NOBLOCK)
+
+
 def _send_parts(socket: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
     send = socket.send
-    more = flags | zmq.SNDMORE
+    more = flags | _SNDMORE
     for part in parts[:-1]:
         send(part, more, copy=False)
     send(parts[-1], flags, copy=False)
@@ -201,7 +202,7 @@ def send_message(stream: mflow.Stream, parts: Sequence[Any], run: Run, block: bo
     (counted in ``stream.statistics.send_dropped``). Only the first part can find the
     queue full; once it is queued, ZeroMQ takes the rest of the message.
     """
-    flags = 0 if block else zmq.NOBLOCK
+    flags = 0 if block else _NOBLOCK
     while True:
         try:
             _send_parts(stream.socket, parts, flags)
@@ -218,4 +219,4 @@ def send_message(stream: mflow.Stream, parts: Sequence[Any], run: Run, block: bo
 
 def message_size(parts: Sequence[Any]) -> int:
     """Total bytes of a message's parts."""
-    return sum(len(part) for part in parts)
+    return sum(map(len, parts))

@@ -150,7 +150,7 @@ def _dump(source: str, path: str | None, file_format: str, skip: int, overwrite:
                       endpoint=stream.endpoint, path=path, format=file_format)
             try:
                 while not run.stopped(meter.messages):
-                    parts = receive_parts(stream, run.poll_ms())
+                    parts = receive_parts(stream)
                     if parts is not None:
                         sink(meter.messages, parts)
                         meter.add(message_size(parts))

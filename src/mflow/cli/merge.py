@@ -122,7 +122,7 @@ class _Merger:
         ready = dict(self.poller.poll(run.poll_ms()))
         for index, stream in enumerate(self.inputs):
             if stream.socket in ready and not run.stopped(self.meter.messages):
-                frames = receive_parts(stream, 0)
+                frames = receive_parts(stream)
                 if frames is not None and not self._take(index, frames, run):
                     return False
         if self.aligner is not None:

@@ -168,7 +168,7 @@ def _report(meter: Meter, outputs: list[_Output], final: bool) -> Report:
 def _forward(source: mflow.Stream, outputs: list[_Output], run: Run, tool: Tool,
              meter: Meter) -> None:
     while not run.stopped(meter.messages):
-        frames = receive_parts(source, run.poll_ms())
+        frames = receive_parts(source)
         if frames is not None:
             nbytes = message_size(frames)
             meter.add(nbytes)
