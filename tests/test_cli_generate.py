@@ -153,10 +153,10 @@ def test_m_generate_keeps_the_1_0_stream_with_an_integer_shape(tools):
     assert line.startswith("Sending messages of size 0.000999 MiB (1048 bytes) on tcp://")
     endpoint = line.rsplit(" ", 1)[1]
     with mflow.connect(endpoint, receive_timeout=10_000) as stream:
-        message = stream.receive_raw()
-    assert message.data["header"] == {"htype": "raw-1.0", "type": "int32", "shape": [1, 262],
+        message = stream.receive()
+    assert message.data["header"] == {"htype": "array-1.0", "type": "int32", "shape": [1, 262],
                                       "frame": 0}
-    assert message.data["data"][0] == bytes(1048)
+    assert message.data["data"][0].tobytes() == bytes(1048)
     tool.signal()
     assert tool.wait() == 130
     assert "Terminated by user." in tool.stdout_lines

@@ -118,7 +118,8 @@ def tool_options(interval: float = 1.0, duration: float | None = None
                      help="Print JSON objects, one per line, instead of text."),
         click.option("-v", "--verbose", count=True, help="More log output (-vv: debug)."),
         click.option("-q", "--quiet", count=True,
-                     help="No progress reports, only the summary and errors."),
+                     help="No progress reports, notes or warnings: the start line, the "
+                          "summary and errors only."),
     ], _make_tool)
 
 

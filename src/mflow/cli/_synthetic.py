@@ -80,18 +80,20 @@ def _now() -> str:
 def raw_messages(spec: Spec) -> Iterator[list[Any]]:
     """raw-1.0: a header and one payload of ``spec.size`` bytes.
 
-    The 1.0 form (``spec.legacy``) keeps m_generate's header, with an integer shape: a
-    zero-filled int32 payload (the size rounded down to whole int32 values).
+    The 1.0 form (``spec.legacy``) keeps m_generate's message, fixed (bug B22): a
+    zero-filled int32 array (the size rounded down to whole values) described by its
+    header, so its htype is array-1.0 (1.0 said raw-1.0) and its shape an integer.
     """
+    htype = "array-1.0" if spec.legacy else "raw-1.0"
     if spec.legacy:
         count = spec.size // 4
-        header: dict[str, Any] = {"htype": "raw-1.0", "type": "int32", "shape": [1, count]}
+        header: dict[str, Any] = {"htype": htype, "type": "int32", "shape": [1, count]}
         data: Any = bytes(4 * count)
     else:
-        header = {"htype": "raw-1.0"}
+        header = {"htype": htype}
         data = np.random.default_rng(0).integers(0, 256, spec.size, dtype=np.uint8).tobytes()
     for frame in itertools.count():
-        yield encode_with("raw-1.0", {"header": {**header, "frame": frame}, "data": [data]})
+        yield encode_with(htype, {"header": {**header, "frame": frame}, "data": [data]})
 
 
 def array_messages(spec: Spec) -> Iterator[list[Any]]:

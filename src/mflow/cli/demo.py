@@ -28,7 +28,7 @@ __all__ = ["command"]
 HELP = """Show the live statistics of a simulated EIGER on this computer.
 
 A generator sends DECTRIS Stream V1 series (dheader-1.0, --images dimage-1.0 of --shape
-compressed with bitshuffle-LZ4, dseries_end-1.0) at --rate images per second to a random
+compressed with bitshuffle-LZ4, dseries_end-1.0) at --rate messages per second to a random
 port on 127.0.0.1; a receiver decodes every message and shows what `mflow stats` shows.
 No detector and no network are needed. Stops after --duration seconds or Ctrl-C.
 
@@ -78,7 +78,8 @@ def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
         return run.exit_code
 
 
-@click.command("demo", help=HELP, context_settings=CONTEXT_SETTINGS)
+@click.command("demo", help=HELP, short_help="Live statistics of a simulated EIGER (no hardware needed).",
+               context_settings=CONTEXT_SETTINGS)
 @click.option("-r", "--rate", type=click.FloatRange(min=0, min_open=True), default=100.0,
               show_default=True, help="Messages per second.")
 @click.option("--shape", default="514x1030", show_default=True,

@@ -163,7 +163,8 @@ def _dump(source: str, path: str | None, file_format: str, skip: int, overwrite:
         sink.close()
 
 
-@click.command("dump", help=HELP, context_settings=CONTEXT_SETTINGS)
+@click.command("dump", help=HELP, short_help="Record a stream to a file or folder, or list it.",
+               context_settings=CONTEXT_SETTINGS)
 @click.argument("source")
 @click.argument("path", required=False, type=click.Path(dir_okay=True, allow_dash=False))
 @click.option("--format", "file_format", type=click.Choice(("file", "folder")),

@@ -27,7 +27,7 @@ HELP = """Send a synthetic stream of TYPE messages (default: raw) from ADDRESS.
 
 \b
 TYPE is one of
-  raw      raw-1.0: a header and a payload of --size bytes (the 1.0 m_generate stream)
+  raw      raw-1.0: a header and a payload of --size bytes
   array    array-1.0: one --dtype array of --shape per message
   dectris  DECTRIS Stream V1 series: dheader-1.0, --images dimage-1.0 compressed
            with --compression, dseries_end-1.0; series after series
@@ -49,8 +49,8 @@ Examples:
 
 LEGACY_HELP = """Stream generation utility (psi-mflow 1.0 compatible: same arguments).
 
-Sends raw-1.0 messages of SIZE MiB (the payload is zero-filled int32 values; the header's
-shape holds their number as an integer) until Ctrl-C.
+Sends messages of SIZE MiB of zero int32 values until Ctrl-C: as in 1.0, except that the
+header calls them array-1.0 (1.0 said raw-1.0) and their shape is an integer.
 
 \b
 Example:
@@ -146,7 +146,8 @@ def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None
         return run.exit_code
 
 
-@click.command("generate", help=HELP, context_settings=CONTEXT_SETTINGS)
+@click.command("generate", help=HELP, short_help="Send a synthetic stream of any message type.",
+               context_settings=CONTEXT_SETTINGS)
 @click.argument("kind", metavar="[TYPE]", default="raw",
                 type=click.Choice(list(_synthetic.SOURCES), case_sensitive=False))
 @click.option("-a", "--address", default="tcp://*:9999", show_default=True,

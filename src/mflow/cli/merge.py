@@ -199,7 +199,8 @@ def _merge(inputs: tuple[str, ...], output: str, input_mode: str, align: str | N
             stream.disconnect()
 
 
-@click.command("merge", help=HELP, context_settings=CONTEXT_SETTINGS)
+@click.command("merge", help=HELP, short_help="Merge several streams into one.",
+               context_settings=CONTEXT_SETTINGS)
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("-o", "--output", default="tcp://*:9999", show_default=True,
               help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.")

@@ -140,7 +140,8 @@ def _replay_recording(reader: Any, path: str, address: str, timing: _Timing, loo
         return run.exit_code
 
 
-@click.command("replay", help=HELP, context_settings=CONTEXT_SETTINGS)
+@click.command("replay", help=HELP, short_help="Send a recording again.",
+               context_settings=CONTEXT_SETTINGS)
 @click.argument("path", type=click.Path())
 @click.option("-a", "--address", default="tcp://*:9999", show_default=True,
               help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.")

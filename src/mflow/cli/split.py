@@ -236,7 +236,8 @@ def _split_into(endpoint: Endpoint, outputs: list[_Output], run: Run, tool: Tool
     return run.exit_code
 
 
-@click.command("split", help=HELP, context_settings=CONTEXT_SETTINGS)
+@click.command("split", help=HELP, short_help="Forward one stream to several outputs.",
+               context_settings=CONTEXT_SETTINGS)
 @click.option("-c", "--config", type=click.Path(dir_okay=False), default=None,
               help="JSON config file (see above) instead of SOURCE and OUTPUTs.")
 @click.argument("source", required=False)

@@ -8,6 +8,7 @@ decompressed with ``--decode``, so a fast detector does not outrun the tool.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any, NoReturn
 
@@ -60,10 +61,12 @@ class Inspector:
         self.decode = decode
         self.meter = Meter()
         self.kinds: Counter[str] = Counter()
+        self.last_message_time: float | None = None
 
     def handle(self, receiver: Any) -> Any:
         """Count the message, then decode it with the handler its dispatch key names."""
-        self.meter.add(sum(len(frame) for frame in receiver.frames))
+        self.meter.add(sum(map(len, receiver.frames)))
+        self.last_message_time = time.monotonic()
         key = dispatch_key(receiver)
         self.kinds[key] += 1
         return get_receive_handler(key)(receiver)
@@ -81,7 +84,8 @@ class Inspector:
         sample = self.meter.sample()
         statistics = self.stream.statistics
         errors = {k: v for k, v in statistics.skipped.items() if k != "timeout"}
-        idle = statistics.seconds_since_last_message
+        last = self.last_message_time
+        idle = None if last is None else time.monotonic() - last
         data = {**sample, "by_type": dict(self.kinds), "missed": statistics.missed,
                 "duplicated": statistics.duplicated, "reverted": statistics.reverted,
                 "decode_errors": errors, "seconds_since_last_message": idle}
@@ -131,7 +135,8 @@ _decode_option = click.option(
     help="Also decompress images and compressed values (checks them, costs CPU).")
 
 
-@click.command("stats", help=HELP, context_settings=CONTEXT_SETTINGS)
+@click.command("stats", help=HELP, short_help="Live statistics of a stream.",
+               context_settings=CONTEXT_SETTINGS)
 @click.argument("source")
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
