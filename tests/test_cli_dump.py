@@ -115,8 +115,27 @@ def test_existing_recording_is_not_overwritten(tools, source, tmp_path):
     path.write_bytes(b"precious")
     dump = tools("dump", source[1], str(path), "-n", "1")
     assert dump.wait() == 1
-    assert "already exists" in dump.stderr and dump.stderr.count("\n") == 1
+    assert dump.stderr == f"Error: '{path}' already exists; use --overwrite to replace it\n"
     assert path.read_bytes() == b"precious"
+
+
+def test_a_folder_holding_a_recording_is_not_overwritten(tools, source, tmp_path):
+    (tmp_path / "000000_000.raw").write_bytes(b"precious")
+    dump = tools("dump", source[1], str(tmp_path), "--format", "folder", "-n", "1")
+    assert dump.wait() == 1
+    assert "already holds a recording" in dump.stderr and "use --overwrite" in dump.stderr
+    assert (tmp_path / "000000_000.raw").read_bytes() == b"precious"
+
+
+def test_overwrite_replaces_a_recording(tools, source, tmp_path):
+    push, endpoint = source
+    path = tmp_path / "r.mflow"
+    path.write_bytes(b"old")
+    dump = tools("dump", endpoint, str(path), "--overwrite", "-n", "1", "--json")
+    dump.event("start")
+    send_messages(push, [[b"new"]])
+    assert dump.wait() == 0
+    assert recorded(path) == [[b"new"]]
 
 
 def test_unwritable_path_is_one_line_and_exit_1(tools, source, tmp_path):

@@ -2,14 +2,14 @@
 
 Errors become one line on stderr and an exit status, never a traceback: ``Error: ...`` and
 1 for mflow errors, I/O errors and bad configuration; 2 for usage errors; 130 when
-interrupted. ``-v`` logs the traceback of an unexpected error.
+interrupted. ``-vv`` logs the traceback of an unexpected error. (click itself ends a
+command whose output pipe was closed, e.g. by ``| head``, quietly with status 1.)
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from typing import NoReturn, Sequence
 
@@ -26,7 +26,6 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 _EXIT_ERROR = 1
 _EXIT_INTERRUPTED = 130
-_EXIT_BROKEN_PIPE = 141
 
 
 #: Subcommand name → module defining it as ``command`` (imported when needed).
@@ -85,10 +84,6 @@ def run(command: click.Command, args: Sequence[str] | None = None,
     except (click.Abort, KeyboardInterrupt):
         print("Interrupted.", file=sys.stderr)
         code = _EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # Whoever read our output went away (e.g. `| head`): leave quietly.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        code = _EXIT_BROKEN_PIPE
     except (MflowError, OSError) as error:
         print(f"Error: {_error_text(error)}", file=sys.stderr)
         code = _EXIT_ERROR

@@ -78,8 +78,8 @@ def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
         return run.exit_code
 
 
-@click.command("demo", help=HELP, short_help="Live statistics of a simulated EIGER (no hardware needed).",
-               context_settings=CONTEXT_SETTINGS)
+@click.command("demo", help=HELP, context_settings=CONTEXT_SETTINGS,
+               short_help="Live statistics of a simulated EIGER (no hardware needed).")
 @click.option("-r", "--rate", type=click.FloatRange(min=0, min_open=True), default=100.0,
               show_default=True, help="Messages per second.")
 @click.option("--shape", default="514x1030", show_default=True,

@@ -70,10 +70,14 @@ class _Recorder:
         self.path = path
         self.file_format = file_format
         self.skip = skip
-        if file_format == "folder":
-            self.writer: Any = FolderWriter(path, overwrite=overwrite)
-        else:
-            self.writer = RecordingWriter(path, overwrite=overwrite, sync=sync)
+        try:
+            if file_format == "folder":
+                self.writer: Any = FolderWriter(path, overwrite=overwrite)
+            else:
+                self.writer = RecordingWriter(path, overwrite=overwrite, sync=sync)
+        except RecordingError as error:  # say it in command-line words
+            raise RecordingError(str(error).replace("pass overwrite=True", "use --overwrite")
+                                 ) from error
 
     def __call__(self, index: int, parts: list[Any]) -> None:
         try:
@@ -171,7 +175,8 @@ def _dump(source: str, path: str | None, file_format: str, skip: int, overwrite:
               default="file", show_default=True,
               help="file: one append-only file; folder: the 1.0 layout, one file per part.")
 @click.option("-s", "--skip", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Keep only parts numbered (from 1) below this; 0 keeps every part.")
+              help="Record (m_dump: also print) only the parts numbered (from 1) below "
+                   "this; 0 keeps every part.")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing recording at PATH (a folder's part files are deleted).")
 @click.option("--sync", is_flag=True,
