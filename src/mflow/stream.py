@@ -293,25 +293,22 @@ class Stream:
         """
         socket = self._open_socket("send")
         flags = (zmq.SNDMORE if send_more else 0) | (0 if block else zmq.NOBLOCK)
-        try:
-            if as_json:
-                socket.send_json(message, flags)
-            else:
-                socket.send(message, flags, copy=self.zmq_copy, track=self.zmq_track)
-        except zmq.Again as error:
-            if block:
-                raise SendTimeoutError("send timed out") from error
-            self.statistics.send_dropped += 1
-            return False
-        except zmq.ZMQError as error:
-            raise _stream_error(error, "send") from error
-        return True
+        if as_json:
+            return self._deliver(lambda: socket.send_json(message, flags), block)
+        return self._deliver(
+            lambda: socket.send(message, flags, copy=self.zmq_copy, track=self.zmq_track), block)
 
     def send_multipart(self, parts: Sequence[Any], block: bool = True) -> bool:
         """Send ``parts`` as one multipart message, atomically; see `send` for the result."""
         socket = self._open_socket("send")
+        flags = 0 if block else zmq.NOBLOCK
+        return self._deliver(lambda: socket.send_multipart(parts, flags, copy=self.zmq_copy),
+                             block)
+
+    def _deliver(self, send: Callable[[], Any], block: bool) -> bool:
+        """Run ``send``, translating its pyzmq errors; False if a non-blocking send dropped."""
         try:
-            socket.send_multipart(parts, 0 if block else zmq.NOBLOCK, copy=self.zmq_copy)
+            send()
         except zmq.Again as error:
             if block:
                 raise SendTimeoutError("send timed out") from error
