@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import mflow
 
 from .conftest import TIMEOUT_MS
-from .fixtures.make_fixtures import CASES
+from .fixtures.cases import CASES
 from .conformance import load_golden
 
 GOLDEN = [load_golden(name) for name in sorted(CASES)]

@@ -12,7 +12,7 @@ import mflow
 from mflow.errors import MalformedMessageError, UnknownHtypeError
 
 from .conformance import assert_same, decode, encode, load_golden, round_trip
-from .fixtures.make_fixtures import CASES
+from .fixtures.cases import CASES
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -32,7 +32,7 @@ def test_golden_fixture_decodes_to_the_expected_data(name, copy):
 def test_round_trip_through_real_sockets(name, stream_pair):
     htype, message, expected = CASES[name]()
     sender, receiver = stream_pair()
-    assert_same(round_trip(sender, receiver, message), expected)
+    assert_same(round_trip(sender, receiver, message, htype=htype), expected)
 
 
 def test_every_handler_module_is_registered():

@@ -13,8 +13,8 @@ from mflow import dispatch
 from mflow.errors import ConfigurationError, MalformedMessageError
 from mflow.handlers.sls import Handler, decode_image, encode_image
 
-from .conformance import assert_same, decode, encode, load_golden, round_trip
-from .fixtures.make_bsread_stream2_sls_fixtures import CASES
+from .conformance import assert_same, decode, encode, load_golden
+from .fixtures.cases import CASES
 
 SLS_CASES = sorted(name for name in CASES if name.startswith("sls_"))
 
@@ -30,24 +30,10 @@ def frames(head: dict, *parts: bytes) -> list[bytes]:
 
 # -- golden fixtures and round trips ----------------------------------------------------
 
-@pytest.mark.parametrize("name", SLS_CASES)
-def test_encoding_matches_the_golden_fixture(name):
-    _, message, _ = CASES[name]()
-    assert encode(Handler, message) == load_golden(name)
 
 
-@pytest.mark.parametrize("copy", [True, False], ids=["copy", "zero-copy"])
-@pytest.mark.parametrize("name", SLS_CASES)
-def test_golden_fixture_decodes_to_the_expected_data(name, copy):
-    _, _, expected = CASES[name]()
-    assert_same(decode(Handler, load_golden(name), copy=copy), expected)
 
 
-@pytest.mark.parametrize("name", SLS_CASES)
-def test_round_trip_through_real_sockets_by_sniffing(name, stream_pair):
-    _, message, expected = CASES[name]()
-    sender, receiver = stream_pair()
-    assert_same(round_trip(sender, receiver, message, htype=dispatch.SLS), expected)
 
 
 def test_registered_under_the_sls_dispatch_key():
