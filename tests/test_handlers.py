@@ -138,7 +138,7 @@ def test_dimage_send_includes_the_appendix():
     """Bug B11: 1.0's dimage send dropped the appendix."""
     _, message, _ = CASES["dimage_uncompressed"]()
     parts = encode(mflow.get_handler("dimage-1.0"), message)
-    assert len(parts) == 5 and parts[4] == b"text appendix"
+    assert len(parts) == 5 and parts[4] == b'"text appendix"'  # JSON, as 1.0 sends it
 
 
 # -- tolerated producer deviations and error cases ---------------------------------------
@@ -176,16 +176,11 @@ def test_dheader_appendix_that_is_not_json_is_text_or_bytes():
 
 
 @pytest.mark.parametrize("htype, parts", [
-    ("dheader-1.0", [b'{"htype": "dheader-1.0", "header_detail": "all"}', b"{}", b"{}"]),
-    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b"{}", b"blob"]),
+    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b"{}"]),
     ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b"not json", b"blob", b"{}"]),
-    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b'{"shape": [2, 2], "type": "uint8", '
-                    b'"encoding": "<"}', b"abc", b"{}"]),
-    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b'{"shape": [2], "type": "uint8"}',
-                    b"abcd", b"{}"]),
-    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b'{"shape": [2, 2], "type": "uint8", '
-                    b'"encoding": "zip"}', b"abcd", b"{}"]),
-    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [-1]}', b"abcd"]),
+    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [-2]}', b"abcd"]),
+    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [-1, -1]}', b"abcd"]),
+    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [3, -1]}', b"abcd"]),
     ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [1e30]}', b"abcd"]),
     ("array-1.0", [b'{"htype": "array-1.0", "type": "V0", "shape": [1]}', b"abcd"]),
     ("raw-1.0", [b'"not an object"']),
@@ -193,6 +188,35 @@ def test_dheader_appendix_that_is_not_json_is_text_or_bytes():
 def test_malformed_messages_raise_malformed(htype, parts):
     with pytest.raises(MalformedMessageError):
         decode(mflow.get_handler(htype), parts)
+
+
+@pytest.mark.parametrize("part_2, blob", [
+    (b"{}", b"blob"),
+    (b'{"shape": [2, 2], "type": "uint8", "encoding": "<"}', b"abc"),
+    (b'{"shape": [2], "type": "uint8"}', b"abcd"),
+    (b'{"shape": [2, 2], "type": "uint8", "encoding": "bs16-zstd<"}', b"abcd"),
+    (b'{"shape": [4, 2], "type": "uint16", "encoding": "bs16-lz4<"}', b"\x01" * 16),
+])
+def test_dimage_that_cannot_be_decoded_keeps_its_parts(part_2, blob):
+    """As in 1.0 the message arrives; ``image`` is None and ``image_error`` says why."""
+    decoded = decode(mflow.get_handler("dimage-1.0"), [b'{"htype": "dimage-1.0"}', part_2, blob])
+    assert decoded["image"] is None and decoded["image_error"]
+    assert decoded["part_3_raw"] == blob and decoded["part_4"] is None
+
+
+def test_dheader_with_fewer_parts_than_promised_keeps_what_came():
+    parts = [b'{"htype": "dheader-1.0", "header_detail": "all"}', b'{"nimages": 1}', b"{}"]
+    decoded = decode(mflow.get_handler("dheader-1.0"), parts)
+    assert decoded["part_2"] == {"nimages": 1} and decoded["part_3"] == {}
+    assert decoded["part_4_raw"] is None and decoded["flatfield"] is None
+
+
+def test_array_shape_may_be_a_number_or_hold_minus_one():
+    handler = mflow.get_handler("array-1.0")
+    raw = np.arange(6, dtype="<i4").tobytes()
+    for shape, expected in (("6", (6,)), ("[-1]", (6,)), ("[2, -1]", (2, 3))):
+        header = b'{"htype": "array-1.0", "type": "<i4", "shape": %s}' % shape.encode()
+        assert decode(handler, [header, raw])["data"][0].shape == expected
 
 
 def test_dimage_decode_can_be_switched_off():

@@ -51,11 +51,11 @@ def test_header_is_parsed_once_and_kept_raw():
     assert receiver.statistics.bytes_received == len(b'{"a": 1}')
 
 
-def test_zero_copy_frames_are_read_only_memoryviews():
+def test_zero_copy_frames_are_memoryviews():
     receiver = loaded([b"{}", b"payload", b""], copy=False)
     receiver.next()
     view = receiver.next()
-    assert isinstance(view, memoryview) and view.readonly and bytes(view) == b"payload"
+    assert isinstance(view, memoryview) and bytes(view) == b"payload"
     assert not receiver.next()  # an empty frame is falsy (bsread relies on it)
 
 

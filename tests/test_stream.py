@@ -332,7 +332,21 @@ def test_forward_of_unknown_htype_is_logged_not_raised(stream_pair, caplog):
     sender, _ = stream_pair()
     with caplog.at_level(logging.WARNING, logger="mflow"):
         sender.forward({"header": {"htype": "nope"}})
-    assert "Unable to send message" in caplog.text
+    assert "htype - nope - not supported" in caplog.text
+    with pytest.raises(KeyError):  # as in 1.0
+        sender.forward({"no": "header"})
+
+
+def test_closed_and_timeout_errors_are_also_the_zmq_errors_of_1_0(stream_factory):
+    stream = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
+                            send_timeout=1)
+    with pytest.raises(zmq.Again) as raised:
+        stream.send(b"nobody listens")
+    assert raised.value.errno == zmq.EAGAIN
+    stream.disconnect()
+    with pytest.raises(zmq.ZMQError) as raised:
+        stream.send(b"x")
+    assert raised.value.errno == zmq.ENOTSOCK
 
 
 def test_per_stream_handler_override(pull_stream):
@@ -393,3 +407,23 @@ def test_receive_timeout_returns_none(stream_factory, push):
 def test_receive_timeout_is_in_milliseconds(stream_factory, push):
     _, endpoint = push
     assert stream_factory(endpoint, receive_timeout=TIMEOUT_MS).socket.rcvtimeo == TIMEOUT_MS
+
+
+def test_disconnect_delivers_what_a_sender_still_queues(stream_factory, context):
+    receiver = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, receive_timeout=TIMEOUT_MS)
+    sender = mflow.connect(receiver.endpoint, mode=mflow.PUSH, linger=TIMEOUT_MS)
+    for n in range(200):
+        sender.send_multipart(array_frames(frame=n))
+    sender.disconnect()  # must not drop what is still queued
+    frames = [receiver.receive().data["header"]["frame"] for _ in range(200)]
+    assert frames == list(range(200))
+
+
+
+def test_receive_parts_gives_the_undecoded_frames(pull_stream):
+    socket, stream = pull_stream
+    socket.send_multipart([b"not json", b"", b"x"])
+    frames = stream.receive_parts()
+    assert [f.bytes for f in frames] == [b"not json", b"", b"x"]
+    assert stream.receive_parts(block=False) is None
+    assert stream.statistics.messages_received == 0

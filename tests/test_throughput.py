@@ -18,6 +18,7 @@ def test_samples_after_the_interval(monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(time, "time", lambda: now[0])
     throughput = ThroughputStatistics(sampling_interval=0.2)
+    assert throughput.n.initial_time == 1000.0  # the 1.0 attribute names
     now[0] += 0.1
     assert throughput.save_statistics(stats(1, 100)) is False
     now[0] += 0.4
@@ -60,6 +61,6 @@ def test_flush_samples_pending_data(monkeypatch):
     throughput = ThroughputStatistics(sampling_interval=100)
     now[0] += 1
     throughput.save_statistics(stats(2, 20))
-    assert throughput.get_statistics_raw() == type(throughput.buffer)(maxlen=100)
+    assert throughput.get_statistics_raw() == type(throughput._buffer)(maxlen=100)
     throughput.flush()
     assert throughput.get_last_sampled_statistics()["message_rate"] == 2

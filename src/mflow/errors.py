@@ -10,7 +10,7 @@
     │   ├── ConnectError            (also a RuntimeError, as in 1.0) bind/connect failed
     │   ├── StreamTimeoutError      (also a TimeoutError) a send or receive timed out
     │   │   └── SendTimeoutError    (also a zmq.Again, as 1.0 raised) a blocking send timed out
-    │   └── StreamClosedError       the stream is not connected (any more)
+    │   └── StreamClosedError       (also a zmq.ZMQError, as in 1.0) not connected (any more)
     └── ConfigurationError          (also a ValueError) bad arguments or configuration
 
 pyzmq errors are translated into these in one place, `mflow.stream`; codecs and handlers
@@ -88,11 +88,24 @@ class StreamTimeoutError(StreamError, TimeoutError):
 
 
 class SendTimeoutError(StreamTimeoutError, zmq.Again):
-    """A blocking send timed out (``send_timeout``); 1.0 code catching ``zmq.Again`` still works."""
+    """A blocking send timed out (``send_timeout``); 1.0 code catching ``zmq.Again`` (and
+    checking ``errno == zmq.EAGAIN``) still works."""
+
+    def __init__(self, message: str = "send timed out") -> None:
+        super().__init__(f"{zmq.strerror(zmq.EAGAIN)} ({message})")
+        self.errno = zmq.EAGAIN
 
 
-class StreamClosedError(StreamError):
-    """The stream is not connected, or was disconnected."""
+class StreamClosedError(StreamError, zmq.ZMQError):
+    """The stream is not connected, or was disconnected.
+
+    Also a ``zmq.ZMQError`` (``ENOTSOCK``), which is what 1.0 raised then.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.errno = zmq.ENOTSOCK
+        self.strerror = message
 
 
 class ConfigurationError(MflowError, ValueError):

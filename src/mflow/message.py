@@ -16,8 +16,6 @@ class Message:
     message of a stream), as in 1.0.
     """
 
-    __slots__ = ("statistics", "data")
-
     def __init__(self, statistics: Statistics, data: Any) -> None:
         self.statistics = statistics
         self.data = data

@@ -119,13 +119,10 @@ class ConnectionCountMonitor:
         self.callback(self.client_counter)
 
 
-def no_clients_timeout_notifier(action: Callable[[], Any], timeout: float
+def no_clients_timeout_notifier(no_client_action: Callable[[], Any], no_client_timeout: float
                                 ) -> Callable[[int], None]:
-    """A connection-count callback that calls ``action()`` after ``timeout`` s without clients.
-
-    The timer starts when the count becomes 0 and restarts after each call, so ``action``
-    fires every ``timeout`` seconds for as long as nobody is connected.
-    """
+    """A connection-count callback that calls ``no_client_action()`` once nobody has been
+    connected for ``no_client_timeout`` seconds, and again every such period after that."""
     since: list[float | None] = [None]
 
     def notify(count: int) -> None:
@@ -135,9 +132,9 @@ def no_clients_timeout_notifier(action: Callable[[], Any], timeout: float
         now = time.monotonic()
         if since[0] is None:
             since[0] = now
-        elif now - since[0] >= timeout:
+        elif now - since[0] >= no_client_timeout:
             since[0] = now
-            action()
+            no_client_action()
 
     return notify
 

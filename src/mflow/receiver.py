@@ -14,8 +14,8 @@ Parts are taken off the socket without a copy (as ``zmq.Frame`` objects, whose `
 flag also spares a ``getsockopt(RCVMORE)`` call per part); handlers that build arrays read
 them through `rest_buffers`, so payloads are never copied (such arrays are views on the
 received frame, writable like any array the caller owns). What `next` and `rest` return
-keeps the 1.0 types: ``bytes`` for copying streams (a copy made on request), read-only
-memoryviews for ``copy=False``.
+keeps the 1.0 types: ``bytes`` for copying streams (a copy made on request),
+memoryviews for ``copy=False`` (writable, as pyzmq makes them).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class ReceiveHandler:
         return 1 if self.position < len(self.frames) else 0
 
     def next(self, as_json: bool = False) -> Any:
-        """The next frame of the message: bytes (copy) or a read-only memoryview (no copy).
+        """The next frame of the message: bytes (copy) or a memoryview (no copy).
 
         With ``as_json`` the frame is parsed as JSON (frame 0 is parsed only once per
         message). Past the last frame, or on a receive timeout, returns ``None``.
@@ -124,7 +124,7 @@ class ReceiveHandler:
         self.position = position + 1
         self.statistics.bytes_received += len(frame)
         if self._frame_objects:
-            frame = frame.bytes if self.zmq_copy or as_json else frame.buffer.toreadonly()
+            frame = frame.bytes if self.zmq_copy or as_json else frame.buffer
         if position == 0:
             self.raw_header = None
             if as_json:
@@ -151,7 +151,7 @@ class ReceiveHandler:
             return frames
         if self.zmq_copy:
             return [frame.bytes for frame in frames]
-        return [frame.buffer.toreadonly() for frame in frames]
+        return [frame.buffer for frame in frames]
 
     def rest_buffers(self) -> list[Any]:
         """All unread frames at once, never copied, for handlers that make arrays of them.

@@ -61,6 +61,8 @@ class Statistics:
         self.messages_received = 0
         self.messages_by_htype: Counter[str] = Counter()
         self.skipped: Counter[str] = Counter()
+        #: Messages delivered although one of their payloads (an image) failed to decode.
+        self.payload_errors: Counter[str] = Counter()
         self.sequences: dict[Any, SequenceGaps] = {}
         self.last_message_time: float | None = None
         self.send_dropped = 0
@@ -135,6 +137,7 @@ class Statistics:
             "total_bytes_received": self.total_bytes_received,
             "messages_by_htype": dict(self.messages_by_htype),
             "skipped": dict(self.skipped),
+            "payload_errors": dict(self.payload_errors),
             "missed": self.missed,
             "duplicated": self.duplicated,
             "reverted": self.reverted,
@@ -152,6 +155,7 @@ class Statistics:
             total.messages_received += part.messages_received
             total.messages_by_htype.update(part.messages_by_htype)
             total.skipped.update(part.skipped)
+            total.payload_errors.update(part.payload_errors)
             total.send_dropped += part.send_dropped
             for source, gaps in part.sequences.items():
                 mine = total.sequences.setdefault(source, SequenceGaps())

@@ -14,7 +14,7 @@ import zmq
 
 from . import dispatch
 from .errors import (ConfigurationError, ConnectError, DecodeError, SendTimeoutError,
-                     StreamClosedError, StreamError)
+                     StreamClosedError, StreamError, UnknownHtypeError)
 from .handlers import get_receive_handler, get_send_handler, receive_handlers
 from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
@@ -33,6 +33,7 @@ PUSH = zmq.PUSH
 PULL = zmq.PULL
 
 _SEND_ONLY = (zmq.PUSH, zmq.PUB)
+_RECEIVE_ONLY = (zmq.PULL, zmq.SUB)
 _CLOSED_ERRNOS = (zmq.ETERM, zmq.ENOTSOCK)
 
 
@@ -139,24 +140,27 @@ class Stream:
         return self.socket is None or self.socket.closed
 
     def disconnect(self) -> None:
-        """Close the socket (idempotent); the endpoint is free for reuse at once.
+        """Close the socket (idempotent) and free its endpoint for reuse.
 
-        Pending outgoing messages get ``linger`` milliseconds to leave before an owned
-        context is terminated.
+        Messages still queued for sending get ``linger`` milliseconds to leave: an owned
+        context's termination waits for them, and the endpoint is free when this returns
+        (with a shared context a sending socket's endpoint is freed in the background). A
+        receiving socket leaves its endpoint first, so nothing more arrives for it.
         """
         socket = self.socket
         if socket is None or socket.closed:
             logger.debug("stream already disconnected")
             return
-        endpoint = socket.last_endpoint.decode()
         try:
-            if self.conn_type == CONNECT:
-                socket.disconnect(self.address)
-            else:
-                socket.unbind(endpoint)
+            if self.receiver is not None and socket.type in _RECEIVE_ONLY:
+                # Only for receive-only sockets: leaving drops what connections still hold,
+                # which would lose a sender's queued messages.
+                if self.conn_type == CONNECT:
+                    socket.disconnect(self.address)
+                else:
+                    socket.unbind(socket.last_endpoint.decode())
         except zmq.ZMQError as error:
-            logger.debug("could not %s %s: %s", "disconnect" if self.conn_type == CONNECT
-                         else "unbind", endpoint, error)
+            logger.debug("could not leave %s: %s", self.address, error)
         finally:
             socket.close()
             self._socket_event_listener.stop()
@@ -189,10 +193,10 @@ class Stream:
         if not self._socket_event_listener.monitor_listening.is_set() and not self.closed:
             self._socket_event_listener.start(self.socket)
 
-    def remove_socket_monitor(self, monitor: Callable[[dict | None], Any]) -> None:
-        """Stop calling ``monitor``; the listener stops with the last monitor."""
-        if monitor in self._socket_monitors:
-            self._socket_monitors.remove(monitor)
+    def remove_socket_monitor(self, callback_function: Callable[[dict | None], Any]) -> None:
+        """Stop calling ``callback_function``; the listener stops with the last monitor."""
+        if callback_function in self._socket_monitors:
+            self._socket_monitors.remove(callback_function)
         if not self._socket_monitors:
             self._socket_event_listener.stop()
 
@@ -208,11 +212,7 @@ class Stream:
         stream raises the decode error instead. ``decode`` overrides the stream's
         ``decode`` for this call.
         """
-        receiver = self.receiver
-        if receiver is None:
-            if self.closed:
-                raise StreamClosedError("cannot receive: the stream is not connected")
-            raise ConfigurationError("cannot receive on a send-only (PUSH/PUB) stream")
+        receiver = self._receiver()
         receiver.block = block
         try:
             receiver.receive_message(0 if block else zmq.NOBLOCK)
@@ -271,6 +271,31 @@ class Stream:
                        "debug level", error.reason, error, error.reason,
                        f" of {key}" if key else "")
 
+    def receive_parts(self, block: bool = True) -> list[zmq.Frame] | None:
+        """The next message undecoded: its parts as ``zmq.Frame`` objects, never copied.
+
+        ``None`` on a receive timeout or, when not blocking, if nothing is waiting. For
+        tools that record or forward messages as they are; the message is not counted in
+        ``statistics``.
+        """
+        receiver = self._receiver()
+        try:
+            receiver.receive_message(0 if block else zmq.NOBLOCK)
+        except zmq.Again:
+            return None
+        except zmq.ZMQError as error:
+            raise _stream_error(error, "receive") from error
+        frames = receiver.frames
+        receiver.load(())
+        return frames
+
+    def _receiver(self) -> ReceiveHandler:
+        if self.receiver is None:
+            if self.closed:
+                raise StreamClosedError("cannot receive: the stream is not connected")
+            raise ConfigurationError("cannot receive on a send-only (PUSH/PUB) stream")
+        return self.receiver
+
     def receive_raw(self, block: bool = True) -> Message | None:
         """The next message as raw-1.0: ``{"header": ..., "data": [parts]}``."""
         return self.receive(handler=get_receive_handler("raw-1.0"), block=block)
@@ -311,7 +336,7 @@ class Stream:
             send()
         except zmq.Again as error:
             if block:
-                raise SendTimeoutError("send timed out") from error
+                raise SendTimeoutError() from error
             self.statistics.send_dropped += 1
             return False
         except zmq.ZMQError as error:
@@ -322,11 +347,19 @@ class Stream:
                 block: bool = True) -> None:
         """Send a decoded ``message`` (as `receive` returned its data) with its htype's handler.
 
-        Failures are logged and skipped as in 1.0; a strict stream raises them.
+        As in 1.0, a message without ``header``/``htype`` raises, while an unknown htype
+        or a failing send is logged and skipped; a strict stream raises those too.
         """
+        if handler is None:
+            htype = message["header"]["htype"]  # as in 1.0, a message without one raises
+            try:
+                handler = get_send_handler(htype)
+            except UnknownHtypeError:
+                logger.warning("htype - %s - not supported", htype)
+                if self.strict:
+                    raise
+                return
         try:
-            if handler is None:
-                handler = get_send_handler(message["header"]["htype"])
             handler(message, send=self.send, block=block)
         except Exception:
             logger.warning("Unable to send message - skipping", exc_info=True)

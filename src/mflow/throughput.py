@@ -19,25 +19,26 @@ class ThroughputStatistics:
     """Samples data and message rates at most every ``sampling_interval`` seconds.
 
     Samples (``{"message_rate": Hz, "data_rate": bytes/s}``) go to ``buffer`` (by default
-    a ``deque`` of the last 100); the running state lives in ``namespace``.
+    a ``deque`` of the last 100); the running state lives in ``namespace``, kept as ``n``
+    (1.0 names).
     """
 
     MB_FACTOR = 1e-6
 
     def __init__(self, buffer: Any = None, namespace: Any = None,
                  sampling_interval: float = 0.2) -> None:
-        self.buffer = deque(maxlen=100) if buffer is None else buffer
-        self.namespace = SimpleNamespace() if namespace is None else namespace
+        self._buffer = deque(maxlen=100) if buffer is None else buffer
+        self.n = SimpleNamespace() if namespace is None else namespace
         self.sampling_interval = sampling_interval
         now = time.time()
-        n = self.namespace
+        n = self.n
         n.initial_time = now
         n.last_sampled_statistics = {"total_bytes_received": 0, "messages_received": 0, "time": now}
         n.last_received_statistics = dict(n.last_sampled_statistics)
 
     def save_statistics(self, statistics: Any) -> bool:
         """Record ``statistics``; True when that produced a new sample."""
-        n = self.namespace
+        n = self.n
         n.last_received_statistics = {
             "total_bytes_received": statistics.total_bytes_received,
             "messages_received": statistics.messages_received,
@@ -50,7 +51,7 @@ class ThroughputStatistics:
         return True
 
     def _sample(self) -> None:
-        n = self.namespace
+        n = self.n
         last, now = n.last_sampled_statistics, n.last_received_statistics
         elapsed = now["time"] - last["time"]
         if elapsed <= 0:
@@ -59,20 +60,20 @@ class ThroughputStatistics:
             "message_rate": (now["messages_received"] - last["messages_received"]) / elapsed,
             "data_rate": (now["total_bytes_received"] - last["total_bytes_received"]) / elapsed,
         }
-        self.buffer.append(sample)
+        self._buffer.append(sample)
         n.last_sampled_statistics = now
         logger.info("Data rate: %.3f MB/s    Message rate: %.3f Hz",
                     sample["data_rate"] * self.MB_FACTOR, sample["message_rate"])
 
     def get_last_sampled_statistics(self) -> dict | None:
         """The newest sample, or ``None``."""
-        return self.buffer[-1] if self.buffer else None
+        return self._buffer[-1] if self._buffer else None
 
     def get_statistics(self) -> OrderedDict | dict:
         """Totals and averages since creation; ``{}`` before anything was saved."""
-        n = self.namespace
+        n = self.n
         last = n.last_received_statistics
-        if last["time"] == n.initial_time and not self.buffer:
+        if last["time"] == n.initial_time and not self._buffer:
             return {}
         messages = last["messages_received"]
         total_bytes = last["total_bytes_received"]
@@ -88,11 +89,11 @@ class ThroughputStatistics:
 
     def get_statistics_raw(self) -> Any:
         """The sample buffer itself."""
-        return self.buffer
+        return self._buffer
 
     def flush(self) -> None:
         """Take a sample of what was saved since the last one, whatever the interval."""
-        n = self.namespace
+        n = self.n
         if n.last_received_statistics["time"] > n.last_sampled_statistics["time"]:
             self._sample()
 

@@ -16,8 +16,7 @@ from mflow.errors import StreamError
 from ._options import SenderOptions, Tool
 from ._output import Report, traffic_fields
 from ._runtime import Meter, Run
-from ._sockets import Endpoint, PeerWatch, close_sending, message_size, open_stream, \
-    send_message
+from ._sockets import Endpoint, PeerWatch, message_size, open_stream, send_message
 
 __all__ = ["Sender"]
 
@@ -44,7 +43,7 @@ class Sender:
     def __exit__(self, *exc_info: Any) -> None:
         if self._peers is not None:
             self._peers.detach(self.stream)
-        close_sending(self.stream)
+        self.stream.disconnect()
 
     def wait_for_peer(self, run: Run) -> bool:
         """With ``--wait-for-peer``: wait for a peer, then restart the run's clock.

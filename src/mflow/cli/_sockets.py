@@ -1,7 +1,7 @@
 """Sockets for the commands: addresses, bind-or-connect, raw receive, stoppable send, peers.
 
-The commands move multipart messages as they are (lists of parts) and decode only what
-they must; `receive_parts` takes a whole message off a stream's socket without copying.
+The commands move multipart messages as they are (lists of parts, taken off the socket by
+`mflow.Stream.receive_parts` without copying) and decode only what they must.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from mflow.errors import ConfigurationError, StreamError
 
 from ._runtime import POLL_MS, Run
 
-__all__ = ["MODES", "Endpoint", "check_address", "is_wildcard", "open_stream", "close_sending",
-           "receive_parts", "send_message", "PeerWatch", "message_size"]
+__all__ = ["MODES", "Endpoint", "check_address", "is_wildcard", "open_stream",
+           "send_message", "PeerWatch", "message_size"]
 
 MODES = {"push": zmq.PUSH, "pull": zmq.PULL, "pub": zmq.PUB, "sub": zmq.SUB}
 
@@ -76,7 +76,7 @@ def open_stream(endpoint: Endpoint, *, linger: float = 1.0, copy: bool = False,
     """Bind or connect a stream as ``endpoint`` says.
 
     Streams get a short send or receive timeout (`POLL_MS`), so that `send_message` and
-    `receive_parts` return to look at the stop conditions while nothing moves. ``peers``
+    `Stream.receive_parts` return to look at the stop conditions while nothing moves. ``peers``
     starts watching for peers before the socket binds or connects, so none is missed.
     """
     check_address(endpoint.address)
@@ -142,43 +142,6 @@ class PeerWatch:
         if stream.socket.poll(POLL_MS) and stream.socket.recv()[:1] == b"\x01":
             self.connected.set()
         return self.connected.is_set()
-
-
-def close_sending(stream: mflow.Stream) -> None:
-    """Disconnect a sending stream so that what it still queues leaves within its LINGER.
-
-    `mflow.Stream.disconnect` unbinds (or disconnects) the endpoint before it closes the
-    socket, and libzmq then drops the messages the connections still hold. Closing the
-    socket first keeps them: it honours LINGER, and the owned context's termination
-    waits for them.
-    """
-    socket = stream.socket
-    if socket is None or socket.closed:
-        return
-    socket.close()
-    if stream._context_is_owned:  # a 1.0 attribute of Stream
-        stream.context.term()
-
-
-def receive_parts(stream: mflow.Stream) -> list[Any] | None:
-    """The next whole message as a list of ``zmq.Frame`` (no copy); None on the timeout.
-
-    The stream must have a receive timeout (`open_stream` sets `POLL_MS`). Frames are
-    read one by one by their "more" flag: for the small messages of a busy stream that is
-    about twice as fast as ``recv_multipart``.
-    """
-    recv = stream.socket.recv
-    try:
-        frame = recv(0, copy=False)
-        frames = [frame]
-        while frame.more:  # the rest of a multipart message has arrived with its first part
-            frame = recv(0, copy=False)
-            frames.append(frame)
-        return frames
-    except zmq.Again:
-        return None
-    except zmq.ZMQError as error:
-        raise StreamError(f"cannot receive from {stream.address}: {error}") from error
 
 
 _SNDMORE = int(zmq.SNDMORE)

@@ -24,7 +24,7 @@ from ._main import CONTEXT_SETTINGS, run
 from ._options import SocketOptions, Tool, socket_options, tool_options
 from ._output import Output, Report, traffic_fields
 from ._runtime import Meter
-from ._sockets import message_size, open_stream, receive_parts
+from ._sockets import message_size, open_stream
 
 __all__ = ["command", "legacy", "main"]
 
@@ -154,7 +154,7 @@ def _dump(source: str, path: str | None, file_format: str, skip: int, overwrite:
                       endpoint=stream.endpoint, path=path, format=file_format)
             try:
                 while not run.stopped(meter.messages):
-                    parts = receive_parts(stream)
+                    parts = stream.receive_parts()
                     if parts is not None:
                         sink(meter.messages, parts)
                         meter.add(message_size(parts))

@@ -25,7 +25,7 @@ from ._options import SenderOptions, SocketOptions, Tool, mode_choice, sender_op
 from ._output import Report, traffic_fields
 from ._runtime import Meter, Run
 from ._sending import Sender
-from ._sockets import Endpoint, open_stream, receive_parts
+from ._sockets import Endpoint, open_stream
 
 __all__ = ["command", "Aligner"]
 
@@ -122,7 +122,7 @@ class _Merger:
         ready = dict(self.poller.poll(run.poll_ms()))
         for index, stream in enumerate(self.inputs):
             if stream.socket in ready and not run.stopped(self.meter.messages):
-                frames = receive_parts(stream)
+                frames = stream.receive_parts()
                 if frames is not None and not self._take(index, frames, run):
                     return False
         if self.aligner is not None:

@@ -24,8 +24,7 @@ from ._options import SocketOptions, Tool, linger_option, mode_choice, socket_op
     tool_options
 from ._output import Report, traffic_fields
 from ._runtime import Meter, Run
-from ._sockets import Endpoint, close_sending, is_wildcard, message_size, open_stream, \
-    receive_parts, send_message
+from ._sockets import Endpoint, is_wildcard, message_size, open_stream, send_message
 
 __all__ = ["command", "legacy", "main", "OutputSpec", "load_config"]
 
@@ -168,7 +167,7 @@ def _report(meter: Meter, outputs: list[_Output], final: bool) -> Report:
 def _forward(source: mflow.Stream, outputs: list[_Output], run: Run, tool: Tool,
              meter: Meter) -> None:
     while not run.stopped(meter.messages):
-        frames = receive_parts(source)
+        frames = source.receive_parts()
         if frames is not None:
             nbytes = message_size(frames)
             meter.add(nbytes)
@@ -187,7 +186,7 @@ def _open_outputs(specs: list[OutputSpec], tool: Tool, linger: float) -> list[_O
                            **outputs[-1].counts())
     except BaseException:
         for output in outputs:
-            close_sending(output.stream)
+            output.stream.disconnect()
         raise
     return outputs
 
@@ -221,7 +220,7 @@ def _split(source: str | None, streams: tuple[str, ...], config: str | None, out
             return _split_into(endpoint, outputs, run, tool)
         finally:
             for output in outputs:
-                close_sending(output.stream)
+                output.stream.disconnect()
 
 
 def _split_into(endpoint: Endpoint, outputs: list[_Output], run: Run, tool: Tool) -> int:

@@ -83,7 +83,8 @@ class Inspector:
         """The counters now; ``final`` uses averages over the whole run for the rates."""
         sample = self.meter.sample()
         statistics = self.stream.statistics
-        errors = {k: v for k, v in statistics.skipped.items() if k != "timeout"}
+        errors = dict(statistics.payload_errors
+                      + Counter({k: v for k, v in statistics.skipped.items() if k != "timeout"}))
         last = self.last_message_time
         idle = None if last is None else time.monotonic() - last
         data = {**sample, "by_type": dict(self.kinds), "missed": statistics.missed,

@@ -100,9 +100,8 @@ def decode_appendix(part: Any) -> Any:
 
 
 def encode_appendix(value: Any) -> Any:
-    """An appendix as a part: bytes as they are, text as UTF-8, anything else as JSON."""
-    if isinstance(value, str):
-        return value.encode("utf-8")
+    """An appendix as a part: bytes as they are, anything else as JSON (text too, as 1.0
+    sent it, so that 1.0 receivers, which parse it as JSON, can read it)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
         return value
     return encode_json(value)

@@ -1,8 +1,8 @@
 """array-1.0: a JSON header (``type``, ``shape`` in numpy order) and one raw array per part.
 
 ``receive`` returns ``{"header": header, "data": [array_or_None, ...]}``: each non-empty
-part becomes a read-only numpy array of ``type`` and ``shape`` (a view on the ZeroMQ buffer
-when the stream does not copy), each empty part ``None``.
+part becomes a numpy array of ``type`` and ``shape`` (a view on the received ZeroMQ
+frame, never a copy), each empty part ``None``.
 """
 
 from __future__ import annotations
@@ -19,22 +19,35 @@ __all__ = ["Handler", "get_array"]
 _LAYOUTS: dict[tuple, tuple[np.dtype, tuple[int, ...], int]] = {}
 
 
-def _layout(type_name: Any, shape: Any) -> tuple[np.dtype, tuple[int, ...], int]:
-    """dtype, shape tuple and byte size an array-1.0 header declares (cached)."""
+def _layout(type_name: Any, shape: Any) -> tuple[np.dtype, tuple[int, ...], int | None]:
+    """dtype, shape tuple and byte size an array-1.0 header declares (cached).
+
+    As with numpy (and 1.0), ``shape`` may be a single size, and one size may be -1
+    ("whatever fits"); the byte size is then ``None``.
+    """
     try:
-        key = (type_name, tuple(shape))
+        key = (type_name, (shape,) if type(shape) is int else tuple(shape))
     except TypeError:
         raise MalformedMessageError(f"shape {shape!r} is not a list") from None
     layout = _LAYOUTS.get(key)
     if layout is None:
         dims = key[1]
-        if not all(type(n) is int and n >= 0 for n in dims):
+        if not all(type(n) is int and n >= -1 for n in dims) or dims.count(-1) > 1:
             raise MalformedMessageError(f"shape {shape!r} is not a list of sizes")
         dtype = dtype_of(type_name)
-        layout = (dtype, dims, int(np.prod(dims, dtype=object)) * dtype.itemsize)
+        nbytes = None if -1 in dims else int(np.prod(dims, dtype=object)) * dtype.itemsize
+        layout = (dtype, dims, nbytes)
         if len(_LAYOUTS) < 1024:  # bounded: headers come from the network
             _LAYOUTS[key] = layout
     return layout
+
+
+def _array(part: Any, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """A part whose shape has a -1 in it, checked by numpy."""
+    try:
+        return np.frombuffer(part, dtype).reshape(shape)
+    except ValueError as error:
+        raise MalformedMessageError(f"array-1.0 part of {len(part)} bytes: {error}") from None
 
 
 def get_array(raw_data: Any, dtype: Any, shape: Any) -> np.ndarray:
@@ -60,6 +73,8 @@ class Handler:
             size = len(part)
             if size == 0:
                 data.append(None)
+            elif nbytes is None:
+                data.append(_array(part, dtype, shape))
             elif size != nbytes:
                 raise MalformedMessageError(
                     f"array-1.0 part of {size} bytes does not hold {header['type']} "

@@ -10,9 +10,10 @@ is the ``appendix`` (JSON when it parses, else text, else bytes).
 order), each ``None`` when its blob does not match its declared shape (simulators send
 placeholders) — the raw parts are delivered either way.
 
-Some simulators send the configuration part as a separate message: the caller then gets a
-``basic`` header with ``part_2`` set to ``None``, and the configuration object as a message
-without ``htype`` (counted as skipped with reason ``bad_header``).
+Parts missing from the message are ``None``. Some simulators send the configuration part
+as a separate message: the caller then gets a ``basic`` header with ``part_2`` set to
+``None``, and the configuration object as a message without ``htype`` (counted as skipped
+with reason ``bad_header``).
 """
 
 from __future__ import annotations
@@ -61,15 +62,15 @@ class Handler:
         detail = header.get("header_detail", "none")
         expected = _DETAIL_PARTS.get(detail, 1) - 1
         message: dict[str, Any] = {"header": header}
-        if detail == "basic" and not parts:
-            message["part_2"] = None
-            return message
         if len(parts) < expected:
-            raise MalformedMessageError(
-                f"dheader-1.0 with header_detail {detail!r} has {len(parts) + 1} parts, "
-                f"expected {expected + 1} or {expected + 2}")
+            # Some producers send fewer parts than header_detail promises (or send part 2
+            # as a message of its own): deliver what came, the rest as None, as 1.0 did.
+            parts = [*parts, *[None] * (expected - len(parts))]
         for name, part in zip(_PART_NAMES, parts[:expected]):
-            message[name] = part if name.endswith("_raw") else decode_json(part, name)
+            if part is None:
+                message[name] = None
+            else:
+                message[name] = part if name.endswith("_raw") else decode_json(part, name)
         if len(parts) > expected:
             message["appendix"] = decode_appendix(parts[expected])
         if detail == "all":

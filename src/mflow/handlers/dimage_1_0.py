@@ -6,7 +6,10 @@ optional ``appendix``.
 
 ``receive`` returns those keys plus ``"image"``: the decoded ``(y, x)`` numpy array for the
 encodings ``<`` (uncompressed), ``lz4<`` (one LZ4 block) and ``bs8|16|32-lz4<``
-(bitshuffle-LZ4, with, without or with a zeroed 12-byte header). With decoding switched off
+(bitshuffle-LZ4, with, without or with a zeroed 12-byte header). An image that cannot be
+decoded (unknown encoding, corrupt blob, size not matching ``part_2``) leaves the message
+intact with ``"image": None`` and ``"image_error"`` saying why (counted in the statistics'
+``payload_errors``). With decoding switched off
 (``Stream(decode=False)`` or ``receive(decode=False)``) there is no ``"image"`` key and the
 blob is left as it came, e.g. for writers that store it compressed.
 
@@ -21,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import codecs
-from ..errors import MalformedMessageError
+from ..errors import DecodeError, MalformedMessageError
 from ._parts import (decode_appendix, decode_json, dtype_of, encode_appendix, encode_json,
                      payload, require_dict, send_parts)
 
@@ -83,18 +86,24 @@ class Handler:
     def receive(receiver: Any) -> dict:
         header = require_dict(receiver.next(as_json=True), "dimage-1.0 header")
         parts = receiver.rest()
-        if len(parts) < 3:
+        if len(parts) < 2:
             raise MalformedMessageError(f"dimage-1.0 has {len(parts) + 1} parts, expected 4 or 5")
         message = {
             "header": header,
             "part_2": require_dict(decode_json(parts[0], "part_2"), "dimage-1.0 part_2"),
             "part_3_raw": parts[1],
-            "part_4": decode_json(parts[2], "part_4"),
+            "part_4": decode_json(parts[2], "part_4") if len(parts) > 2 else None,
         }
         if len(parts) > 3:
             message["appendix"] = decode_appendix(parts[3])
         if receiver.decode:
-            message["image"] = decode_image(message["part_2"], parts[1])
+            try:
+                message["image"] = decode_image(message["part_2"], parts[1])
+            except DecodeError as error:
+                # The parts still arrive, as in 1.0; the failure is said, not hidden.
+                message["image"] = None
+                message["image_error"] = f"{type(error).__name__}: {error}"
+                receiver.statistics.payload_errors[error.reason] += 1
         return message
 
     @staticmethod

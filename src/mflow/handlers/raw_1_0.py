@@ -1,7 +1,7 @@
 """raw-1.0: a JSON header and opaque data parts.
 
 ``receive`` returns ``{"header": header, "data": [part_or_None, ...]}`` with parts as
-``bytes`` (or read-only memoryviews when the stream does not copy) and empty parts ``None``.
+``bytes`` (or memoryviews when the stream does not copy) and empty parts ``None``.
 """
 
 from __future__ import annotations
