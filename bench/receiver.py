@@ -41,7 +41,9 @@ def mflow_receiver(address: str):
 
 def payload_is_a_view_on_the_zmq_frame(array) -> bool:
     base = getattr(array, "base", None)
-    return isinstance(base, memoryview) and isinstance(base.obj, zmq.Frame)
+    if isinstance(base, memoryview):
+        base = base.obj
+    return isinstance(base, zmq.Frame)
 
 
 def main() -> None:
