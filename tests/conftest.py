@@ -10,6 +10,8 @@ import zmq
 
 import mflow
 
+from .cli_support import tools, zmq_context  # noqa: F401  (fixtures of the command tests)
+
 #: Milliseconds any test receive may wait before the test fails instead of hanging.
 TIMEOUT_MS = 5000
 

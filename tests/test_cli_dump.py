@@ -11,8 +11,7 @@ import zmq
 
 from mflow.recording import FolderReader, RecordingReader, open_recording
 
-from .test_cli_support import header, make_socket, mixed_messages, send_messages, tools, \
-    wait_for, zmq_context  # noqa: F401
+from .cli_support import header, make_socket, mixed_messages, send_messages, wait_for
 
 
 def recorded(path) -> list[list[bytes]]:

@@ -11,7 +11,7 @@ import zmq
 
 import mflow
 
-from .test_cli_support import make_socket, receive_messages, tools, zmq_context  # noqa: F401
+from .cli_support import make_socket, receive_messages
 
 
 def decoded(endpoint: str, count: int) -> list[dict]:

@@ -14,7 +14,7 @@ from mflow.cli._main import COMMANDS
 from mflow.cli.generate import parse_shape, parse_size
 from mflow.errors import ConfigurationError
 
-from .test_cli_support import BIN, make_socket, run_tool, tools, zmq_context  # noqa: F401
+from .cli_support import BIN, make_socket, run_tool
 
 LEGACY_SCRIPTS = ("m_stats", "m_generate", "m_dump", "m_replay", "m_split")
 

@@ -8,8 +8,7 @@ import zmq
 
 from mflow.cli.merge import Aligner
 
-from .test_cli_support import header, make_socket, receive_messages, send_messages, tools, \
-    zmq_context  # noqa: F401
+from .cli_support import header, make_socket, receive_messages, send_messages
 
 
 def start_merge(tools, zmq_context, inputs, *args):

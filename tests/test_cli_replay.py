@@ -10,8 +10,7 @@ import zmq
 
 from mflow.recording import FolderWriter, RecordingWriter
 
-from .test_cli_support import header, make_socket, mixed_messages, receive_messages, tools, \
-    zmq_context  # noqa: F401
+from .cli_support import header, make_socket, mixed_messages, receive_messages
 
 
 def write_recording(path, messages, file_format="file", times=None):

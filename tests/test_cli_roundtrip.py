@@ -15,8 +15,7 @@ import zmq
 
 from mflow.recording import open_recording
 
-from .test_cli_support import make_socket, mixed_messages, send_messages, tools, \
-    zmq_context  # noqa: F401
+from .cli_support import make_socket, mixed_messages, send_messages
 
 COUNT = 100_000
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import zmq
 
-from .test_cli_support import header, make_socket, mixed_messages, receive_messages, \
-    send_messages, tools, wait_for, zmq_context  # noqa: F401
+from .cli_support import (
+    header, make_socket, mixed_messages, receive_messages, send_messages, wait_for)
 
 
 def consumers(zmq_context, count, kind=zmq.PULL, hwm=1000):

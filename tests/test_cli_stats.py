@@ -7,8 +7,7 @@ import json
 import numpy as np
 import zmq
 
-from .test_cli_support import header, make_socket, send_messages, tools, wait_for, \
-    zmq_context  # noqa: F401
+from .cli_support import header, make_socket, send_messages, wait_for
 
 
 def array_message(frame: int, n: int = 4, **fields) -> list[bytes]:
