@@ -70,3 +70,13 @@ def test_seconds_since_last_message():
     assert stats.seconds_since_last_message is None
     stats.message_succeeded(None)
     assert 0 <= stats.seconds_since_last_message < 5
+
+
+def test_stream_v2_and_sls_numbers_are_tracked():
+    stats = Statistics()
+    for number in (0, 1, 3):
+        stats.message_succeeded("dectris-stream2", {"type": "image", "image_id": number,
+                                                    "series_id": 7})
+    for number in (0, 0):
+        stats.message_succeeded("sls-receiver", {"jsonversion": 5, "frameIndex": number})
+    assert stats.missed == 1 and stats.duplicated == 1

@@ -355,3 +355,12 @@ def test_fuzzed_frames_through_a_stream_then_a_valid_one(one_pair, frame):
     assert result is None or isinstance(result.data, dict)
     sender.send(GOOD_IMAGE)
     assert_same(receiver.receive().data, CASES["stream2_image"]()[2])
+
+
+def test_image_id_gaps_are_counted(stream_pair):
+    sender, receiver = stream_pair()
+    for image_id in (0, 1, 3):
+        sender.send(encode_stream2({"type": "image", "series_id": 4, "image_id": image_id}))
+        assert receiver.receive() is not None
+    assert receiver.statistics.missed == 1
+    assert receiver.statistics.messages_by_htype == {"dectris-stream2": 3}

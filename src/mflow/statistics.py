@@ -85,7 +85,8 @@ class Statistics:
         self.skipped[reason] += 1
 
     def observe_sequence(self, header: dict) -> None:
-        """Track the running number (``pulse_id``, ``frame`` or ``image_id``) of ``header``.
+        """Track the running number (``pulse_id``, ``frame``, ``image_id`` or the SLS
+        ``frameIndex``) of ``header``.
 
         Numbers are tracked per source: the header's ``source``, ``series`` or
         ``series_id`` (a new series restarts its numbering).
@@ -97,7 +98,9 @@ class Statistics:
             if type(number) is not int:
                 number = header.get("image_id")
                 if type(number) is not int:
-                    return
+                    number = header.get("frameIndex")
+                    if type(number) is not int:
+                        return
         source = header.get("source", header.get("series", header.get("series_id")))
         try:
             gaps = self.sequences.get(source)

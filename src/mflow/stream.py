@@ -239,7 +239,9 @@ class Stream:
             receiver._in_receive = False
             receiver.drop_rest()
         header = receiver._header
-        if key is None and type(header) is dict:
+        if type(header) is not dict:
+            header = data  # a CBOR message (Stream V2) is its own header
+        elif key is None:
             key = header.get("htype")
         self.statistics.message_succeeded(key, header)
         return Message(self.statistics, data)
