@@ -35,7 +35,8 @@ def raw_receiver(address: str, copy: bool):
 def mflow_receiver(address: str):
     import mflow
 
-    stream = mflow.connect(address, conn_type="bind", mode=mflow.PULL, receive_timeout=30_000)
+    stream = mflow.connect(address, conn_type="bind", mode=mflow.PULL, receive_timeout=30_000,
+                           queue_size=1000)  # the raw receiver's high-water mark too
     return stream.socket.last_endpoint.decode(), stream.receive
 
 

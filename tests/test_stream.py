@@ -427,3 +427,26 @@ def test_receive_parts_gives_the_undecoded_frames(pull_stream):
     assert [f.bytes for f in frames] == [b"not json", b"", b"x"]
     assert stream.receive_parts(block=False) is None
     assert stream.statistics.messages_received == 0
+
+
+def test_forward_sends_every_type_back_as_it_came(stream_pair):
+    from mflow.handlers.sls import Handler as SLS
+    from mflow.handlers.stream2 import encode_stream2
+
+    sender, receiver = stream_pair()
+    sender.send(encode_stream2({"type": "end", "series_id": 1, "series_unique_id": "x"}))
+    SLS.send({"header": {"frameIndex": 0}, "image": np.zeros((2, 3), "<u2")}, sender.send)
+    received = [receiver.receive().data for _ in range(2)]
+    for data in received:
+        sender.forward(data)
+    for data in received:
+        again = receiver.receive().data
+        assert again.keys() == data.keys()
+
+
+def test_a_bad_part_never_leaves_half_a_message(stream_pair):
+    sender, receiver = stream_pair()
+    sender.forward({"header": {"htype": "raw-1.0"}, "data": ["text is not a buffer"]})
+    sender.forward({"header": {"htype": "raw-1.0", "good": True}, "data": [b"x"]})
+    message = receiver.receive().data
+    assert message["header"] == {"htype": "raw-1.0", "good": True} and message["data"] == [b"x"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from .errors import BadHeaderError
 
-__all__ = ["dispatch_key", "STREAM2", "SLS"]
+__all__ = ["dispatch_key", "send_key", "STREAM2", "SLS"]
 
 STREAM2 = "dectris-stream2"
 SLS = "sls-receiver"
@@ -40,3 +40,17 @@ def dispatch_key(receiver: Any) -> str:
             return SLS
         raise BadHeaderError("frame 0 has no htype")
     raise BadHeaderError(f"frame 0 is JSON but not an object: {type(header).__name__}")
+
+
+def send_key(message: Any) -> str:
+    """The registry key to send ``message`` (data as `receive` returned it) with.
+
+    A message without a ``header`` raises ``KeyError`` (or ``TypeError``), as in 1.0.
+    """
+    if isinstance(message, dict) and "header" not in message and \
+            isinstance(message.get("type"), str):
+        return STREAM2
+    header = message["header"]
+    if isinstance(header, dict) and "htype" not in header and "jsonversion" in header:
+        return SLS
+    return header["htype"]

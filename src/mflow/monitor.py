@@ -81,8 +81,10 @@ class SocketEventListener:
     def stop(self) -> None:
         """Stop the thread and the monitor (call from the thread that owns the socket).
 
-        The monitor socket stays open until the socket has stopped sending events to it:
-        libzmq blocks on sending an event to a closed monitor socket.
+        May be called after the socket was closed, which lets the listener see the
+        socket's own closing events. The monitor socket stays open until the socket has
+        stopped sending events to it: libzmq blocks on sending an event to a closed
+        monitor socket.
         """
         self.monitor_listening.clear()
         if self.monitor_thread is not None:

@@ -350,10 +350,12 @@ class Stream:
         """Send a decoded ``message`` (as `receive` returned its data) with its htype's handler.
 
         As in 1.0, a message without ``header``/``htype`` raises, while an unknown htype
-        or a failing send is logged and skipped; a strict stream raises those too.
+        or a failing send is logged and skipped; a strict stream raises those too. Also
+        as in 1.0, the first part of a message is always sent blocking, whatever
+        ``block`` says (use `send_multipart` to drop rather than wait).
         """
         if handler is None:
-            htype = message["header"]["htype"]  # as in 1.0, a message without one raises
+            htype = dispatch.send_key(message)  # as in 1.0, a message without one raises
             try:
                 handler = get_send_handler(htype)
             except UnknownHtypeError:

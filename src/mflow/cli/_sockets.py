@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import zmq
 
 import mflow
-from mflow.errors import ConfigurationError, StreamError
+from mflow.errors import ConfigurationError, SendTimeoutError
 
 from ._runtime import POLL_MS, Run
 
@@ -71,7 +71,7 @@ class Endpoint:
         return f"{verb} {address} ({self.mode.upper()}, queue size {self.queue_size})"
 
 
-def open_stream(endpoint: Endpoint, *, linger: float = 1.0, copy: bool = False,
+def open_stream(endpoint: Endpoint, *, linger: float = 1.0,
                 blocking_send: bool = True, peers: PeerWatch | None = None) -> mflow.Stream:
     """Bind or connect a stream as ``endpoint`` says.
 
@@ -86,7 +86,7 @@ def open_stream(endpoint: Endpoint, *, linger: float = 1.0, copy: bool = False,
         mode = peers.prepare(stream, mode)
     sending = mode in (zmq.PUSH, zmq.PUB, zmq.XPUB)
     stream.connect(endpoint.address, conn_type=endpoint.conn_type, mode=mode,
-                   queue_size=endpoint.queue_size, linger=int(linger * 1000), copy=copy,
+                   queue_size=endpoint.queue_size, linger=int(linger * 1000), copy=False,
                    send_timeout=POLL_MS if sending and blocking_send else None,
                    receive_timeout=None if sending else POLL_MS)
     return stream
@@ -144,40 +144,20 @@ class PeerWatch:
         return self.connected.is_set()
 
 
-_SNDMORE = int(zmq.SNDMORE)
-_NOBLOCK = int(zmq.NOBLOCK)
-
-
-def _send_parts(socket: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
-    send = socket.send
-    more = flags | _SNDMORE
-    for part in parts[:-1]:
-        send(part, more, copy=False)
-    send(parts[-1], flags, copy=False)
-
-
 def send_message(stream: mflow.Stream, parts: Sequence[Any], run: Run, block: bool = True
                  ) -> bool:
     """Send ``parts`` (bytes-like or ``zmq.Frame``) as one message; False if it was dropped.
 
     Blocking: waits while the peers' queues are full (or no peer is there), until the
     run is stopped. Non-blocking: drops the message at once when it cannot be queued
-    (counted in ``stream.statistics.send_dropped``). Only the first part can find the
-    queue full; once it is queued, ZeroMQ takes the rest of the message.
+    (counted in ``stream.statistics.send_dropped``).
     """
-    flags = 0 if block else _NOBLOCK
     while True:
         try:
-            _send_parts(stream.socket, parts, flags)
-            return True
-        except zmq.Again:
-            if not block:
-                stream.statistics.send_dropped += 1
-                return False
+            return stream.send_multipart(parts, block)
+        except SendTimeoutError:  # the stream's short send timeout: look at the run
             if run.stopped():
                 return False
-        except zmq.ZMQError as error:
-            raise StreamError(f"cannot send to {stream.address}: {error}") from error
 
 
 def message_size(parts: Sequence[Any]) -> int:

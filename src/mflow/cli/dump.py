@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import click
 
 import mflow
+from mflow.jsonparse import parse_json
 from mflow.errors import ConfigurationError
 from mflow.recording import FolderWriter, RecordingError, RecordingWriter
 
@@ -100,7 +101,7 @@ class _Recorder:
 
 def _header_text(part: Any) -> str:
     try:
-        return json.dumps(json.loads(bytes(part)), separators=(",", ":"))[:200]
+        return json.dumps(parse_json(bytes(part)), separators=(",", ":"))[:200]
     except ValueError:
         return f"({len(part)} bytes, not JSON)"
 

@@ -9,7 +9,6 @@ once every input delivered its own, or after ``--max-wait`` seconds with whateve
 
 from __future__ import annotations
 
-import json
 import time
 from collections import deque
 from typing import Any, Iterator
@@ -18,6 +17,7 @@ import click
 import zmq
 
 import mflow
+from mflow.jsonparse import parse_json
 
 from ._main import CONTEXT_SETTINGS
 from ._options import SenderOptions, SocketOptions, Tool, mode_choice, sender_options, \
@@ -65,7 +65,7 @@ class Aligner:
 
     def _number(self, frames: list[Any]) -> int | None:
         try:
-            header = json.loads(bytes(frames[0]))
+            header = parse_json(bytes(frames[0]))
         except ValueError:
             return None
         number = header.get(self.key) if isinstance(header, dict) else None

@@ -21,11 +21,14 @@ The three 1.0 tables stay live: ``handlers`` (htype → class), ``receive_handle
 from __future__ import annotations
 
 import importlib
+import logging
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, Callable
 
 from ..errors import UnknownHtypeError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "register_handler",
@@ -96,8 +99,13 @@ def _load_entry_points() -> None:
     global _entry_points_loaded
     _entry_points_loaded = True
     for entry in entry_points(group=ENTRY_POINT_GROUP):
-        if entry.name not in handlers:
+        if entry.name in handlers:
+            continue
+        try:
             register_handler(entry.name, entry.load())
+        except Exception:  # one broken plugin must not hide the others
+            logger.exception("cannot load the mflow handler plugin %r (%s)", entry.name,
+                             entry.value)
 
 
 def _lookup(table: dict[str, Any], htype: str) -> Any:

@@ -78,9 +78,13 @@ def payload(segment: Any) -> Any:
 def send_parts(parts: Sequence[Any], send: Callable[..., Any], block: bool = True) -> None:
     """Send ``parts`` as one multipart message through the 1.0 ``send`` callable.
 
-    The first part always blocks, as in 1.0 (later parts of a multipart message never
-    block once the first was queued); no part is ever left dangling with SNDMORE.
+    Every part is checked to be a buffer before the first is sent, so a bad part cannot
+    leave a message half-sent with SNDMORE set (it would be glued to the next one). The
+    first part always blocks, as in 1.0 (later parts of a multipart message never block
+    once the first was queued).
     """
+    for part in parts:
+        memoryview(part)  # TypeError now, rather than after part 0 went out
     last = len(parts) - 1
     for index, part in enumerate(parts):
         send(part, send_more=index < last, block=block if index else True)

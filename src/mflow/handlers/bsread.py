@@ -38,7 +38,6 @@ without their own timestamp get the global one.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import numbers
 import struct
@@ -50,7 +49,7 @@ import numpy as np
 
 from .. import codecs
 from ..errors import ConfigurationError, DecodeError, MalformedMessageError
-from ._parts import encode_json, payload, require_dict, send_parts
+from ._parts import decode_json, encode_json, payload, require_dict, send_parts
 
 __all__ = ["Handler", "encode_message", "TYPES"]
 
@@ -143,11 +142,7 @@ def _parse_data_header(header: dict, part: Any) -> tuple[dict, list[_Channel]]:
             part = codecs.decode_bsread(_COMPRESSIONS[compression], part, "u1")
         except DecodeError as error:
             raise MalformedMessageError(f"bsread data header: {error}") from None
-    try:
-        data_header = json.loads(bytes(part).decode("utf-8"))
-    except ValueError as error:
-        raise MalformedMessageError(f"bsread data header is not UTF-8 JSON: {error}") from None
-    require_dict(data_header, "bsread data header")
+    data_header = require_dict(decode_json(part, "bsread data header"), "bsread data header")
     channels = data_header.get("channels")
     if not isinstance(channels, list):
         raise MalformedMessageError("bsread data header has no channels list")

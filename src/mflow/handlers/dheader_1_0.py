@@ -23,8 +23,8 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import MalformedMessageError
-from ._parts import (decode_appendix, decode_json, encode_appendix, encode_json, payload,
-                     require_dict, send_parts)
+from ._parts import (decode_appendix, decode_json, dtype_of, encode_appendix, encode_json,
+                     payload, require_dict, send_parts)
 
 __all__ = ["Handler", "declared_array"]
 
@@ -41,12 +41,12 @@ def declared_array(description: Any, blob: Any) -> np.ndarray | None:
     ``None`` when the description is unusable or the blob's length does not match it.
     """
     try:
-        dtype = np.dtype(description["type"]).newbyteorder("<")
+        dtype = dtype_of(description["type"]).newbyteorder("<")
         shape = tuple(int(n) for n in reversed(description["shape"]))
-        if dtype.hasobject or len(blob) != int(np.prod(shape)) * dtype.itemsize:
+        if len(blob) != int(np.prod(shape)) * dtype.itemsize:
             return None
         return np.frombuffer(blob, dtype).reshape(shape)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, MalformedMessageError):
         return None
 
 

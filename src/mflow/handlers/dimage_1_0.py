@@ -47,6 +47,8 @@ def decode_image(description: dict, blob: Any) -> np.ndarray:
     """The ``(y, x)`` image a dimage ``part_2`` describes, decoded from ``blob``."""
     dtype, shape = _image_layout(description)
     encoding = description.get("encoding", "<")
+    if not isinstance(encoding, str):
+        raise MalformedMessageError(f"dimage encoding {encoding!r} is not text")
     if encoding == "<":
         if len(blob) != shape[0] * shape[1] * dtype.itemsize:
             raise MalformedMessageError(
@@ -87,7 +89,7 @@ class Handler:
         header = require_dict(receiver.next(as_json=True), "dimage-1.0 header")
         parts = receiver.rest()
         if len(parts) < 2:
-            raise MalformedMessageError(f"dimage-1.0 has {len(parts) + 1} parts, expected 4 or 5")
+            raise MalformedMessageError(f"dimage-1.0 has {len(parts) + 1} parts, expected 3 to 5")
         message = {
             "header": header,
             "part_2": require_dict(decode_json(parts[0], "part_2"), "dimage-1.0 part_2"),
