@@ -41,10 +41,14 @@ def mflow_receiver(address: str):
 
 
 def payload_is_a_view_on_the_zmq_frame(array) -> bool:
+    try:
+        from mflow._fastpath import FRAME_TYPES
+    except ImportError:  # psi-mflow 1.0
+        FRAME_TYPES = (zmq.Frame,)
     base = getattr(array, "base", None)
     if isinstance(base, memoryview):
         base = base.obj
-    return isinstance(base, zmq.Frame)
+    return isinstance(base, FRAME_TYPES)
 
 
 def main() -> None:

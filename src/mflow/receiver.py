@@ -10,10 +10,11 @@ desynchronise the stream.
 Byte accounting follows 1.0: every frame handed out by `next` (or `rest`) adds its length
 to ``statistics.bytes_received``.
 
-Parts are taken off the socket without a copy (as ``zmq.Frame`` objects, whose ``more``
-flag also spares a ``getsockopt(RCVMORE)`` call per part); handlers that build arrays read
-them through `rest_buffers`, so payloads are never copied (such arrays are views on the
-received frame, writable like any array the caller owns). What `next` and `rest` return
+Parts are taken off the socket without a copy: as frames of the compiled receive path
+(`mflow._fastpath`), or as ``zmq.Frame`` objects, whose ``more`` flag spares a
+``getsockopt(RCVMORE)`` call per part. Handlers that build arrays read them through
+`rest_buffers`, so payloads are never copied (such arrays are views on the received
+frame, writable like any array the caller owns). What `next` and `rest` return
 keeps the 1.0 types: ``bytes`` for copying streams (a copy made on request),
 memoryviews for ``copy=False`` (writable, as pyzmq makes them).
 """
@@ -24,6 +25,7 @@ from typing import Any, Sequence
 
 import zmq
 
+from . import _fastpath
 from .jsonparse import parse_json
 from .statistics import Statistics
 
@@ -54,28 +56,55 @@ class ReceiveHandler:
         self._in_receive = False
         self._header: Any = _NOT_PARSED
         self._frame_objects = False
+        self._speedups, self._handle = _fastpath.for_socket(socket)
 
-    def load(self, frames: Sequence[Any]) -> None:
-        """Make ``frames`` (bytes, or zmq.Frame objects) the current message."""
+    def load(self, frames: Sequence[Any], header: Any = _NOT_PARSED,
+             raw_header: bytes | None = None) -> None:
+        """Make ``frames`` (bytes, or frame objects) the current message.
+
+        ``header`` and ``raw_header`` give frame 0 already parsed.
+        """
         self.frames = frames
         self.position = 0
-        self.raw_header = None
-        self._header = _NOT_PARSED
+        self.raw_header = raw_header
+        self._header = header
         self._frame_objects = bool(frames) and type(frames[0]) is not bytes
+
+    def _open_handle(self) -> int:
+        """The libzmq socket for the compiled path; pyzmq's error if the socket was closed."""
+        if self.socket.closed:
+            raise zmq.ZMQError(zmq.ENOTSOCK)
+        return self._handle
 
     def receive_message(self, flags: int = 0) -> None:
         """Take the next whole message off the socket (``zmq.ZMQError`` propagates)."""
+        if self._speedups is not None:
+            self.load(self._speedups.receive_frames(self._open_handle(), flags))
+            return
         recv = self.socket.recv
         frame = recv(flags, copy=False)
         frames = [frame]
         while frame.more:
             frame = recv(flags, copy=False)
             frames.append(frame)
-        self.frames = frames
-        self.position = 0
-        self.raw_header = None
-        self._header = _NOT_PARSED
-        self._frame_objects = True
+        self.load(frames)
+
+    def receive_decoded(self, flags: int = 0) -> Any:
+        """Receive the next message and, where the compiled path can, decode it whole.
+
+        Returns the finished `mflow.Message` (already counted in ``statistics``) for a
+        message the compiled path decodes, else ``None`` with the message loaded for a
+        handler (frame 0 parsed if it is a JSON object).
+        """
+        if self._speedups is None:
+            self.receive_message(flags)
+            return None
+        result = self._speedups.receive_message(self._open_handle(), flags, self.statistics)
+        if type(result) is not tuple:
+            return result
+        frames, header, raw_header = result
+        self.load(frames, _NOT_PARSED if raw_header is None else header, raw_header)
+        return None
 
     def _read_message(self) -> None:
         """Load the next message from the socket (frame-by-frame use outside a receive)."""

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import zmq
 
-from . import dispatch
+from . import _fastpath, dispatch
 from .errors import (ConfigurationError, ConnectError, DecodeError, SendTimeoutError,
                      StreamClosedError, StreamError, UnknownHtypeError)
 from .handlers import get_receive_handler, get_send_handler, receive_handlers
@@ -62,6 +62,8 @@ class Stream:
         self.zmq_copy = True
         self.zmq_track = False
         self.receiver: ReceiveHandler | None = None
+        self._speedups: Any = None
+        self._handle: int | None = None
         self.strict = strict
         self.decode = decode
         self.handlers: dict[str, Any] = {}
@@ -123,6 +125,7 @@ class Stream:
         self.conn_type = conn_type
         self.zmq_copy = copy
         self.zmq_track = not copy
+        self._speedups, self._handle = _fastpath.for_socket(socket)
         self.receiver = None if mode in _SEND_ONLY else ReceiveHandler(
             socket, copy=copy, statistics=self.statistics)
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
@@ -214,8 +217,14 @@ class Stream:
         """
         receiver = self._receiver()
         receiver.block = block
+        flags = 0 if block else zmq.NOBLOCK
         try:
-            receiver.receive_message(0 if block else zmq.NOBLOCK)
+            if handler is None and not self.handlers:
+                message = receiver.receive_decoded(flags)
+                if message is not None:
+                    return message
+            else:
+                receiver.receive_message(flags)
         except zmq.Again:
             if block:
                 self.statistics.message_failed("timeout")
@@ -233,12 +242,12 @@ class Stream:
             data = handler(receiver)
             if not data:
                 raise DecodeError("the handler returned no data")
+            header = receiver._header
         except Exception as error:
             return self._skip(error, key)
         finally:
             receiver._in_receive = False
-            receiver.drop_rest()
-        header = receiver._header
+            receiver.load(())  # what the handler left unread is dropped, not kept alive
         if type(header) is not dict:
             header = data  # a CBOR message (Stream V2) is its own header
         elif key is None:
@@ -329,8 +338,14 @@ class Stream:
         """Send ``parts`` as one multipart message, atomically; see `send` for the result."""
         socket = self._open_socket("send")
         flags = 0 if block else zmq.NOBLOCK
-        return self._deliver(lambda: socket.send_multipart(parts, flags, copy=self.zmq_copy),
-                             block)
+        speedups = self._speedups
+
+        def send() -> None:
+            # Received frames are passed on shared, small bytes copied, in C; the rest,
+            # and everything without the compiled path, goes through pyzmq.
+            if speedups is None or not speedups.send_frames(self._handle, parts, flags):
+                socket.send_multipart(parts, flags, copy=self.zmq_copy)
+        return self._deliver(send, block)
 
     def _deliver(self, send: Callable[[], Any], block: bool) -> bool:
         """Run ``send``, translating its pyzmq errors; False if a non-blocking send dropped."""

@@ -1,0 +1,811 @@
+/* mflow._speedups: the compiled receive path.
+ *
+ * Profiles of the pure Python receive showed the interpreter, not the design, as the cost
+ * of small messages: taking the parts off the socket, parsing the header, making the
+ * numpy views and counting them took twice as long as pyzmq's bare recv_multipart. This
+ * module does those steps in C for the common case and leaves everything else to the
+ * Python path, which stays the reference (mflow/_fastpath.py wires the two together and
+ * the tests run both):
+ *
+ * - Frame: a received ZeroMQ part, owned without a copy (it holds the zmq_msg_t), with
+ *   the zmq.Frame interface mflow uses: len(), the buffer protocol (writable), .bytes,
+ *   .buffer and .more.
+ * - receive_frames(handle, flags): one whole multipart message as a list of Frames.
+ * - receive_message(handle, flags, statistics): receive; decode array-1.0 into numpy
+ *   views and account for it exactly as the Python path would; any other message is
+ *   handed back, with its parsed header, for the Python path to finish.
+ * - send_frames(handle, parts, flags): send Frames (shared, not copied) and small bytes.
+ *
+ * libzmq is not linked at build time: configure() looks its functions up in the copy
+ * pyzmq has loaded, so that sockets created by pyzmq can be used here (a handle is
+ * pyzmq's Socket.underlying) and no libzmq headers are needed to build.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#ifndef _WIN32
+#include <dlfcn.h>
+#endif
+
+/* libzmq >= 4.1 ABI */
+typedef struct {
+    unsigned char _[64] __attribute__((aligned(sizeof(void *))));
+} zmq_msg_t;
+
+enum { ZMQ_DONTWAIT = 1, ZMQ_SNDMORE = 2 };
+
+/* Larger bytes are left to pyzmq, which sends them without a copy. */
+enum { COPY_THRESHOLD = 65536 };
+
+static struct {
+    int (*msg_init)(zmq_msg_t *);
+    int (*msg_init_size)(zmq_msg_t *, size_t);
+    int (*msg_close)(zmq_msg_t *);
+    int (*msg_copy)(zmq_msg_t *, zmq_msg_t *);
+    void *(*msg_data)(zmq_msg_t *);
+    size_t (*msg_size)(const zmq_msg_t *);
+    int (*msg_more)(const zmq_msg_t *);
+    int (*msg_recv)(zmq_msg_t *, void *, int);
+    int (*msg_send)(zmq_msg_t *, void *, int);
+    int (*errno_)(void);
+} zmq;
+
+/* Python objects of the mflow package this module works with, set by configure(). */
+static struct {
+    PyObject *zmq_error;           /* errno -> the pyzmq exception to raise */
+    PyObject *loads;               /* orjson.loads */
+    PyObject *handlers;            /* the live receive-handler registry (dict) */
+    PyObject *array_receive;       /* the built-in array-1.0 receive function */
+    PyObject *layout;              /* (type, shape) -> (dtype, dims, nbytes) */
+    PyObject *frombuffer;          /* numpy.frombuffer */
+    PyObject *message_class;       /* mflow.Message */
+    PyTypeObject *statistics_class;
+    PyTypeObject *gaps_class;      /* mflow.statistics.SequenceGaps */
+} py;
+
+/* The array layout of the last array-1.0 header: consecutive messages repeat it. */
+static struct {
+    PyObject *type;
+    PyObject *dims;
+    PyObject *dtype;
+    Py_ssize_t nbytes;
+} last_layout;
+
+static PyObject *s_htype, *s_array, *s_type, *s_shape, *s_header, *s_data, *s_reshape,
+    *s_bytes_received, *s_total_bytes_received, *s_messages_received, *s_last_message_time,
+    *s_messages_by_htype, *s_sequences, *s_source, *s_series, *s_series_id, *s_last,
+    *s_missed, *s_duplicated, *s_reverted, *s_observe, *s_observe_sequence,
+    *s_message_succeeded, *number_keys[4], *zero, *one;
+
+/* -- errors ------------------------------------------------------------------------- */
+
+static void raise_zmq_error(int error) {
+    PyObject *exception = PyObject_CallFunction(py.zmq_error, "i", error);
+    if (exception != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
+        Py_DECREF(exception);
+    }
+}
+
+/* Run recv or send of one part the way pyzmq does: without the GIL while it waits,
+ * retrying after signals (whose Python handlers may raise). A first attempt that does not
+ * wait keeps the GIL, which is the common case on a busy stream. */
+static int transfer(int (*operation)(zmq_msg_t *, void *, int), zmq_msg_t *msg, void *socket,
+                    int flags) {
+    int rc = operation(msg, socket, flags | ZMQ_DONTWAIT);
+    if (rc >= 0) {
+        return 0;
+    }
+    int error = zmq.errno_();
+    for (;;) {
+        if (error == EINTR) {
+            if (PyErr_CheckSignals() < 0) {
+                return -1;
+            }
+        } else if (error != EAGAIN || (flags & ZMQ_DONTWAIT)) {
+            raise_zmq_error(error);
+            return -1;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        rc = operation(msg, socket, flags);
+        error = rc < 0 ? zmq.errno_() : 0;
+        Py_END_ALLOW_THREADS
+        if (rc >= 0) {
+            return 0;
+        }
+        if (error != EINTR) {
+            raise_zmq_error(error);
+            return -1;
+        }
+    }
+}
+
+/* -- Frame -------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    zmq_msg_t msg;
+    int more;
+} FrameObject;
+
+static PyTypeObject FrameType;
+
+static void Frame_dealloc(FrameObject *self) {
+    zmq.msg_close(&self->msg);
+    PyObject_Free(self);
+}
+
+static Py_ssize_t Frame_length(FrameObject *self) {
+    return (Py_ssize_t)zmq.msg_size(&self->msg);
+}
+
+static int Frame_getbuffer(FrameObject *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, zmq.msg_data(&self->msg),
+                             Frame_length(self), 0, flags);
+}
+
+static PyObject *Frame_bytes(FrameObject *self, void *closure) {
+    return PyBytes_FromStringAndSize(zmq.msg_data(&self->msg), Frame_length(self));
+}
+
+static PyObject *Frame_buffer(FrameObject *self, void *closure) {
+    return PyMemoryView_FromObject((PyObject *)self);
+}
+
+static PyObject *Frame_more(FrameObject *self, void *closure) {
+    return PyBool_FromLong(self->more);
+}
+
+static PyObject *Frame_repr(FrameObject *self) {
+    return PyUnicode_FromFormat("<mflow Frame: %zd bytes%s>", Frame_length(self),
+                                self->more ? ", more" : "");
+}
+
+static PyGetSetDef Frame_getset[] = {
+    {"bytes", (getter)Frame_bytes, NULL, "The part's content as bytes (a copy).", NULL},
+    {"buffer", (getter)Frame_buffer, NULL, "A writable memoryview of the part (no copy).",
+     NULL},
+    {"more", (getter)Frame_more, NULL, "Whether more parts of the message follow.", NULL},
+    {NULL},
+};
+
+static PySequenceMethods Frame_as_sequence = {.sq_length = (lenfunc)Frame_length};
+static PyBufferProcs Frame_as_buffer = {.bf_getbuffer = (getbufferproc)Frame_getbuffer};
+
+static PyTypeObject FrameType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "mflow._speedups.Frame",
+    .tp_doc = "A received ZeroMQ message part, held without a copy (like zmq.Frame).",
+    .tp_basicsize = sizeof(FrameObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_dealloc = (destructor)Frame_dealloc,
+    .tp_repr = (reprfunc)Frame_repr,
+    .tp_as_sequence = &Frame_as_sequence,
+    .tp_as_buffer = &Frame_as_buffer,
+    .tp_getset = Frame_getset,
+};
+
+static FrameObject *receive_frame(void *socket, int flags) {
+    FrameObject *frame = PyObject_New(FrameObject, &FrameType);
+    if (frame == NULL) {
+        return NULL;
+    }
+    zmq.msg_init(&frame->msg);
+    frame->more = 0;
+    if (transfer(zmq.msg_recv, &frame->msg, socket, flags) < 0) {
+        Py_DECREF(frame);
+        return NULL;
+    }
+    frame->more = zmq.msg_more(&frame->msg);
+    return frame;
+}
+
+static PyObject *receive_all(void *socket, int flags) {
+    PyObject *frames = PyList_New(0);
+    if (frames == NULL) {
+        return NULL;
+    }
+    for (;;) {
+        FrameObject *frame = receive_frame(socket, flags);
+        if (frame == NULL || PyList_Append(frames, (PyObject *)frame) < 0) {
+            Py_XDECREF(frame);
+            Py_DECREF(frames);
+            return NULL;
+        }
+        int more = frame->more;
+        Py_DECREF(frame);
+        if (!more) {
+            return frames;
+        }
+    }
+}
+
+/* -- statistics --------------------------------------------------------------------- */
+
+static int add_to_attribute(PyObject *object, PyObject *name, PyObject *amount) {
+    PyObject *value = PyObject_GetAttr(object, name);
+    if (value == NULL) {
+        return -1;
+    }
+    PyObject *sum = PyNumber_Add(value, amount);
+    Py_DECREF(value);
+    if (sum == NULL) {
+        return -1;
+    }
+    int rc = PyObject_SetAttr(object, name, sum);
+    Py_DECREF(sum);
+    return rc;
+}
+
+/* SequenceGaps.observe */
+static int observe_number(PyObject *gaps, PyObject *number) {
+    if (Py_TYPE(gaps) != py.gaps_class) {
+        PyObject *result = PyObject_CallMethodOneArg(gaps, s_observe, number);
+        Py_XDECREF(result);
+        return result == NULL ? -1 : 0;
+    }
+    PyObject *last = PyObject_GetAttr(gaps, s_last);
+    if (last == NULL) {
+        return -1;
+    }
+    int rc = 0;
+    if (last != Py_None) {
+        PyObject *next = PyNumber_Add(last, one);
+        int equal = next ? PyObject_RichCompareBool(number, last, Py_EQ) : -1;
+        int below = equal == 0 ? PyObject_RichCompareBool(number, last, Py_LT) : 0;
+        int beyond = equal == 0 && below == 0 ? PyObject_RichCompareBool(number, next, Py_GT) : 0;
+        if (equal < 0 || below < 0 || beyond < 0) {
+            rc = -1;
+        } else if (equal) {
+            rc = add_to_attribute(gaps, s_duplicated, one);
+        } else if (below) {
+            rc = add_to_attribute(gaps, s_reverted, one);
+        } else if (beyond) {
+            PyObject *skipped = PyNumber_Subtract(number, next);
+            rc = skipped ? add_to_attribute(gaps, s_missed, skipped) : -1;
+            Py_XDECREF(skipped);
+        }
+        Py_XDECREF(next);
+    }
+    Py_DECREF(last);
+    return rc < 0 ? -1 : PyObject_SetAttr(gaps, s_last, number);
+}
+
+static PyObject *header_get(PyObject *header, PyObject *key, int *failed) {
+    PyObject *value = PyDict_GetItemWithError(header, key);
+    if (value == NULL && PyErr_Occurred()) {
+        *failed = 1;
+    }
+    return value;
+}
+
+/* Statistics.observe_sequence */
+static int observe_sequence(PyObject *statistics, PyObject *header) {
+    int failed = 0;
+    PyObject *number = NULL;
+    for (int i = 0; i < 4 && number == NULL && !failed; i++) {
+        number = header_get(header, number_keys[i], &failed);
+        if (number != NULL && !PyLong_CheckExact(number)) {
+            number = NULL;
+        }
+    }
+    if (number == NULL) {
+        return failed ? -1 : 0;
+    }
+    PyObject *source = header_get(header, s_source, &failed);
+    if (source == NULL && !failed) {
+        source = header_get(header, s_series, &failed);
+    }
+    if (source == NULL && !failed) {
+        source = header_get(header, s_series_id, &failed);
+    }
+    if (failed) {
+        return -1;
+    }
+    source = source == NULL ? Py_None : source;
+    PyObject *sequences = PyObject_GetAttr(statistics, s_sequences);
+    if (sequences == NULL) {
+        return -1;
+    }
+    if (!PyDict_CheckExact(sequences)) {
+        Py_DECREF(sequences);
+        PyObject *result = PyObject_CallMethodOneArg(statistics, s_observe_sequence, header);
+        Py_XDECREF(result);
+        return result == NULL ? -1 : 0;
+    }
+    Py_INCREF(source);
+    PyObject *gaps = PyDict_GetItemWithError(sequences, source);
+    if (gaps == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
+        /* an unhashable source from the network */
+        PyErr_Clear();
+        Py_SETREF(source, PyObject_Repr(source));
+        gaps = source ? PyDict_GetItemWithError(sequences, source) : NULL;
+    }
+    int rc = -1;
+    if (gaps != NULL) {
+        Py_INCREF(gaps);
+    } else if (!PyErr_Occurred()) {
+        gaps = PyObject_CallNoArgs((PyObject *)py.gaps_class);
+        if (gaps != NULL && PyDict_SetItem(sequences, source, gaps) < 0) {
+            Py_CLEAR(gaps);
+        }
+    }
+    if (gaps != NULL) {
+        rc = observe_number(gaps, number);
+        Py_DECREF(gaps);
+    }
+    Py_XDECREF(source);
+    Py_DECREF(sequences);
+    return rc;
+}
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The Python path's byte accounting (what receiver.next / rest add) followed by
+ * Statistics.message_succeeded(htype, header). */
+static int message_succeeded(PyObject *statistics, PyObject *htype, PyObject *header,
+                             Py_ssize_t nbytes) {
+    PyObject *size = PyLong_FromSsize_t(nbytes);
+    if (size == NULL) {
+        return -1;
+    }
+    int rc = add_to_attribute(statistics, s_bytes_received, size);
+    Py_DECREF(size);
+    if (rc < 0) {
+        return -1;
+    }
+    if (Py_TYPE(statistics) != py.statistics_class) {
+        PyObject *result = PyObject_CallMethodObjArgs(statistics, s_message_succeeded, htype,
+                                                      header, NULL);
+        Py_XDECREF(result);
+        return result == NULL ? -1 : 0;
+    }
+    PyObject *received = PyObject_GetAttr(statistics, s_bytes_received);
+    if (received == NULL) {
+        return -1;
+    }
+    rc = add_to_attribute(statistics, s_total_bytes_received, received);
+    Py_DECREF(received);
+    if (rc < 0 || PyObject_SetAttr(statistics, s_bytes_received, zero) < 0 ||
+        add_to_attribute(statistics, s_messages_received, one) < 0) {
+        return -1;
+    }
+    PyObject *time = PyFloat_FromDouble(now());
+    rc = time ? PyObject_SetAttr(statistics, s_last_message_time, time) : -1;
+    Py_XDECREF(time);
+    if (rc < 0) {
+        return -1;
+    }
+    PyObject *by_htype = PyObject_GetAttr(statistics, s_messages_by_htype);
+    if (by_htype == NULL) {
+        return -1;
+    }
+    /* by_htype[htype] = by_htype.get(htype, 0) + 1, the get of a dict (Counter) inline */
+    PyObject *count;
+    if (PyDict_Check(by_htype)) {
+        count = PyDict_GetItemWithError(by_htype, htype);
+        count = count ? Py_NewRef(count) : PyErr_Occurred() ? NULL : Py_NewRef(zero);
+    } else {
+        count = PyObject_CallMethod(by_htype, "get", "OO", htype, zero);
+    }
+    PyObject *counted = count ? PyNumber_Add(count, one) : NULL;
+    rc = counted ? PyObject_SetItem(by_htype, htype, counted) : -1;
+    Py_XDECREF(count);
+    Py_XDECREF(counted);
+    Py_DECREF(by_htype);
+    return rc < 0 ? -1 : observe_sequence(statistics, header);
+}
+
+/* -- array-1.0 ---------------------------------------------------------------------- */
+
+static int shape_is(PyObject *shape, PyObject *dims) {
+    Py_ssize_t ndim = PyTuple_GET_SIZE(dims);
+    if (PyLong_CheckExact(shape)) {
+        return ndim == 1 && PyObject_RichCompareBool(shape, PyTuple_GET_ITEM(dims, 0), Py_EQ) == 1;
+    }
+    if (!PyList_CheckExact(shape) || PyList_GET_SIZE(shape) != ndim) {
+        return 0;
+    }
+    for (Py_ssize_t i = 0; i < ndim; i++) {
+        PyObject *size = PyList_GET_ITEM(shape, i);
+        if (!PyLong_CheckExact(size) ||
+            PyObject_RichCompareBool(size, PyTuple_GET_ITEM(dims, i), Py_EQ) != 1) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Set last_layout for the header's type and shape; 0 when the Python path must decide
+ * (a malformed or open-ended shape, an unknown type). */
+static int find_layout(PyObject *type, PyObject *shape) {
+    if (last_layout.type != NULL && PyUnicode_CheckExact(type) &&
+        PyUnicode_Compare(type, last_layout.type) == 0 && shape_is(shape, last_layout.dims)) {
+        return 1;
+    }
+    PyObject *layout = PyObject_CallFunctionObjArgs(py.layout, type, shape, NULL);
+    if (layout == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int usable = PyUnicode_CheckExact(type) && PyTuple_CheckExact(layout) &&
+                 PyTuple_GET_SIZE(layout) == 3 && PyLong_CheckExact(PyTuple_GET_ITEM(layout, 2));
+    if (usable) {
+        Py_ssize_t nbytes = PyLong_AsSsize_t(PyTuple_GET_ITEM(layout, 2));
+        if (nbytes < 0) {
+            PyErr_Clear();
+            usable = 0;
+        } else {
+            Py_INCREF(type);
+            Py_XSETREF(last_layout.type, type);
+            Py_XSETREF(last_layout.dtype, Py_NewRef(PyTuple_GET_ITEM(layout, 0)));
+            Py_XSETREF(last_layout.dims, Py_NewRef(PyTuple_GET_ITEM(layout, 1)));
+            last_layout.nbytes = nbytes;
+        }
+    }
+    Py_DECREF(layout);
+    return usable;
+}
+
+static PyObject *array_of(PyObject *frame) {
+    PyObject *args[3] = {NULL, frame, last_layout.dtype};
+    PyObject *array = PyObject_Vectorcall(py.frombuffer, args + 1,
+                                          2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (array == NULL || PyTuple_GET_SIZE(last_layout.dims) == 1) {
+        return array;
+    }
+    PyObject *reshape_args[2] = {array, last_layout.dims};
+    PyObject *shaped = PyObject_VectorcallMethod(s_reshape, reshape_args, 2, NULL);
+    Py_DECREF(array);
+    return shaped;
+}
+
+/* {"header": header, "data": [arrays]} as the array-1.0 handler returns it; NULL without
+ * an exception when the message is not one the fast path decodes. */
+static PyObject *decode_array(PyObject *frames, PyObject *header) {
+    Py_ssize_t count = PyList_GET_SIZE(frames);
+    PyObject *htype = PyDict_GetItemWithError(header, s_htype);
+    if (htype == NULL || count < 2 || !PyUnicode_CheckExact(htype) ||
+        PyUnicode_Compare(htype, s_array) != 0 ||
+        PyDict_GetItemWithError(py.handlers, htype) != py.array_receive) {
+        return NULL;
+    }
+    PyObject *type = PyDict_GetItemWithError(header, s_type);
+    PyObject *shape = type ? PyDict_GetItemWithError(header, s_shape) : NULL;
+    if (shape == NULL || !find_layout(type, shape)) {
+        return NULL;
+    }
+    PyObject *arrays = PyList_New(count - 1);
+    if (arrays == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 1; i < count; i++) {
+        PyObject *frame = PyList_GET_ITEM(frames, i);
+        Py_ssize_t size = Frame_length((FrameObject *)frame);
+        PyObject *array;
+        if (size == 0) {
+            array = Py_NewRef(Py_None);
+        } else if (size != last_layout.nbytes || (array = array_of(frame)) == NULL) {
+            Py_DECREF(arrays);
+            return NULL;
+        }
+        PyList_SET_ITEM(arrays, i - 1, array);
+    }
+    PyObject *data = PyDict_New();
+    if (data == NULL || PyDict_SetItem(data, s_header, header) < 0 ||
+        PyDict_SetItem(data, s_data, arrays) < 0) {
+        Py_CLEAR(data);
+    }
+    Py_DECREF(arrays);
+    return data;
+}
+
+/* The header of a message if frame 0 is a JSON object orjson parses; else NULL. */
+static PyObject *parse_header(PyObject *frame, PyObject **raw) {
+    FrameObject *first = (FrameObject *)frame;
+    const char *text = zmq.msg_data(&first->msg);
+    size_t size = zmq.msg_size(&first->msg), start = 0;
+    while (start < size && (text[start] == ' ' || text[start] == '\n' || text[start] == '\r' ||
+                            text[start] == '\t')) {
+        start++;
+    }
+    if (start == size || text[start] != '{') {
+        return NULL;
+    }
+    *raw = PyBytes_FromStringAndSize(text, (Py_ssize_t)size);
+    if (*raw == NULL) {
+        return NULL;
+    }
+    PyObject *header = PyObject_CallOneArg(py.loads, *raw);
+    if (header == NULL || !PyDict_CheckExact(header)) {
+        PyErr_Clear();
+        Py_CLEAR(header);
+        Py_CLEAR(*raw);
+    }
+    return header;
+}
+
+/* -- module functions --------------------------------------------------------------- */
+
+static int check_configured(void) {
+    if (zmq.msg_recv == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "mflow._speedups is not configured");
+        return -1;
+    }
+    return 0;
+}
+
+static int check_arguments(const char *name, Py_ssize_t nargs, Py_ssize_t expected) {
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, expected,
+                     nargs);
+        return -1;
+    }
+    return 0;
+}
+
+static int socket_and_flags(PyObject *const *args, void **socket, int *flags) {
+    *socket = PyLong_AsVoidPtr(args[0]);
+    *flags = PyLong_AsLong(args[1]);
+    if (PyErr_Occurred()) {
+        return -1;
+    }
+    if (*socket == NULL) {
+        PyErr_SetString(PyExc_ValueError, "no socket");
+        return -1;
+    }
+    return check_configured();
+}
+
+PyDoc_STRVAR(receive_frames_doc,
+"receive_frames(handle, flags) -> list[Frame]\n\n"
+"Receive one whole message from the libzmq socket ``handle`` (pyzmq's\n"
+"``Socket.underlying``); pyzmq's exceptions on failure (``zmq.Again`` on a timeout).");
+
+static PyObject *receive_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    void *socket;
+    int flags;
+    if (check_arguments("receive_frames", nargs, 2) < 0 ||
+        socket_and_flags(args, &socket, &flags) < 0) {
+        return NULL;
+    }
+    return receive_all(socket, flags);
+}
+
+PyDoc_STRVAR(receive_message_doc,
+"receive_message(handle, flags, statistics) -> Message | tuple\n\n"
+"Receive one message. An array-1.0 message for the built-in handler is decoded and\n"
+"counted in ``statistics`` and returned as a ``Message``; any other comes back as\n"
+"``(frames, header, raw_header)`` (header and raw_header None if frame 0 is not a JSON\n"
+"object) for the Python path to finish.");
+
+static PyObject *receive_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    void *socket;
+    int flags;
+    if (check_arguments("receive_message", nargs, 3) < 0 ||
+        socket_and_flags(args, &socket, &flags) < 0) {
+        return NULL;
+    }
+    PyObject *statistics = args[2];
+    PyObject *frames = receive_all(socket, flags);
+    if (frames == NULL) {
+        return NULL;
+    }
+    PyObject *raw = NULL;
+    PyObject *header = parse_header(PyList_GET_ITEM(frames, 0), &raw);
+    PyObject *data = header ? decode_array(frames, header) : NULL;
+    PyObject *result = NULL;
+    if (data != NULL) {
+        Py_ssize_t nbytes = 0;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(frames); i++) {
+            nbytes += Frame_length((FrameObject *)PyList_GET_ITEM(frames, i));
+        }
+        if (message_succeeded(statistics, s_array, header, nbytes) == 0) {
+            PyObject *message_args[2] = {statistics, data};
+            result = PyObject_Vectorcall(py.message_class, message_args, 2, NULL);
+        }
+    } else if (PyErr_Occurred()) {
+        PyErr_Clear();  /* the Python path meets the same problem and reports it */
+    }
+    if (data == NULL) {
+        result = PyTuple_Pack(3, frames, header ? header : Py_None, raw ? raw : Py_None);
+    }
+    Py_XDECREF(data);
+    Py_XDECREF(header);
+    Py_XDECREF(raw);
+    Py_DECREF(frames);
+    return result;
+}
+
+PyDoc_STRVAR(send_frames_doc,
+"send_frames(handle, parts, flags) -> bool\n\n"
+"Send ``parts`` as one message if each is a received Frame (shared, not copied) or bytes\n"
+"under 64 KiB; False, sending nothing, if any is something else. pyzmq's exceptions on\n"
+"failure.");
+
+static PyObject *send_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    void *socket;
+    int flags;
+    if (check_arguments("send_frames", nargs, 3) < 0) {
+        return NULL;
+    }
+    PyObject *flag_args[2] = {args[0], args[2]};
+    if (socket_and_flags(flag_args, &socket, &flags) < 0) {
+        return NULL;
+    }
+    PyObject *parts = PySequence_Fast(args[1], "parts must be a sequence");
+    if (parts == NULL) {
+        return NULL;
+    }
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(parts);
+    PyObject **items = PySequence_Fast_ITEMS(parts);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (Py_TYPE(items[i]) != &FrameType &&
+            !(PyBytes_CheckExact(items[i]) && PyBytes_GET_SIZE(items[i]) < COPY_THRESHOLD)) {
+            Py_DECREF(parts);
+            Py_RETURN_FALSE;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        zmq_msg_t msg;
+        PyObject *part = items[i];
+        if (Py_TYPE(part) == &FrameType) {
+            zmq.msg_init(&msg);
+            zmq.msg_copy(&msg, &((FrameObject *)part)->msg);
+        } else {
+            Py_ssize_t size = PyBytes_GET_SIZE(part);
+            if (zmq.msg_init_size(&msg, (size_t)size) < 0) {
+                Py_DECREF(parts);
+                return PyErr_NoMemory();
+            }
+            memcpy(zmq.msg_data(&msg), PyBytes_AS_STRING(part), (size_t)size);
+        }
+        if (transfer(zmq.msg_send, &msg, socket, flags | (i + 1 < count ? ZMQ_SNDMORE : 0)) < 0) {
+            zmq.msg_close(&msg);
+            Py_DECREF(parts);
+            return NULL;
+        }
+    }
+    Py_DECREF(parts);
+    Py_RETURN_TRUE;
+}
+
+static int bind_libzmq(const char *path) {
+#ifdef _WIN32
+    PyErr_SetString(PyExc_ImportError, "the compiled receive path needs dlopen");
+    return -1;
+#else
+    void *library = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+    if (library == NULL) {
+        PyErr_Format(PyExc_ImportError, "pyzmq's libzmq is not loaded: %s", dlerror());
+        return -1;
+    }
+    struct { void **slot; const char *name; } symbols[] = {
+        {(void **)&zmq.msg_init, "zmq_msg_init"},
+        {(void **)&zmq.msg_init_size, "zmq_msg_init_size"},
+        {(void **)&zmq.msg_close, "zmq_msg_close"},
+        {(void **)&zmq.msg_copy, "zmq_msg_copy"},
+        {(void **)&zmq.msg_data, "zmq_msg_data"},
+        {(void **)&zmq.msg_size, "zmq_msg_size"},
+        {(void **)&zmq.msg_more, "zmq_msg_more"},
+        {(void **)&zmq.msg_send, "zmq_msg_send"},
+        {(void **)&zmq.errno_, "zmq_errno"},
+        {(void **)&zmq.msg_recv, "zmq_msg_recv"},  /* last: it marks success */
+    };
+    size_t count = sizeof(symbols) / sizeof(symbols[0]);
+    void *found[sizeof(symbols) / sizeof(symbols[0])];
+    for (size_t i = 0; i < count; i++) {
+        found[i] = dlsym(library, symbols[i].name);
+        if (found[i] == NULL) {
+            PyErr_Format(PyExc_ImportError, "libzmq has no %s", symbols[i].name);
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < count; i++) {
+        *symbols[i].slot = found[i];
+    }
+    return 0;
+#endif
+}
+
+PyDoc_STRVAR(configure_doc,
+"configure(libzmq_path, zmq_error, loads, handlers, array_receive, layout, frombuffer,\n"
+"          message_class, statistics_class, gaps_class)\n\n"
+"Bind the libzmq functions of the already loaded library at ``libzmq_path`` (pyzmq's\n"
+"backend module, which links it) and the Python objects the fast path works with.");
+
+static PyObject *configure(PyObject *module, PyObject *args) {
+    const char *path;
+    PyObject *zmq_error, *loads, *handlers, *array_receive, *layout, *frombuffer, *message_class,
+        *statistics_class, *gaps_class;
+    if (!PyArg_ParseTuple(args, "sOOO!OOOOO!O!:configure", &path, &zmq_error, &loads,
+                          &PyDict_Type, &handlers, &array_receive, &layout, &frombuffer,
+                          &message_class, &PyType_Type, &statistics_class, &PyType_Type,
+                          &gaps_class)) {
+        return NULL;
+    }
+    if (bind_libzmq(path) < 0) {
+        return NULL;
+    }
+    Py_XSETREF(py.zmq_error, Py_NewRef(zmq_error));
+    Py_XSETREF(py.loads, Py_NewRef(loads));
+    Py_XSETREF(py.handlers, Py_NewRef(handlers));
+    Py_XSETREF(py.array_receive, Py_NewRef(array_receive));
+    Py_XSETREF(py.layout, Py_NewRef(layout));
+    Py_XSETREF(py.frombuffer, Py_NewRef(frombuffer));
+    Py_XSETREF(py.message_class, Py_NewRef(message_class));
+    Py_XSETREF(py.statistics_class, (PyTypeObject *)Py_NewRef(statistics_class));
+    Py_XSETREF(py.gaps_class, (PyTypeObject *)Py_NewRef(gaps_class));
+    Py_CLEAR(last_layout.type);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"configure", configure, METH_VARARGS, configure_doc},
+    {"receive_frames", (PyCFunction)(void (*)(void))receive_frames, METH_FASTCALL,
+     receive_frames_doc},
+    {"receive_message", (PyCFunction)(void (*)(void))receive_message, METH_FASTCALL,
+     receive_message_doc},
+    {"send_frames", (PyCFunction)(void (*)(void))send_frames, METH_FASTCALL, send_frames_doc},
+    {NULL},
+};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "mflow._speedups",
+    .m_doc = "The compiled receive path of mflow (see mflow._fastpath).",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+static int intern_all(void) {
+    struct { PyObject **slot; const char *text; } names[] = {
+        {&s_htype, "htype"}, {&s_array, "array-1.0"}, {&s_type, "type"}, {&s_shape, "shape"},
+        {&s_header, "header"}, {&s_data, "data"}, {&s_reshape, "reshape"},
+        {&s_bytes_received, "bytes_received"},
+        {&s_total_bytes_received, "total_bytes_received"},
+        {&s_messages_received, "messages_received"},
+        {&s_last_message_time, "last_message_time"},
+        {&s_messages_by_htype, "messages_by_htype"}, {&s_sequences, "sequences"},
+        {&s_source, "source"}, {&s_series, "series"}, {&s_series_id, "series_id"},
+        {&s_last, "last"}, {&s_missed, "missed"}, {&s_duplicated, "duplicated"},
+        {&s_reverted, "reverted"}, {&s_observe, "observe"},
+        {&s_observe_sequence, "observe_sequence"},
+        {&s_message_succeeded, "message_succeeded"},
+        /* Statistics.observe_sequence's order of running numbers */
+        {&number_keys[0], "pulse_id"}, {&number_keys[1], "frame"},
+        {&number_keys[2], "image_id"}, {&number_keys[3], "frameIndex"},
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].text);
+        if (*names[i].slot == NULL) {
+            return -1;
+        }
+    }
+    zero = PyLong_FromLong(0);
+    one = PyLong_FromLong(1);
+    return zero && one ? 0 : -1;
+}
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    if (PyType_Ready(&FrameType) < 0 || intern_all() < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&module_definition);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Frame", (PyObject *)&FrameType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
