@@ -9,11 +9,29 @@ import pytest
 import zmq
 
 import mflow
+from mflow import _fastpath
 
 from .cli_support import tools, zmq_context  # noqa: F401  (fixtures of the command tests)
 
 #: Milliseconds any test receive may wait before the test fails instead of hanging.
 TIMEOUT_MS = 5000
+
+
+@pytest.fixture(params=["compiled", "python"])
+def receive_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test on the compiled receive path and again on the pure Python one.
+
+    Modules that receive or forward messages use it for all their tests
+    (``pytestmark = pytest.mark.usefixtures("receive_path")``); it reaches the command
+    line tools' processes through the environment.
+    """
+    if request.param == "python":
+        monkeypatch.setenv("MFLOW_PURE_PYTHON", "1")
+    else:
+        monkeypatch.delenv("MFLOW_PURE_PYTHON", raising=False)
+        if _fastpath.speedups() is None:
+            pytest.skip("the compiled receive path is not built (see test_fastpath)")
+    return request.param
 
 
 @pytest.fixture

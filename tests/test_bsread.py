@@ -27,6 +27,8 @@ from .conformance import assert_same, decode, encode, load_golden, round_trip
 from .conftest import TIMEOUT_MS
 from .fixtures.cases import CASES
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 BSREAD_CASES = sorted(name for name in CASES if name.startswith("bsread_"))
 NUMERIC_TYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
                  "float32", "float64"]

@@ -13,6 +13,8 @@ from mflow.recording import FolderReader, RecordingReader, open_recording
 
 from .cli_support import header, make_socket, mixed_messages, send_messages, wait_for
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 
 def recorded(path) -> list[list[bytes]]:
     with open_recording(path) as reader:

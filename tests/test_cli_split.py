@@ -10,6 +10,8 @@ import zmq
 from .cli_support import (
     header, make_socket, mixed_messages, receive_messages, send_messages, wait_for)
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 
 def consumers(zmq_context, count, kind=zmq.PULL, hwm=1000):
     """``count`` bound test sockets for split outputs to connect to."""

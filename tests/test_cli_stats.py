@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import zmq
 
 from .cli_support import header, make_socket, send_messages, wait_for
+
+pytestmark = pytest.mark.usefixtures("receive_path")
 
 
 def array_message(frame: int, n: int = 4, **fields) -> list[bytes]:

@@ -9,6 +9,8 @@ import zmq
 
 import mflow
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 ONE_O_NAMES = [
     "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL", "Stream", "ReceiveHandler", "Statistics",
     "Message", "connect", "disconnect", "main", "handler_modules", "handlers",

@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import threading
 
+import pytest
+
 import mflow
 from mflow.merge import Merge, RoundRobinStrategy
+
+pytestmark = pytest.mark.usefixtures("receive_path")
 
 
 def raw(n: int, source: str) -> list[bytes]:

@@ -13,6 +13,8 @@ from mflow.monitor import ConnectionCountMonitor, SocketEventListener, no_client
 
 from .conftest import wait_until
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 
 class Counts:
     """Collects the counts a ConnectionCountMonitor reports (thread-safe enough for ints)."""

@@ -11,6 +11,8 @@ from mflow.receiver import ReceiveHandler
 
 from .conftest import TIMEOUT_MS
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 
 @pytest.fixture
 def pull(context, push):

@@ -16,6 +16,8 @@ from mflow.handlers.sls import Handler, decode_image, encode_image
 from .conformance import assert_same, decode, encode, load_golden
 from .fixtures.cases import CASES
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 SLS_CASES = sorted(name for name in CASES if name.startswith("sls_"))
 
 

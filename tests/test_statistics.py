@@ -8,6 +8,8 @@ import pytest
 
 from mflow.statistics import SequenceGaps, Statistics
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 
 @pytest.mark.parametrize("numbers, missed, duplicated, reverted", [
     ([0, 1, 2, 3], 0, 0, 0),

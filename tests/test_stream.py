@@ -16,6 +16,8 @@ from mflow.errors import (ConfigurationError, ConnectError, MalformedMessageErro
 
 from .conftest import TIMEOUT_MS, wait_subscribed
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 
 def array_frames(frame: int = 0, n: int = 10) -> list[bytes]:
     header = {"htype": "array-1.0", "type": "int32", "shape": [n], "frame": frame}

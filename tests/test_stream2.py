@@ -22,6 +22,8 @@ from mflow.handlers.stream2 import CompressedData, Handler, decode_stream2, enco
 from .conformance import assert_same, decode, encode, load_golden
 from .fixtures.cases import CASES
 
+pytestmark = pytest.mark.usefixtures("receive_path")
+
 STREAM2_CASES = sorted(name for name in CASES if name.startswith("stream2_"))
 SELF_DESCRIBED = b"\xd9\xd9\xf7"
 IMAGE = (np.arange(35, dtype="<u2") * 31).reshape(5, 7)
