@@ -76,18 +76,24 @@ class ReceiveHandler:
             raise zmq.ZMQError(zmq.ENOTSOCK)
         return self._handle
 
-    def receive_message(self, flags: int = 0) -> None:
-        """Take the next whole message off the socket (``zmq.ZMQError`` propagates)."""
+    def take_message(self, flags: int = 0) -> list[Any]:
+        """The frames of the next whole message off the socket, without loading it.
+
+        ``zmq.ZMQError`` (``zmq.Again`` on a timeout) propagates.
+        """
         if self._speedups is not None:
-            self.load(self._speedups.receive_frames(self._open_handle(), flags))
-            return
+            return self._speedups.receive_frames(self._open_handle(), flags)
         recv = self.socket.recv
         frame = recv(flags, copy=False)
         frames = [frame]
         while frame.more:
             frame = recv(flags, copy=False)
             frames.append(frame)
-        self.load(frames)
+        return frames
+
+    def receive_message(self, flags: int = 0) -> None:
+        """Take the next whole message off the socket and load it (see `take_message`)."""
+        self.load(self.take_message(flags))
 
     def receive_decoded(self, flags: int = 0) -> Any:
         """Receive the next message and, where the compiled path can, decode it whole.

@@ -282,23 +282,23 @@ class Stream:
                        "debug level", error.reason, error, error.reason,
                        f" of {key}" if key else "")
 
-    def receive_parts(self, block: bool = True) -> list[zmq.Frame] | None:
-        """The next message undecoded: its parts as ``zmq.Frame`` objects, never copied.
+    def receive_parts(self, block: bool = True) -> list[Any] | None:
+        """The next message undecoded: its parts as frames, never copied.
+
+        A frame is a ``zmq.Frame`` or the compiled path's equivalent (see
+        `mflow._fastpath.FRAME_TYPES`): ``len()``, the buffer protocol, ``.bytes``,
+        ``.buffer`` and ``.more`` work on both.
 
         ``None`` on a receive timeout or, when not blocking, if nothing is waiting. For
         tools that record or forward messages as they are; the message is not counted in
         ``statistics``.
         """
-        receiver = self._receiver()
         try:
-            receiver.receive_message(0 if block else zmq.NOBLOCK)
+            return self._receiver().take_message(0 if block else zmq.NOBLOCK)
         except zmq.Again:
             return None
         except zmq.ZMQError as error:
             raise _stream_error(error, "receive") from error
-        frames = receiver.frames
-        receiver.load(())
-        return frames
 
     def _receiver(self) -> ReceiveHandler:
         if self.receiver is None:
@@ -330,27 +330,29 @@ class Stream:
         socket = self._open_socket("send")
         flags = (zmq.SNDMORE if send_more else 0) | (0 if block else zmq.NOBLOCK)
         if as_json:
-            return self._deliver(lambda: socket.send_json(message, flags), block)
-        return self._deliver(
-            lambda: socket.send(message, flags, copy=self.zmq_copy, track=self.zmq_track), block)
+            return self._deliver(block, socket.send_json, message, flags)
+        return self._deliver(block, socket.send, message, flags, self.zmq_copy, self.zmq_track)
 
     def send_multipart(self, parts: Sequence[Any], block: bool = True) -> bool:
-        """Send ``parts`` as one multipart message, atomically; see `send` for the result."""
-        socket = self._open_socket("send")
-        flags = 0 if block else zmq.NOBLOCK
+        """Send ``parts`` as one multipart message, atomically; see `send` for the result.
+
+        Received frames (from `receive_parts`) are passed on without a copy; sent to
+        several streams they share one buffer.
+        """
+        return self._deliver(block, self._send_parts, self._open_socket("send"), parts,
+                             0 if block else zmq.NOBLOCK)
+
+    def _send_parts(self, socket: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
+        # Received frames are passed on shared, small bytes copied, in C; the rest, and
+        # everything without the compiled path, goes through pyzmq.
         speedups = self._speedups
+        if speedups is None or not speedups.send_frames(self._handle, parts, flags):
+            socket.send_multipart(parts, flags, copy=self.zmq_copy)
 
-        def send() -> None:
-            # Received frames are passed on shared, small bytes copied, in C; the rest,
-            # and everything without the compiled path, goes through pyzmq.
-            if speedups is None or not speedups.send_frames(self._handle, parts, flags):
-                socket.send_multipart(parts, flags, copy=self.zmq_copy)
-        return self._deliver(send, block)
-
-    def _deliver(self, send: Callable[[], Any], block: bool) -> bool:
-        """Run ``send``, translating its pyzmq errors; False if a non-blocking send dropped."""
+    def _deliver(self, block: bool, send: Callable[..., Any], *args: Any) -> bool:
+        """Run ``send(*args)``, translating pyzmq errors; False if a non-blocking send dropped."""
         try:
-            send()
+            send(*args)
         except zmq.Again as error:
             if block:
                 raise SendTimeoutError() from error

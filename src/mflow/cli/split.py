@@ -166,14 +166,15 @@ def _report(meter: Meter, outputs: list[_Output], final: bool) -> Report:
 
 def _forward(source: mflow.Stream, outputs: list[_Output], run: Run, tool: Tool,
              meter: Meter) -> None:
-    while not run.stopped(meter.messages):
-        frames = source.receive_parts()
+    stopped, receive, report_due = run.stopped, source.receive_parts, run.report_due
+    while not stopped(meter.messages):
+        frames = receive()
         if frames is not None:
             nbytes = message_size(frames)
             meter.add(nbytes)
             for output in outputs:
                 output.offer(meter.messages, frames, nbytes, run)
-        if run.report_due():
+        if report_due():
             tool.out.progress(_report(meter, outputs, False))
 
 
