@@ -204,24 +204,44 @@ static FrameObject *receive_frame(void *socket, int flags) {
     return frame;
 }
 
+/* Discard the rest of a message whose first parts could not be kept, so that the next
+ * receive starts at a message boundary. */
+static void drain(void *socket) {
+    int more = 1;
+    while (more) {
+        zmq_msg_t msg;
+        zmq.msg_init(&msg);
+        more = zmq.msg_recv(&msg, socket, ZMQ_DONTWAIT) >= 0 && zmq.msg_more(&msg);
+        zmq.msg_close(&msg);
+    }
+}
+
 static PyObject *receive_all(void *socket, int flags) {
     PyObject *frames = PyList_New(0);
     if (frames == NULL) {
         return NULL;
     }
+    int more = 0;
     for (;;) {
         FrameObject *frame = receive_frame(socket, flags);
-        if (frame == NULL || PyList_Append(frames, (PyObject *)frame) < 0) {
-            Py_XDECREF(frame);
-            Py_DECREF(frames);
-            return NULL;
+        if (frame == NULL) {
+            break;
         }
-        int more = frame->more;
+        more = frame->more;
+        int appended = PyList_Append(frames, (PyObject *)frame);
         Py_DECREF(frame);
+        if (appended < 0) {
+            break;
+        }
         if (!more) {
             return frames;
         }
     }
+    if (more) {
+        drain(socket);
+    }
+    Py_DECREF(frames);
+    return NULL;
 }
 
 /* -- statistics --------------------------------------------------------------------- */
@@ -455,14 +475,14 @@ static int find_layout(PyObject *type, PyObject *shape) {
     return usable;
 }
 
-static PyObject *array_of(PyObject *frame) {
-    PyObject *args[3] = {NULL, frame, last_layout.dtype};
+static PyObject *array_of(PyObject *frame, PyObject *dtype, PyObject *dims) {
+    PyObject *args[3] = {NULL, frame, dtype};
     PyObject *array = PyObject_Vectorcall(py.frombuffer, args + 1,
                                           2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-    if (array == NULL || PyTuple_GET_SIZE(last_layout.dims) == 1) {
+    if (array == NULL || PyTuple_GET_SIZE(dims) == 1) {
         return array;
     }
-    PyObject *reshape_args[2] = {array, last_layout.dims};
+    PyObject *reshape_args[2] = {array, dims};
     PyObject *shaped = PyObject_VectorcallMethod(s_reshape, reshape_args, 2, NULL);
     Py_DECREF(array);
     return shaped;
@@ -483,28 +503,33 @@ static PyObject *decode_array(PyObject *frames, PyObject *header) {
     if (shape == NULL || !find_layout(type, shape)) {
         return NULL;
     }
-    PyObject *arrays = PyList_New(count - 1);
-    if (arrays == NULL) {
-        return NULL;
-    }
-    for (Py_ssize_t i = 1; i < count; i++) {
+    /* Own the layout: Python code run below (a garbage collection, say) may let another
+     * thread's receive replace last_layout. */
+    PyObject *dtype = Py_NewRef(last_layout.dtype), *dims = Py_NewRef(last_layout.dims);
+    Py_ssize_t nbytes = last_layout.nbytes;
+    PyObject *data = NULL, *arrays = PyList_New(count - 1);
+    for (Py_ssize_t i = 1; arrays != NULL && i < count; i++) {
         PyObject *frame = PyList_GET_ITEM(frames, i);
         Py_ssize_t size = Frame_length((FrameObject *)frame);
         PyObject *array;
         if (size == 0) {
             array = Py_NewRef(Py_None);
-        } else if (size != last_layout.nbytes || (array = array_of(frame)) == NULL) {
-            Py_DECREF(arrays);
-            return NULL;
+        } else if (size != nbytes || (array = array_of(frame, dtype, dims)) == NULL) {
+            Py_CLEAR(arrays);
+            break;
         }
         PyList_SET_ITEM(arrays, i - 1, array);
     }
-    PyObject *data = PyDict_New();
-    if (data == NULL || PyDict_SetItem(data, s_header, header) < 0 ||
-        PyDict_SetItem(data, s_data, arrays) < 0) {
-        Py_CLEAR(data);
+    if (arrays != NULL) {
+        data = PyDict_New();
+        if (data == NULL || PyDict_SetItem(data, s_header, header) < 0 ||
+            PyDict_SetItem(data, s_data, arrays) < 0) {
+            Py_CLEAR(data);
+        }
     }
-    Py_DECREF(arrays);
+    Py_XDECREF(arrays);
+    Py_DECREF(dtype);
+    Py_DECREF(dims);
     return data;
 }
 
@@ -641,12 +666,17 @@ static PyObject *send_frames(PyObject *module, PyObject *const *args, Py_ssize_t
     if (socket_and_flags(flag_args, &socket, &flags) < 0) {
         return NULL;
     }
-    PyObject *parts = PySequence_Fast(args[1], "parts must be a sequence");
+    /* a snapshot: signal handlers run while sending may change a list passed in */
+    PyObject *parts = PySequence_Tuple(args[1]);
     if (parts == NULL) {
         return NULL;
     }
-    Py_ssize_t count = PySequence_Fast_GET_SIZE(parts);
+    Py_ssize_t count = PyTuple_GET_SIZE(parts);
     PyObject **items = PySequence_Fast_ITEMS(parts);
+    if (count == 0) {  /* pyzmq's error for an empty message */
+        Py_DECREF(parts);
+        Py_RETURN_FALSE;
+    }
     for (Py_ssize_t i = 0; i < count; i++) {
         if (Py_TYPE(items[i]) != &FrameType &&
             !(PyBytes_CheckExact(items[i]) && PyBytes_GET_SIZE(items[i]) < COPY_THRESHOLD)) {
