@@ -1,6 +1,6 @@
 """mflow's benchmark: every figure side by side with its baseline, measured in one run.
 
-    ./dev bench [--quick] [--psi-mflow-python PATH] [--json FILE]
+    ./dev bench [--quick] [--keep-freed-memory] [--psi-mflow-python PATH] [--json FILE]
 
 Parts (each a table with ratios; all results also go to JSON):
 - receive: raw pyzmq ``recv_multipart`` (copy and no copy), this mflow's ``receive()``
@@ -41,6 +41,10 @@ COUNTS = {16: 200_000, KIB: 150_000, 64 * KIB: 30_000, MIB: 2_000, 8 * MIB: 300}
 #: Messages of 1 MiB per dump run.
 DUMP_COUNT = 1_000
 RECEIVERS = ["raw-copy", "raw-nocopy", "mflow"]
+#: glibc serves buffers up to 64 MiB from its heap and never trims it, instead of mapping
+#: each large buffer anew (and page-faulting it in) once its heuristics give up.
+GLIBC_KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(64 * MIB),
+                           "MALLOC_TRIM_THRESHOLD_": str(4096 * MIB)}
 
 
 # -- processes -------------------------------------------------------------------------
@@ -372,13 +376,20 @@ def main() -> None:
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--transports", default="tcp,ipc")
     parser.add_argument("--json", metavar="FILE", default=str(HERE / "results.json"))
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="run every process with glibc's allocator set to keep freed "
+                             "buffers instead of returning them to the kernel (large "
+                             "messages then cost no page faults; see the README)")
     args = parser.parse_args()
+    if args.keep_freed_memory:
+        os.environ.update(GLIBC_KEEP_FREED_MEMORY)
     args.scale = 0.2 if args.quick else 1.0
     args.sizes = [int(s) for s in args.sizes.split(",")]
     args.transports = args.transports.split(",")
     parts = args.parts.split(",")
 
-    results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+    results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                     "keep_freed_memory": args.keep_freed_memory}
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mflow-bench-") as tmp:
         workdir = Path(tmp)
