@@ -192,7 +192,7 @@ class ReceiveHandler:
         """All unread frames at once, never copied, for handlers that make arrays of them.
 
         Each supports ``len()`` and the buffer protocol (``numpy.frombuffer``,
-        ``memoryview``): ``bytes``, or the received ``zmq.Frame`` itself.
+        ``memoryview``): ``bytes``, or the received frame itself (see `_fastpath.FRAME_TYPES`).
         """
         return self._take_rest()
 

@@ -146,7 +146,7 @@ class PeerWatch:
 
 def send_message(stream: mflow.Stream, parts: Sequence[Any], run: Run, block: bool = True
                  ) -> bool:
-    """Send ``parts`` (bytes-like or ``zmq.Frame``) as one message; False if it was dropped.
+    """Send ``parts`` (bytes-like, or received frames) as one message; False if it was dropped.
 
     Blocking: waits while the peers' queues are full (or no peer is there), until the
     run is stopped. Non-blocking: drops the message at once when it cannot be queued
