@@ -14,7 +14,7 @@
  * - receive_message(handle, flags, statistics): receive; decode array-1.0 into numpy
  *   views and account for it exactly as the Python path would; any other message is
  *   handed back, with its parsed header, for the Python path to finish.
- * - send_frames(handle, parts, flags): send Frames (shared, not copied) and small bytes.
+ * - send_frames(handle, flags, parts): send Frames (shared, not copied) and small bytes.
  *
  * libzmq is not linked at build time: configure() looks its functions up in the copy
  * pyzmq has loaded, so that sockets created by pyzmq can be used here (a handle is
@@ -568,16 +568,14 @@ static int check_configured(void) {
     return 0;
 }
 
-static int check_arguments(const char *name, Py_ssize_t nargs, Py_ssize_t expected) {
+/* The (handle, flags, ...) that every call starts with; -1 with an exception if wrong. */
+static int parse_call(const char *name, PyObject *const *args, Py_ssize_t nargs,
+                      Py_ssize_t expected, void **socket, int *flags) {
     if (nargs != expected) {
         PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, expected,
                      nargs);
         return -1;
     }
-    return 0;
-}
-
-static int socket_and_flags(PyObject *const *args, void **socket, int *flags) {
     *socket = PyLong_AsVoidPtr(args[0]);
     *flags = PyLong_AsLong(args[1]);
     if (PyErr_Occurred()) {
@@ -598,8 +596,7 @@ PyDoc_STRVAR(receive_frames_doc,
 static PyObject *receive_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     void *socket;
     int flags;
-    if (check_arguments("receive_frames", nargs, 2) < 0 ||
-        socket_and_flags(args, &socket, &flags) < 0) {
+    if (parse_call("receive_frames", args, nargs, 2, &socket, &flags) < 0) {
         return NULL;
     }
     return receive_all(socket, flags);
@@ -615,8 +612,7 @@ PyDoc_STRVAR(receive_message_doc,
 static PyObject *receive_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     void *socket;
     int flags;
-    if (check_arguments("receive_message", nargs, 3) < 0 ||
-        socket_and_flags(args, &socket, &flags) < 0) {
+    if (parse_call("receive_message", args, nargs, 3, &socket, &flags) < 0) {
         return NULL;
     }
     PyObject *statistics = args[2];
@@ -651,7 +647,7 @@ static PyObject *receive_message(PyObject *module, PyObject *const *args, Py_ssi
 }
 
 PyDoc_STRVAR(send_frames_doc,
-"send_frames(handle, parts, flags) -> bool\n\n"
+"send_frames(handle, flags, parts) -> bool\n\n"
 "Send ``parts`` as one message if each is a received Frame (shared, not copied) or bytes\n"
 "under 64 KiB; False, sending nothing, if any is something else. pyzmq's exceptions on\n"
 "failure.");
@@ -659,15 +655,11 @@ PyDoc_STRVAR(send_frames_doc,
 static PyObject *send_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     void *socket;
     int flags;
-    if (check_arguments("send_frames", nargs, 3) < 0) {
-        return NULL;
-    }
-    PyObject *flag_args[2] = {args[0], args[2]};
-    if (socket_and_flags(flag_args, &socket, &flags) < 0) {
+    if (parse_call("send_frames", args, nargs, 3, &socket, &flags) < 0) {
         return NULL;
     }
     /* a snapshot: signal handlers run while sending may change a list passed in */
-    PyObject *parts = PySequence_Tuple(args[1]);
+    PyObject *parts = PySequence_Tuple(args[2]);
     if (parts == NULL) {
         return NULL;
     }

@@ -346,7 +346,7 @@ class Stream:
         # Received frames are passed on shared, small bytes copied, in C; the rest, and
         # everything without the compiled path, goes through pyzmq.
         speedups = self._speedups
-        if speedups is None or not speedups.send_frames(self._handle, parts, flags):
+        if speedups is None or not speedups.send_frames(self._handle, flags, parts):
             socket.send_multipart(parts, flags, copy=self.zmq_copy)
 
     def _deliver(self, block: bool, send: Callable[..., Any], *args: Any) -> bool:
