@@ -245,3 +245,26 @@ def test_a_blocking_receive_lets_other_threads_run(receive_path, stream_factory,
     receiver.join(30)
     assert received and received[0] is not None
     assert time.monotonic() - started < 15  # not after the receive timed out
+
+
+def test_receive_ends_a_message_read_frame_by_frame(receive_path, pull_stream):
+    socket, stream = pull_stream
+    for pulse_id in (1, 2, 3, 4):
+        socket.send_multipart([array_header(pulse_id=pulse_id), SIX])
+    assert stream.receiver.header()["pulse_id"] == 1  # the 1.0 way: peek at the header
+    assert stream.receive().data["header"]["pulse_id"] == 2
+    assert stream.receiver.header()["pulse_id"] == 3  # not message 1 again
+    assert stream.receive_parts() is not None  # message 4
+    assert not stream.receiver.has_more()
+
+
+def test_replaced_statistics_count_every_message(receive_path, pull_stream):
+    socket, stream = pull_stream
+    stream.statistics = replaced = Statistics()
+    socket.send_multipart([array_header(pulse_id=1), SIX])
+    raw = json.dumps({"htype": "raw-1.0"}).encode()
+    socket.send_multipart([raw, b"x"])
+    messages = [stream.receive(), stream.receive()]
+    assert all(message.statistics is replaced for message in messages)
+    assert replaced.messages_by_htype == {"array-1.0": 1, "raw-1.0": 1}
+    assert replaced.total_bytes_received == len(array_header(pulse_id=1)) + len(SIX) + len(raw) + 1

@@ -107,6 +107,8 @@ class ReceiveHandler:
             return None
         result = self._speedups.receive_message(self._open_handle(), flags, self.statistics)
         if type(result) is not tuple:
+            if self.frames:  # a message read frame by frame (1.0) is over now
+                self.load(())
             return result
         frames, header, raw_header = result
         self.load(frames, _NOT_PARSED if raw_header is None else header, raw_header)

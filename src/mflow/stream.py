@@ -67,7 +67,7 @@ class Stream:
         self.strict = strict
         self.decode = decode
         self.handlers: dict[str, Any] = {}
-        self.statistics = Statistics()
+        self._statistics = Statistics()
         self._reported: set[tuple[str, str | None]] = set()
         self._socket_monitors: list[Callable[[dict | None], Any]] = []
         self._socket_event_listener = SocketEventListener(self._socket_monitors)
@@ -129,6 +129,20 @@ class Stream:
         self.receiver = None if mode in _SEND_ONLY else ReceiveHandler(
             socket, copy=copy, statistics=self.statistics)
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
+
+    @property
+    def statistics(self) -> Statistics:
+        """The receive and send counters (the live object every `Message` refers to).
+
+        May be replaced by another `Statistics`; the stream counts into it from then on.
+        """
+        return self._statistics
+
+    @statistics.setter
+    def statistics(self, statistics: Statistics) -> None:
+        self._statistics = statistics
+        if self.receiver is not None:
+            self.receiver.statistics = statistics
 
     @property
     def endpoint(self) -> str | None:
@@ -293,12 +307,16 @@ class Stream:
         tools that record or forward messages as they are; the message is not counted in
         ``statistics``.
         """
+        receiver = self._receiver()
         try:
-            return self._receiver().take_message(0 if block else zmq.NOBLOCK)
+            frames = receiver.take_message(0 if block else zmq.NOBLOCK)
         except zmq.Again:
             return None
         except zmq.ZMQError as error:
             raise _stream_error(error, "receive") from error
+        if receiver.frames:  # a message read frame by frame (1.0) is over now
+            receiver.load(())
+        return frames
 
     def _receiver(self) -> ReceiveHandler:
         if self.receiver is None:
