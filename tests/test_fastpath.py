@@ -19,7 +19,7 @@ import zmq
 import mflow
 from mflow import _fastpath
 from mflow.handlers import receive_handlers
-from mflow.statistics import Statistics
+from mflow.statistics import SequenceGaps, Statistics
 
 from .conftest import TIMEOUT_MS
 
@@ -268,3 +268,20 @@ def test_replaced_statistics_count_every_message(receive_path, pull_stream):
     assert all(message.statistics is replaced for message in messages)
     assert replaced.messages_by_htype == {"array-1.0": 1, "raw-1.0": 1}
     assert replaced.total_bytes_received == len(array_header(pulse_id=1)) + len(SIX) + len(raw) + 1
+
+
+def test_statistics_methods_patched_on_the_class_are_called(receive_path, monkeypatch,
+                                                            pull_stream):
+    calls = []
+    for cls, name in ((Statistics, "message_succeeded"), (Statistics, "observe_sequence"),
+                      (SequenceGaps, "observe")):
+        original = getattr(cls, name)
+
+        def patched(*args, original=original, name=name):
+            calls.append(name)
+            return original(*args)
+        monkeypatch.setattr(cls, name, patched)
+    socket, stream = pull_stream
+    socket.send_multipart([array_header(pulse_id=1), SIX])
+    assert stream.receive().statistics.messages_received == 1
+    assert calls == ["message_succeeded", "observe_sequence", "observe"]

@@ -65,6 +65,8 @@ static struct {
     PyObject *message_class;       /* mflow.Message */
     PyTypeObject *statistics_class;
     PyTypeObject *gaps_class;      /* mflow.statistics.SequenceGaps */
+    /* the methods done here in C, as the classes had them */
+    PyObject *message_succeeded, *observe_sequence, *observe;
 } py;
 
 /* The array layout of the last array-1.0 header: consecutive messages repeat it. */
@@ -261,9 +263,22 @@ static int add_to_attribute(PyObject *object, PyObject *name, PyObject *amount) 
     return rc;
 }
 
+/* Whether cls.name is still the method this module does in C: a class patched at run
+ * time (with mock.patch.object, say) has its own method called instead. */
+static int is_original(PyTypeObject *cls, PyObject *name, PyObject *original) {
+    PyObject *current = PyObject_GetAttr((PyObject *)cls, name);
+    if (current == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    int same = current == original;
+    Py_DECREF(current);
+    return same;
+}
+
 /* SequenceGaps.observe */
 static int observe_number(PyObject *gaps, PyObject *number) {
-    if (Py_TYPE(gaps) != py.gaps_class) {
+    if (Py_TYPE(gaps) != py.gaps_class || !is_original(py.gaps_class, s_observe, py.observe)) {
         PyObject *result = PyObject_CallMethodOneArg(gaps, s_observe, number);
         Py_XDECREF(result);
         return result == NULL ? -1 : 0;
@@ -331,7 +346,8 @@ static int observe_sequence(PyObject *statistics, PyObject *header) {
     if (sequences == NULL) {
         return -1;
     }
-    if (!PyDict_CheckExact(sequences)) {
+    if (!PyDict_CheckExact(sequences) ||
+        !is_original(py.statistics_class, s_observe_sequence, py.observe_sequence)) {
         Py_DECREF(sequences);
         PyObject *result = PyObject_CallMethodOneArg(statistics, s_observe_sequence, header);
         Py_XDECREF(result);
@@ -382,7 +398,8 @@ static int message_succeeded(PyObject *statistics, PyObject *htype, PyObject *he
     if (rc < 0) {
         return -1;
     }
-    if (Py_TYPE(statistics) != py.statistics_class) {
+    if (Py_TYPE(statistics) != py.statistics_class ||
+        !is_original(py.statistics_class, s_message_succeeded, py.message_succeeded)) {
         PyObject *result = PyObject_CallMethodObjArgs(statistics, s_message_succeeded, htype,
                                                       header, NULL);
         Py_XDECREF(result);
@@ -754,9 +771,20 @@ static PyObject *configure(PyObject *module, PyObject *args) {
                           &gaps_class)) {
         return NULL;
     }
-    if (bind_libzmq(path) < 0) {
+    PyObject *originals[3] = {
+        PyObject_GetAttr(statistics_class, s_message_succeeded),
+        PyObject_GetAttr(statistics_class, s_observe_sequence),
+        PyObject_GetAttr(gaps_class, s_observe),
+    };
+    if (!originals[0] || !originals[1] || !originals[2] || bind_libzmq(path) < 0) {
+        for (int i = 0; i < 3; i++) {
+            Py_XDECREF(originals[i]);
+        }
         return NULL;
     }
+    Py_XSETREF(py.message_succeeded, originals[0]);
+    Py_XSETREF(py.observe_sequence, originals[1]);
+    Py_XSETREF(py.observe, originals[2]);
     Py_XSETREF(py.zmq_error, Py_NewRef(zmq_error));
     Py_XSETREF(py.loads, Py_NewRef(loads));
     Py_XSETREF(py.handlers, Py_NewRef(handlers));
