@@ -70,6 +70,15 @@ class ReceiveHandler:
         self._header = header
         self._frame_objects = bool(frames) and type(frames[0]) is not bytes
 
+    def end_message(self) -> None:
+        """Drop the current message, read or not: a receive has taken the next one.
+
+        Also ends a message a 1.0 handler was reading frame by frame, so that the next
+        `header` or `next` reads a new one.
+        """
+        if self.frames:
+            self.load(())
+
     def _open_handle(self) -> int:
         """The libzmq socket for the compiled path; pyzmq's error if the socket was closed."""
         if self.socket.closed:
@@ -107,8 +116,7 @@ class ReceiveHandler:
             return None
         result = self._speedups.receive_message(self._open_handle(), flags, self.statistics)
         if type(result) is not tuple:
-            if self.frames:  # a message read frame by frame (1.0) is over now
-                self.load(())
+            self.end_message()
             return result
         frames, header, raw_header = result
         self.load(frames, _NOT_PARSED if raw_header is None else header, raw_header)

@@ -261,7 +261,7 @@ class Stream:
             return self._skip(error, key)
         finally:
             receiver._in_receive = False
-            receiver.load(())  # what the handler left unread is dropped, not kept alive
+            receiver.end_message()  # what the handler left unread is not kept alive
         if type(header) is not dict:
             header = data  # a CBOR message (Stream V2) is its own header
         elif key is None:
@@ -314,8 +314,7 @@ class Stream:
             return None
         except zmq.ZMQError as error:
             raise _stream_error(error, "receive") from error
-        if receiver.frames:  # a message read frame by frame (1.0) is over now
-            receiver.load(())
+        receiver.end_message()
         return frames
 
     def _receiver(self) -> ReceiveHandler:
