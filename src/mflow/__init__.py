@@ -18,6 +18,7 @@ from .handlers import (array_1_0, dheader_1_0, dimage_1_0, dseries_end_1_0, get_
                        handler_modules, raw_1_0, receive_handlers, register_handler,
                        send_handlers)
 from .handlers import handlers  # noqa: E402  (rebinds ``mflow.handlers`` to the 1.0 dict)
+from .delivery import Delivery, PeerTracker
 from .merge import Merge, RoundRobinStrategy
 from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
@@ -41,6 +42,7 @@ __all__ = [
     "handler_modules", "array_1_0", "raw_1_0", "dheader_1_0", "dimage_1_0", "dseries_end_1_0",
     # monitoring
     "SocketEventListener", "ConnectionCountMonitor", "no_clients_timeout_notifier",
+    "PeerTracker", "Delivery",
     # errors
     "MflowError", "DecodeError", "UnknownHtypeError", "MalformedMessageError",
     "BadHeaderError", "CompressionError", "StreamError", "ConnectError", "StreamTimeoutError",

@@ -7,12 +7,14 @@ pyzmq errors become mflow errors (`mflow.errors`).
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from typing import Any, Callable, Sequence
 
 import zmq
 
 from . import _fastpath, dispatch
+from .delivery import Delivery, PeerTracker
 from .errors import (ConfigurationError, ConnectError, DecodeError, SendTimeoutError,
                      StreamClosedError, StreamError, UnknownHtypeError)
 from .handlers import get_receive_handler, get_send_handler, receive_handlers
@@ -71,6 +73,9 @@ class Stream:
         self._reported: set[tuple[str, str | None]] = set()
         self._socket_monitors: list[Callable[[dict | None], Any]] = []
         self._socket_event_listener = SocketEventListener(self._socket_monitors)
+        #: With ``watch_peers``: who is connected, and (sending streams) what was delivered.
+        self.peers: PeerTracker | None = None
+        self.delivery: Delivery | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -78,7 +83,7 @@ class Stream:
                 receive_timeout: int | None = None, queue_size: int = 100, linger: int = 1000,
                 context: zmq.Context | None = None, copy: bool = True,
                 send_timeout: int | None = None, *,
-                max_message_size: int | None = None) -> None:
+                max_message_size: int | None = None, watch_peers: bool = False) -> None:
         """Open the socket: connect to ``address``, or bind when ``conn_type`` is not "connect".
 
         ``mode`` is the socket type (PULL, SUB, PUSH, PUB, ...; SUB subscribes to
@@ -86,8 +91,11 @@ class Stream:
         milliseconds (``None`` waits forever, ``0`` returns at once), ``copy=False``
         receives frames as zero-copy memoryviews and sends without copying.
         ``max_message_size`` (bytes) makes ZeroMQ refuse larger messages (MAXMSGSIZE).
-        Raises `ConnectError` (a ``RuntimeError``, as in 1.0) when binding or connecting
-        fails; nothing stays open then.
+        ``watch_peers`` sets `peers` (a `PeerTracker`) and, on a sending socket, `delivery`
+        (a `Delivery`: what was sent and what did not reach a peer, final after
+        `disconnect`); it runs the socket-event thread. Raises `ConnectError` (a
+        ``RuntimeError``, as in 1.0) when binding or connecting fails; nothing stays open
+        then.
         """
         if self.socket is not None and not self.socket.closed:
             raise ConfigurationError(f"stream is already connected to {self.address}")
@@ -106,6 +114,7 @@ class Stream:
                 socket.rcvtimeo = int(receive_timeout)
             if send_timeout is not None:
                 socket.sndtimeo = int(send_timeout)
+            self._watch_peers(mode, queue_size, watch_peers)
             if self._socket_monitors:
                 self._socket_event_listener.start(socket)
             if conn_type == CONNECT:
@@ -130,6 +139,16 @@ class Stream:
             socket, copy=copy, statistics=self.statistics)
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
 
+    def _watch_peers(self, mode: int, queue_size: int, watch: bool) -> None:
+        if self.peers is not None:
+            self.remove_socket_monitor(self.peers)
+        self.peers = self.delivery = None
+        if watch:
+            self.peers = PeerTracker()
+            self._socket_monitors.append(self.peers)
+            if mode in (zmq.PUSH, zmq.PUB, zmq.XPUB):
+                self.delivery = Delivery(self.peers, mode != zmq.PUSH, queue_size)
+
     @property
     def statistics(self) -> Statistics:
         """The receive and send counters (the live object every `Message` refers to).
@@ -151,6 +170,18 @@ class Stream:
             return None
         return self.socket.last_endpoint.decode()
 
+    def poll(self, timeout_ms: int | None = None, flags: int = zmq.POLLIN) -> bool:
+        """Whether a message can be received (``flags=zmq.POLLIN``) or sent (``zmq.POLLOUT``)
+        within ``timeout_ms`` milliseconds (``None`` waits as long as it takes, 0 not at all).
+
+        Raises `StreamClosedError` when the stream is not connected.
+        """
+        socket = self._open_socket("poll")
+        try:
+            return bool(socket.poll(timeout_ms, flags))
+        except zmq.ZMQError as error:
+            raise _stream_error(error, "poll") from error
+
     @property
     def closed(self) -> bool:
         """True unless the stream is connected."""
@@ -162,7 +193,9 @@ class Stream:
         Messages still queued for sending get ``linger`` milliseconds to leave: an owned
         context's termination waits for them, and the endpoint is free when this returns
         (with a shared context a sending socket's endpoint is freed in the background). A
-        receiving socket leaves its endpoint first, so nothing more arrives for it.
+        receiving socket leaves its endpoint first, so nothing more arrives for it. With
+        ``watch_peers`` a sending stream that never had a peer spends the linger waiting
+        for one, and `delivery` is final when this returns.
         """
         socket = self.socket
         if socket is None or socket.closed:
@@ -179,10 +212,17 @@ class Stream:
         except zmq.ZMQError as error:
             logger.debug("could not leave %s: %s", self.address, error)
         finally:
+            delivery = self.delivery
+            linger = socket.linger if delivery is None else delivery.before_close(socket.linger)
+            socket.linger = linger
+            closing = time.monotonic()
             socket.close()
             self._socket_event_listener.stop()
             if self._context_is_owned:
                 self.context.term()
+            if delivery is not None:
+                delivery.after_close(linger, time.monotonic() - closing
+                                     if self._context_is_owned else None)
         logger.info("Disconnected")
 
     def __enter__(self) -> Stream:
@@ -347,8 +387,13 @@ class Stream:
         socket = self._open_socket("send")
         flags = (zmq.SNDMORE if send_more else 0) | (0 if block else zmq.NOBLOCK)
         if as_json:
-            return self._deliver(block, socket.send_json, message, flags)
-        return self._deliver(block, socket.send, message, flags, self.zmq_copy, self.zmq_track)
+            queued = self._deliver(block, socket.send_json, message, flags)
+        else:
+            queued = self._deliver(block, socket.send, message, flags, self.zmq_copy,
+                                   self.zmq_track)
+        if queued and not send_more and self.delivery is not None:
+            self.delivery.message_sent()
+        return queued
 
     def send_multipart(self, parts: Sequence[Any], block: bool = True) -> bool:
         """Send ``parts`` as one multipart message, atomically; see `send` for the result.
@@ -356,8 +401,11 @@ class Stream:
         Received frames (from `receive_parts`) are passed on without a copy; sent to
         several streams they share one buffer.
         """
-        return self._deliver(block, self._send_parts, self._open_socket("send"), parts,
-                             0 if block else zmq.NOBLOCK)
+        queued = self._deliver(block, self._send_parts, self._open_socket("send"), parts,
+                               0 if block else zmq.NOBLOCK)
+        if queued and self.delivery is not None:
+            self.delivery.message_sent()
+        return queued
 
     def _send_parts(self, socket: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
         # Received frames are passed on shared, small bytes copied, in C; the rest, and
@@ -415,7 +463,7 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
             no_client_timeout: float | None = 10, copy: bool = True,
             send_timeout: int | None = None, *, context: zmq.Context | None = None,
             strict: bool = False, decode: bool = True,
-            max_message_size: int | None = None) -> Stream:
+            max_message_size: int | None = None, watch_peers: bool = False) -> Stream:
     """Open a `Stream` (1.0 argument order; see `Stream.connect`).
 
     ``no_client_action`` is called every ``no_client_timeout`` seconds while no peer is
@@ -428,7 +476,8 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
             ConnectionCountMonitor(no_clients_timeout_notifier(no_client_action, timeout)))
     stream.connect(address, conn_type=conn_type, mode=mode, receive_timeout=receive_timeout,
                    queue_size=queue_size, linger=linger, context=context, copy=copy,
-                   send_timeout=send_timeout, max_message_size=max_message_size)
+                   send_timeout=send_timeout, max_message_size=max_message_size,
+                   watch_peers=watch_peers)
     return stream
 
 

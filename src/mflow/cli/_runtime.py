@@ -13,9 +13,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Limits", "Run", "Meter", "Pacer", "EXIT_OK", "EXIT_INTERRUPTED"]
+__all__ = ["Limits", "Run", "Meter", "Pacer", "EXIT_OK", "EXIT_ERROR", "EXIT_INTERRUPTED"]
 
 EXIT_OK = 0
+EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 #: Longest a loop waits on a socket before looking at the stop conditions again (ms).

@@ -1,9 +1,10 @@
-"""The sending side shared by ``generate``, ``replay`` and ``demo``.
+"""The sending side shared by ``generate``, ``replay``, ``merge`` and ``demo``.
 
 `Sender` owns the sending stream and its meter: it binds (or connects), announces the
 endpoint, optionally waits for a peer, sends whole messages while honouring the stop
 conditions, and reports. Closing it disconnects, giving queued messages ``--linger``
-seconds to leave.
+seconds to leave; only then is it known what was not delivered (`mflow.Delivery`), so
+the summary comes after `close` and the exit status is 1 if anything was not.
 """
 
 from __future__ import annotations
@@ -15,10 +16,22 @@ from mflow.errors import StreamError
 
 from ._options import SenderOptions, Tool
 from ._output import Report, traffic_fields
-from ._runtime import Meter, Run
-from ._sockets import Endpoint, PeerWatch, message_size, open_stream, send_message
+from ._runtime import EXIT_ERROR, Meter, Run
+from ._sockets import Endpoint, message_size, open_stream, send_message, wait_for_peer
 
-__all__ = ["Sender"]
+__all__ = ["Sender", "delivery_fields", "delivery_exit_code"]
+
+
+def delivery_fields(delivery: mflow.Delivery) -> list[tuple[str, str]]:
+    """The summary line of what did not reach a peer."""
+    return [("undelivered", delivery.describe())]
+
+
+def delivery_exit_code(run: Run, *deliveries: mflow.Delivery) -> int:
+    """The run's status, or 1 if a message was (or may have been) not delivered."""
+    if run.exit_code or not any(delivery.undelivered for delivery in deliveries):
+        return run.exit_code
+    return EXIT_ERROR
 
 
 class Sender:
@@ -30,8 +43,9 @@ class Sender:
         self.options = options
         self.out = tool.out
         self.meter = Meter()
-        self._peers = PeerWatch() if options.wait_for_peer else None
-        self.stream = open_stream(endpoint, linger=options.linger, peers=self._peers)
+        self.stream = open_stream(endpoint, linger=options.linger,
+                                  subscriptions=options.wait_for_peer)
+        self.delivery: mflow.Delivery = self.stream.delivery
         if announce:
             self.out.event("start", endpoint.describe(self.stream),
                            endpoint=self.stream.endpoint, mode=endpoint.mode,
@@ -41,8 +55,10 @@ class Sender:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if self._peers is not None:
-            self._peers.detach(self.stream)
+        self.close()
+
+    def close(self) -> None:
+        """Disconnect (idempotent), waiting up to ``--linger`` for queued messages."""
         self.stream.disconnect()
 
     def wait_for_peer(self, run: Run) -> bool:
@@ -50,10 +66,10 @@ class Sender:
 
         False if the run was stopped first; `StreamError` after ``--peer-timeout``.
         """
-        if self._peers is None:
+        if not self.options.wait_for_peer:
             return True
         self.out.note(f"Waiting for a peer on {self.stream.endpoint} ...")
-        if self._peers.wait(self.stream, run, self.options.peer_timeout):
+        if wait_for_peer(self.stream, run, self.options.peer_timeout):
             run.restart()
             self.meter.restart()
             return True
@@ -70,9 +86,18 @@ class Sender:
         return True
 
     def report(self, final: bool = False) -> Report:
-        """Messages, bytes and rates sent so far."""
+        """Messages, bytes and rates sent so far; ``final`` (after `close`): and what
+        was not delivered."""
         sample = self.meter.sample()
-        return Report(sample, traffic_fields(sample, final, verb="messages sent"))
+        fields = traffic_fields(sample, final, verb="messages sent")
+        if not final:
+            return Report(sample, fields)
+        return Report({**sample, **self.delivery.as_dict()},
+                      fields + delivery_fields(self.delivery))
+
+    def exit_code(self, run: Run) -> int:
+        """The status to exit with (after `close`): see `delivery_exit_code`."""
+        return delivery_exit_code(run, self.delivery)
 
     @property
     def statistics(self) -> mflow.Statistics:

@@ -7,7 +7,6 @@ The commands move multipart messages as they are (lists of parts, taken off the 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -20,7 +19,7 @@ from mflow.errors import ConfigurationError, SendTimeoutError
 from ._runtime import POLL_MS, Run
 
 __all__ = ["MODES", "Endpoint", "check_address", "is_wildcard", "open_stream",
-           "send_message", "PeerWatch", "message_size"]
+           "wait_for_peer", "send_message", "message_size"]
 
 MODES = {"push": zmq.PUSH, "pull": zmq.PULL, "pub": zmq.PUB, "sub": zmq.SUB}
 
@@ -72,76 +71,40 @@ class Endpoint:
 
 
 def open_stream(endpoint: Endpoint, *, linger: float = 1.0,
-                blocking_send: bool = True, peers: PeerWatch | None = None) -> mflow.Stream:
-    """Bind or connect a stream as ``endpoint`` says.
+                blocking_send: bool = True, subscriptions: bool = False) -> mflow.Stream:
+    """Bind or connect a stream as ``endpoint`` says, watching its peers (`mflow.PeerTracker`).
 
     Streams get a short send or receive timeout (`POLL_MS`), so that `send_message` and
-    `Stream.receive_parts` return to look at the stop conditions while nothing moves. ``peers``
-    starts watching for peers before the socket binds or connects, so none is missed.
+    `Stream.receive_parts` return to look at the stop conditions while nothing moves.
+    ``subscriptions`` opens a PUB as an XPUB (the same on the wire), so that
+    `wait_for_peer` sees a subscriber's subscription arrive.
     """
     check_address(endpoint.address)
     mode = MODES[endpoint.mode]
-    stream = mflow.Stream()
-    if peers is not None:
-        mode = peers.prepare(stream, mode)
+    if subscriptions and mode == zmq.PUB:
+        mode = zmq.XPUB
     sending = mode in (zmq.PUSH, zmq.PUB, zmq.XPUB)
-    stream.connect(endpoint.address, conn_type=endpoint.conn_type, mode=mode,
-                   queue_size=endpoint.queue_size, linger=int(linger * 1000), copy=False,
-                   send_timeout=POLL_MS if sending and blocking_send else None,
-                   receive_timeout=None if sending else POLL_MS)
-    return stream
+    return mflow.connect(endpoint.address, conn_type=endpoint.conn_type, mode=mode,
+                         queue_size=endpoint.queue_size, linger=int(linger * 1000), copy=False,
+                         send_timeout=POLL_MS if sending and blocking_send else None,
+                         receive_timeout=None if sending else POLL_MS, watch_peers=True)
 
 
-class PeerWatch:
-    """Tells whether a peer is connected to a stream, so that nothing is sent into the void.
-
-    A PUB socket is opened as an XPUB (the same on the wire) and a peer counts once its
-    subscription arrived, because a PUB drops whatever it sends before that. Any other
-    socket counts connections with `mflow.ConnectionCountMonitor`.
-    """
-
-    def __init__(self) -> None:
-        self.connected = threading.Event()
-        self._subscriptions = False
-        self._monitor: mflow.ConnectionCountMonitor | None = None
-
-    def prepare(self, stream: mflow.Stream, mode: int) -> int:
-        """Start watching ``stream`` (not yet connected); the socket type to open."""
-        if mode == zmq.PUB:
-            self._subscriptions = True
-            return zmq.XPUB
-        self._monitor = mflow.ConnectionCountMonitor(self._count)
-        stream.register_socket_monitor(self._monitor)
-        return mode
-
-    def detach(self, stream: mflow.Stream) -> None:
-        """Stop watching (the monitor thread ends)."""
-        if self._monitor is not None:
-            stream.remove_socket_monitor(self._monitor)
-            self._monitor = None
-
-    def _count(self, count: int) -> None:
-        if count > 0:
-            self.connected.set()
-        else:
-            self.connected.clear()
-
-    def wait(self, stream: mflow.Stream, run: Run, timeout: float | None) -> bool:
-        """Wait until a peer is there; False if the run stopped or ``timeout`` s passed."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not run.stopped():
-            if self._ready(stream):
+def wait_for_peer(stream: mflow.Stream, run: Run, timeout: float | None) -> bool:
+    """Wait until a peer is connected (to an XPUB: subscribed, since a PUB drops whatever
+    it sends before that); False if the run stopped or ``timeout`` seconds passed."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    subscribed = stream.socket.type != zmq.XPUB
+    while not run.stopped():
+        if stream.peers.wait(POLL_MS / 1000):
+            while not subscribed and stream.poll(POLL_MS):
+                parts = stream.receive_parts(block=False)
+                subscribed = parts is not None and bytes(parts[0])[:1] == b"\x01"
+            if subscribed:
                 return True
-            if deadline is not None and time.monotonic() >= deadline:
-                return False
-        return False
-
-    def _ready(self, stream: mflow.Stream) -> bool:
-        if not self._subscriptions:
-            return self.connected.wait(POLL_MS / 1000)
-        if stream.socket.poll(POLL_MS) and stream.socket.recv()[:1] == b"\x01":
-            self.connected.set()
-        return self.connected.is_set()
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+    return False
 
 
 def send_message(stream: mflow.Stream, parts: Sequence[Any], run: Run, block: bool = True

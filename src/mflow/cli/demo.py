@@ -2,7 +2,8 @@
 
 A generator thread sends DECTRIS Stream V1 series (dheader-1.0, dimage-1.0 compressed
 with bitshuffle-LZ4, dseries_end-1.0) from 127.0.0.1 on a random port; the main thread
-receives them as ``mflow stats --decode`` would, decompressing every image.
+receives them as ``mflow stats --decode`` would, decompressing every image. Both ends are
+in one process, so what was sent and not received is known exactly and reported.
 """
 
 from __future__ import annotations
@@ -17,13 +18,17 @@ import mflow
 from . import _synthetic
 from ._main import CONTEXT_SETTINGS
 from ._options import SenderOptions, Tool, tool_options
-from ._runtime import Pacer, Run
+from ._output import Report
+from ._runtime import EXIT_ERROR, EXIT_OK, Pacer, Run
 from ._sending import Sender
 from ._sockets import Endpoint, open_stream
 from .generate import parse_shape
 from .stats import Inspector
 
 __all__ = ["command"]
+
+#: How long the receiver waits for the last messages the generator sent (ms).
+_DRAIN_MS = 2000
 
 HELP = """Show the live statistics of a simulated EIGER on this computer.
 
@@ -43,15 +48,31 @@ Examples:
 def _generate(sender: Sender, source: Any, rate: float, run: Run) -> None:
     pacer = Pacer(rate)
     for parts in source:
-        if run.stopped() or not pacer.wait(run) or not sender.send(parts, run):
+        if run.stopped(sender.meter.messages) or not pacer.wait(run) \
+                or not sender.send(parts, run):
             return
 
 
 def _receive(inspector: Inspector, run: Run, tool: Tool) -> None:
     while not run.stopped(inspector.meter.messages):
-        inspector.receive(run)
+        inspector.receive(run.poll_ms())
         if run.report_due():
             tool.out.progress(inspector.report())
+
+
+def _receive_rest(inspector: Inspector, sender: Sender) -> None:
+    """Take what the generator sent and the receiver did not take yet."""
+    while inspector.meter.messages < sender.meter.messages and inspector.receive(_DRAIN_MS):
+        pass
+
+
+def _report(inspector: Inspector, sender: Sender) -> Report:
+    report = inspector.report(final=True)
+    sent = sender.meter.messages
+    undelivered = sent - inspector.meter.messages
+    return Report({**report.data, "sent": sent, "undelivered": undelivered,
+                   "undelivered_max": undelivered},
+                  report.fields + [("sent", str(sent)), ("undelivered", str(undelivered))])
 
 
 def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
@@ -74,8 +95,10 @@ def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
         finally:
             run.stop()
             generator.join()
-            tool.out.summary(inspector.report(final=True))
-        return run.exit_code
+            _receive_rest(inspector, sender)
+            report = _report(inspector, sender)
+            tool.out.summary(report)
+        return run.exit_code or (EXIT_ERROR if report.data["undelivered"] else EXIT_OK)
 
 
 @click.command("demo", help=HELP, context_settings=CONTEXT_SETTINGS,

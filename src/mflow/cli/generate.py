@@ -1,7 +1,8 @@
 """``mflow generate`` and the 1.0 ``m_generate``: send a synthetic stream.
 
 Messages come from `mflow.cli._synthetic`, encoded by the library's handlers; they go out
-whole (one multipart send each), at ``--rate`` or as fast as the peers take them.
+whole (one multipart send each), at ``--rate`` or as fast as the peers take them; what
+did not reach a peer is reported and makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ TYPE is one of
   sls      SLS receiver (JUNGFRAU) frames; an end message after every --images
 
 --count counts every message (series headers and ends included). Images look like
-detector frames (Poisson counts), so compressed sizes are realistic.
+detector frames (Poisson counts), so compressed sizes are realistic. Messages that did
+not reach a peer (nobody connected, or still queued when the --linger ran out) are
+reported as undelivered and make the exit status 1.
 
 \b
 Examples:
@@ -138,12 +141,13 @@ def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None
             if out_stream.wait_for_peer(run):
                 _send_all(out_stream, source, rate, run, lines)
         finally:
+            out_stream.close()
             if lines is not None:
                 if run.interrupted:
                     print("Terminated by user.")
                 lines.close(out_stream.meter)
             tool.out.summary(out_stream.report(final=True))
-        return run.exit_code
+        return out_stream.exit_code(run)
 
 
 @click.command("generate", help=HELP, short_help="Send a synthetic stream of any message type.",

@@ -24,7 +24,7 @@ from ._options import SenderOptions, SocketOptions, Tool, mode_choice, sender_op
     socket_options, tool_options
 from ._output import Report, traffic_fields
 from ._runtime import Meter, Run
-from ._sending import Sender
+from ._sending import Sender, delivery_fields
 from ._sockets import Endpoint, open_stream
 
 __all__ = ["command", "Aligner"]
@@ -158,6 +158,9 @@ class _Merger:
             data["groups"] = dict(self.aligner.counts)
             fields.append(("groups", " ".join(f"{k}={v}" for k, v in
                                               self.aligner.counts.items())))
+        if final:
+            data.update(self.sender.delivery.as_dict())
+            fields += delivery_fields(self.sender.delivery)
         return Report(data, fields)
 
 
@@ -192,8 +195,9 @@ def _merge(inputs: tuple[str, ...], output: str, input_mode: str, align: str | N
                             tool.out.progress(merger.report())
                     merger.finish(run)
             finally:
+                out.close()
                 tool.out.summary(merger.report(final=True))
-            return run.exit_code
+            return out.exit_code(run)
     finally:
         for stream in streams:
             stream.disconnect()

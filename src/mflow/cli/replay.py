@@ -32,8 +32,10 @@ m_dump. Messages go out as fast as the peers take them, at --rate, or with the
 recorded timing (--realtime, file format only; --speed scales it). --loop starts over
 at the end; --count stops after that many messages. With --wait-for-peer nothing is
 sent before a peer is connected (on PUB: subscribed), so the first messages are not
-lost. A recording that is corrupt, or ends in an incomplete message, is replayed up to
-the damage and then reported as an error.
+lost. Messages that did not reach a peer (nobody connected, or still queued when the
+--linger ran out) are reported as undelivered and make the exit status 1. A recording
+that is corrupt, or ends in an incomplete message, is replayed up to the damage and then
+reported as an error.
 
 \b
 Examples:
@@ -107,6 +109,17 @@ def _replay_pass(reader: Any, sender: Sender, timing: _Timing, run: Run, tool: T
     return sent
 
 
+def _replay_passes(reader: Any, path: str, sender: Sender, timing: _Timing, loop: bool,
+                   run: Run, tool: Tool, legacy_lines: bool) -> None:
+    """Send the recording once, or again and again with ``loop``."""
+    while True:
+        sent = _replay_pass(reader, sender, timing, run, tool, legacy_lines)
+        if sent is not None:
+            _check_complete(reader, path)
+        if not loop or not sent or run.stopped(sender.meter.messages):
+            return
+
+
 def _replay(path: str, address: str, rate: float | None, realtime: bool, speed: float,
             loop: bool, socket: SocketOptions, sender: SenderOptions, tool: Tool,
             legacy: bool = False) -> int:
@@ -127,17 +140,12 @@ def _replay_recording(reader: Any, path: str, address: str, timing: _Timing, loo
                       legacy_lines: bool) -> int:
     with tool.run() as run, Sender(socket.endpoint(address, mflow.BIND), sender, tool) as out:
         try:
-            if not out.wait_for_peer(run):
-                return run.exit_code
-            while True:
-                sent = _replay_pass(reader, out, timing, run, tool, legacy_lines)
-                if sent is not None:
-                    _check_complete(reader, path)
-                if not loop or not sent or run.stopped(out.meter.messages):
-                    break
+            if out.wait_for_peer(run):
+                _replay_passes(reader, path, out, timing, loop, run, tool, legacy_lines)
         finally:
+            out.close()
             tool.out.summary(out.report(final=True))
-        return run.exit_code
+        return out.exit_code(run)
 
 
 @click.command("replay", help=HELP, short_help="Send a recording again.",

@@ -4,7 +4,9 @@ Messages are forwarded whole and untouched: received as ZeroMQ frames without co
 sent on to every output (a frame can be sent to several sockets without a copy). An output
 with ``modulo`` N gets every Nth message (the Nth, 2Nth, ...), each with all its parts
 (1.0 forwarded only the first part of those: bug B8). A non-blocking output drops what it
-cannot queue, and counts it, so one slow consumer cannot hold up the others.
+cannot queue, and counts it, so one slow consumer cannot hold up the others. The outputs
+close after the input, each with ``--linger`` seconds for its queued messages to leave;
+what did not reach a peer is reported per output and makes the exit status 1.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from ._options import SocketOptions, Tool, linger_option, mode_choice, socket_op
     tool_options
 from ._output import Report, traffic_fields
 from ._runtime import Meter, Run
+from ._sending import delivery_exit_code
 from ._sockets import Endpoint, is_wildcard, message_size, open_stream, send_message
 
 __all__ = ["command", "legacy", "main", "OutputSpec", "load_config"]
@@ -34,7 +37,9 @@ Each address decides whether it binds or connects: tcp://*:PORT binds, a host na
 connects (--bind / --connect decide for SOURCE). Messages are forwarded untouched and
 whole. With a --config file each output can take only every Nth message ("modulo") and
 have its own mode, queue size and blocking. --no-block makes outputs drop (and count)
-messages their peers cannot take instead of holding up the others.
+messages their peers cannot take instead of holding up the others. Messages that did not
+reach an output's peer (nobody connected, or still queued when the --linger ran out) are
+reported as undelivered and make the exit status 1.
 
 \b
 Config file (JSON; the psi-mflow 1.0 format, "block" and "conn_type" are new):
@@ -134,6 +139,7 @@ class _Output:
     def __init__(self, spec: OutputSpec, linger: float) -> None:
         self.spec = spec
         self.stream = open_stream(spec.endpoint, linger=linger, blocking_send=spec.block)
+        self.delivery: mflow.Delivery = self.stream.delivery
         self.sent = 0
         self.dropped = 0
         self.bytes = 0
@@ -150,18 +156,28 @@ class _Output:
             self.dropped += 1
 
     def counts(self) -> dict[str, Any]:
-        return {"address": self.spec.endpoint.address, "endpoint": self.stream.endpoint,
-                "sent": self.sent, "dropped": self.dropped, "bytes": self.bytes,
-                "modulo": self.spec.modulo, "block": self.spec.block}
+        """The output's counters; once closed, also what did not reach a peer."""
+        counts = {"address": self.spec.endpoint.address, "endpoint": self.stream.endpoint,
+                  "sent": self.sent, "dropped": self.dropped, "bytes": self.bytes,
+                  "modulo": self.spec.modulo, "block": self.spec.block}
+        if self.delivery.closed:
+            counts.update(undelivered=self.delivery.undelivered,
+                          undelivered_max=self.delivery.undelivered_max)
+        return counts
+
+    def describe_counts(self) -> str:
+        text = f"sent={self.sent} dropped={self.dropped}"
+        if self.delivery.closed:
+            text += f" undelivered={self.delivery.describe()}"
+        return text
 
 
 def _report(meter: Meter, outputs: list[_Output], final: bool) -> Report:
     sample = meter.sample()
     fields = traffic_fields(sample, final, verb="received")
-    counts = [output.counts() for output in outputs]
-    fields += [(f"→ {c['address']}", f"sent={c['sent']} dropped={c['dropped']}")
-               for c in counts]
-    return Report({**sample, "outputs": counts}, fields)
+    fields += [(f"→ {output.spec.endpoint.address}", output.describe_counts())
+               for output in outputs]
+    return Report({**sample, "outputs": [output.counts() for output in outputs]}, fields)
 
 
 def _forward(source: mflow.Stream, outputs: list[_Output], run: Run, tool: Tool,
@@ -215,25 +231,22 @@ def _split(source: str | None, streams: tuple[str, ...], config: str | None, out
                             legacy)
     if tool.legacy_output(legacy) and config is not None:
         print("config", flush=True)
+    meter = Meter()
     with tool.run() as run:
         outputs = _open_outputs(specs, tool, linger)
+        started = False
         try:
-            return _split_into(endpoint, outputs, run, tool)
+            with open_stream(endpoint) as input_stream:
+                tool.out.event("start", endpoint.describe(input_stream),
+                               endpoint=input_stream.endpoint, mode=endpoint.mode)
+                started = True
+                _forward(input_stream, outputs, run, tool, meter)
         finally:
-            for output in outputs:
+            for output in outputs:  # the outputs' queued messages leave, or are counted
                 output.stream.disconnect()
-
-
-def _split_into(endpoint: Endpoint, outputs: list[_Output], run: Run, tool: Tool) -> int:
-    meter = Meter()
-    with open_stream(endpoint) as input_stream:
-        tool.out.event("start", endpoint.describe(input_stream),
-                       endpoint=input_stream.endpoint, mode=endpoint.mode)
-        try:
-            _forward(input_stream, outputs, run, tool, meter)
-        finally:
-            tool.out.summary(_report(meter, outputs, True))
-    return run.exit_code
+            if started:
+                tool.out.summary(_report(meter, outputs, True))
+        return delivery_exit_code(run, *(output.delivery for output in outputs))
 
 
 @click.command("split", help=HELP, short_help="Forward one stream to several outputs.",

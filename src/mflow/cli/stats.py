@@ -22,7 +22,7 @@ from ._legacy import ThroughputLines, legacy_command
 from ._main import CONTEXT_SETTINGS, run
 from ._options import SocketOptions, Tool, socket_options, tool_options
 from ._output import Report, format_counts, traffic_fields
-from ._runtime import Meter, Run
+from ._runtime import Meter
 from ._sockets import open_stream
 
 __all__ = ["command", "legacy", "main", "Inspector"]
@@ -71,11 +71,11 @@ class Inspector:
         self.kinds[key] += 1
         return get_receive_handler(key)(receiver)
 
-    def receive(self, run: Run) -> bool:
-        """Take the next message, waiting up to the run's poll time; False if none came."""
+    def receive(self, timeout_ms: int) -> bool:
+        """Take the next message, waiting up to ``timeout_ms``; False if none came."""
         before = self.meter.messages
         self.stream.receive(handler=self.handle, block=False, decode=self.decode)
-        if self.meter.messages == before and self.stream.socket.poll(run.poll_ms()):
+        if self.meter.messages == before and self.stream.poll(timeout_ms):
             self.stream.receive(handler=self.handle, block=False, decode=self.decode)
         return self.meter.messages > before
 
@@ -118,7 +118,7 @@ def _stats(source: str, socket: SocketOptions, tool: Tool, decode: bool,
         printer = _legacy_start(tool.interval) if legacy else None
         try:
             while not run.stopped(inspector.meter.messages):
-                got = inspector.receive(run)
+                got = inspector.receive(run.poll_ms())
                 if printer is not None:
                     if got:
                         printer.update(inspector.meter)

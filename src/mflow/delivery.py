@@ -1,0 +1,205 @@
+"""Who is connected to a socket, and what a sending socket could not deliver.
+
+ZeroMQ says nothing about single messages: a send hands a message to a queue and returns,
+and whatever is still queued when the socket closes and its linger runs out is dropped
+without a word. What it does tell is its socket events (`PeerTracker` reads them) and, for
+a stream that owns its context, whether closing finished before the linger ran out. From
+these `Delivery` counts what a sending stream did not deliver:
+
+Certain
+    Every message sent while no peer was ever connected (nothing can have left);
+    every message a PUB sent while no peer was connected (a PUB drops those at once);
+    nothing lost at close when closing finished before the linger ran out (ZeroMQ handed
+    everything queued to the operating system).
+    When the linger ran out with messages queued, at least one was lost.
+Upper bounds (``Delivery.undelivered_max``)
+    When the linger ran out with messages queued, when the linger was 0, when the stream
+    shares its context (closing then does not wait) or when a peer left while messages
+    were sent: at most a queue's worth per connection may have been lost each time
+    (``queue_size`` + 1 messages; all of them with an unlimited queue). A peer that took
+    everything and left counts here too: ZeroMQ cannot tell it from one that left with
+    messages queued. Messages the
+    operating system had taken but the network lost with a dying peer are beyond what
+    ZeroMQ can know; a subscriber's subscription arrives just after its connection, so a
+    PUB's count is a lower bound in that instant.
+
+A peer counts once its ZMTP handshake succeeded. A connection that ends before that, with
+no handshake failure reported, was refused by the peer: the usual cause is a socket type
+that does not fit (PULL against PUB, SUB against PUSH); `PeerTracker.refused` counts them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import zmq
+
+__all__ = ["PeerTracker", "Delivery"]
+
+_OPENED = (zmq.EVENT_CONNECTED, zmq.EVENT_ACCEPTED)
+_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+                     zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+
+
+class PeerTracker:
+    """Counts a socket's peers from its monitor events (a `Stream` socket monitor).
+
+    ``peers`` is the number connected now, ``ever_connected`` whether there was one,
+    ``refused`` the connections the peer ended before the handshake (likely a socket-type
+    mismatch), ``handshake_failures`` those that failed it otherwise (e.g. security),
+    ``connection_attempts`` the connect retries (no one listening, or an unknown host).
+    ``on_peer_lost`` (if set) is called, on the monitor thread, when a peer leaves.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._pending: list[int] = []  # connections awaiting their handshake, oldest first
+        self._failed: set[int] = set()
+        self._connected: set[int] = set()
+        self.ever_connected = False
+        self.refused = 0
+        self.handshake_failures = 0
+        self.connection_attempts = 0
+        self.on_peer_lost: Any = None
+
+    @property
+    def peers(self) -> int:
+        """Peers connected now (handshake done)."""
+        return len(self._connected)
+
+    def __call__(self, event: dict | None) -> None:
+        if event is None:
+            return
+        kind, value = event["event"], int(event["value"])
+        with self._changed:
+            if kind in _OPENED:
+                self._pending.append(value)
+            elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED and self._pending:
+                # The event does not name its connection; libzmq handshakes in order.
+                self._connected.add(self._pending.pop(0))
+                self.ever_connected = True
+            elif kind in _HANDSHAKE_FAILED:
+                self.handshake_failures += 1
+                if self._pending:
+                    self._failed.add(self._pending.pop(0))
+            elif kind == zmq.EVENT_CONNECT_RETRIED:
+                self.connection_attempts += 1
+            elif kind == zmq.EVENT_DISCONNECTED:
+                self._disconnected(value)
+            self._changed.notify_all()
+
+    def _disconnected(self, connection: int) -> None:
+        if connection in self._connected:
+            self._connected.discard(connection)
+            if self.on_peer_lost is not None:
+                self.on_peer_lost()
+        elif connection in self._failed:
+            self._failed.discard(connection)
+        elif connection in self._pending:
+            self._pending.remove(connection)
+            self.refused += 1
+
+    def wait(self, timeout: float | None) -> bool:
+        """Wait up to ``timeout`` seconds (None: forever) for a peer; True if one is there."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._connected, timeout)
+
+
+class Delivery:
+    """What a sending stream handed to ZeroMQ and what did not reach a peer (see the module).
+
+    ``sent`` counts whole messages handed to ZeroMQ, ``undelivered`` those certainly not
+    delivered, ``undelivered_max`` those that may not have been (the upper bound). Final
+    once ``closed``.
+    """
+
+    def __init__(self, peers: PeerTracker, publishes: bool, queue_size: int) -> None:
+        self.peers = peers
+        self.publishes = publishes
+        self.queue_size = queue_size
+        self.sent = 0
+        self.dropped_without_peer = 0
+        self.lost_at_close = 0  # certainly lost: the linger ran out with messages queued
+        self.possibly_lost = 0  # in addition, at most
+        self.closed = False
+        self._lock = threading.Lock()
+        peers.on_peer_lost = self._peer_lost
+
+    def message_sent(self) -> None:
+        """Count one whole message handed to ZeroMQ."""
+        self.sent += 1
+        if self.publishes and not self.peers.peers:
+            self.dropped_without_peer += 1
+
+    def _queue_bound(self, connections: int) -> int:
+        """At most how many of the messages not yet counted can sit in ``connections`` queues."""
+        unaccounted = max(0, self.sent - self.dropped_without_peer - self.lost_at_close
+                          - self.possibly_lost)
+        if self.queue_size == 0:
+            return unaccounted
+        return min(unaccounted, connections * (self.queue_size + 1))
+
+    def _peer_lost(self) -> None:
+        with self._lock:
+            self.possibly_lost += self._queue_bound(1)
+
+    def before_close(self, linger_ms: int) -> int:
+        """Called by the stream before it closes: the linger (ms) to close with.
+
+        Without a peer ever connected the linger is spent waiting for one; if none comes
+        everything queued is lost anyway and the socket closes at once.
+        """
+        if self.peers.ever_connected or not self.sent:
+            return linger_ms
+        started = time.monotonic()
+        if not self.peers.wait(max(0, linger_ms) / 1000):
+            return 0
+        return max(0, linger_ms - int((time.monotonic() - started) * 1000))
+
+    def after_close(self, linger_ms: int, closing_seconds: float | None) -> None:
+        """Called by the stream once closed: ``closing_seconds`` is how long closing took
+        with an owned context (None: a shared context, closing did not wait)."""
+        with self._lock:
+            self.closed = True
+            if not self.peers.ever_connected:
+                return
+            if closing_seconds is not None and linger_ms > 0:
+                if closing_seconds * 1000 < linger_ms:
+                    return  # everything queued left before the linger ran out
+                bound = self._queue_bound(max(1, self.peers.peers))
+                if bound:  # the linger ran out: at least one message was still queued
+                    self.lost_at_close += 1
+                    self.possibly_lost += bound - 1
+            else:  # closing did not wait: what was queued is unknown
+                self.possibly_lost += self._queue_bound(max(1, self.peers.peers))
+
+    @property
+    def undelivered(self) -> int:
+        """Messages certainly not delivered."""
+        if self.closed and not self.peers.ever_connected:
+            return self.sent
+        return min(self.sent, self.dropped_without_peer + self.lost_at_close)
+
+    @property
+    def undelivered_max(self) -> int:
+        """Messages that may not have been delivered (``undelivered`` and more, at most)."""
+        if self.closed and not self.peers.ever_connected:
+            return self.sent
+        return min(self.sent, self.undelivered + self.possibly_lost)
+
+    def as_dict(self) -> dict[str, Any]:
+        """``sent``, ``undelivered`` and ``undelivered_max``."""
+        return {"sent": self.sent, "undelivered": self.undelivered,
+                "undelivered_max": self.undelivered_max}
+
+    def describe(self) -> str:
+        """E.g. ``0``, ``20 (no peer connected)`` or ``1 to 101 (...)``, for a summary."""
+        low, high = self.undelivered, self.undelivered_max
+        if low == high:
+            return f"{low} (no peer connected)" if low and not self.peers.ever_connected \
+                else str(low)
+        why = ("the linger ran out with messages queued" if self.lost_at_close
+               else "a peer left or closing did not wait")
+        return f"{low} to {high} ({why})" if low else f"0, at most {high} ({why})"

@@ -1,0 +1,101 @@
+"""`mflow.Delivery` and `mflow.PeerTracker`: what a sending stream knows it delivered."""
+
+from __future__ import annotations
+
+import socket as plain_socket
+import time
+
+import pytest
+import zmq
+
+import mflow
+
+from .conftest import TIMEOUT_MS, bind_random
+
+pytestmark = pytest.mark.usefixtures("receive_path")
+
+
+def nobody() -> tuple[plain_socket.socket, str]:
+    holder = plain_socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    return holder, f"tcp://127.0.0.1:{holder.getsockname()[1]}"
+
+
+def test_a_stream_without_watch_peers_has_no_delivery(stream_pair):
+    sender, receiver = stream_pair()
+    assert sender.delivery is None and sender.peers is None
+
+
+def test_nothing_left_without_a_peer():
+    holder, address = nobody()
+    try:
+        stream = mflow.connect(address, mode=mflow.PUSH, linger=200, watch_peers=True)
+        for _ in range(20):
+            assert stream.send_multipart([b"x"])
+        assert stream.delivery.sent == 20
+        stream.disconnect()
+    finally:
+        holder.close()
+    delivery = stream.delivery
+    assert delivery.closed and delivery.undelivered == delivery.undelivered_max == 20
+    assert not stream.peers.ever_connected and stream.peers.connection_attempts >= 0
+
+
+def test_everything_left_for_a_peer_that_stays(context):
+    pull = context.socket(zmq.PULL)
+    pull.rcvtimeo = TIMEOUT_MS
+    endpoint = bind_random(pull)
+    stream = mflow.connect(endpoint, mode=mflow.PUSH, linger=5000, watch_peers=True)
+    for number in range(50):
+        stream.send_multipart([str(number).encode()])
+    stream.disconnect()
+    assert [pull.recv() for _ in range(50)] == [str(n).encode() for n in range(50)]
+    assert stream.delivery.undelivered == stream.delivery.undelivered_max == 0
+    pull.close(linger=0)
+
+
+def test_a_linger_that_runs_out_loses_at_least_one(context):
+    pull = context.socket(zmq.PULL)
+    pull.rcvhwm = 1
+    endpoint = bind_random(pull)
+    stream = mflow.connect(endpoint, mode=mflow.PUSH, linger=200, queue_size=10,
+                           watch_peers=True, send_timeout=TIMEOUT_MS, copy=False)
+    assert stream.peers.wait(TIMEOUT_MS / 1000)
+    big = bytes(4 << 20)  # more than the peer's queue and the OS buffers hold
+    for _ in range(8):  # the peer takes none of them: most stay queued
+        stream.send_multipart([big])
+    stream.disconnect()
+    delivery = stream.delivery
+    assert 1 <= delivery.undelivered <= delivery.undelivered_max <= 8
+    pull.close(linger=0)
+
+
+def test_a_pub_counts_what_it_sent_before_anyone_subscribed():
+    stream = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUB,
+                           linger=200, watch_peers=True)
+    for _ in range(3):
+        stream.send_multipart([b"x"])
+    assert stream.delivery.undelivered == 3
+    stream.disconnect()
+    assert stream.delivery.undelivered == 3
+
+
+def test_a_socket_type_mismatch_is_counted_as_refused(context):
+    pub = context.socket(zmq.PUB)
+    endpoint = bind_random(pub)
+    stream = mflow.connect(endpoint, mode=mflow.PULL, watch_peers=True)
+    try:
+        assert _wait(lambda: stream.peers.refused > 0)
+        assert stream.peers.peers == 0 and not stream.peers.ever_connected
+    finally:
+        stream.disconnect()
+        pub.close(linger=0)
+
+
+def _wait(condition, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
