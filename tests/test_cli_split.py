@@ -145,6 +145,14 @@ def test_m_split_without_arguments_is_a_usage_error(tools):
     ('{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
      '"modulo": -1}]}', "streams[0].modulo -1"),
     ('{"source": {}, "streams": []}', 'source needs an "address"'),
+    ('{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
+     '"modulo": 0}]}', "streams[0].modulo 0 is not a whole number >= 1"),
+    ('{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
+     '"moduloo": 2}]}', "streams[0] has unknown key(s) 'moduloo'"),
+    ('{"source": {"address": "tcp://h:1", "hwm": 5}, "streams": [{"address": "tcp://*:2"}]}',
+     "source has unknown key(s) 'hwm'"),
+    ('{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2"}], "x": 1}',
+     "the config has unknown key(s) 'x'"),
 ])
 def test_malformed_config_is_one_line_and_exit_1(tools, tmp_path, content, problem):
     path = tmp_path / "split.json"

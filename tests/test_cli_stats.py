@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket as plain_socket
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ def test_counts_messages_bytes_types_gaps_and_errors(tools, zmq_context):
 def test_plain_progress_and_summary(tools, zmq_context):
     push, endpoint = make_socket(zmq_context, zmq.PUSH)
     stats = tools("stats", endpoint, "-i", "0.05", "-n", "3")
-    assert stats.line().startswith("Connected to " + endpoint + " (PULL, queue size 100)")
+    assert stats.line().startswith("Connecting to " + endpoint + " (PULL, queue size 100)")
     send_messages(push, [array_message(0)])
     line = stats.line(lambda text: text.startswith("messages: 1 "))
     assert "by type: array-1.0=1" in line and "decode errors: 0" in line
@@ -108,3 +109,36 @@ def test_m_stats_accepts_the_1_0_long_options(tools, zmq_context):
     assert stats.line() == "mflow stats started. Sampling interval is 0.25 seconds."
     send_messages(push, [array_message(0)])
     assert stats.wait() == 0
+
+
+def test_says_connecting_until_a_peer_is_there(tools, zmq_context):
+    push, endpoint = make_socket(zmq_context, zmq.PUSH)
+    stats = tools("stats", endpoint, "-n", "1")
+    assert stats.line().startswith("Connecting to " + endpoint)
+    assert stats.line() == f"Connected to a peer on {endpoint}"
+    send_messages(push, [array_message(0)])
+    assert stats.wait() == 0
+    assert "WARNING" not in stats.stderr
+
+
+@pytest.mark.parametrize("mode, peer_type, needs", [("pull", zmq.PUB, "PUSH"),
+                                                    ("sub", zmq.PUSH, "PUB")])
+def test_warns_of_a_socket_type_mismatch(tools, zmq_context, mode, peer_type, needs):
+    _peer, endpoint = make_socket(zmq_context, peer_type)
+    stats = tools("stats", endpoint, "-m", mode, "-d", "4")
+    assert stats.wait() == 0
+    assert "the peer's socket type does not fit a " + mode.upper() in stats.stderr
+    assert f"it needs a {needs}" in stats.stderr
+    assert "Connected to a peer" not in stats.stdout
+
+
+def test_warns_when_no_one_is_listening(tools):
+    holder = plain_socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    address = f"tcp://127.0.0.1:{holder.getsockname()[1]}"
+    try:
+        stats = tools("stats", address, "-d", "4")
+        assert stats.wait() == 0
+    finally:
+        holder.close()
+    assert f"no peer at {address} after 3 s" in stats.stderr

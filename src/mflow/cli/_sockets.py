@@ -6,6 +6,7 @@ The commands move multipart messages as they are (lists of parts, taken off the 
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from dataclasses import dataclass
@@ -19,13 +20,19 @@ from mflow.errors import ConfigurationError, SendTimeoutError
 from ._runtime import POLL_MS, Run
 
 __all__ = ["MODES", "Endpoint", "check_address", "is_wildcard", "open_stream",
-           "wait_for_peer", "send_message", "message_size"]
+           "wait_for_peer", "send_message", "message_size", "PeerHints",
+           "PARTNERS", "HINT_SECONDS"]
 
 MODES = {"push": zmq.PUSH, "pull": zmq.PULL, "pub": zmq.PUB, "sub": zmq.SUB}
 
 _ADDRESS = re.compile(r"([a-z]+)://(.+)")
 _TRANSPORTS = ("tcp", "ipc", "inproc", "udp", "pgm", "epgm", "ws", "wss", "tipc", "vmci")
 _EXAMPLES = "e.g. tcp://HOST:PORT, tcp://*:PORT or ipc:///tmp/name"
+
+#: Seconds without a peer or a message before a receiving command says so.
+HINT_SECONDS = 3.0
+
+logger = logging.getLogger("mflow.cli")
 
 
 def check_address(address: str) -> None:
@@ -64,8 +71,9 @@ class Endpoint:
         return cls(address, mode, conn_type, queue_size)
 
     def describe(self, stream: mflow.Stream) -> str:
-        """E.g. ``Bound to tcp://127.0.0.1:40123 (PUSH, queue size 100)``."""
-        verb = "Bound to" if self.conn_type == mflow.BIND else "Connected to"
+        """E.g. ``Bound to tcp://127.0.0.1:40123 (PUSH, queue size 100)``, or ``Connecting
+        to ...`` (a connection is made in the background; `PeerHints` says when it is)."""
+        verb = "Bound to" if self.conn_type == mflow.BIND else "Connecting to"
         address = stream.endpoint if self.conn_type == mflow.BIND else self.address
         return f"{verb} {address} ({self.mode.upper()}, queue size {self.queue_size})"
 
@@ -88,6 +96,61 @@ def open_stream(endpoint: Endpoint, *, linger: float = 1.0,
                          queue_size=endpoint.queue_size, linger=int(linger * 1000), copy=False,
                          send_timeout=POLL_MS if sending and blocking_send else None,
                          receive_timeout=None if sending else POLL_MS, watch_peers=True)
+
+
+#: The socket types each mode can talk to (ZeroMQ refuses the others during the handshake).
+PARTNERS = {"pull": "PUSH", "sub": "PUB", "push": "PULL", "pub": "SUB"}
+
+
+class PeerHints:
+    """Tells a person what a receiving stream is waiting for, instead of silence.
+
+    Says when the first peer connected (the start line says "Connecting to" until then),
+    and warns once if after ``delay`` seconds no peer is connected (naming the likely
+    socket-type mismatch when peers refused the handshake) or nothing arrived.
+    """
+
+    def __init__(self, stream: mflow.Stream, endpoint: Endpoint, out: Any,
+                 delay: float = HINT_SECONDS) -> None:
+        self.stream = stream
+        self.endpoint = endpoint
+        self.out = out
+        self.delay = delay
+        self.start = time.monotonic()
+        self._announced = False
+        self._warned = False
+
+    def check(self, messages: int) -> None:
+        """Look at the stream's peers (cheap; call it every round of the receive loop)."""
+        peers = self.stream.peers
+        if not self._announced and peers.ever_connected:
+            self._announced = True
+            where = self.endpoint.address if self.endpoint.conn_type == mflow.CONNECT \
+                else self.stream.endpoint
+            self.out.note(f"Connected to a peer on {where}")
+        if self._warned or messages or time.monotonic() - self.start < self.delay:
+            return
+        self._warned = True
+        logger.warning("%s", self.problem())
+
+    def problem(self) -> str:
+        """What is wrong, as far as the socket events tell."""
+        peers, mode = self.stream.peers, self.endpoint.mode
+        where = self.endpoint.address
+        seconds = f"{self.delay:g} s"
+        if peers.ever_connected:
+            return f"connected to {where}, but no message in {seconds}"
+        if peers.refused:
+            return (f"{peers.refused} connection(s) with {where} ended in the handshake: "
+                    f"the peer's socket type does not fit a {mode.upper()} (it needs a "
+                    f"{PARTNERS[mode]}; check --mode on both sides)")
+        if peers.handshake_failures:
+            return (f"{peers.handshake_failures} handshake(s) with {where} failed (security "
+                    "or protocol settings differ)")
+        if self.endpoint.conn_type == mflow.CONNECT:
+            return (f"no peer at {where} after {seconds} ({peers.connection_attempts} "
+                    "connection attempts): is the host right and something bound to the port?")
+        return f"no peer has connected to {self.stream.endpoint} in {seconds}"
 
 
 def wait_for_peer(stream: mflow.Stream, run: Run, timeout: float | None) -> bool:

@@ -42,7 +42,8 @@ reach an output's peer (nobody connected, or still queued when the --linger ran 
 reported as undelivered and make the exit status 1.
 
 \b
-Config file (JSON; the psi-mflow 1.0 format, "block" and "conn_type" are new):
+Config file (JSON; the psi-mflow 1.0 format, "block" and "conn_type" are new; "modulo"
+is 1 or more, 1 = every message; unknown keys are errors):
   {"source": {"address": "tcp://detector:9999", "mode": "PULL", "queue_size": 100},
    "streams": [{"address": "tcp://*:9001", "mode": "PUSH"},
                {"address": "tcp://*:9002", "mode": "PUB", "modulo": 10, "block": false}]}
@@ -67,14 +68,16 @@ Examples:
 
 _INPUT_MODES = ("pull", "sub")
 _OUTPUT_MODES = ("push", "pub")
+_SOURCE_KEYS = ("address", "mode", "queue_size", "conn_type")
+_OUTPUT_KEYS = (*_SOURCE_KEYS, "modulo", "block")
 
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One output: where, how, and which messages (every ``modulo``-th; 0/1 = all)."""
+    """One output: where, how, and which messages (every ``modulo``-th; 1 = all)."""
 
     endpoint: Endpoint
-    modulo: int = 0
+    modulo: int = 1
     block: bool = True
 
 
@@ -90,16 +93,24 @@ def _mode(entry: dict, allowed: tuple[str, ...], where: str, path: str) -> str:
     return mode.lower()
 
 
-def _int(entry: dict, key: str, default: int, where: str, path: str) -> int:
+def _int(entry: dict, key: str, default: int, where: str, path: str, least: int = 0) -> int:
     value = entry.get(key, default)
-    if type(value) is not int or value < 0:
-        raise _config_error(path, f"{where}.{key} {value!r} is not a whole number >= 0")
+    if type(value) is not int or value < least:
+        raise _config_error(path, f"{where}.{key} {value!r} is not a whole number >= {least}")
     return value
+
+
+def _known_keys(entry: dict, known: tuple[str, ...], where: str, path: str) -> None:
+    unknown = [key for key in entry if key not in known]
+    if unknown:
+        raise _config_error(path, f"{where} has unknown key(s) "
+                                  f"{', '.join(map(repr, unknown))} (known: {', '.join(known)})")
 
 
 def _endpoint(entry: Any, allowed: tuple[str, ...], where: str, path: str) -> Endpoint:
     if not isinstance(entry, dict) or not isinstance(entry.get("address"), str):
         raise _config_error(path, f"{where} needs an \"address\"")
+    _known_keys(entry, _SOURCE_KEYS if where == "source" else _OUTPUT_KEYS, where, path)
     address = entry["address"]
     conn_type = entry.get("conn_type", mflow.BIND if is_wildcard(address) else mflow.CONNECT)
     if conn_type not in (mflow.BIND, mflow.CONNECT):
@@ -119,6 +130,7 @@ def load_config(path: str, block: bool) -> tuple[Endpoint, list[OutputSpec]]:
         raise _config_error(path, f"not valid JSON: {error}") from error
     if not isinstance(config, dict) or not isinstance(config.get("streams"), list):
         raise _config_error(path, 'needs a "source" object and a "streams" list')
+    _known_keys(config, ("source", "streams"), "the config", path)
     source = _endpoint(config.get("source"), _INPUT_MODES, "source", path)
     outputs = []
     for index, entry in enumerate(config["streams"]):
@@ -127,7 +139,8 @@ def load_config(path: str, block: bool) -> tuple[Endpoint, list[OutputSpec]]:
         blocking = entry.get("block", block)
         if not isinstance(blocking, bool):
             raise _config_error(path, f"{where}.block {blocking!r} is not true or false")
-        outputs.append(OutputSpec(endpoint, _int(entry, "modulo", 0, where, path), blocking))
+        modulo = _int(entry, "modulo", 1, where, path, least=1)
+        outputs.append(OutputSpec(endpoint, modulo, blocking))
     if not outputs:
         raise _config_error(path, '"streams" is empty')
     return source, outputs

@@ -23,7 +23,7 @@ from ._main import CONTEXT_SETTINGS, run
 from ._options import SocketOptions, Tool, socket_options, tool_options
 from ._output import Report, format_counts, traffic_fields
 from ._runtime import Meter
-from ._sockets import open_stream
+from ._sockets import PeerHints, open_stream
 
 __all__ = ["command", "legacy", "main", "Inspector"]
 
@@ -31,8 +31,11 @@ HELP = """Show live statistics of the stream at SOURCE.
 
 Messages, rate, bytes and MB/s; counts per message type; sequence gaps (missed,
 duplicated or reverted frame / pulse_id / image_id numbers); messages that failed to
-decode, by reason; time since the last message. Stops after --count messages,
---duration seconds or Ctrl-C, then prints a summary (exit status 130 after Ctrl-C).
+decode, by reason; time since the last message. The start line says "Connecting to"
+until a peer is there; after a few seconds without a peer or a message a warning says
+what the socket events tell (nobody listening, a socket type that does not fit). Stops
+after --count messages, --duration seconds or Ctrl-C, then prints a summary (exit status
+130 after Ctrl-C).
 
 \b
 Examples:
@@ -115,10 +118,12 @@ def _stats(source: str, socket: SocketOptions, tool: Tool, decode: bool,
         out.event("start", endpoint.describe(stream), endpoint=stream.endpoint,
                   mode=endpoint.mode, conn_type=endpoint.conn_type)
         inspector = Inspector(stream, decode)
+        hints = PeerHints(stream, endpoint, out)
         printer = _legacy_start(tool.interval) if legacy else None
         try:
             while not run.stopped(inspector.meter.messages):
                 got = inspector.receive(run.poll_ms())
+                hints.check(inspector.meter.messages)
                 if printer is not None:
                     if got:
                         printer.update(inspector.meter)
