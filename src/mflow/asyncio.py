@@ -54,6 +54,12 @@ __all__ = ["connect", "Stream", "Merge", "RoundRobinStrategy", "Message", "Stati
            "SendTimeoutError"]
 
 _TIMED_OUT = object()
+_EXPIRED = object()
+
+
+def _expire(waiter: asyncio.Future[object]) -> None:
+    if not waiter.done():
+        waiter.set_result(_EXPIRED)
 
 
 class Stream:
@@ -65,7 +71,7 @@ class Stream:
 
     def __init__(self, sync: _sync.Stream) -> None:
         self.sync = sync
-        self._waiters: list[asyncio.Future[None]] = []
+        self._waiters: list[asyncio.Future[object]] = []
         self._watched: tuple[asyncio.AbstractEventLoop, int] | None = None
         self._sending_more = False
 
@@ -82,21 +88,32 @@ class Stream:
         return socket
 
     def _wake(self) -> None:
-        for waiter in self._waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._waiters:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        else:
+            # Nobody waits: reading the events resets the descriptor, which would
+            # otherwise stay readable and wake the loop again and again.
+            socket = self.sync.socket
+            if socket is not None and not socket.closed:
+                socket.getsockopt(zmq.EVENTS)
 
     def _watch(self, loop: asyncio.AbstractEventLoop, socket: zmq.Socket) -> None:
-        if self._watched is None:
-            descriptor = socket.FD
-            loop.add_reader(descriptor, self._wake)
-            self._watched = (loop, descriptor)
+        """Watch the socket's descriptor on ``loop`` (kept until disconnect or another loop)."""
+        if self._watched is not None and self._watched[0] is loop:
+            return
+        self._unwatch()
+        descriptor = socket.FD
+        loop.add_reader(descriptor, self._wake)
+        self._watched = (loop, descriptor)
 
     def _unwatch(self) -> None:
         if self._watched is not None:
             loop, descriptor = self._watched
             self._watched = None
-            loop.remove_reader(descriptor)
+            if not loop.is_closed():
+                loop.remove_reader(descriptor)
 
     async def _wait(self, event: int, timeout_ms: int, doing: str) -> bool:
         """Wait until the socket has ``event`` (POLLIN/POLLOUT); False after ``timeout_ms``."""
@@ -104,30 +121,31 @@ class Stream:
         loop = asyncio.get_running_loop()
         deadline = None if timeout_ms < 0 else loop.time() + timeout_ms / 1000
         while True:
-            waiter: asyncio.Future[None] = loop.create_future()
+            waiter: asyncio.Future[object] = loop.create_future()
             self._waiters.append(waiter)
+            timer = None
             try:
                 self._watch(loop, socket)
                 # Checked only once the descriptor is watched: it signals edges, and reading
                 # the events may consume the edge this wait would otherwise sleep through.
                 if socket.getsockopt(zmq.EVENTS) & event:
                     return True
-                remaining = None if deadline is None else deadline - loop.time()
-                if remaining is not None and remaining <= 0:
-                    return False
-                try:
-                    await asyncio.wait_for(waiter, remaining)
-                except asyncio.TimeoutError:
+                if deadline is not None:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return False
+                    timer = loop.call_later(remaining, _expire, waiter)
+                if await waiter is _EXPIRED:
                     return False
                 if self.sync.closed:
                     raise StreamClosedError(f"cannot {doing}: the stream was disconnected")
             finally:
                 self._waiters.remove(waiter)
-                if not self._waiters:
-                    self._unwatch()
+                if timer is not None:
+                    timer.cancel()
 
     def _after_operation(self) -> None:
-        # A receive or send may consume the descriptor's edge for other waiters.
+        # A receive or send may have drained the descriptor other tasks wait on.
         if self._waiters:
             self._wake()
 
@@ -136,24 +154,26 @@ class Stream:
     def _receive_now(self, handler: Callable[[ReceiveHandler], Any] | None,
                      decode: bool | None) -> tuple[bool, Message | None]:
         """(whether a message was taken, the message or None if it failed to decode)."""
+        # Tried before looking at the socket's events: reading them costs more than a
+        # receive, and a steady stream nearly always has a message waiting.
         skipped = self.sync.statistics.skipped
-        before = sum(skipped.values())
+        skipped_before = sum(skipped.values())
         message = self.sync.receive(handler=handler, block=False, decode=decode)
-        taken = message is not None or sum(self.sync.statistics.skipped.values()) != before
-        if taken:
-            self._after_operation()
-        return taken, message
+        if message is None and sum(self.sync.statistics.skipped.values()) == skipped_before:
+            return False, None  # nothing was waiting
+        self._after_operation()
+        return True, message
 
     async def _receive(self, handler: Callable[[ReceiveHandler], Any] | None,
                        decode: bool | None) -> Any:
-        timeout = self._socket("receive").rcvtimeo
-        while True:
-            taken, message = self._receive_now(handler, decode)
-            if taken:
-                return message
-            if not await self._wait(zmq.POLLIN, timeout, "receive"):
+        """The next message, None if it failed to decode, `_TIMED_OUT` after the timeout."""
+        taken, message = self._receive_now(handler, decode)
+        while not taken:
+            if not await self._wait(zmq.POLLIN, self._socket("receive").rcvtimeo, "receive"):
                 self.sync.statistics.message_failed("timeout")
                 return _TIMED_OUT
+            taken, message = self._receive_now(handler, decode)
+        return message
 
     async def receive(self, handler: Callable[[ReceiveHandler], Any] | None = None, *,
                       decode: bool | None = None) -> Message | None:
@@ -162,6 +182,9 @@ class Stream:
         ``None`` after ``receive_timeout`` or for a message that fails to decode (both
         counted in ``statistics.skipped``); a strict stream raises the decode error.
         """
+        taken, message = self._receive_now(handler, decode)
+        if taken:
+            return message
         message = await self._receive(handler, decode)
         return None if message is _TIMED_OUT else message
 
