@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import zmq
 
@@ -20,6 +20,9 @@ from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
 from .receiver import ReceiveHandler
 from .statistics import Statistics
+
+if TYPE_CHECKING:
+    from .security import Curve, Guard
 
 __all__ = ["Stream", "connect", "disconnect", "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL"]
 
@@ -71,6 +74,7 @@ class Stream:
         self._reported: set[tuple[str, str | None]] = set()
         self._socket_monitors: list[Callable[[dict | None], Any]] = []
         self._socket_event_listener = SocketEventListener(self._socket_monitors)
+        self._guard: Guard | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -78,7 +82,9 @@ class Stream:
                 receive_timeout: int | None = None, queue_size: int = 100, linger: int = 1000,
                 context: zmq.Context | None = None, copy: bool = True,
                 send_timeout: int | None = None, *,
-                max_message_size: int | None = None) -> None:
+                max_message_size: int | None = None, curve: Curve | None = None,
+                allow: Sequence[str] | None = None, deny: Sequence[str] | None = None
+                ) -> None:
         """Open the socket: connect to ``address``, or bind when ``conn_type`` is not "connect".
 
         ``mode`` is the socket type (PULL, SUB, PUSH, PUB, ...; SUB subscribes to
@@ -86,6 +92,9 @@ class Stream:
         milliseconds (``None`` waits forever, ``0`` returns at once), ``copy=False``
         receives frames as zero-copy memoryviews and sends without copying.
         ``max_message_size`` (bytes) makes ZeroMQ refuse larger messages (MAXMSGSIZE).
+        ``curve`` (a `mflow.security.Curve`) encrypts and authenticates the connections,
+        ``allow`` / ``deny`` list peer IP addresses to let in or refuse; every refusal
+        is counted in ``statistics.refused`` (see `mflow.security`).
         Raises `ConnectError` (a ``RuntimeError``, as in 1.0) when binding or connecting
         fails; nothing stays open then.
         """
@@ -106,6 +115,8 @@ class Stream:
                 socket.rcvtimeo = int(receive_timeout)
             if send_timeout is not None:
                 socket.sndtimeo = int(send_timeout)
+            if curve is not None or allow or deny or max_message_size is not None:
+                self._secure(socket, curve, allow, deny, max_message_size)
             if self._socket_monitors:
                 self._socket_event_listener.start(socket)
             if conn_type == CONNECT:
@@ -116,6 +127,7 @@ class Stream:
             if socket is not None:
                 self._socket_event_listener.stop()
                 socket.close(linger=0)
+            self._release_guard()
             if self._context_is_owned:
                 self.context.term()
             self.context = None
@@ -129,6 +141,26 @@ class Stream:
         self.receiver = None if mode in _SEND_ONLY else ReceiveHandler(
             socket, copy=copy, statistics=self.statistics)
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
+
+    def _secure(self, socket: zmq.Socket, curve: Curve | None, allow: Sequence[str] | None,
+                deny: Sequence[str] | None, max_message_size: int | None) -> None:
+        from . import security  # only streams that ask for it start ZAP threads
+
+        guard = security.secure(socket, self.context, self._count_refusal, curve=curve,
+                                allow=allow, deny=deny, max_message_size=max_message_size)
+        if guard is not None:
+            self._guard = guard
+            self._socket_monitors.append(guard.on_event)
+
+    def _count_refusal(self, reason: str) -> None:
+        self.statistics.refused[reason] += 1
+
+    def _release_guard(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            if guard.on_event in self._socket_monitors:
+                self._socket_monitors.remove(guard.on_event)
+            guard.close()
 
     @property
     def statistics(self) -> Statistics:
@@ -181,6 +213,7 @@ class Stream:
         finally:
             socket.close()
             self._socket_event_listener.stop()
+            self._release_guard()
             if self._context_is_owned:
                 self.context.term()
         logger.info("Disconnected")
@@ -198,6 +231,7 @@ class Stream:
                           source=self, stacklevel=2)
             self._socket_event_listener.stop()
             socket.close(linger=0)
+            self._release_guard()
             if self._context_is_owned:
                 self.context.term()
 
@@ -415,7 +449,8 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
             no_client_timeout: float | None = 10, copy: bool = True,
             send_timeout: int | None = None, *, context: zmq.Context | None = None,
             strict: bool = False, decode: bool = True,
-            max_message_size: int | None = None) -> Stream:
+            max_message_size: int | None = None, curve: Curve | None = None,
+            allow: Sequence[str] | None = None, deny: Sequence[str] | None = None) -> Stream:
     """Open a `Stream` (1.0 argument order; see `Stream.connect`).
 
     ``no_client_action`` is called every ``no_client_timeout`` seconds while no peer is
@@ -428,7 +463,8 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
             ConnectionCountMonitor(no_clients_timeout_notifier(no_client_action, timeout)))
     stream.connect(address, conn_type=conn_type, mode=mode, receive_timeout=receive_timeout,
                    queue_size=queue_size, linger=linger, context=context, copy=copy,
-                   send_timeout=send_timeout, max_message_size=max_message_size)
+                   send_timeout=send_timeout, max_message_size=max_message_size,
+                   curve=curve, allow=allow, deny=deny)
     return stream
 
 

@@ -18,6 +18,7 @@ import mflow
 from mflow.errors import ConfigurationError, SendTimeoutError
 
 from ._runtime import POLL_MS, Run
+from ._security import secure_connect_arguments, track
 
 __all__ = ["MODES", "Endpoint", "check_address", "is_wildcard", "open_stream",
            "send_message", "PeerWatch", "message_size"]
@@ -88,7 +89,9 @@ def open_stream(endpoint: Endpoint, *, linger: float = 1.0,
     stream.connect(endpoint.address, conn_type=endpoint.conn_type, mode=mode,
                    queue_size=endpoint.queue_size, linger=int(linger * 1000), copy=False,
                    send_timeout=POLL_MS if sending and blocking_send else None,
-                   receive_timeout=None if sending else POLL_MS)
+                   receive_timeout=None if sending else POLL_MS,
+                   **secure_connect_arguments(endpoint.conn_type))
+    track(stream)
     return stream
 
 
