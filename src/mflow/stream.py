@@ -131,6 +131,8 @@ class Stream:
             if self._context_is_owned:
                 self.context.term()
             self.context = None
+            if isinstance(error, ConfigurationError):
+                raise
             raise ConnectError(f"Unable to {conn_type} to {address}: {error}") from error
         self.socket = socket
         self.address = address
