@@ -387,6 +387,17 @@ def bench_decode(args) -> dict:
     return result
 
 
+def bench_curve(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_curve import measure
+
+    result = measure(count=max(100, int(1000 * args.scale)), repeat=args.repeat)
+    print(f"curve 1 MiB: plain {result['plain_mb_per_s']:,.0f} MB/s | CURVE "
+          f"{result['curve_mb_per_s']:,.0f} MB/s = {result['ratio']:.2f}x (per repetition: "
+          f"{', '.join(f'{r:.2f}' for r in result['ratios'])})", flush=True)
+    return result
+
+
 # -- main ------------------------------------------------------------------------------
 
 def machine() -> dict:
@@ -401,7 +412,7 @@ def main() -> None:
                         help="an interpreter with psi-mflow 1.0 installed, to compare with")
     parser.add_argument("--repeat", type=int, default=3, help="runs per point (median)")
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
-    parser.add_argument("--parts", default="receive,memory,split,dump,decode,async",
+    parser.add_argument("--parts", default="receive,memory,split,dump,decode,async,curve",
                         help="comma-separated parts to run")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--transports", default="tcp,ipc")
@@ -437,6 +448,8 @@ def main() -> None:
             results["decode"] = bench_decode(args)
         if "async" in parts:
             results["async"] = bench_async(args, sender)
+        if "curve" in parts:
+            results["curve"] = bench_curve(args)
     results["seconds"] = time.monotonic() - began
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"took {results['seconds']:.0f} s; results in {args.json}")
