@@ -35,12 +35,12 @@ Contracts:
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Callable, Sequence
+from typing import Any, AsyncIterator, Callable, Sequence, cast
 
 import zmq
 
 from . import stream as _sync
-from .errors import (MflowError, SendTimeoutError, StreamClosedError, StreamTimeoutError)
+from .errors import MflowError, SendTimeoutError, StreamClosedError, StreamTimeoutError
 from .handlers import get_handler, register_handler
 from .merge import RoundRobinStrategy
 from .message import Message
@@ -87,6 +87,11 @@ class Stream:
             raise StreamClosedError(f"cannot {doing}: the stream is not connected")
         return socket
 
+    def _timeout(self, doing: str) -> int:
+        """The socket's receive or send timeout in milliseconds (-1: none)."""
+        socket = self._socket(doing)
+        return cast(int, socket.rcvtimeo if doing == "receive" else socket.sndtimeo)
+
     def _wake(self) -> None:
         if self._waiters:
             for waiter in self._waiters:
@@ -128,7 +133,7 @@ class Stream:
                 self._watch(loop, socket)
                 # Checked only once the descriptor is watched: it signals edges, and reading
                 # the events may consume the edge this wait would otherwise sleep through.
-                if socket.getsockopt(zmq.EVENTS) & event:
+                if cast(int, socket.getsockopt(zmq.EVENTS)) & event:
                     return True
                 if deadline is not None:
                     remaining = deadline - loop.time()
@@ -169,7 +174,7 @@ class Stream:
         """The next message, None if it failed to decode, `_TIMED_OUT` after the timeout."""
         taken, message = self._receive_now(handler, decode)
         while not taken:
-            if not await self._wait(zmq.POLLIN, self._socket("receive").rcvtimeo, "receive"):
+            if not await self._wait(zmq.POLLIN, self._timeout("receive"), "receive"):
                 self.sync.statistics.message_failed("timeout")
                 return _TIMED_OUT
             taken, message = self._receive_now(handler, decode)
@@ -190,7 +195,7 @@ class Stream:
 
     async def receive_parts(self) -> list[Any] | None:
         """The next message undecoded (see `mflow.Stream.receive_parts`); None on a timeout."""
-        timeout = self._socket("receive").rcvtimeo
+        timeout = self._timeout("receive")
         while True:
             frames = self.sync.receive_parts(block=False)
             if frames is not None:
@@ -216,7 +221,7 @@ class Stream:
     async def _writable(self) -> None:
         if self._sending_more:
             return  # the rest of a multipart message is always accepted with its first part
-        timeout = self._socket("send").sndtimeo
+        timeout = self._timeout("send")
         if not await self._wait(zmq.POLLOUT, timeout, "send"):
             raise SendTimeoutError()
 
@@ -281,13 +286,13 @@ class Merge:
     def _try_each(self, handler: Callable[[ReceiveHandler], Any] | None) -> Message | None:
         for _ in range(len(self.streams)):
             stream = self.streams[self.receive_strategy.next(self.streams)]
-            taken, message = stream._receive_now(handler, None)
+            _, message = stream._receive_now(handler, None)
             if message is not None:
                 return message
         return None
 
     def _timeout_ms(self) -> int:
-        timeouts = [s._socket("receive").rcvtimeo for s in self.streams]
+        timeouts = [s._timeout("receive") for s in self.streams]
         timeouts = [t for t in timeouts if t >= 0]
         return min(timeouts) if timeouts else -1
 

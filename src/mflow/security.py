@@ -31,7 +31,7 @@ import threading
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 import zmq
 import zmq.auth
@@ -62,7 +62,8 @@ def _load(path: os.PathLike | str) -> tuple[bytes | None, bytes | None]:
     try:
         return zmq.auth.load_certificate(os.fspath(path))
     except (OSError, ValueError) as error:
-        raise ConfigurationError(f"cannot read the key file '{path}': {error}") from error
+        raise ConfigurationError(f"cannot read the key file '{os.fsdecode(path)}': {error}"
+                                 ) from error
 
 
 def load_public_key(key: KeyLike) -> bytes:
@@ -71,7 +72,7 @@ def load_public_key(key: KeyLike) -> bytes:
         return _key_text(key)  # type: ignore[arg-type]
     public, _ = _load(key)  # type: ignore[arg-type]
     if public is None:
-        raise ConfigurationError(f"'{key}' holds no public key")
+        raise ConfigurationError(f"'{os.fsdecode(key)}' holds no public key")
     return public
 
 
@@ -80,7 +81,8 @@ def load_secret_key(key: KeyLike) -> tuple[bytes, bytes]:
     public, secret = _load(key)  # type: ignore[arg-type]
     if public is None or secret is None:
         raise ConfigurationError(
-            f"'{key}' holds no secret key (give the NAME.key_secret file of `mflow keys`)")
+            f"'{os.fsdecode(key)}' holds no secret key (give the NAME.key_secret file of "
+            "`mflow keys`)")
     return public, secret
 
 
@@ -151,8 +153,9 @@ class Curve:
 class _Zap:
     """One ZAP authenticator per context, shared by the streams that need it."""
 
-    _by_context: weakref.WeakKeyDictionary[zmq.Context, _Zap] = weakref.WeakKeyDictionary()
-    _lock = threading.Lock()
+    _by_context: ClassVar[weakref.WeakKeyDictionary[zmq.Context, _Zap]] = \
+        weakref.WeakKeyDictionary()
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, context: zmq.Context) -> None:
         self.authenticator = ThreadAuthenticator(context, log=logging.getLogger(
@@ -221,7 +224,7 @@ class Guard:
         if event is None:
             return
         kind = event.get("event")
-        reason = _HANDSHAKE_FAILURES.get(kind)
+        reason = _HANDSHAKE_FAILURES.get(kind)  # type: ignore[arg-type]
         endpoint = event.get("endpoint", b"")
         if isinstance(endpoint, bytes):
             endpoint = endpoint.decode(errors="replace")

@@ -59,7 +59,15 @@ class SecuritySettings:
         return arguments
 
 
-_current: ContextVar[SecuritySettings] = ContextVar("security", default=SecuritySettings())
+_current: ContextVar[SecuritySettings | None] = ContextVar("security", default=None)
+
+
+def _settings() -> SecuritySettings:
+    settings = _current.get()
+    if settings is None:
+        settings = SecuritySettings()
+        _current.set(settings)
+    return settings
 
 
 def use_security(settings: SecuritySettings) -> None:
@@ -70,18 +78,18 @@ def use_security(settings: SecuritySettings) -> None:
 
 def secure_connect_arguments(conn_type: str) -> dict[str, Any]:
     """The current command's security arguments for `mflow.connect`."""
-    return _current.get().connect_arguments(conn_type)
+    return _settings().connect_arguments(conn_type)
 
 
 def track(stream: mflow.Stream) -> None:
     """Report ``stream``'s refusals with the command's (see `refusals`)."""
-    _current.get().streams.append(stream)
+    _settings().streams.append(stream)
 
 
 def refusals() -> dict[str, int]:
     """Peers and connections refused so far by the command's streams, by reason."""
     total: Counter[str] = Counter()
-    for stream in _current.get().streams:
+    for stream in _settings().streams:
         total.update(stream.statistics.refused)
     return dict(total)
 
