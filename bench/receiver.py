@@ -40,6 +40,27 @@ def mflow_receiver(address: str):
     return stream.socket.last_endpoint.decode(), stream.receive
 
 
+def mflow_async_receiver(address: str):
+    """`mflow.asyncio`'s receive, one awaited call per message in one event loop."""
+    import asyncio
+
+    import mflow
+    import mflow.asyncio as amflow
+
+    stream = amflow.connect(address, conn_type="bind", mode=mflow.PULL,
+                            receive_timeout=30_000, queue_size=1000)
+    loop = asyncio.new_event_loop()
+
+    async def receive_many(count: int):
+        message = None
+        for _ in range(count):
+            message = await stream.receive()
+        return message
+
+    return stream.sync.socket.last_endpoint.decode(), lambda count=1: loop.run_until_complete(
+        receive_many(count))
+
+
 def payload_is_a_view_on_the_zmq_frame(array) -> bool:
     try:
         from mflow._fastpath import FRAME_TYPES
@@ -53,7 +74,7 @@ def payload_is_a_view_on_the_zmq_frame(array) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", choices=["raw-copy", "raw-nocopy", "mflow"], required=True)
+    parser.add_argument("--variant", choices=["raw-copy", "raw-nocopy", "mflow", "mflow-async"], required=True)
     parser.add_argument("--address", required=True, help="where to bind, e.g. tcp://127.0.0.1:*")
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
@@ -64,6 +85,8 @@ def main() -> None:
 
     if args.variant == "mflow":
         endpoint, receive = mflow_receiver(args.address)
+    elif args.variant == "mflow-async":
+        endpoint, receive = mflow_async_receiver(args.address)
     else:
         endpoint, receive = raw_receiver(args.address, copy=args.variant == "raw-copy")
     print(endpoint, flush=True)
@@ -75,7 +98,9 @@ def main() -> None:
     rss = []
     message = None
     wall, cpu = time.perf_counter(), time.process_time()
-    for index in range(args.count):
+    if args.variant == "mflow-async":
+        message = receive(args.count)  # the whole run inside one event loop
+    for index in range(args.count if args.variant != "mflow-async" else 0):
         message = receive()
         if every and index % every == 0:
             rss.append(rss_bytes())
@@ -84,7 +109,7 @@ def main() -> None:
         rss.append(rss_bytes())
 
     result = {"wall": wall, "cpu": cpu, "messages": args.count, "rss": rss}
-    if args.variant == "mflow":
+    if args.variant.startswith("mflow"):
         array = message.data["data"][0]
         result["decoded_ok"] = array.nbytes == args.size and array.shape == (args.size,)
         result["zero_copy"] = payload_is_a_view_on_the_zmq_frame(array)

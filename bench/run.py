@@ -184,6 +184,36 @@ def print_receive_row(row: dict) -> None:
     print(line, flush=True)
 
 
+# -- asyncio ---------------------------------------------------------------------------
+
+ASYNC_SIZES = (KIB, MIB)
+
+
+def bench_async(args, sender: list[str]) -> list[dict]:
+    """`mflow.asyncio` receive against the synchronous receive, ratio per repetition."""
+    rows = []
+    for size in ASYNC_SIZES:
+        count = max(50, int(COUNTS[size] * args.scale))
+        ratios, rates = [], {"mflow": [], "mflow-async": []}
+        for repetition in range(args.repeat):
+            order = ["mflow", "mflow-async"][::1 if repetition % 2 == 0 else -1]
+            walls = {}
+            for variant in order:
+                walls[variant] = one_receive_run(sys.executable, variant, "tcp://127.0.0.1:*",
+                                                 size, count, sender)["wall"]
+                rates[variant].append(count / walls[variant])
+            ratios.append(walls["mflow"] / walls["mflow-async"])
+        row = {"size": size, "count": count, "ratios": ratios,
+               "ratio": statistics.median(ratios),
+               "messages_per_s": {k: statistics.median(v) for k, v in rates.items()}}
+        rows.append(row)
+        print(f"async {human_size(size):>7} | sync {row['messages_per_s']['mflow']:>9,.0f}"
+              f" | asyncio {row['messages_per_s']['mflow-async']:>9,.0f} msg/s"
+              f" = {row['ratio']:4.2f}x (per repetition: "
+              f"{', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+    return rows
+
+
 def human_size(size: int) -> str:
     for unit, factor in (("MiB", MIB), ("KiB", KIB)):
         if size >= factor:
@@ -357,6 +387,17 @@ def bench_decode(args) -> dict:
     return result
 
 
+def bench_curve(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_curve import measure
+
+    result = measure(count=max(100, int(1000 * args.scale)), repeat=args.repeat)
+    print(f"curve 1 MiB: plain {result['plain_mb_per_s']:,.0f} MB/s | CURVE "
+          f"{result['curve_mb_per_s']:,.0f} MB/s = {result['ratio']:.2f}x (per repetition: "
+          f"{', '.join(f'{r:.2f}' for r in result['ratios'])})", flush=True)
+    return result
+
+
 # -- main ------------------------------------------------------------------------------
 
 def machine() -> dict:
@@ -371,7 +412,7 @@ def main() -> None:
                         help="an interpreter with psi-mflow 1.0 installed, to compare with")
     parser.add_argument("--repeat", type=int, default=3, help="runs per point (median)")
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
-    parser.add_argument("--parts", default="receive,memory,split,dump,decode",
+    parser.add_argument("--parts", default="receive,memory,split,dump,decode,async,curve",
                         help="comma-separated parts to run")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--transports", default="tcp,ipc")
@@ -405,6 +446,10 @@ def main() -> None:
             results["dump"] = bench_dump(args, sender, workdir)
         if "decode" in parts:
             results["decode"] = bench_decode(args)
+        if "async" in parts:
+            results["async"] = bench_async(args, sender)
+        if "curve" in parts:
+            results["curve"] = bench_curve(args)
     results["seconds"] = time.monotonic() - began
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"took {results['seconds']:.0f} s; results in {args.json}")

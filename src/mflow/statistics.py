@@ -66,6 +66,8 @@ class Statistics:
         self.sequences: dict[Any, SequenceGaps] = {}
         self.last_message_time: float | None = None
         self.send_dropped = 0
+        #: Peers or connections refused by the stream's security (`mflow.security`), by reason.
+        self.refused: Counter[str] = Counter()
 
     def message_succeeded(self, htype: str | None, header: Any = None) -> None:
         """Close the message in progress as received; ``header`` feeds the gap accounting."""
@@ -145,6 +147,7 @@ class Statistics:
             "duplicated": self.duplicated,
             "reverted": self.reverted,
             "send_dropped": self.send_dropped,
+            "refused": dict(self.refused),
             "last_message_time": self.last_message_time,
         }
 
@@ -160,6 +163,7 @@ class Statistics:
             total.skipped.update(part.skipped)
             total.payload_errors.update(part.payload_errors)
             total.send_dropped += part.send_dropped
+            total.refused.update(part.refused)
             for source, gaps in part.sequences.items():
                 mine = total.sequences.setdefault(source, SequenceGaps())
                 mine.missed += gaps.missed

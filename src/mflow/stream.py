@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import zmq
 
@@ -22,6 +22,9 @@ from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
 from .receiver import ReceiveHandler
 from .statistics import Statistics
+
+if TYPE_CHECKING:
+    from .security import Curve, Guard
 
 __all__ = ["Stream", "connect", "disconnect", "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL"]
 
@@ -76,6 +79,7 @@ class Stream:
         #: With ``watch_peers``: who is connected, and (sending streams) what was delivered.
         self.peers: PeerTracker | None = None
         self.delivery: Delivery | None = None
+        self._guard: Guard | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -83,7 +87,9 @@ class Stream:
                 receive_timeout: int | None = None, queue_size: int = 100, linger: int = 1000,
                 context: zmq.Context | None = None, copy: bool = True,
                 send_timeout: int | None = None, *,
-                max_message_size: int | None = None, watch_peers: bool = False) -> None:
+                max_message_size: int | None = None, watch_peers: bool = False,
+                curve: Curve | None = None, allow: Sequence[str] | None = None,
+                deny: Sequence[str] | None = None) -> None:
         """Open the socket: connect to ``address``, or bind when ``conn_type`` is not "connect".
 
         ``mode`` is the socket type (PULL, SUB, PUSH, PUB, ...; SUB subscribes to
@@ -93,9 +99,12 @@ class Stream:
         ``max_message_size`` (bytes) makes ZeroMQ refuse larger messages (MAXMSGSIZE).
         ``watch_peers`` sets `peers` (a `PeerTracker`) and, on a sending socket, `delivery`
         (a `Delivery`: what was sent and what did not reach a peer, final after
-        `disconnect`); it runs the socket-event thread. Raises `ConnectError` (a
-        ``RuntimeError``, as in 1.0) when binding or connecting fails; nothing stays open
-        then.
+        `disconnect`); it runs the socket-event thread.
+        ``curve`` (a `mflow.security.Curve`) encrypts and authenticates the connections,
+        ``allow`` / ``deny`` list peer IP addresses to let in or refuse; every refusal
+        is counted in ``statistics.refused`` (see `mflow.security`).
+        Raises `ConnectError` (a ``RuntimeError``, as in 1.0) when binding or connecting
+        fails; nothing stays open then.
         """
         if self.socket is not None and not self.socket.closed:
             raise ConfigurationError(f"stream is already connected to {self.address}")
@@ -115,6 +124,8 @@ class Stream:
             if send_timeout is not None:
                 socket.sndtimeo = int(send_timeout)
             self._watch_peers(mode, queue_size, watch_peers)
+            if curve is not None or allow or deny or max_message_size is not None:
+                self._secure(socket, curve, allow, deny, max_message_size)
             if self._socket_monitors:
                 self._socket_event_listener.start(socket)
             if conn_type == CONNECT:
@@ -125,9 +136,12 @@ class Stream:
             if socket is not None:
                 self._socket_event_listener.stop()
                 socket.close(linger=0)
+            self._release_guard()
             if self._context_is_owned:
                 self.context.term()
             self.context = None
+            if isinstance(error, ConfigurationError):
+                raise
             raise ConnectError(f"Unable to {conn_type} to {address}: {error}") from error
         self.socket = socket
         self.address = address
@@ -148,6 +162,26 @@ class Stream:
             self._socket_monitors.append(self.peers)
             if mode in (zmq.PUSH, zmq.PUB, zmq.XPUB):
                 self.delivery = Delivery(self.peers, mode != zmq.PUSH, queue_size)
+
+    def _secure(self, socket: zmq.Socket, curve: Curve | None, allow: Sequence[str] | None,
+                deny: Sequence[str] | None, max_message_size: int | None) -> None:
+        from . import security  # only streams that ask for it start ZAP threads
+
+        guard = security.secure(socket, self.context, self._count_refusal, curve=curve,
+                                allow=allow, deny=deny, max_message_size=max_message_size)
+        if guard is not None:
+            self._guard = guard
+            self._socket_monitors.append(guard.on_event)
+
+    def _count_refusal(self, reason: str) -> None:
+        self.statistics.refused[reason] += 1
+
+    def _release_guard(self) -> None:
+        guard, self._guard = self._guard, None
+        if guard is not None:
+            if guard.on_event in self._socket_monitors:
+                self._socket_monitors.remove(guard.on_event)
+            guard.close()
 
     @property
     def statistics(self) -> Statistics:
@@ -218,6 +252,7 @@ class Stream:
             closing = time.monotonic()
             socket.close()
             self._socket_event_listener.stop()
+            self._release_guard()
             if self._context_is_owned:
                 self.context.term()
             if delivery is not None:
@@ -238,6 +273,7 @@ class Stream:
                           source=self, stacklevel=2)
             self._socket_event_listener.stop()
             socket.close(linger=0)
+            self._release_guard()
             if self._context_is_owned:
                 self.context.term()
 
@@ -463,7 +499,9 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
             no_client_timeout: float | None = 10, copy: bool = True,
             send_timeout: int | None = None, *, context: zmq.Context | None = None,
             strict: bool = False, decode: bool = True,
-            max_message_size: int | None = None, watch_peers: bool = False) -> Stream:
+            max_message_size: int | None = None, watch_peers: bool = False,
+            curve: Curve | None = None, allow: Sequence[str] | None = None,
+            deny: Sequence[str] | None = None) -> Stream:
     """Open a `Stream` (1.0 argument order; see `Stream.connect`).
 
     ``no_client_action`` is called every ``no_client_timeout`` seconds while no peer is
@@ -477,7 +515,7 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
     stream.connect(address, conn_type=conn_type, mode=mode, receive_timeout=receive_timeout,
                    queue_size=queue_size, linger=linger, context=context, copy=copy,
                    send_timeout=send_timeout, max_message_size=max_message_size,
-                   watch_peers=watch_peers)
+                   watch_peers=watch_peers, curve=curve, allow=allow, deny=deny)
     return stream
 
 

@@ -16,6 +16,7 @@ import click
 
 from ._output import Output, configure_logging
 from ._runtime import Limits, Run
+from ._security import SecuritySettings, make_security, security_option_list, use_security
 from ._sockets import Endpoint
 
 __all__ = ["Tool", "SocketOptions", "SenderOptions", "tool_options", "socket_options",
@@ -96,16 +97,18 @@ def mode_choice(*modes: str) -> click.Choice:
 
 
 def _make_tool(count: int | None, duration: float | None, interval: float, json_lines: bool,
-               verbose: int, quiet: int) -> dict[str, Tool]:
+               verbose: int, quiet: int, **security: Any) -> dict[str, Tool]:
+    use_security(make_security(**security) if security else SecuritySettings())
     verbosity = verbose - quiet
     configure_logging(verbosity)
     out = Output.for_terminal(json_lines, verbosity)
     return {"tool": Tool(out, Limits(count, duration), interval)}
 
 
-def tool_options(interval: float = 1.0, duration: float | None = None
+def tool_options(interval: float = 1.0, duration: float | None = None, security: bool = True
                  ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``-n/--count``, ``-d/--duration``, ``-i/--interval``, ``--json``, ``-v``, ``-q``."""
+    """``-n/--count``, ``-d/--duration``, ``-i/--interval``, ``--json``, ``-v``, ``-q``, and
+    with ``security`` the CURVE, address and size options (`mflow.cli._security`)."""
     return _with_options([
         click.option("-n", "--count", type=click.IntRange(min=0), default=None,
                      help="Stop after this many messages."),
@@ -120,6 +123,7 @@ def tool_options(interval: float = 1.0, duration: float | None = None
         click.option("-q", "--quiet", count=True,
                      help="No progress reports, notes or warnings: the start line, the "
                           "summary and errors only."),
+        *(security_option_list if security else []),
     ], _make_tool)
 
 

@@ -13,6 +13,8 @@ import logging
 import sys
 from typing import IO, Any, NamedTuple
 
+from ._security import refusals
+
 __all__ = ["Report", "Output", "configure_logging", "format_bytes", "format_rate",
            "format_counts", "traffic_fields"]
 
@@ -122,6 +124,7 @@ class Output:
         """A progress sample: a line, a JSON object, or an update of the live table."""
         if self.verbosity < 0 or self.style == "silent":
             return
+        report = _with_refusals(report)
         if self.style == "json":
             self._write_json("progress", report.data)
         elif self.style == "plain":
@@ -134,6 +137,7 @@ class Output:
         self.close_live()
         if self.style == "silent":
             return
+        report = _with_refusals(report)
         if self.style == "json":
             self._write_json("summary", report.data)
         elif self.style == "plain":
@@ -168,6 +172,15 @@ class Output:
         if self._live is not None:
             self._live.stop()
             self._live = None
+
+
+def _with_refusals(report: Report) -> Report:
+    """``report`` with the peers refused by the command's security, if there were any."""
+    refused = refusals()
+    if not refused:
+        return report
+    return Report({**report.data, "refused": refused},
+                  [*report.fields, ("refused", format_counts(refused))])
 
 
 def _table(fields: list[tuple[str, str]], title: str | None = None) -> Any:

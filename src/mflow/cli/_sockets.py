@@ -18,6 +18,7 @@ import mflow
 from mflow.errors import ConfigurationError, SendTimeoutError
 
 from ._runtime import POLL_MS, Run
+from ._security import secure_connect_arguments, track
 
 __all__ = ["MODES", "Endpoint", "check_address", "is_wildcard", "open_stream",
            "wait_for_peer", "send_message", "message_size", "PeerHints",
@@ -92,10 +93,13 @@ def open_stream(endpoint: Endpoint, *, linger: float = 1.0,
     if subscriptions and mode == zmq.PUB:
         mode = zmq.XPUB
     sending = mode in (zmq.PUSH, zmq.PUB, zmq.XPUB)
-    return mflow.connect(endpoint.address, conn_type=endpoint.conn_type, mode=mode,
-                         queue_size=endpoint.queue_size, linger=int(linger * 1000), copy=False,
-                         send_timeout=POLL_MS if sending and blocking_send else None,
-                         receive_timeout=None if sending else POLL_MS, watch_peers=True)
+    stream = mflow.connect(endpoint.address, conn_type=endpoint.conn_type, mode=mode,
+                           queue_size=endpoint.queue_size, linger=int(linger * 1000),
+                           copy=False, send_timeout=POLL_MS if sending and blocking_send
+                           else None, receive_timeout=None if sending else POLL_MS,
+                           watch_peers=True, **secure_connect_arguments(endpoint.conn_type))
+    track(stream)
+    return stream
 
 
 #: The socket types each mode can talk to (ZeroMQ refuses the others during the handshake).

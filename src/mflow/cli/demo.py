@@ -109,6 +109,6 @@ def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
               help="Image shape, rows first (514x1030 is an EIGER2 500K).")
 @click.option("--images", type=click.IntRange(min=1), default=100, show_default=True,
               help="Images per series.")
-@tool_options(duration=5.0)
+@tool_options(duration=5.0, security=False)
 def command(**options: Any) -> int:
     return _demo(**options)

@@ -1,0 +1,346 @@
+"""The asyncio twin of mflow: `connect`, `Stream` and `Merge` for event-loop programs.
+
+The same names as the synchronous API, awaited::
+
+    import mflow.asyncio as amflow
+
+    async with amflow.connect("tcp://detector:9999", receive_timeout=1000) as stream:
+        async for message in stream:
+            print(message.data["header"])
+
+An asyncio `Stream` wraps a synchronous `mflow.Stream` (its ``sync`` attribute) and never
+blocks the event loop: it waits on the loop until the socket is ready, then receives or
+sends with the synchronous stream without waiting, on the compiled receive path where it
+is built and on the pure Python path otherwise, so messages, statistics and errors are
+the synchronous API's.
+
+Contracts:
+
+- **Receive timeouts** are the stream's ``receive_timeout`` (milliseconds; ``None`` waits
+  forever): a timeout returns ``None`` and is counted as a ``timeout`` skip, as in the
+  synchronous API. ``async for`` yields every decodable message and ends at a timeout.
+- **Cancellation never loses or splits a message**: a task is only ever suspended while
+  the socket has nothing for it; a message is received and decoded without an ``await`` in
+  between, so a cancelled `Stream.receive` leaves the next message for the next call.
+- **Sends complete when awaited**: the message has been handed to ZeroMQ when ``await
+  stream.send_multipart(...)`` returns (a coroutine that is never awaited sends nothing,
+  and Python warns about it). A send waits on the loop for room in the queue, up to
+  ``send_timeout``, then raises `SendTimeoutError` like a blocking synchronous send.
+- ZeroMQ signals readiness through an edge-triggered file descriptor: every wait checks
+  the socket's events after it starts watching the descriptor, and every receive or send
+  wakes the other waiters of the stream to check again, so no wake-up is missed.
+- A stream may be created before the loop runs; it uses the loop that awaits it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, AsyncIterator, Callable, Sequence, cast
+
+import zmq
+
+from . import stream as _sync
+from .errors import MflowError, SendTimeoutError, StreamClosedError, StreamTimeoutError
+from .handlers import get_handler, register_handler
+from .merge import RoundRobinStrategy
+from .message import Message
+from .receiver import ReceiveHandler
+from .statistics import Statistics
+from .stream import BIND, CONNECT, PUB, PULL, PUSH, SUB
+
+__all__ = ["connect", "Stream", "Merge", "RoundRobinStrategy", "Message", "Statistics",
+           "ReceiveHandler", "register_handler", "get_handler", "CONNECT", "BIND", "PUB",
+           "SUB", "PUSH", "PULL", "MflowError", "StreamClosedError", "StreamTimeoutError",
+           "SendTimeoutError"]
+
+_TIMED_OUT = object()
+_EXPIRED = object()
+
+
+def _expire(waiter: asyncio.Future[object]) -> None:
+    if not waiter.done():
+        waiter.set_result(_EXPIRED)
+
+
+class Stream:
+    """An mflow stream for asyncio programs; see the module docstring for the contracts.
+
+    Wraps the synchronous `mflow.Stream` ``sync``; its attributes (``statistics``,
+    ``endpoint``, ``handlers``, ``strict``, ``decode``, ...) are read through this object.
+    """
+
+    def __init__(self, sync: _sync.Stream) -> None:
+        self.sync = sync
+        self._waiters: list[asyncio.Future[object]] = []
+        self._watched: tuple[asyncio.AbstractEventLoop, int] | None = None
+        self._sending_more = False
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything that is not about waiting is the synchronous stream's.
+        return getattr(self.sync, name)
+
+    # -- waiting on the event loop -----------------------------------------------------
+
+    def _socket(self, doing: str) -> zmq.Socket:
+        socket = self.sync.socket
+        if socket is None or socket.closed:
+            raise StreamClosedError(f"cannot {doing}: the stream is not connected")
+        return socket
+
+    def _timeout(self, doing: str) -> int:
+        """The socket's receive or send timeout in milliseconds (-1: none)."""
+        socket = self._socket(doing)
+        return cast(int, socket.rcvtimeo if doing == "receive" else socket.sndtimeo)
+
+    def _wake(self) -> None:
+        if self._waiters:
+            for waiter in self._waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        else:
+            # Nobody waits: reading the events resets the descriptor, which would
+            # otherwise stay readable and wake the loop again and again.
+            socket = self.sync.socket
+            if socket is not None and not socket.closed:
+                socket.getsockopt(zmq.EVENTS)
+
+    def _watch(self, loop: asyncio.AbstractEventLoop, socket: zmq.Socket) -> None:
+        """Watch the socket's descriptor on ``loop`` (kept until disconnect or another loop)."""
+        if self._watched is not None and self._watched[0] is loop:
+            return
+        self._unwatch()
+        descriptor = socket.FD
+        loop.add_reader(descriptor, self._wake)
+        self._watched = (loop, descriptor)
+
+    def _unwatch(self) -> None:
+        if self._watched is not None:
+            loop, descriptor = self._watched
+            self._watched = None
+            if not loop.is_closed():
+                loop.remove_reader(descriptor)
+
+    async def _wait(self, event: int, timeout_ms: int, doing: str) -> bool:
+        """Wait until the socket has ``event`` (POLLIN/POLLOUT); False after ``timeout_ms``."""
+        socket = self._socket(doing)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_ms < 0 else loop.time() + timeout_ms / 1000
+        while True:
+            waiter: asyncio.Future[object] = loop.create_future()
+            self._waiters.append(waiter)
+            timer = None
+            try:
+                self._watch(loop, socket)
+                # Checked only once the descriptor is watched: it signals edges, and reading
+                # the events may consume the edge this wait would otherwise sleep through.
+                if cast(int, socket.getsockopt(zmq.EVENTS)) & event:
+                    return True
+                if deadline is not None:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        return False
+                    timer = loop.call_later(remaining, _expire, waiter)
+                if await waiter is _EXPIRED:
+                    return False
+                if self.sync.closed:
+                    raise StreamClosedError(f"cannot {doing}: the stream was disconnected")
+            finally:
+                self._waiters.remove(waiter)
+                if timer is not None:
+                    timer.cancel()
+
+    def _after_operation(self) -> None:
+        # A receive or send may have drained the descriptor other tasks wait on.
+        if self._waiters:
+            self._wake()
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def _receive_now(self, handler: Callable[[ReceiveHandler], Any] | None,
+                     decode: bool | None) -> tuple[bool, Message | None]:
+        """(whether a message was taken, the message or None if it failed to decode)."""
+        # Tried before looking at the socket's events: reading them costs more than a
+        # receive, and a steady stream nearly always has a message waiting.
+        skipped = self.sync.statistics.skipped
+        skipped_before = sum(skipped.values())
+        message = self.sync.receive(handler=handler, block=False, decode=decode)
+        if message is None and sum(self.sync.statistics.skipped.values()) == skipped_before:
+            return False, None  # nothing was waiting
+        self._after_operation()
+        return True, message
+
+    async def _receive(self, handler: Callable[[ReceiveHandler], Any] | None,
+                       decode: bool | None) -> Any:
+        """The next message, None if it failed to decode, `_TIMED_OUT` after the timeout."""
+        taken, message = self._receive_now(handler, decode)
+        while not taken:
+            if not await self._wait(zmq.POLLIN, self._timeout("receive"), "receive"):
+                self.sync.statistics.message_failed("timeout")
+                return _TIMED_OUT
+            taken, message = self._receive_now(handler, decode)
+        return message
+
+    async def receive(self, handler: Callable[[ReceiveHandler], Any] | None = None, *,
+                      decode: bool | None = None) -> Message | None:
+        """The next message, as `mflow.Stream.receive` returns it.
+
+        ``None`` after ``receive_timeout`` or for a message that fails to decode (both
+        counted in ``statistics.skipped``); a strict stream raises the decode error.
+        """
+        taken, message = self._receive_now(handler, decode)
+        if taken:
+            return message
+        message = await self._receive(handler, decode)
+        return None if message is _TIMED_OUT else message
+
+    async def receive_parts(self) -> list[Any] | None:
+        """The next message undecoded (see `mflow.Stream.receive_parts`); None on a timeout."""
+        timeout = self._timeout("receive")
+        while True:
+            frames = self.sync.receive_parts(block=False)
+            if frames is not None:
+                self._after_operation()
+                return frames
+            if not await self._wait(zmq.POLLIN, timeout, "receive"):
+                return None
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self
+
+    async def __anext__(self) -> Message:
+        """The next decodable message; the iteration ends at a receive timeout."""
+        while True:
+            message = await self._receive(None, None)
+            if message is _TIMED_OUT:
+                raise StopAsyncIteration
+            if message is not None:
+                return message
+
+    # -- sending -----------------------------------------------------------------------
+
+    async def _writable(self) -> None:
+        if self._sending_more:
+            return  # the rest of a multipart message is always accepted with its first part
+        timeout = self._timeout("send")
+        if not await self._wait(zmq.POLLOUT, timeout, "send"):
+            raise SendTimeoutError()
+
+    async def send(self, message: Any, send_more: bool = False, as_json: bool = False) -> bool:
+        """Send one frame (see `mflow.Stream.send`), waiting on the loop for room."""
+        await self._writable()
+        sent = self.sync.send(message, send_more=send_more, as_json=as_json)
+        self._sending_more = send_more
+        self._after_operation()
+        return sent
+
+    async def send_multipart(self, parts: Sequence[Any]) -> bool:
+        """Send ``parts`` as one message (see `mflow.Stream.send_multipart`)."""
+        await self._writable()
+        sent = self.sync.send_multipart(parts)
+        self._after_operation()
+        return sent
+
+    async def forward(self, message: Any, handler: Callable[..., Any] | None = None) -> None:
+        """Send a decoded ``message`` with its htype's handler (see `mflow.Stream.forward`)."""
+        await self._writable()
+        self.sync.forward(message, handler=handler)
+        self._after_operation()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def disconnect(self) -> None:
+        """Close the stream (idempotent); tasks waiting on it raise `StreamClosedError`."""
+        self._unwatch()
+        self.sync.disconnect()
+        self._wake()
+
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.disconnect()
+
+    def __repr__(self) -> str:
+        return f"<mflow.asyncio.Stream of {self.sync!r}>"
+
+
+def connect(*args: Any, **kwargs: Any) -> Stream:
+    """Open an asyncio `Stream`: the arguments of `mflow.connect`, the same defaults."""
+    return Stream(_sync.connect(*args, **kwargs))
+
+
+class Merge:
+    """Receive from several asyncio streams as one, fairly (see `mflow.Merge`).
+
+    `receive` takes a message from the first stream, in the order ``receive_strategy``
+    gives, that has one; otherwise it waits for any of them, up to the shortest receive
+    timeout among them.
+    """
+
+    def __init__(self, *streams: Stream,
+                 receive_strategy: RoundRobinStrategy | None = None) -> None:
+        self.streams = streams
+        self.receive_strategy = RoundRobinStrategy() if receive_strategy is None \
+            else receive_strategy
+
+    def _try_each(self, handler: Callable[[ReceiveHandler], Any] | None) -> Message | None:
+        for _ in range(len(self.streams)):
+            stream = self.streams[self.receive_strategy.next(self.streams)]
+            _, message = stream._receive_now(handler, None)
+            if message is not None:
+                return message
+        return None
+
+    def _timeout_ms(self) -> int:
+        timeouts = [s._timeout("receive") for s in self.streams]
+        timeouts = [t for t in timeouts if t >= 0]
+        return min(timeouts) if timeouts else -1
+
+    async def _any_readable(self, timeout_ms: int) -> bool:
+        waits = [asyncio.ensure_future(s._wait(zmq.POLLIN, timeout_ms, "receive"))
+                 for s in self.streams]
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            return any(task.result() for task in done)
+        finally:
+            for task in waits:
+                task.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def receive(self, handler: Callable[[ReceiveHandler], Any] | None = None
+                      ) -> Message | None:
+        """The next message from any stream, or ``None`` when none arrives in time."""
+        timeout = self._timeout_ms()
+        while self.streams:
+            message = self._try_each(handler)
+            if message is not None:
+                return message
+            if not await self._any_readable(timeout):
+                return None
+        return None
+
+    def __aiter__(self) -> AsyncIterator[Message]:
+        return self
+
+    async def __anext__(self) -> Message:
+        """The next message from any stream; the iteration ends when none arrives in time."""
+        message = await self.receive()
+        if message is None:
+            raise StopAsyncIteration
+        return message
+
+    @property
+    def statistics(self) -> Statistics:
+        """A snapshot of the summed statistics of all streams."""
+        return Statistics.combined(stream.statistics for stream in self.streams)
+
+    def disconnect(self) -> None:
+        """Disconnect every stream."""
+        for stream in self.streams:
+            stream.disconnect()
+
+    async def __aenter__(self) -> Merge:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.disconnect()

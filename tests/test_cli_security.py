@@ -1,0 +1,83 @@
+"""The commands' security options: a CURVE-protected split → merge chain over two hops
+passes everything authorised and nothing else, and says what it refused."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import zmq
+
+import mflow
+from mflow.security import Curve, create_keys
+
+from .cli_support import SOCKET_TIMEOUT_MS, make_socket, run_tool
+
+pytestmark = pytest.mark.usefixtures("receive_path")
+
+
+def connectable(endpoint: str) -> str:
+    return endpoint.replace("0.0.0.0", "127.0.0.1")
+
+
+def test_mflow_keys_writes_a_pair_and_refuses_to_overwrite(tmp_path) -> None:
+    done = run_tool("keys", "split", "-d", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "split.key").is_file() and (tmp_path / "split.key_secret").is_file()
+    Curve.server(tmp_path / "split.key_secret")  # a certificate pyzmq reads
+    again = run_tool("keys", "split", "-d", str(tmp_path))
+    assert again.returncode == 1
+    assert again.stderr.startswith("Error: ") and "already exists" in again.stderr
+
+
+def test_curve_allow_without_a_secret_key_is_an_error(tmp_path) -> None:
+    done = run_tool("stats", "tcp://127.0.0.1:5", "--curve-allow", str(tmp_path), "-n", "1")
+    assert done.returncode == 1
+    assert "--curve-allow needs --curve-secret-key" in done.stderr
+
+
+def test_a_two_hop_curve_chain_passes_the_authorised_and_refuses_the_rest(
+        tools, zmq_context, tmp_path) -> None:
+    keys, split_clients, merge_clients = (tmp_path / name for name in
+                                          ("keys", "split-clients", "merge-clients"))
+    for name in ("split", "merge", "consumer", "intruder"):
+        create_keys(keys, name)
+    split_clients.mkdir()
+    merge_clients.mkdir()
+    shutil.copy(keys / "merge.key", split_clients)
+    shutil.copy(keys / "consumer.key", merge_clients)
+
+    detector, source = make_socket(zmq_context, zmq.PUSH)
+    split = tools("split", source, "tcp://*:*", "--json", "-n", "20",
+                  "--curve-secret-key", str(keys / "split.key_secret"),
+                  "--curve-allow", str(split_clients))
+    split_output = connectable(split.event("output")["endpoint"])
+    merge = tools("merge", split_output, "-o", "tcp://*:*", "--json", "-n", "20", "-i", "0.1",
+                  "--curve-server-key", str(keys / "split.key"),
+                  "--curve-secret-key", str(keys / "merge.key_secret"),
+                  "--curve-allow", str(merge_clients))
+    merge_output = connectable(merge.event("start")["endpoint"])
+
+    # Refused at the second hop: a client whose key is not allowed, and a plain one.
+    intruder = mflow.connect(merge_output, receive_timeout=300, curve=Curve.client(
+        keys / "merge.key", keys / "intruder.key_secret"))
+    plain = mflow.connect(merge_output, receive_timeout=300)
+    merge.line(lambda line: '"refused"' in line
+               and {"key", "handshake"} <= json.loads(line).get("refused", {}).keys())
+
+    with mflow.connect(merge_output, receive_timeout=SOCKET_TIMEOUT_MS, curve=Curve.client(
+            keys / "merge.key", keys / "consumer.key_secret")) as consumer:
+        for frame in range(20):
+            detector.send_multipart([json.dumps({"htype": "raw-1.0", "frame": frame}).encode(),
+                                     b"payload"])
+        received = [consumer.receive() for _ in range(20)]
+    assert [m.data["header"]["frame"] for m in received if m is not None] == list(range(20))
+    assert intruder.receive() is None and plain.receive() is None
+    intruder.disconnect()
+    plain.disconnect()
+
+    assert split.wait() == 0 and merge.wait() == 0
+    refused = merge.summary()["refused"]
+    assert refused["key"] >= 1 and refused["handshake"] >= 1
+    assert "refused" not in split.summary()  # the merge was allowed in
