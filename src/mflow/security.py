@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,6 +151,9 @@ class Curve:
         return self.server_key is None
 
 
+_ZAP_REBIND_SECONDS = 2.0
+
+
 class _Zap:
     """One ZAP authenticator per context, shared by the streams that need it."""
 
@@ -158,9 +162,22 @@ class _Zap:
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, context: zmq.Context) -> None:
-        self.authenticator = ThreadAuthenticator(context, log=logging.getLogger(
-            "mflow.security.zap"))
-        self.authenticator.start()
+        # A ZAP handler of this context that just stopped frees its endpoint only once
+        # libzmq has reaped its socket, in the background, a moment later.
+        deadline = time.monotonic() + _ZAP_REBIND_SECONDS
+        while True:
+            self.authenticator = ThreadAuthenticator(
+                context, log=logging.getLogger("mflow.security.zap"))
+            try:
+                self.authenticator.start()
+                break
+            except zmq.ZMQError as error:
+                zap_socket = getattr(self.authenticator, "zap_socket", None)
+                if zap_socket is not None:
+                    zap_socket.close(linger=0)
+                if error.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)
         self.users = 0
 
     @classmethod
