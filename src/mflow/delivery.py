@@ -47,6 +47,7 @@ class PeerTracker:
     """Counts a socket's peers from its monitor events (a `Stream` socket monitor).
 
     ``peers`` is the number connected now, ``ever_connected`` whether there was one,
+    ``joined`` how many connected so far,
     ``refused`` the connections the peer ended before the handshake (likely a socket-type
     mismatch), ``handshake_failures`` those that failed it otherwise (e.g. security),
     ``connection_attempts`` the connect retries (no one listening, or an unknown host).
@@ -59,6 +60,7 @@ class PeerTracker:
         self._failed: set[int] = set()
         self._connected: set[int] = set()
         self.ever_connected = False
+        self.joined = 0
         self.refused = 0
         self.handshake_failures = 0
         self.connection_attempts = 0
@@ -80,6 +82,7 @@ class PeerTracker:
                 # The event does not name its connection; libzmq handshakes in order.
                 self._connected.add(self._pending.pop(0))
                 self.ever_connected = True
+                self.joined += 1
             elif kind in _HANDSHAKE_FAILED:
                 self.handshake_failures += 1
                 if self._pending:
