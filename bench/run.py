@@ -398,6 +398,21 @@ def bench_curve(args) -> dict:
     return result
 
 
+def bench_fanout(args, workdir: Path) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_fanout import measure
+
+    result = measure(count=max(100, int(300 * args.scale)), repeat=args.repeat,
+                     workdir=workdir)
+    line = f"fanout 16M bslz4: split to 1 {result['split_images_per_s']:,.0f} images/s"
+    for outputs in (1, 2, 3):
+        point = result[f"fanout {outputs}"]
+        line += (f" | fanout to {outputs} {point['images_per_s']:,.0f} = {point['ratio']:.2f}x"
+                 f" ({', '.join(f'{r:.2f}' for r in point['ratios'])})")
+    print(line, flush=True)
+    return result
+
+
 # -- main ------------------------------------------------------------------------------
 
 def machine() -> dict:
@@ -412,7 +427,7 @@ def main() -> None:
                         help="an interpreter with psi-mflow 1.0 installed, to compare with")
     parser.add_argument("--repeat", type=int, default=3, help="runs per point (median)")
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
-    parser.add_argument("--parts", default="receive,memory,split,dump,decode,async,curve",
+    parser.add_argument("--parts", default="receive,memory,split,dump,decode,async,curve,fanout",
                         help="comma-separated parts to run")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--transports", default="tcp,ipc")
@@ -450,6 +465,8 @@ def main() -> None:
             results["async"] = bench_async(args, sender)
         if "curve" in parts:
             results["curve"] = bench_curve(args)
+        if "fanout" in parts:
+            results["fanout"] = bench_fanout(args, workdir)
     results["seconds"] = time.monotonic() - began
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"took {results['seconds']:.0f} s; results in {args.json}")
