@@ -23,7 +23,8 @@ from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_tim
 from .receiver import ReceiveHandler
 from .statistics import Statistics
 
-__all__ = ["Stream", "connect", "disconnect", "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL"]
+__all__ = ["Stream", "connect", "disconnect", "poll_streams", "CONNECT", "BIND", "PUB", "SUB",
+           "PUSH", "PULL"]
 
 logger = logging.getLogger(__name__)
 
@@ -479,6 +480,19 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
                    send_timeout=send_timeout, max_message_size=max_message_size,
                    watch_peers=watch_peers)
     return stream
+
+
+def poll_streams(streams: Sequence[Stream], timeout_ms: int | None = None) -> list[Stream]:
+    """The streams of ``streams`` that have a message to receive, waiting up to
+    ``timeout_ms`` milliseconds (``None``: until one has) for the first; in their order."""
+    poller = zmq.Poller()
+    for stream in streams:
+        poller.register(stream._open_socket("poll"), zmq.POLLIN)
+    try:
+        ready = dict(poller.poll(timeout_ms))
+    except zmq.ZMQError as error:
+        raise _stream_error(error, "poll") from error
+    return [stream for stream in streams if stream.socket in ready]
 
 
 def disconnect(stream: Stream) -> None:
