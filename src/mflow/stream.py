@@ -310,6 +310,11 @@ class Stream:
         self.statistics.message_succeeded(key, header)
         return Message(self.statistics, data)
 
+    def receive_handler(self, key: str) -> Callable[[Any], Any]:
+        """The receive function for dispatch key ``key``: this stream's `handlers` first,
+        then the registry (`UnknownHtypeError` if neither has one)."""
+        return self._receive_handler(key)
+
     def _receive_handler(self, key: str) -> Callable[[Any], Any]:
         override = self.handlers.get(key)
         if override is None:
