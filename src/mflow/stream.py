@@ -21,7 +21,8 @@ from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_tim
 from .receiver import ReceiveHandler
 from .statistics import Statistics
 
-__all__ = ["Stream", "connect", "disconnect", "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL"]
+__all__ = ["Stream", "connect", "disconnect", "poll_streams", "CONNECT", "BIND", "PUB", "SUB",
+           "PUSH", "PULL"]
 
 logger = logging.getLogger(__name__)
 
@@ -150,6 +151,24 @@ class Stream:
         if self.socket is None or self.socket.closed:
             return None
         return self.socket.last_endpoint.decode()
+
+    @property
+    def receive_timeout(self) -> int | None:
+        """The receive timeout in milliseconds, ``None`` when a receive waits forever."""
+        timeout = int(self._open_socket("read the receive timeout").rcvtimeo)
+        return None if timeout < 0 else timeout
+
+    def poll(self, timeout_ms: int | None = None, flags: int = zmq.POLLIN) -> bool:
+        """Whether a message can be received (``flags=zmq.POLLIN``) or sent (``zmq.POLLOUT``)
+        within ``timeout_ms`` milliseconds (``None`` waits as long as it takes, 0 not at all).
+
+        Raises `StreamClosedError` when the stream is not connected.
+        """
+        socket = self._open_socket("poll")
+        try:
+            return bool(socket.poll(timeout_ms, flags))
+        except zmq.ZMQError as error:
+            raise _stream_error(error, "poll") from error
 
     @property
     def closed(self) -> bool:
@@ -430,6 +449,19 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
                    queue_size=queue_size, linger=linger, context=context, copy=copy,
                    send_timeout=send_timeout, max_message_size=max_message_size)
     return stream
+
+
+def poll_streams(streams: Sequence[Stream], timeout_ms: int | None = None) -> list[Stream]:
+    """The streams of ``streams`` that have a message to receive, waiting up to
+    ``timeout_ms`` milliseconds (``None``: until one has) for the first; in their order."""
+    poller = zmq.Poller()
+    for stream in streams:
+        poller.register(stream._open_socket("poll"), zmq.POLLIN)
+    try:
+        ready = dict(poller.poll(timeout_ms))
+    except zmq.ZMQError as error:
+        raise _stream_error(error, "poll") from error
+    return [stream for stream in streams if stream.socket in ready]
 
 
 def disconnect(stream: Stream) -> None:
