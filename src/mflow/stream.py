@@ -184,6 +184,24 @@ class Stream:
             raise _stream_error(error, "poll") from error
 
     @property
+    def receive_timeout(self) -> int | None:
+        """The receive timeout in milliseconds, ``None`` when a receive waits forever."""
+        timeout = int(self._open_socket("read the receive timeout").rcvtimeo)
+        return None if timeout < 0 else timeout
+
+    def poll(self, timeout_ms: int | None = None, flags: int = zmq.POLLIN) -> bool:
+        """Whether a message can be received (``flags=zmq.POLLIN``) or sent (``zmq.POLLOUT``)
+        within ``timeout_ms`` milliseconds (``None`` waits as long as it takes, 0 not at all).
+
+        Raises `StreamClosedError` when the stream is not connected.
+        """
+        socket = self._open_socket("poll")
+        try:
+            return bool(socket.poll(timeout_ms, flags))
+        except zmq.ZMQError as error:
+            raise _stream_error(error, "poll") from error
+
+    @property
     def closed(self) -> bool:
         """True unless the stream is connected."""
         return self.socket is None or self.socket.closed
