@@ -60,7 +60,7 @@ class Merge:
         return None
 
     def _timeout(self) -> int | None:
-        timeouts = [s.socket.rcvtimeo for s in self.streams if s.socket.rcvtimeo >= 0]
+        timeouts = [t for t in (s.receive_timeout for s in self.streams) if t is not None]
         return min(timeouts) if timeouts else None
 
     def receive(self, handler: Callable[[Any], Any] | None = None, block: bool = True

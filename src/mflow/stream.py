@@ -171,18 +171,6 @@ class Stream:
             return None
         return self.socket.last_endpoint.decode()
 
-    def poll(self, timeout_ms: int | None = None, flags: int = zmq.POLLIN) -> bool:
-        """Whether a message can be received (``flags=zmq.POLLIN``) or sent (``zmq.POLLOUT``)
-        within ``timeout_ms`` milliseconds (``None`` waits as long as it takes, 0 not at all).
-
-        Raises `StreamClosedError` when the stream is not connected.
-        """
-        socket = self._open_socket("poll")
-        try:
-            return bool(socket.poll(timeout_ms, flags))
-        except zmq.ZMQError as error:
-            raise _stream_error(error, "poll") from error
-
     @property
     def receive_timeout(self) -> int | None:
         """The receive timeout in milliseconds, ``None`` when a receive waits forever."""
