@@ -11,7 +11,8 @@ import zmq
 from mflow.cli import _sockets
 from mflow.cli._legacy import legacy_command
 from mflow.cli._main import COMMANDS
-from mflow.cli.generate import parse_shape, parse_size
+from mflow.cli._options import parse_shape
+from mflow.cli.generate import parse_size
 from mflow.errors import ConfigurationError
 
 from .cli_support import BIN, make_socket, run_tool
