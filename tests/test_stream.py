@@ -490,3 +490,79 @@ def test_receive_timeout_is_readable(stream_factory, push):
     _, endpoint = push
     assert stream_factory(endpoint, receive_timeout=250).receive_timeout == 250
     assert stream_factory(endpoint, receive_timeout=None).receive_timeout is None
+
+
+def test_recording_error_is_part_of_the_one_error_tree():
+    import mflow.recording
+
+    assert mflow.recording.RecordingError is mflow.errors.RecordingError
+    assert issubclass(mflow.RecordingError, mflow.MflowError)
+
+
+@pytest.mark.parametrize("arguments", [{"mode": 12345}, {"mode": "pull"}, {"queue_size": -5},
+                                       {"queue_size": 1.5}])
+def test_bad_connect_arguments_are_configuration_errors(push, arguments):
+    _, endpoint = push
+    with pytest.raises(ConfigurationError) as raised:
+        mflow.connect(endpoint, **arguments)
+    assert not isinstance(raised.value, ConnectError)
+    assert endpoint not in str(raised.value)
+
+
+def test_send_timeout_error_has_the_strerror_1_0_code_prints():
+    error = SendTimeoutError()
+    assert error.strerror and "send timed out" in error.strerror
+
+
+def test_send_multipart_of_no_parts_is_a_clear_error(stream_pair):
+    sender, receiver = stream_pair()
+    with pytest.raises(ConfigurationError, match="no parts"):
+        sender.send_multipart([])
+    assert sender.send_multipart([b'{"htype": "raw-1.0"}'])
+    assert receiver.receive().data["header"] == {"htype": "raw-1.0"}
+
+
+def test_receive_with_a_handler_counts_htype_and_sequence_whatever_it_parsed(pull_stream):
+    socket, stream = pull_stream
+    for frame in (0, 3):
+        socket.send_multipart(array_frames(frame=frame))
+        assert stream.receive(handler=lambda receiver: receiver.rest()) is not None
+    assert stream.statistics.messages_by_htype["array-1.0"] == 2
+    assert stream.statistics.missed == 2
+
+
+def test_handler_for_another_htype_keeps_the_compiled_path(pull_stream, receive_path):
+    socket, stream = pull_stream
+    calls = []
+    compiled = stream._speedups
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(compiled, name)
+
+        def receive_message(self, *args):
+            calls.append(args)
+            return compiled.receive_message(*args)
+
+    if compiled is not None:
+        stream._speedups = Counting()
+    stream.handlers["custom-1.0"] = lambda receiver: {"custom": receiver.rest()}
+    socket.send_multipart(array_frames(frame=1))
+    socket.send_multipart([b'{"htype": "custom-1.0"}', b"x"])
+    assert stream.receive().data["header"]["frame"] == 1
+    assert stream.receive().data == {"custom": [b'{"htype": "custom-1.0"}', b"x"]}
+    assert len(calls) == (2 if receive_path == "compiled" else 0)
+
+
+def test_forward_honours_the_streams_handlers(stream_pair):
+    sender, receiver = stream_pair()
+
+    class Tagged:
+        @staticmethod
+        def send(message, send, block=True):
+            send(json.dumps({**message["header"], "tagged": True}).encode())
+
+    sender.handlers["array-1.0"] = Tagged
+    sender.forward({"header": {"htype": "array-1.0", "type": "int32", "shape": [1]},
+                    "data": []})
+    assert receiver.receive().data["header"]["tagged"] is True

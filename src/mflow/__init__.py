@@ -12,8 +12,9 @@ import zmq
 
 from . import errors, utils
 from .errors import (BadHeaderError, CompressionError, ConfigurationError, ConnectError,
-                     DecodeError, MalformedMessageError, MflowError, SendTimeoutError,
-                     StreamClosedError, StreamError, StreamTimeoutError, UnknownHtypeError)
+                     DecodeError, MalformedMessageError, MflowError, RecordingError,
+                     SendTimeoutError, StreamClosedError, StreamError, StreamTimeoutError,
+                     UnknownHtypeError)
 from .handlers import (array_1_0, dheader_1_0, dimage_1_0, dseries_end_1_0, get_handler,
                        handler_modules, raw_1_0, receive_handlers, register_handler,
                        send_handlers)
@@ -44,7 +45,7 @@ __all__ = [
     # errors
     "MflowError", "DecodeError", "UnknownHtypeError", "MalformedMessageError",
     "BadHeaderError", "CompressionError", "StreamError", "ConnectError", "StreamTimeoutError",
-    "SendTimeoutError", "StreamClosedError", "ConfigurationError",
+    "SendTimeoutError", "StreamClosedError", "RecordingError", "ConfigurationError",
     # modules and 1.0 incidentals
     "errors", "utils", "mflow", "main", "zmq", "json", "logging", "logger",
 ]

@@ -36,6 +36,40 @@ PULL = zmq.PULL
 _SEND_ONLY = (zmq.PUSH, zmq.PUB)
 _RECEIVE_ONLY = (zmq.PULL, zmq.SUB)
 _CLOSED_ERRNOS = (zmq.ETERM, zmq.ENOTSOCK)
+_SOCKET_TYPES = frozenset(int(kind) for kind in zmq.SocketType)
+#: The htypes the compiled receive path decodes itself (a per-stream handler for one of
+#: them sends its messages the Python way).
+_COMPILED_HTYPES = ("array-1.0",)
+
+
+def message_taker(socket: zmq.Socket) -> Callable[[int], list[Any]]:
+    """``take(flags)``: the frames of the next whole message off ``socket``, never copied.
+
+    ``zmq.ZMQError`` (``zmq.Again`` on a timeout) propagates. Compiled-path frames where it
+    runs, else ``zmq.Frame`` objects, whose ``more`` flag spares a ``getsockopt(RCVMORE)``
+    per part.
+    """
+    speedups, handle = _fastpath.for_socket(socket)
+    if speedups is not None:
+        receive_frames = speedups.receive_frames
+
+        def take_compiled(flags: int = 0) -> list[Any]:
+            if socket.closed:  # pyzmq's error; the handle would be stale
+                raise zmq.ZMQError(zmq.ENOTSOCK)
+            return receive_frames(handle, flags)
+
+        return take_compiled
+    recv = socket.recv
+
+    def take(flags: int = 0) -> list[Any]:
+        frame = recv(flags, copy=False)
+        frames = [frame]
+        while frame.more:
+            frame = recv(flags, copy=False)
+            frames.append(frame)
+        return frames
+
+    return take
 
 
 def _stream_error(error: zmq.ZMQError, doing: str) -> StreamError:
@@ -65,6 +99,7 @@ class Stream:
         self.receiver: ReceiveHandler | None = None
         self._speedups: Any = None
         self._handle: int | None = None
+        self._take_message: Callable[[int], list[Any]] | None = None
         self.strict = strict
         self.decode = decode
         self.handlers: dict[str, Any] = {}
@@ -92,6 +127,7 @@ class Stream:
         """
         if self.socket is not None and not self.socket.closed:
             raise ConfigurationError(f"stream is already connected to {self.address}")
+        _check_arguments(mode, queue_size)
         self._context_is_owned = context is None
         self.context = zmq.Context() if context is None else context
         socket = None
@@ -114,11 +150,7 @@ class Stream:
             else:
                 socket.bind(address)
         except Exception as error:
-            if socket is not None:
-                self._socket_event_listener.stop()
-                socket.close(linger=0)
-            if self._context_is_owned:
-                self.context.term()
+            self._close(socket, linger=0)
             self.context = None
             raise ConnectError(f"Unable to {conn_type} to {address}: {error}") from error
         self.socket = socket
@@ -127,8 +159,9 @@ class Stream:
         self.zmq_copy = copy
         self.zmq_track = not copy
         self._speedups, self._handle = _fastpath.for_socket(socket)
+        self._take_message = message_taker(socket)
         self.receiver = None if mode in _SEND_ONLY else ReceiveHandler(
-            socket, copy=copy, statistics=self.statistics)
+            socket, copy=copy, statistics=self.statistics, take_message=self._take_message)
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
 
     @property
@@ -198,11 +231,19 @@ class Stream:
         except zmq.ZMQError as error:
             logger.debug("could not leave %s: %s", self.address, error)
         finally:
-            socket.close()
-            self._socket_event_listener.stop()
-            if self._context_is_owned:
-                self.context.term()
+            self._close(socket)
         logger.info("Disconnected")
+
+    def _close(self, socket: zmq.Socket | None, linger: int | None = None) -> None:
+        """The one way a socket of this stream is closed (disconnect, failed connect, GC).
+
+        The event listener stops after the socket closed, so it sees the closing events.
+        """
+        if socket is not None:
+            socket.close(linger=linger)
+        self._socket_event_listener.stop()
+        if self._context_is_owned and self.context is not None:
+            self.context.term()
 
     def __enter__(self) -> Stream:
         return self
@@ -215,10 +256,7 @@ class Stream:
         if socket is not None and not socket.closed:
             warnings.warn(f"unclosed mflow stream {self.address!r}", ResourceWarning,
                           source=self, stacklevel=2)
-            self._socket_event_listener.stop()
-            socket.close(linger=0)
-            if self._context_is_owned:
-                self.context.term()
+            self._close(socket, linger=0)
 
     # -- socket monitors ---------------------------------------------------------------
 
@@ -252,8 +290,8 @@ class Stream:
         receiver.block = block
         flags = 0 if block else zmq.NOBLOCK
         try:
-            if handler is None and not self.handlers:
-                message = receiver.receive_decoded(flags)
+            if handler is None:
+                message = self._receive_decoded(receiver, flags)
                 if message is not None:
                     return message
             else:
@@ -275,7 +313,7 @@ class Stream:
             data = handler(receiver)
             if not data:
                 raise DecodeError("the handler returned no data")
-            header = receiver._header
+            header = receiver.parsed_header()
         except Exception as error:
             return self._skip(error, key)
         finally:
@@ -285,8 +323,34 @@ class Stream:
             header = data  # a CBOR message (Stream V2) is its own header
         elif key is None:
             key = header.get("htype")
+            if type(key) is not str:
+                key = None
         self.statistics.message_succeeded(key, header)
         return Message(self.statistics, data)
+
+    def _receive_decoded(self, receiver: ReceiveHandler, flags: int) -> Message | None:
+        """Receive the next message and, where the compiled path can, decode it whole.
+
+        Returns the finished `Message` (already counted) for a message the compiled path
+        decoded, else ``None`` with the message loaded into ``receiver`` for a handler.
+        """
+        speedups = self._speedups
+        if speedups is None or any(key in self.handlers for key in _COMPILED_HTYPES):
+            receiver.receive_message(flags)
+            return None
+        socket = self.socket
+        if socket is None or socket.closed:
+            raise zmq.ZMQError(zmq.ENOTSOCK)
+        result = speedups.receive_message(self._handle, flags, self.statistics)
+        if type(result) is not tuple:
+            receiver.end_message()
+            return result
+        frames, header, raw_header = result
+        if raw_header is None:
+            receiver.load(frames)
+        else:
+            receiver.load(frames, header, raw_header)
+        return None
 
     def _receive_handler(self, key: str) -> Callable[[Any], Any]:
         override = self.handlers.get(key)
@@ -328,7 +392,7 @@ class Stream:
         """
         receiver = self._receiver()
         try:
-            frames = receiver.take_message(0 if block else zmq.NOBLOCK)
+            frames = self._take_message(0 if block else zmq.NOBLOCK)
         except zmq.Again:
             return None
         except zmq.ZMQError as error:
@@ -375,8 +439,10 @@ class Stream:
         Received frames (from `receive_parts`) are passed on without a copy; sent to
         several streams they share one buffer.
         """
-        return self._deliver(block, self._send_parts, self._open_socket("send"), parts,
-                             0 if block else zmq.NOBLOCK)
+        socket = self._open_socket("send")
+        if not parts:
+            raise ConfigurationError("cannot send a message of no parts (ZeroMQ has none)")
+        return self._deliver(block, self._send_parts, socket, parts, 0 if block else zmq.NOBLOCK)
 
     def _send_parts(self, socket: zmq.Socket, parts: Sequence[Any], flags: int) -> None:
         # Received frames are passed on shared, small bytes copied, in C; the rest, and
@@ -410,7 +476,7 @@ class Stream:
         if handler is None:
             htype = dispatch.send_key(message)  # as in 1.0, a message without one raises
             try:
-                handler = get_send_handler(htype)
+                handler = self._send_handler(htype)
             except UnknownHtypeError:
                 logger.warning("htype - %s - not supported", htype)
                 if self.strict:
@@ -423,9 +489,23 @@ class Stream:
             if self.strict:
                 raise
 
+    def _send_handler(self, key: str) -> Callable[..., Any]:
+        send = getattr(self.handlers.get(key), "send", None)
+        return get_send_handler(key) if send is None else send
+
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.conn_type} {self.address}"
         return f"<mflow.Stream {state}>"
+
+
+def _check_arguments(mode: Any, queue_size: Any) -> None:
+    """`ConfigurationError` for a ``mode`` or ``queue_size`` no socket can have."""
+    if not isinstance(mode, int) or isinstance(mode, bool) or mode not in _SOCKET_TYPES:
+        raise ConfigurationError(
+            f"mode {mode!r} is not a ZeroMQ socket type (mflow.PULL, SUB, PUSH, PUB, ...)")
+    if not isinstance(queue_size, int) or isinstance(queue_size, bool) or queue_size < 0:
+        raise ConfigurationError(
+            f"queue_size {queue_size!r} is not a number of messages (0 or more; 0: no limit)")
 
 
 def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size: int = 100,
