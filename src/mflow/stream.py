@@ -15,7 +15,7 @@ import zmq
 from . import _fastpath, dispatch
 from .errors import (ConfigurationError, ConnectError, DecodeError, SendTimeoutError,
                      StreamClosedError, StreamError, UnknownHtypeError)
-from .handlers import get_receive_handler, get_send_handler, receive_handlers
+from .handlers import get_receive_handler, get_send_handler
 from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
 from .receiver import ReceiveHandler
@@ -159,6 +159,9 @@ class Stream:
         self.zmq_copy = copy
         self.zmq_track = not copy
         self._speedups, self._handle = _fastpath.for_socket(socket)
+        if self._speedups is not None:
+            for key in _COMPILED_HTYPES:  # the compiled path finds them in the registry
+                get_receive_handler(key)
         self._take_message = message_taker(socket)
         self.receiver = None if mode in _SEND_ONLY else ReceiveHandler(
             socket, copy=copy, statistics=self.statistics, take_message=self._take_message)
@@ -309,7 +312,7 @@ class Stream:
             if handler is None:
                 key = dispatch.dispatch_key(receiver)
                 handler = self._receive_handler(key) if self.handlers else (
-                    receive_handlers.get(key) or get_receive_handler(key))
+                    get_receive_handler(key))
             data = handler(receiver)
             if not data:
                 raise DecodeError("the handler returned no data")
