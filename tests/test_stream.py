@@ -566,3 +566,16 @@ def test_forward_honours_the_streams_handlers(stream_pair):
     sender.forward({"header": {"htype": "array-1.0", "type": "int32", "shape": [1]},
                     "data": []})
     assert receiver.receive().data["header"]["tagged"] is True
+
+
+def test_twenty_thousand_unknown_htypes_log_and_remember_a_bounded_number(pull_stream, caplog):
+    socket, stream = pull_stream
+    with caplog.at_level(logging.WARNING, logger="mflow"):
+        for number in range(20_000):
+            socket.send(json.dumps({"htype": f"bad-{number}"}).encode())
+            assert stream.receive() is None
+    cap = mflow.stream.MAX_REPORTED_SKIP_KINDS
+    assert len(stream._reported) == cap
+    assert len(caplog.records) == cap + 1
+    assert stream.unlogged_skip_kinds == 20_000 - cap
+    assert stream.statistics.skipped["unknown_htype"] == 20_000

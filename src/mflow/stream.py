@@ -7,6 +7,7 @@ pyzmq errors become mflow errors (`mflow.errors`).
 from __future__ import annotations
 
 import logging
+import reprlib
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -40,6 +41,24 @@ _SOCKET_TYPES = frozenset(int(kind) for kind in zmq.SocketType)
 #: The htypes the compiled receive path decodes itself (a per-stream handler for one of
 #: them sends its messages the Python way).
 _COMPILED_HTYPES = ("array-1.0",)
+#: Kinds of skipped messages (reason, htype) a stream logs a warning for; the htypes come
+#: from the network, so further kinds are only counted (``Stream.unlogged_skip_kinds``).
+MAX_REPORTED_SKIP_KINDS = 100
+#: Characters of a value from the network shown in a log line or an error message.
+MAX_SHOWN = 100
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, MAX_SHOWN, MAX_SHOWN
+
+
+def shown(value: Any) -> str:
+    """A bounded repr of ``value`` (from the network: any depth, any size) for log lines."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a repr must never fail a receive
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 2 * MAX_SHOWN else f"{text[:2 * MAX_SHOWN]}..."
 
 
 def message_taker(socket: zmq.Socket) -> Callable[[int], list[Any]]:
@@ -105,6 +124,9 @@ class Stream:
         self.handlers: dict[str, Any] = {}
         self._statistics = Statistics()
         self._reported: set[tuple[str, str | None]] = set()
+        #: New kinds of skipped messages not logged as a warning: `MAX_REPORTED_SKIP_KINDS`
+        #: kinds were already.
+        self.unlogged_skip_kinds = 0
         self._socket_monitors: list[Callable[[dict | None], Any]] = []
         self._socket_event_listener = SocketEventListener(self._socket_monitors)
 
@@ -377,10 +399,18 @@ class Stream:
         if kind in self._reported:
             logger.debug("skipped a message (%s): %s", error.reason, error)
             return
+        if len(self._reported) >= MAX_REPORTED_SKIP_KINDS:
+            self.unlogged_skip_kinds += 1
+            if self.unlogged_skip_kinds == 1:
+                logger.warning("skipped messages of more than %d kinds: further new kinds are "
+                               "logged at debug level (counted in unlogged_skip_kinds)",
+                               MAX_REPORTED_SKIP_KINDS)
+            logger.debug("skipped a message (%s): %s", error.reason, error)
+            return
         self._reported.add(kind)
         logger.warning("skipped a message (%s): %s; further %s messages%s are logged at "
                        "debug level", error.reason, error, error.reason,
-                       f" of {key}" if key else "")
+                       f" of {shown(key)}" if key else "")
 
     def receive_parts(self, block: bool = True) -> list[Any] | None:
         """The next message undecoded: its parts as frames, never copied.
