@@ -579,3 +579,39 @@ def test_twenty_thousand_unknown_htypes_log_and_remember_a_bounded_number(pull_s
     assert len(caplog.records) == cap + 1
     assert stream.unlogged_skip_kinds == 20_000 - cap
     assert stream.statistics.skipped["unknown_htype"] == 20_000
+
+
+@pytest.mark.parametrize("receiver_binds", [False, True])
+def test_disconnect_counts_the_received_messages_it_discards(context, caplog, receiver_binds):
+    # inproc: a message sent is in the receiver's queue when send returns.
+    address = f"inproc://discard-{receiver_binds}"
+    receiver_side, sender_side = (mflow.BIND, mflow.CONNECT) if receiver_binds else (
+        mflow.CONNECT, mflow.BIND)
+    streams = [("receiver", receiver_side, mflow.PULL), ("sender", sender_side, mflow.PUSH)]
+    if not receiver_binds:
+        streams.reverse()  # inproc: bind first
+    made = {name: mflow.connect(address, conn_type=side, mode=mode, context=context,
+                                receive_timeout=TIMEOUT_MS, send_timeout=TIMEOUT_MS)
+            for name, side, mode in streams}
+    receiver, sender = made["receiver"], made["sender"]
+    with sender:
+        for n in range(5):
+            sender.send_multipart(array_frames(frame=n))
+        assert receiver.receive().data["header"]["frame"] == 0
+        with caplog.at_level(logging.INFO, logger="mflow"):
+            receiver.disconnect()
+    assert receiver.statistics.skipped["discarded_at_close"] == 4
+    assert "discarded 4 received messages" in caplog.text
+
+
+def test_drain_gives_what_was_received_so_nothing_is_discarded(context):
+    with mflow.connect("inproc://drain", conn_type=mflow.BIND, mode=mflow.PUSH, context=context,
+                       send_timeout=TIMEOUT_MS) as sender:
+        receiver = mflow.connect("inproc://drain", context=context, receive_timeout=TIMEOUT_MS)
+        for n in range(3):
+            sender.send_multipart(array_frames(frame=n))
+        drained = receiver.drain()
+        assert [json.loads(frames[0].bytes)["frame"] for frames in drained] == [0, 1, 2]
+        assert receiver.drain() == []
+        receiver.disconnect()
+    assert "discarded_at_close" not in receiver.statistics.skipped

@@ -240,24 +240,72 @@ class Stream:
         context's termination waits for them, and the endpoint is free when this returns
         (with a shared context a sending socket's endpoint is freed in the background). A
         receiving socket leaves its endpoint first, so nothing more arrives for it.
+
+        What ZeroMQ had already received for a receiving stream is lost with the socket:
+        those messages are counted in ``statistics.skipped["discarded_at_close"]`` (and
+        logged). Call `drain` first to have them instead.
         """
         socket = self.socket
         if socket is None or socket.closed:
             logger.debug("stream already disconnected")
             return
+        discarded = 0
         try:
             if self.receiver is not None and socket.type in _RECEIVE_ONLY:
                 # Only for receive-only sockets: leaving drops what connections still hold,
-                # which would lose a sender's queued messages.
+                # which would lose a sender's queued messages. The connect side loses its
+                # queue when it leaves, the bind side keeps it: count before and after.
+                discarded = self._discard_queued()
                 if self.conn_type == CONNECT:
                     socket.disconnect(self.address)
                 else:
                     socket.unbind(socket.last_endpoint.decode())
+                discarded += self._discard_queued()
         except zmq.ZMQError as error:
             logger.debug("could not leave %s: %s", self.address, error)
         finally:
             self._close(socket)
+        if discarded:
+            self.statistics.skipped["discarded_at_close"] += discarded
+            logger.info("discarded %d received messages at disconnect", discarded)
         logger.info("Disconnected")
+
+    def drain(self, limit: int | None = None) -> list[list[Any]]:
+        """The messages ZeroMQ has already received for this stream, taken without waiting.
+
+        Each message is its undecoded frames, as `receive_parts` gives them (not counted
+        in ``statistics``); at most ``limit`` messages (by default `drain_limit`, so that a
+        sender faster than the drain cannot keep it going). For consumers that stop: what
+        is drained before `disconnect` is theirs, not discarded.
+        """
+        limit = self.drain_limit if limit is None else limit
+        messages: list[list[Any]] = []
+        while len(messages) < limit:
+            frames = self.receive_parts(block=False)
+            if frames is None:
+                break
+            messages.append(frames)
+        return messages
+
+    @property
+    def drain_limit(self) -> int:
+        """The most messages `drain` (and `disconnect`'s count) takes: ten receive queues."""
+        socket = self._open_socket("drain")
+        return 10 * max(int(socket.rcvhwm), 100)
+
+    def _discard_queued(self) -> int:
+        """Take and drop what is already received; the number of messages."""
+        take = self._take_message
+        if take is None:
+            return 0
+        discarded = 0
+        for _ in range(self.drain_limit):
+            try:
+                take(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            discarded += 1
+        return discarded
 
     def _close(self, socket: zmq.Socket | None, linger: int | None = None) -> None:
         """The one way a socket of this stream is closed (disconnect, failed connect, GC).
