@@ -615,3 +615,52 @@ def test_drain_gives_what_was_received_so_nothing_is_discarded(context):
         assert receiver.drain() == []
         receiver.disconnect()
     assert "discarded_at_close" not in receiver.statistics.skipped
+
+
+DEEP = "[" * 1000 + "]" * 1000
+
+
+@pytest.mark.parametrize("header", [
+    '{"htype": "array-1.0", "type": "int32", "shape": [2], "frame": 1, "source": %s}' % DEEP,
+    '{"htype": "raw-1.0", "frame": 1, "source": %s}' % DEEP,
+])
+def test_a_deeply_nested_source_is_a_counted_skip_not_an_exception(pull_stream, header, caplog):
+    socket, stream = pull_stream
+    socket.send_multipart([header.encode(), np.arange(2, dtype="int32").tobytes()])
+    socket.send_multipart(array_frames(frame=7))
+    with caplog.at_level(logging.DEBUG, logger="mflow"):
+        assert stream.receive() is None
+    assert sum(stream.statistics.skipped.values()) == 1
+    assert stream.receive().data["header"]["frame"] == 7
+    assert all(len(record.getMessage()) < 1000 for record in caplog.records)
+
+
+def test_log_lines_of_skips_are_bounded_whatever_the_wire_holds(pull_stream, caplog):
+    socket, stream = pull_stream
+    huge = "x" * 100_000
+
+    def quoting(receiver):
+        raise ValueError(f"bad value {receiver.next(as_json=True)['value']}")
+
+    socket.send_multipart([json.dumps({"htype": "h" * 100_000, "value": huge}).encode()])
+    socket.send_multipart([json.dumps({"htype": "raw-1.0", "value": huge}).encode()])
+    with caplog.at_level(logging.DEBUG, logger="mflow"):
+        assert stream.receive() is None
+        assert stream.receive(handler=quoting) is None
+    assert stream.statistics.skipped == {"unknown_htype": 1, "decode_error": 1}
+    assert caplog.records and all(len(r.getMessage()) < 1000 for r in caplog.records)
+
+
+def test_forward_of_an_unknown_htype_logs_it_bounded(stream_pair, caplog):
+    sender, _ = stream_pair()
+    with caplog.at_level(logging.WARNING, logger="mflow"):
+        sender.forward({"header": {"htype": "u" * 100_000}, "data": []})
+    assert "not supported" in caplog.text and len(caplog.text) < 1000
+
+
+def test_strict_stream_raises_a_decode_error_for_what_a_handler_raised(stream_factory, push):
+    socket, endpoint = push
+    stream = stream_factory(endpoint, strict=True)
+    socket.send_multipart([('{"htype": "raw-1.0", "frame": 1, "source": %s}' % DEEP).encode()])
+    with pytest.raises(mflow.DecodeError, match="RecursionError"):
+        stream.receive()

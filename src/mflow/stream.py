@@ -44,12 +44,24 @@ _COMPILED_HTYPES = ("array-1.0",)
 #: Kinds of skipped messages (reason, htype) a stream logs a warning for; the htypes come
 #: from the network, so further kinds are only counted (``Stream.unlogged_skip_kinds``).
 MAX_REPORTED_SKIP_KINDS = 100
+#: What a value from the network can make decoding or accounting raise. Not every
+#: exception: one raised by a signal handler during a blocking receive must propagate.
+_VALUE_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, RecursionError)
 #: Characters of a value from the network shown in a log line or an error message.
 MAX_SHOWN = 100
 
 
 _REPR = reprlib.Repr()
 _REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, MAX_SHOWN, MAX_SHOWN
+
+
+def _text(error: BaseException) -> str:
+    """The message of ``error`` (it may quote the network), bounded; never raises."""
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001  (its str must never fail a receive)
+        text = type(error).__name__
+    return text if len(text) <= 4 * MAX_SHOWN else f"{text[:4 * MAX_SHOWN]}... ({len(text)} chars)"
 
 
 def shown(value: Any) -> str:
@@ -354,9 +366,10 @@ class Stream:
         """The next message decoded by ``handler`` (by default the one its htype names).
 
         Returns ``None`` on a receive timeout, when nothing is waiting and ``block`` is
-        false, or when the message cannot be decoded; every such case is counted in
-        ``statistics.skipped`` (non-blocking polls that find nothing are not). A strict
-        stream raises the decode error instead. ``decode`` overrides the stream's
+        false, or when the message cannot be decoded or accounted for (whatever a handler
+        raises); every such case is counted in ``statistics.skipped`` (non-blocking polls
+        that find nothing are not). A strict stream raises the decode error instead; a
+        closed stream raises `StreamClosedError`. ``decode`` overrides the stream's
         ``decode`` for this call.
         """
         receiver = self._receiver()
@@ -375,6 +388,9 @@ class Stream:
             return None
         except zmq.ZMQError as error:
             raise _stream_error(error, "receive") from error
+        except _VALUE_ERRORS as error:  # the compiled path decoding or counting a message
+            receiver.end_message()
+            return self._skip(error, None)
         receiver.decode = self.decode if decode is None else decode
         receiver._in_receive = True
         key = None
@@ -398,7 +414,10 @@ class Stream:
             key = header.get("htype")
             if type(key) is not str:
                 key = None
-        self.statistics.message_succeeded(key, header)
+        try:
+            self.statistics.message_succeeded(key, header)
+        except Exception as error:  # a header field from the network its accounting refused
+            return self._skip(error, key)
         return Message(self.statistics, data)
 
     def _receive_decoded(self, receiver: ReceiveHandler, flags: int) -> Message | None:
@@ -434,7 +453,7 @@ class Stream:
     def _skip(self, error: Exception, key: str | None) -> None:
         """Count and report a message that failed to decode; a strict stream raises."""
         if not isinstance(error, DecodeError):
-            error = DecodeError(f"{type(error).__name__}: {error}")
+            error = DecodeError(f"{type(error).__name__}: {_text(error)}")
         self.statistics.message_failed(error.reason)
         self._report_skip(error, key)
         if self.strict:
@@ -443,9 +462,10 @@ class Stream:
 
     def _report_skip(self, error: DecodeError, key: str | None) -> None:
         """Log a skipped message: the first of each kind as a warning, the rest at debug."""
-        kind = (error.reason, key)
+        kind = (error.reason, key if key is None else key[:MAX_SHOWN])
+        text = _text(error)
         if kind in self._reported:
-            logger.debug("skipped a message (%s): %s", error.reason, error)
+            logger.debug("skipped a message (%s): %s", error.reason, text)
             return
         if len(self._reported) >= MAX_REPORTED_SKIP_KINDS:
             self.unlogged_skip_kinds += 1
@@ -453,11 +473,11 @@ class Stream:
                 logger.warning("skipped messages of more than %d kinds: further new kinds are "
                                "logged at debug level (counted in unlogged_skip_kinds)",
                                MAX_REPORTED_SKIP_KINDS)
-            logger.debug("skipped a message (%s): %s", error.reason, error)
+            logger.debug("skipped a message (%s): %s", error.reason, text)
             return
         self._reported.add(kind)
         logger.warning("skipped a message (%s): %s; further %s messages%s are logged at "
-                       "debug level", error.reason, error, error.reason,
+                       "debug level", error.reason, text, error.reason,
                        f" of {shown(key)}" if key else "")
 
     def receive_parts(self, block: bool = True) -> list[Any] | None:
@@ -559,7 +579,8 @@ class Stream:
             try:
                 handler = self._send_handler(htype)
             except UnknownHtypeError:
-                logger.warning("htype - %s - not supported", htype)
+                logger.warning("htype - %s - not supported",  # the 1.0 line, bounded
+                               htype[:MAX_SHOWN] if type(htype) is str else shown(htype))
                 if self.strict:
                     raise
                 return
