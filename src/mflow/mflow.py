@@ -10,7 +10,7 @@ from .receiver import ReceiveHandler
 from .statistics import Statistics
 from .stream import BIND, CONNECT, PUB, PULL, PUSH, SUB, Stream, connect, disconnect
 
-__all__ = [
+__all__ = [  # noqa: F822  (the handler modules come from __getattr__)
     "BIND", "CONNECT", "PUB", "PULL", "PUSH", "SUB", "Stream", "connect", "disconnect",
     "ReceiveHandler", "Statistics", "Message", "handler_modules", "handlers",
     "receive_handlers", "send_handlers", "array_1_0", "raw_1_0", "dheader_1_0",

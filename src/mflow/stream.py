@@ -390,7 +390,8 @@ class Stream:
             raise _stream_error(error, "receive") from error
         except _VALUE_ERRORS as error:  # the compiled path decoding or counting a message
             receiver.end_message()
-            return self._skip(error, None)
+            self._skip(error, None)
+            return None
         receiver.decode = self.decode if decode is None else decode
         receiver._in_receive = True
         key = None
@@ -404,7 +405,8 @@ class Stream:
                 raise DecodeError("the handler returned no data")
             header = receiver.parsed_header()
         except Exception as error:
-            return self._skip(error, key)
+            self._skip(error, key)
+            return None
         finally:
             receiver._in_receive = False
             receiver.end_message()  # what the handler left unread is not kept alive
@@ -417,7 +419,8 @@ class Stream:
         try:
             self.statistics.message_succeeded(key, header)
         except Exception as error:  # a header field from the network its accounting refused
-            return self._skip(error, key)
+            self._skip(error, key)
+            return None
         return Message(self.statistics, data)
 
     def _receive_decoded(self, receiver: ReceiveHandler, flags: int) -> Message | None:
@@ -458,7 +461,6 @@ class Stream:
         self._report_skip(error, key)
         if self.strict:
             raise error
-        return None
 
     def _report_skip(self, error: DecodeError, key: str | None) -> None:
         """Log a skipped message: the first of each kind as a warning, the rest at debug."""
@@ -492,8 +494,11 @@ class Stream:
         ``statistics``.
         """
         receiver = self._receiver()
+        take = self._take_message
         try:
-            frames = self._take_message(0 if block else zmq.NOBLOCK)
+            if take is None:
+                raise zmq.ZMQError(zmq.ENOTSOCK)
+            frames = take(0 if block else zmq.NOBLOCK)
         except zmq.Again:
             return None
         except zmq.ZMQError as error:
