@@ -12,8 +12,8 @@ from typing import Any, Iterator, NoReturn
 import click
 
 import mflow
+from mflow import synthetic
 
-from . import _synthetic
 from ._legacy import ThroughputLines, legacy_command
 from ._main import CONTEXT_SETTINGS, run
 from ._options import SenderOptions, SocketOptions, Tool, sender_options, socket_options, \
@@ -124,10 +124,10 @@ def _legacy_start(first: list[Any], sender: Sender) -> ThroughputLines:
     return ThroughputLines(0.2)
 
 
-def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None,
+def _generate(kind: str, address: str, spec: synthetic.Spec, rate: float | None,
               socket: SocketOptions, sender: SenderOptions, tool: Tool,
               legacy: bool = False) -> int:
-    first, source = _synthetic.make_source(kind, spec)
+    first, source = synthetic.make_source(kind, spec)
     endpoint = socket.endpoint(address, mflow.BIND)
     legacy_lines = tool.legacy_output(legacy)
     with tool.run() as run, Sender(endpoint, sender, tool) as out_stream:
@@ -149,7 +149,7 @@ def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None
 @click.command("generate", help=HELP, short_help="Send a synthetic stream of any message type.",
                context_settings=CONTEXT_SETTINGS)
 @click.argument("kind", metavar="[TYPE]", default="raw",
-                type=click.Choice(list(_synthetic.SOURCES), case_sensitive=False))
+                type=click.Choice(list(synthetic.SOURCES), case_sensitive=False))
 @click.option("-a", "--address", default="tcp://*:9999", show_default=True,
               help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.")
 @click.option("-s", "--size", "size", default="1", show_default=True,
@@ -158,7 +158,7 @@ def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None
 @click.option("--dtype", default="uint16", show_default=True,
               help="Element type of arrays and images.")
 @click.option("--shape", default=None, help="array/image shape, rows first: 512x1024.")
-@click.option("--compression", type=click.Choice(_synthetic.COMPRESSIONS), default=None,
+@click.option("--compression", type=click.Choice(synthetic.COMPRESSIONS), default=None,
               help="Image / value compression [default: bslz4 for dectris and stream2, "
                    "none for bsread].")
 @click.option("--images", type=click.IntRange(min=0), default=100, show_default=True,
@@ -175,7 +175,7 @@ def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None
 def command(kind: str, size: str, dtype: str, shape: str | None, compression: str | None,
             images: int, header_detail: str, channels: tuple[str, ...], legacy: bool = False,
             **options: Any) -> int:
-    spec = _synthetic.Spec(
+    spec = synthetic.Spec(
         size=parse_size(size), dtype=dtype, shape=parse_shape(shape) if shape else None,
         compression=compression, images=images, header_detail=header_detail,
         channels=tuple(parse_channel(c) for c in channels), legacy=legacy)
