@@ -8,7 +8,11 @@ and richer statistics.
 import json
 import logging
 
-import zmq
+from ._installation import warn_if_mixed
+
+warn_if_mixed()
+
+import zmq  # noqa: E402  (after the check, which must run even if an import below fails)
 
 from . import errors, utils
 from .errors import (BadHeaderError, CompressionError, ConfigurationError, ConnectError,
