@@ -15,7 +15,7 @@ import zmq
 import mflow
 from mflow import synthetic
 
-from .cli_support import make_socket, receive_messages
+from .cli_support import make_socket, receive_messages, run_tool
 
 
 def decoded(endpoint: str, count: int) -> list[dict]:
@@ -237,3 +237,24 @@ def test_libertem_dectris_decodes_every_pixel(tools, compression, dtype):
         expected = synthetic.detector_images(shape, dtype)
         for index, frame in enumerate(received):
             np.testing.assert_array_equal(frame, expected[index % len(expected)])
+
+
+def test_m_generate_help_says_what_it_does():
+    result = run_tool("--help", script="m_generate")
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: m_generate [OPTIONS] [TYPE]")
+    text = " ".join(result.stdout.split())
+    assert "until Ctrl-C (or --count / --duration)" in text
+    assert "TYPE and every other option are those of `mflow generate`" in text
+
+
+def test_m_generate_sends_any_type_as_its_help_says(tools):
+    tool = tools("dectris", "--images", "2", "-n", "4", "--shape", "8x6",
+                 "-a", "tcp://127.0.0.1:*", script="m_generate")
+    line = tool.line()
+    assert line.startswith("Sending messages of size ")
+    endpoint = line.rsplit(" ", 1)[1]
+    with mflow.connect(endpoint, receive_timeout=10_000, strict=True) as stream:
+        htypes = [stream.receive().data["header"]["htype"] for _ in range(4)]
+    assert htypes == ["dheader-1.0", "dimage-1.0", "dimage-1.0", "dseries_end-1.0"]
+    assert tool.wait() == 0

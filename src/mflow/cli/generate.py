@@ -47,14 +47,18 @@ Examples:
   mflow generate bsread --channel X:float64 --channel IMG:uint16:64x64 -r 100
 """
 
-LEGACY_HELP = """Stream generation utility (psi-mflow 1.0 compatible: same arguments).
+LEGACY_HELP = """Stream generation utility (psi-mflow 1.0 compatible: same arguments, same output).
 
-Sends messages of SIZE MiB of zero int32 values until Ctrl-C: as in 1.0, except that the
-header calls them array-1.0 (1.0 said raw-1.0) and their shape is an integer.
+Without TYPE (or with raw) it sends what 1.0 sent: messages of -s SIZE MiB of zero int32
+values, until Ctrl-C (or --count / --duration), printing 1.0's rate lines and summary; as
+in 1.0, except that the header calls them array-1.0 (1.0 said raw-1.0) and their shape is
+an integer. TYPE and every other option are those of `mflow generate` (see its --help):
+array, dectris, stream2, bsread or sls streams with the same 1.0-style output.
 
 \b
-Example:
+Examples:
   m_generate -a tcp://*:9999 -s 0.5 -m pub
+  m_generate dectris --images 10 -n 12 -a tcp://*:9999
 """
 
 _UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
