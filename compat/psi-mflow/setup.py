@@ -26,4 +26,5 @@ def mflow_version() -> str:
 
 version = mflow_version()
 setup(version=version, install_requires=[f"mflow=={version}"],
-      long_description=(HERE / "README.md").read_text(), long_description_content_type="text/markdown")
+      long_description=(HERE / "README.md").read_text(),
+      long_description_content_type="text/markdown")

@@ -8,11 +8,7 @@ and richer statistics.
 import json
 import logging
 
-from ._installation import warn_if_mixed
-
-warn_if_mixed()
-
-import zmq  # noqa: E402  (after the check, which must run even if an import below fails)
+import zmq
 
 from . import errors, utils
 from .errors import (BadHeaderError, CompressionError, ConfigurationError, ConnectError,
@@ -29,6 +25,9 @@ from .receiver import ReceiveHandler
 from .statistics import Statistics
 from .stream import BIND, CONNECT, PUB, PULL, PUSH, SUB, Stream, connect, disconnect
 from . import mflow  # noqa: E402  (1.0 module path ``mflow.mflow``)
+from ._installation import warn_if_mixed
+
+warn_if_mixed()
 
 __version__ = "2.0.0.dev0"
 

@@ -186,7 +186,8 @@ def _image_shape(spec: Spec, default: tuple[int, int]) -> tuple[int, int]:
     shape = spec.shape or default
     if len(shape) != 2:
         raise ConfigurationError(f"an image has two dimensions, not {len(shape)}: {shape}")
-    return shape  # type: ignore[return-value]
+    rows, columns = shape
+    return rows, columns
 
 
 def _stream2_image(frame: np.ndarray, compression: str) -> Any:
