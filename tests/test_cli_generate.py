@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
+import warnings
 
 import numpy as np
 import pytest
 import zmq
 
 import mflow
+from mflow import synthetic
 
-from .cli_support import make_socket, receive_messages
+from .cli_support import make_socket, receive_messages, run_tool
 
 
 def decoded(endpoint: str, count: int) -> list[dict]:
@@ -179,3 +183,78 @@ def test_nothing_queued_is_lost_when_the_generator_ends(tools, zmq_context):
         pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=tool.endpoint())
         assert len(receive_messages(pull, 6)) == 6
         assert tool.wait() == 0
+
+
+# -- a real Stream V1 consumer ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "uint32"])
+@pytest.mark.parametrize("compression", ["none", "lz4", "bslz4"])
+def test_libertem_dectris_decodes_every_pixel(tools, compression, dtype):
+    """libertem-dectris (a real consumer) takes the series and decodes every pixel exactly.
+
+    libertem-dectris 0.3 does not decode the uncompressed encoding ``<``, so for ``none``
+    it checks that the series is accepted with the right frames, shape, type and encoding.
+    """
+    libertem_dectris = pytest.importorskip("libertem_dectris")
+    images, shape = 6, (24, 40)
+    tool, endpoint = start(tools, "dectris", "--images", str(images), "-n", str(images + 2),
+                           "--shape", "24x40", "--dtype", dtype, "--compression", compression)
+    with tempfile.TemporaryDirectory(prefix="mflow-") as folder:
+        connection = libertem_dectris.DectrisConnection(
+            uri=endpoint, handle_path=os.path.join(folder, "shm"), frame_stack_size=4,
+            num_slots=8, bytes_per_frame=shape[0] * shape[1] * 4, huge=False)
+        try:
+            connection.start_passive(timeout=10)
+            armed = connection.wait_for_arm(timeout=10)
+            assert armed is not None, "libertem-dectris saw no dheader-1.0"
+            config, series = armed
+            assert series == 1 and config.get_num_frames() == images
+            assert str(config.get_trigger_mode()).upper().endswith("INTS")
+            client = libertem_dectris.CamClient(connection.get_socket_path())
+            received: list[np.ndarray] = []
+            try:
+                while (stack := connection.get_next_stack(max_size=4)) is not None:
+                    assert tuple(reversed(stack.get_shape())) == shape
+                    assert np.dtype(stack.get_dtype_string()) == np.dtype(dtype)
+                    with warnings.catch_warnings():  # deprecated, without a replacement
+                        warnings.simplefilter("ignore", DeprecationWarning)
+                        encoding = stack.get_encoding()
+                    assert encoding == {"none": "<", "lz4": "lz4<"}.get(
+                        compression, f"bs{8 * np.dtype(dtype).itemsize}-lz4<")
+                    frames = np.zeros((len(stack), *shape), dtype)
+                    if compression != "none":
+                        client.decode_range_into_buffer(stack, frames, 0, len(stack))
+                    received.extend(frames)
+                    client.done(stack)
+            finally:
+                client.close()
+        finally:
+            connection.close()
+    assert tool.wait() == 0
+    assert len(received) == images
+    if compression != "none":
+        expected = synthetic.detector_images(shape, dtype)
+        for index, frame in enumerate(received):
+            np.testing.assert_array_equal(frame, expected[index % len(expected)])
+
+
+def test_m_generate_help_says_what_it_does():
+    result = run_tool("--help", script="m_generate")
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: m_generate [OPTIONS] [TYPE]")
+    text = " ".join(result.stdout.split())
+    assert "until Ctrl-C (or --count / --duration)" in text
+    assert "TYPE and every other option are those of `mflow generate`" in text
+
+
+def test_m_generate_sends_any_type_as_its_help_says(tools):
+    tool = tools("dectris", "--images", "2", "-n", "4", "--shape", "8x6",
+                 "-a", "tcp://127.0.0.1:*", script="m_generate")
+    line = tool.line()
+    assert line.startswith("Sending messages of size ")
+    endpoint = line.rsplit(" ", 1)[1]
+    with mflow.connect(endpoint, receive_timeout=10_000, strict=True) as stream:
+        htypes = [stream.receive().data["header"]["htype"] for _ in range(4)]
+    assert htypes == ["dheader-1.0", "dimage-1.0", "dimage-1.0", "dseries_end-1.0"]
+    assert tool.wait() == 0

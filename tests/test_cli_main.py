@@ -8,6 +8,8 @@ import click
 import pytest
 import zmq
 
+import mflow
+from mflow import _fastpath
 from mflow.cli import _sockets
 from mflow.cli._legacy import legacy_command
 from mflow.cli._main import COMMANDS
@@ -60,9 +62,19 @@ def test_1_0_modules_run_with_python_m(module):
     assert result.stderr == ""  # no RuntimeWarning about the module being imported twice
 
 
-def test_version():
-    result = run_tool("--version")
-    assert result.returncode == 0 and "mflow" in result.stdout
+def test_version_says_which_receive_path_is_active(monkeypatch):
+    monkeypatch.delenv("MFLOW_PURE_PYTHON", raising=False)
+    compiled = _fastpath.speedups() is not None
+    result = run_tool("-V")
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [
+        f"mflow, version {mflow.__version__}",
+        "receive path: " + ("compiled (active)" if compiled else
+                            "pure Python (the compiled receive path is not built or cannot "
+                            "load here)")]
+    monkeypatch.setenv("MFLOW_PURE_PYTHON", "1")
+    assert run_tool("--version").stdout.splitlines()[1] == \
+        "receive path: pure Python (MFLOW_PURE_PYTHON is set)"
 
 
 def test_usage_error_exits_2():

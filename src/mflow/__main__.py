@@ -1,6 +1,6 @@
 """``python -m mflow``: the ``mflow`` command line."""
 
-from mflow.cli import main
+from mflow.cli._entry import mflow
 
 if __name__ == "__main__":
-    main()
+    mflow()

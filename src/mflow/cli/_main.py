@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 from typing import NoReturn, Sequence
 
@@ -18,7 +19,7 @@ import click
 import mflow
 from mflow.errors import MflowError
 
-__all__ = ["cli", "run", "CONTEXT_SETTINGS", "COMMANDS"]
+__all__ = ["cli", "run", "receive_path", "CONTEXT_SETTINGS", "COMMANDS"]
 
 logger = logging.getLogger("mflow.cli")
 
@@ -44,8 +45,27 @@ class _LazyGroup(click.Group):
         return None if module is None else importlib.import_module(module).command
 
 
+def receive_path() -> str:
+    """Which receive path streams take in this process, and why (for ``mflow --version``)."""
+    from mflow import _fastpath
+
+    if _fastpath.speedups() is not None:
+        return "compiled (active)"
+    if os.environ.get("MFLOW_PURE_PYTHON"):
+        return "pure Python (MFLOW_PURE_PYTHON is set)"
+    return "pure Python (the compiled receive path is not built or cannot load here)"
+
+
+def _show_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(f"mflow, version {mflow.__version__}\nreceive path: {receive_path()}")
+        ctx.exit()
+
+
 @click.group(cls=_LazyGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(mflow.__version__, "-V", "--version", prog_name="mflow")
+@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True,
+              callback=_show_version,
+              help="Show the version and which receive path is active, then exit.")
 def cli() -> None:
     """Inspect, record, replay, generate, split and merge ZeroMQ detector streams.
 

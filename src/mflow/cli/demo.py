@@ -14,8 +14,8 @@ from typing import Any
 import click
 
 import mflow
+from mflow import synthetic
 
-from . import _synthetic
 from ._inspect import Inspector
 from ._main import CONTEXT_SETTINGS
 from ._options import SenderOptions, Tool, parse_shape, tool_options
@@ -75,8 +75,8 @@ def _report(inspector: Inspector, sender: Sender) -> Report:
 
 
 def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
-    spec = _synthetic.Spec(shape=parse_shape(shape), images=images, compression="bslz4")
-    first, source = _synthetic.make_source("dectris", spec)
+    spec = synthetic.Spec(shape=parse_shape(shape), images=images, compression="bslz4")
+    first, source = synthetic.make_source("dectris", spec)
     endpoint = Endpoint("tcp://127.0.0.1:*", "push", mflow.BIND)
     with Sender(endpoint, SenderOptions(False, None, 0.0), tool, announce=False) as sender, \
             open_stream(Endpoint(sender.stream.endpoint, "pull", mflow.CONNECT)) as stream, \

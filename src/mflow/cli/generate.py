@@ -1,6 +1,6 @@
 """``mflow generate`` and the 1.0 ``m_generate``: send a synthetic stream.
 
-Messages come from `mflow.cli._synthetic`, encoded by the library's handlers; they go out
+Messages come from `mflow.synthetic`, encoded by the library's handlers; they go out
 whole (one multipart send each), at ``--rate`` or as fast as the peers take them; what
 did not reach a peer is reported and makes the exit status 1.
 """
@@ -13,8 +13,8 @@ from typing import Any, Iterator, NoReturn
 import click
 
 import mflow
+from mflow import synthetic
 
-from . import _synthetic
 from ._legacy import ThroughputLines, legacy_command
 from ._main import CONTEXT_SETTINGS, run
 from ._options import SenderOptions, SocketOptions, Tool, parse_shape, sender_options, \
@@ -50,14 +50,18 @@ Examples:
   mflow generate bsread --channel X:float64 --channel IMG:uint16:64x64 -r 100
 """
 
-LEGACY_HELP = """Stream generation utility (psi-mflow 1.0 compatible: same arguments).
+LEGACY_HELP = """Stream generation utility (psi-mflow 1.0 compatible: same arguments, same output).
 
-Sends messages of SIZE MiB of zero int32 values until Ctrl-C: as in 1.0, except that the
-header calls them array-1.0 (1.0 said raw-1.0) and their shape is an integer.
+Without TYPE (or with raw) it sends what 1.0 sent: messages of -s SIZE MiB of zero int32
+values, until Ctrl-C (or --count / --duration), printing 1.0's rate lines and summary; as
+in 1.0, except that the header calls them array-1.0 (1.0 said raw-1.0) and their shape is
+an integer. TYPE and every other option are those of `mflow generate` (see its --help):
+array, dectris, stream2, bsread or sls streams with the same 1.0-style output.
 
 \b
-Example:
+Examples:
   m_generate -a tcp://*:9999 -s 0.5 -m pub
+  m_generate dectris --images 10 -n 12 -a tcp://*:9999
 """
 
 _UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
@@ -116,10 +120,10 @@ def _legacy_start(first: list[Any], sender: Sender) -> ThroughputLines:
     return ThroughputLines(0.2)
 
 
-def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None,
+def _generate(kind: str, address: str, spec: synthetic.Spec, rate: float | None,
               socket: SocketOptions, sender: SenderOptions, tool: Tool,
               legacy: bool = False) -> int:
-    first, source = _synthetic.make_source(kind, spec)
+    first, source = synthetic.make_source(kind, spec)
     endpoint = socket.endpoint(address, mflow.BIND)
     legacy_lines = tool.legacy_output(legacy)
     with tool.run() as run, Sender(endpoint, sender, tool) as out_stream:
@@ -142,7 +146,7 @@ def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None
 @click.command("generate", help=HELP, short_help="Send a synthetic stream of any message type.",
                context_settings=CONTEXT_SETTINGS)
 @click.argument("kind", metavar="[TYPE]", default="raw",
-                type=click.Choice(list(_synthetic.SOURCES), case_sensitive=False))
+                type=click.Choice(list(synthetic.SOURCES), case_sensitive=False))
 @click.option("-a", "--address", default="tcp://*:9999", show_default=True,
               help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.")
 @click.option("-s", "--size", "size", default="1", show_default=True,
@@ -151,7 +155,7 @@ def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None
 @click.option("--dtype", default="uint16", show_default=True,
               help="Element type of arrays and images.")
 @click.option("--shape", default=None, help="array/image shape, rows first: 512x1024.")
-@click.option("--compression", type=click.Choice(_synthetic.COMPRESSIONS), default=None,
+@click.option("--compression", type=click.Choice(synthetic.COMPRESSIONS), default=None,
               help="Image / value compression [default: bslz4 for dectris and stream2, "
                    "none for bsread].")
 @click.option("--images", type=click.IntRange(min=0), default=100, show_default=True,
@@ -168,7 +172,7 @@ def _generate(kind: str, address: str, spec: _synthetic.Spec, rate: float | None
 def command(kind: str, size: str, dtype: str, shape: str | None, compression: str | None,
             images: int, header_detail: str, channels: tuple[str, ...], legacy: bool = False,
             **options: Any) -> int:
-    spec = _synthetic.Spec(
+    spec = synthetic.Spec(
         size=parse_size(size), dtype=dtype, shape=parse_shape(shape) if shape else None,
         compression=compression, images=images, header_detail=header_detail,
         channels=tuple(parse_channel(c) for c in channels), legacy=legacy)

@@ -1,14 +1,27 @@
-"""Synthetic streams for ``mflow generate`` and ``mflow demo``: every built-in message type.
+"""Realistic synthetic streams of every built-in message type, as real producers send them.
 
-A source is an iterable of messages, each a list of parts ready for one multipart send,
-encoded by the library's own handlers. Image payloads look like detector data (Poisson
-counts on a smooth background, so compression ratios are realistic) and are computed once:
-a few distinct frames are cycled, so generating costs little CPU per message.
+``mflow generate`` and ``mflow demo`` send these streams; tests and benchmarks use them as
+sources of realistic messages. A source is an endless iterator of messages, each a list of
+parts ready for one multipart send, encoded by the library's own handlers::
+
+    from mflow import synthetic
+
+    first, messages = synthetic.make_source("dectris", synthetic.Spec(shape=(512, 1024)))
+    for parts in itertools.islice(messages, 102):  # one series: header, 100 images, end
+        stream.send_parts(parts)
+
+Image payloads look like detector data (Poisson counts on a smooth background, so
+compression ratios are realistic) and are computed once: a few distinct frames are cycled,
+so generating costs little CPU per message. The DECTRIS Stream V1 messages carry what a
+real detector fills in and real consumers (libertem-dectris, ADEiger) require: the
+configuration's ``trigger_mode`` and the other SIMPLON keys, and each image's ``hash``,
+the hex MD5 of its data part.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import itertools
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -22,17 +35,26 @@ from mflow.errors import ConfigurationError
 from mflow.handlers import get_send_handler, stream2
 from mflow.handlers.bsread import TYPES
 
-__all__ = ["Spec", "SOURCES", "make_source", "encode_with", "detector_images",
-           "COMPRESSIONS"]
+__all__ = ["Spec", "SOURCES", "COMPRESSIONS", "make_source", "encode_with", "detector_images",
+           "raw_messages", "array_messages", "dectris_messages", "stream2_messages",
+           "bsread_messages", "sls_messages"]
 
-#: Compression choices, and the name each message type uses for them.
+#: Compression choices (`Spec.compression`); each message type maps them to its own names.
 COMPRESSIONS = ("none", "lz4", "bslz4")
 _DISTINCT_FRAMES = 4
 
 
 @dataclass(frozen=True)
 class Spec:
-    """What to generate: sizes, type and compression, as the command line gave them."""
+    """What to generate; every field has a default, and each source uses the ones it needs.
+
+    ``size``: raw-1.0 payload bytes. ``dtype``, ``shape`` (numpy order, rows first):
+    arrays and images (``None``: the source's default, e.g. an EIGER2 500K for dectris).
+    ``compression``: one of `COMPRESSIONS` (``None``: bslz4 for dectris and stream2, none
+    for bsread). ``images``: images per series or acquisition. ``header_detail``: the
+    dheader-1.0 detail (``all``, ``basic``, ``none``). ``channels``: bsread channels as
+    (name, type, shape). ``legacy``: raw as psi-mflow 1.0's m_generate sent it.
+    """
 
     size: int = 1 << 20
     dtype: str = "uint16"
@@ -44,7 +66,7 @@ class Spec:
     legacy: bool = False
 
 
-def encode_with(htype: str, message: dict) -> list[Any]:
+def encode_with(htype: str, message: dict[str, Any]) -> list[Any]:
     """The parts the registered ``htype`` handler sends for ``message``."""
     parts: list[Any] = []
     get_send_handler(htype)(message, lambda part, send_more=False, block=True: parts.append(part))
@@ -109,20 +131,21 @@ def array_messages(spec: Spec) -> Iterator[list[Any]]:
 _DECTRIS_ENCODINGS = {"none": "<", "lz4": "lz4<", "bslz4": None}
 
 
-def _dectris_header(spec: Spec, series: int, shape: tuple[int, int]) -> dict:
+def _dectris_header(spec: Spec, series: int, shape: tuple[int, int]) -> dict[str, Any]:
     y, x = shape
     header = {"htype": "dheader-1.0", "series": series, "header_detail": spec.header_detail}
     config = {
         "beam_center_x": x / 2, "beam_center_y": y / 2, "bit_depth_image":
         8 * np.dtype(spec.dtype).itemsize, "compression": spec.compression or "bslz4",
-        "count_time": 0.001, "frame_time": 0.001, "nimages": spec.images, "ntrigger": 1,
+        "bit_depth_readout": 12, "count_time": 0.001, "frame_time": 0.001,
+        "nimages": spec.images, "ntrigger": 1, "trigger_mode": "ints",
         "x_pixels_in_detector": x, "y_pixels_in_detector": y, "x_pixel_size": 7.5e-5,
         "y_pixel_size": 7.5e-5, "sensor_material": "Si", "sensor_thickness": 4.5e-4,
         "photon_energy": 12398.4, "wavelength": 1.0, "detector_number": "SIMULATED-0001",
         "description": "Simulated EIGER (mflow generate)", "software_version": mflow.__version__,
         "data_collection_date": _now(),
     }
-    message = {"header": header, "part_2": config}
+    message: dict[str, Any] = {"header": header, "part_2": config}
     if spec.header_detail == "all":
         arrays = (("part_3", "part_4_raw", "dflatfield-1.0", np.ones(shape, "<f4")),
                   ("part_5", "part_6_raw", "dpixelmask-1.0", np.zeros(shape, "<u4")),
@@ -139,16 +162,19 @@ def dectris_messages(spec: Spec) -> Iterator[list[Any]]:
     """DECTRIS Stream V1 series: dheader-1.0, ``spec.images`` × dimage-1.0, dseries_end-1.0."""
     shape = _image_shape(spec, (514, 1030))
     encoding = _DECTRIS_ENCODINGS[spec.compression or "bslz4"]
-    images = [mflow.dimage_1_0.encode_image(frame, encoding)
-              for frame in detector_images(shape, spec.dtype)]
+    images = []
+    for image in detector_images(shape, spec.dtype):
+        part_2, blob = mflow.dimage_1_0.encode_image(image, encoding)
+        images.append((part_2, blob, hashlib.md5(blob).hexdigest()))  # as DECTRIS fills it
     exposure_ns = 1_000_000
     for series in itertools.count(1):
         yield encode_with("dheader-1.0", _dectris_header(spec, series, shape))
         for frame in range(spec.images):
-            part_2, blob = images[frame % len(images)]
+            part_2, blob, digest = images[frame % len(images)]
             start = frame * exposure_ns
             yield encode_with("dimage-1.0", {
-                "header": {"htype": "dimage-1.0", "series": series, "frame": frame, "hash": ""},
+                "header": {"htype": "dimage-1.0", "series": series, "frame": frame,
+                           "hash": digest},
                 "part_2": part_2, "part_3_raw": blob,
                 "part_4": {"htype": "dconfig-1.0", "start_time": start,
                            "stop_time": start + exposure_ns, "real_time": exposure_ns}})
@@ -160,7 +186,8 @@ def _image_shape(spec: Spec, default: tuple[int, int]) -> tuple[int, int]:
     shape = spec.shape or default
     if len(shape) != 2:
         raise ConfigurationError(f"an image has two dimensions, not {len(shape)}: {shape}")
-    return shape  # type: ignore[return-value]
+    rows, columns = shape
+    return rows, columns
 
 
 def _stream2_image(frame: np.ndarray, compression: str) -> Any:
@@ -174,7 +201,7 @@ def _stream2_image(frame: np.ndarray, compression: str) -> Any:
                                   dtype=frame.dtype, shape=frame.shape)
 
 
-def _stream2_start(spec: Spec, series: int, shape: tuple[int, int]) -> dict:
+def _stream2_start(spec: Spec, series: int, shape: tuple[int, int]) -> dict[str, Any]:
     y, x = shape
     return {
         "type": "start", "series_id": series, "series_unique_id": f"mflow-generate-{series}",
