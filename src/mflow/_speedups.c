@@ -16,6 +16,12 @@
  *   handed back, with its parsed header, for the Python path to finish.
  * - send_frames(handle, flags, parts): send Frames (shared, not copied) and small bytes.
  *
+ * What this module re-implements has its Python twin, which names its C copy:
+ * Statistics.message_succeeded (message_succeeded), Statistics.observe_sequence for a
+ * source already tracked (observe_sequence; its key tables come from mflow.statistics),
+ * SequenceGaps.observe (observe_number) and array-1.0's Handler.receive (decode_array).
+ * tests/test_fastpath.py compares both paths field by field. Types: _speedups.pyi.
+ *
  * libzmq is not linked at build time: configure() looks its functions up in the copy
  * pyzmq has loaded, so that sockets created by pyzmq can be used here (a handle is
  * pyzmq's Socket.underlying) and no libzmq headers are needed to build.
@@ -67,6 +73,7 @@ static struct {
     PyTypeObject *gaps_class;      /* mflow.statistics.SequenceGaps */
     /* the methods done here in C, as the classes had them */
     PyObject *message_succeeded, *observe_sequence, *observe;
+    PyObject *number_keys, *source_keys;  /* statistics.NUMBER_KEYS, SOURCE_KEYS (tuples) */
 } py;
 
 /* The array layout of the last array-1.0 header: consecutive messages repeat it. */
@@ -79,9 +86,9 @@ static struct {
 
 static PyObject *s_htype, *s_array, *s_type, *s_shape, *s_header, *s_data, *s_reshape,
     *s_bytes_received, *s_total_bytes_received, *s_messages_received, *s_last_message_time,
-    *s_messages_by_htype, *s_sequences, *s_source, *s_series, *s_series_id, *s_last,
+    *s_messages_by_htype, *s_sequences, *s_last,
     *s_missed, *s_duplicated, *s_reverted, *s_observe, *s_observe_sequence,
-    *s_message_succeeded, *number_keys[4], *zero, *one;
+    *s_message_succeeded, *zero, *one;
 
 /* -- errors ------------------------------------------------------------------------- */
 
@@ -318,64 +325,54 @@ static PyObject *header_get(PyObject *header, PyObject *key, int *failed) {
     return value;
 }
 
-/* Statistics.observe_sequence */
-static int observe_sequence(PyObject *statistics, PyObject *header) {
-    int failed = 0;
-    PyObject *number = NULL;
-    for (int i = 0; i < 4 && number == NULL && !failed; i++) {
-        number = header_get(header, number_keys[i], &failed);
-        if (number != NULL && !PyLong_CheckExact(number)) {
-            number = NULL;
+/* The first of the Python key table ``keys`` (a tuple) present in header, borrowed, with
+ * ``integer`` set: the first exact int. NULL without an exception if none is. */
+static PyObject *first_of(PyObject *header, PyObject *keys, int integer, int *failed) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(keys) && !*failed; i++) {
+        PyObject *value = header_get(header, PyTuple_GET_ITEM(keys, i), failed);
+        if (value != NULL && (!integer || PyLong_CheckExact(value))) {
+            return value;
         }
     }
+    return NULL;
+}
+
+/* Statistics.observe_sequence for a source that already has its tracker; everything else
+ * (a new source, one that cannot be a key, the cap) is left to the Python method. */
+static int observe_sequence(PyObject *statistics, PyObject *header) {
+    int failed = 0;
+    PyObject *number = first_of(header, py.number_keys, 1, &failed);
     if (number == NULL) {
         return failed ? -1 : 0;
     }
-    PyObject *source = header_get(header, s_source, &failed);
-    if (source == NULL && !failed) {
-        source = header_get(header, s_series, &failed);
-    }
-    if (source == NULL && !failed) {
-        source = header_get(header, s_series_id, &failed);
-    }
+    PyObject *source = first_of(header, py.source_keys, 0, &failed);
     if (failed) {
         return -1;
     }
     source = source == NULL ? Py_None : source;
-    PyObject *sequences = PyObject_GetAttr(statistics, s_sequences);
-    if (sequences == NULL) {
-        return -1;
-    }
-    if (!PyDict_CheckExact(sequences) ||
-        !is_original(py.statistics_class, s_observe_sequence, py.observe_sequence)) {
+    PyObject *gaps = NULL;
+    if (source == Py_None || PyLong_CheckExact(source) || PyUnicode_CheckExact(source)) {
+        PyObject *sequences = PyObject_GetAttr(statistics, s_sequences);
+        if (sequences == NULL) {
+            return -1;
+        }
+        if (PyDict_CheckExact(sequences) &&
+            is_original(py.statistics_class, s_observe_sequence, py.observe_sequence)) {
+            gaps = PyDict_GetItemWithError(sequences, source);
+            Py_XINCREF(gaps);
+        }
         Py_DECREF(sequences);
+        if (gaps == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (gaps == NULL) {
         PyObject *result = PyObject_CallMethodOneArg(statistics, s_observe_sequence, header);
         Py_XDECREF(result);
         return result == NULL ? -1 : 0;
     }
-    Py_INCREF(source);
-    PyObject *gaps = PyDict_GetItemWithError(sequences, source);
-    if (gaps == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
-        /* an unhashable source from the network */
-        PyErr_Clear();
-        Py_SETREF(source, PyObject_Repr(source));
-        gaps = source ? PyDict_GetItemWithError(sequences, source) : NULL;
-    }
-    int rc = -1;
-    if (gaps != NULL) {
-        Py_INCREF(gaps);
-    } else if (!PyErr_Occurred()) {
-        gaps = PyObject_CallNoArgs((PyObject *)py.gaps_class);
-        if (gaps != NULL && PyDict_SetItem(sequences, source, gaps) < 0) {
-            Py_CLEAR(gaps);
-        }
-    }
-    if (gaps != NULL) {
-        rc = observe_number(gaps, number);
-        Py_DECREF(gaps);
-    }
-    Py_XDECREF(source);
-    Py_DECREF(sequences);
+    int rc = observe_number(gaps, number);
+    Py_DECREF(gaps);
     return rc;
 }
 
@@ -693,25 +690,49 @@ static PyObject *send_frames(PyObject *module, PyObject *const *args, Py_ssize_t
             Py_RETURN_FALSE;
         }
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        zmq_msg_t msg;
-        PyObject *part = items[i];
+    /* Every part is made before the first is sent: a failure then sends nothing, and no
+     * SNDMORE is left dangling. Sending stops at the first part libzmq refuses; libzmq
+     * itself then discards the parts already queued with SNDMORE. */
+    zmq_msg_t *msgs = PyMem_New(zmq_msg_t, count);
+    if (msgs == NULL) {
+        Py_DECREF(parts);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t made = 0, sent = 0;
+    for (; made < count; made++) {
+        PyObject *part = items[made];
+        zmq_msg_t *msg = &msgs[made];
         if (Py_TYPE(part) == &FrameType) {
-            zmq.msg_init(&msg);
-            zmq.msg_copy(&msg, &((FrameObject *)part)->msg);
+            zmq.msg_init(msg);
+            if (zmq.msg_copy(msg, &((FrameObject *)part)->msg) < 0) {
+                zmq.msg_close(msg);
+                raise_zmq_error(zmq.errno_());
+                break;
+            }
         } else {
             Py_ssize_t size = PyBytes_GET_SIZE(part);
-            if (zmq.msg_init_size(&msg, (size_t)size) < 0) {
-                Py_DECREF(parts);
-                return PyErr_NoMemory();
+            if (zmq.msg_init_size(msg, (size_t)size) < 0) {
+                PyErr_NoMemory();
+                break;
             }
-            memcpy(zmq.msg_data(&msg), PyBytes_AS_STRING(part), (size_t)size);
+            memcpy(zmq.msg_data(msg), PyBytes_AS_STRING(part), (size_t)size);
         }
-        if (transfer(zmq.msg_send, &msg, socket, flags | (i + 1 < count ? ZMQ_SNDMORE : 0)) < 0) {
-            zmq.msg_close(&msg);
-            Py_DECREF(parts);
-            return NULL;
+    }
+    if (made == count) {
+        for (; sent < count; sent++) {
+            int more = sent + 1 < count ? ZMQ_SNDMORE : 0;
+            if (transfer(zmq.msg_send, &msgs[sent], socket, flags | more) < 0) {
+                break;
+            }
         }
+    }
+    for (Py_ssize_t i = sent; i < made; i++) {  /* a sent message belongs to libzmq */
+        zmq.msg_close(&msgs[i]);
+    }
+    PyMem_Free(msgs);
+    if (sent < count) {
+        Py_DECREF(parts);
+        return NULL;
     }
     Py_DECREF(parts);
     Py_RETURN_TRUE;
@@ -757,18 +778,19 @@ static int bind_libzmq(const char *path) {
 
 PyDoc_STRVAR(configure_doc,
 "configure(libzmq_path, zmq_error, loads, handlers, array_receive, layout, frombuffer,\n"
-"          message_class, statistics_class, gaps_class)\n\n"
+"          message_class, statistics_class, gaps_class, number_keys, source_keys)\n\n"
 "Bind the libzmq functions of the already loaded library at ``libzmq_path`` (pyzmq's\n"
 "backend module, which links it) and the Python objects the fast path works with.");
 
 static PyObject *configure(PyObject *module, PyObject *args) {
     const char *path;
     PyObject *zmq_error, *loads, *handlers, *array_receive, *layout, *frombuffer, *message_class,
-        *statistics_class, *gaps_class;
-    if (!PyArg_ParseTuple(args, "sOOO!OOOOO!O!:configure", &path, &zmq_error, &loads,
+        *statistics_class, *gaps_class, *number_keys, *source_keys;
+    if (!PyArg_ParseTuple(args, "sOOO!OOOOO!O!O!O!:configure", &path, &zmq_error, &loads,
                           &PyDict_Type, &handlers, &array_receive, &layout, &frombuffer,
                           &message_class, &PyType_Type, &statistics_class, &PyType_Type,
-                          &gaps_class)) {
+                          &gaps_class, &PyTuple_Type, &number_keys, &PyTuple_Type,
+                          &source_keys)) {
         return NULL;
     }
     PyObject *originals[3] = {
@@ -785,6 +807,8 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     Py_XSETREF(py.message_succeeded, originals[0]);
     Py_XSETREF(py.observe_sequence, originals[1]);
     Py_XSETREF(py.observe, originals[2]);
+    Py_XSETREF(py.number_keys, Py_NewRef(number_keys));
+    Py_XSETREF(py.source_keys, Py_NewRef(source_keys));
     Py_XSETREF(py.zmq_error, Py_NewRef(zmq_error));
     Py_XSETREF(py.loads, Py_NewRef(loads));
     Py_XSETREF(py.handlers, Py_NewRef(handlers));
@@ -825,14 +849,10 @@ static int intern_all(void) {
         {&s_messages_received, "messages_received"},
         {&s_last_message_time, "last_message_time"},
         {&s_messages_by_htype, "messages_by_htype"}, {&s_sequences, "sequences"},
-        {&s_source, "source"}, {&s_series, "series"}, {&s_series_id, "series_id"},
         {&s_last, "last"}, {&s_missed, "missed"}, {&s_duplicated, "duplicated"},
         {&s_reverted, "reverted"}, {&s_observe, "observe"},
         {&s_observe_sequence, "observe_sequence"},
         {&s_message_succeeded, "message_succeeded"},
-        /* Statistics.observe_sequence's order of running numbers */
-        {&number_keys[0], "pulse_id"}, {&number_keys[1], "frame"},
-        {&number_keys[2], "image_id"}, {&number_keys[3], "frameIndex"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);
