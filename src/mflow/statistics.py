@@ -47,7 +47,7 @@ MAX_SOURCES = 1024
 _SERIES_STARTS = {"dheader-1.0": None, "dectris-stream2": "start"}
 
 
-def usable_source(source: Any) -> bool:
+def _usable_source(source: Any) -> bool:
     """Whether ``source`` may key a sequence tracker: ``None``, an int or a short str."""
     kind = type(source)
     return (source is None or kind is int or kind is bool
@@ -128,7 +128,7 @@ class Statistics:
             return
         self.series_started += 1
         source = self._source_of(header)
-        if usable_source(source):
+        if _usable_source(source):
             self.sequences.pop(source, None)
 
     @staticmethod
@@ -156,7 +156,7 @@ class Statistics:
         else:
             return
         source = self._source_of(header)
-        if not usable_source(source):
+        if not _usable_source(source):
             self.unusable_source += 1
             return
         gaps = self.sequences.get(source)
