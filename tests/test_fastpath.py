@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import signal
+import sys
 import sysconfig
 import threading
 import time
@@ -110,20 +111,27 @@ def test_compiled_path_is_built_where_a_compiler_is(monkeypatch):
 
 
 def test_both_paths_decode_and_count_every_message_alike(monkeypatch, context):
-    outcomes = {}
+    outcomes, times = {}, {}
     if _fastpath.speedups() is None:
         pytest.skip("the compiled receive path is not built")
     for path in ("compiled", "python"):
         results, stream = receive_all(path, monkeypatch, context)
         stats = stream.statistics
         counters = stats.as_dict()
-        counters.pop("last_message_time")
-        outcomes[path] = (results, counters, dict(stats.sequences), stats.bytes_received)
+        times[path] = counters.pop("last_message_time")
+        fields = vars(stats).copy()
+        fields.pop("last_message_time")
+        outcomes[path] = (results, counters, fields)
     compiled, python = outcomes["compiled"], outcomes["python"]
     assert compiled[0] == python[0]
     assert compiled[1:] == python[1:]
+    # every field, the clock too: both runs took place within the last minute
+    assert set(vars(stream.statistics)) >= {"last_message_time", "sequences"}
+    for path in times:
+        assert abs(times[path] - time.time()) < 60, path
     # and the outcomes are the ones meant, not just equal
-    results, counters, sequences, _ = python
+    results, counters, fields = python
+    sequences = fields["sequences"]
     assert results[0]["data"][0][2] == (2, 3)
     assert results[3]["data"][0] is None
     assert sum(result is None for result in results) == 10
@@ -132,7 +140,23 @@ def test_both_paths_decode_and_count_every_message_alike(monkeypatch, context):
     assert (sequences["a"].missed, sequences["a"].duplicated, sequences["a"].reverted) == (1, 1, 1)
     assert (sequences["s"].last, sequences["s"].missed) == (10, 1)  # frames 7, 9, 10
     assert (sequences[None].last, sequences[None].missed) == (6, 0)  # 4, 5, 6
-    assert sequences[repr([1, 2])].missed == 1
+    assert counters["unusable_source"] == 2 and repr([1, 2]) not in sequences
+
+
+def test_successful_decodes_leak_nothing(receive_path, pull_stream):
+    socket, stream = pull_stream
+
+    def receive(count: int) -> None:
+        for pulse_id in range(count):
+            socket.send_multipart([array_header(pulse_id=pulse_id, source="a"), SIX, SIX])
+            message = stream.receive()
+            assert message.data["data"][1].shape == (2, 3)
+            del message
+
+    receive(200)  # caches and free lists warm up
+    before = sys.getallocatedblocks()
+    receive(3000)
+    assert sys.getallocatedblocks() - before < 300  # a leaked object per message: >= 3000
 
 
 def test_a_statistics_subclass_is_called_on_both_paths(receive_path, push):

@@ -47,13 +47,13 @@ def _configured() -> ModuleType | None:
         from .handlers import receive_handlers
         from .handlers.array_1_0 import Handler, _layout
         from .message import Message
-        from .statistics import SequenceGaps, Statistics
+        from .statistics import NUMBER_KEYS, SOURCE_KEYS, SequenceGaps, Statistics
         import numpy
         import orjson
 
         _speedups.configure(backend.__file__, zmq_error, orjson.loads, receive_handlers,
                             Handler.receive, _layout, numpy.frombuffer, Message, Statistics,
-                            SequenceGaps)
+                            SequenceGaps, NUMBER_KEYS, SOURCE_KEYS)
     except (ImportError, AttributeError, OSError):
         return None
     return _speedups

@@ -16,6 +16,12 @@
  *   handed back, with its parsed header, for the Python path to finish.
  * - send_frames(handle, flags, parts): send Frames (shared, not copied) and small bytes.
  *
+ * What this module re-implements has its Python twin, which names its C copy:
+ * Statistics.message_succeeded (message_succeeded), Statistics.observe_sequence for a
+ * source already tracked (observe_sequence; its key tables come from mflow.statistics),
+ * SequenceGaps.observe (observe_number) and array-1.0's Handler.receive (decode_array).
+ * tests/test_fastpath.py compares both paths field by field. Types: _speedups.pyi.
+ *
  * libzmq is not linked at build time: configure() looks its functions up in the copy
  * pyzmq has loaded, so that sockets created by pyzmq can be used here (a handle is
  * pyzmq's Socket.underlying) and no libzmq headers are needed to build.
@@ -54,8 +60,9 @@ static struct {
     int (*errno_)(void);
 } zmq;
 
-/* Python objects of the mflow package this module works with, set by configure(). */
-static struct {
+/* The module's state: the Python objects of the mflow package it works with, set by
+ * configure(). (The libzmq functions above are the process's one libzmq, shared.) */
+typedef struct {
     PyObject *zmq_error;           /* errno -> the pyzmq exception to raise */
     PyObject *loads;               /* orjson.loads */
     PyObject *handlers;            /* the live receive-handler registry (dict) */
@@ -63,30 +70,38 @@ static struct {
     PyObject *layout;              /* (type, shape) -> (dtype, dims, nbytes) */
     PyObject *frombuffer;          /* numpy.frombuffer */
     PyObject *message_class;       /* mflow.Message */
-    PyTypeObject *statistics_class;
-    PyTypeObject *gaps_class;      /* mflow.statistics.SequenceGaps */
+    PyObject *statistics_class;    /* mflow.Statistics */
+    PyObject *gaps_class;          /* mflow.statistics.SequenceGaps */
     /* the methods done here in C, as the classes had them */
     PyObject *message_succeeded, *observe_sequence, *observe;
-} py;
+    PyObject *number_keys, *source_keys;  /* statistics.NUMBER_KEYS, SOURCE_KEYS (tuples) */
+    /* The array layout of the last array-1.0 header: consecutive messages repeat it. */
+    struct {
+        PyObject *type;
+        PyObject *dims;
+        PyObject *dtype;
+        Py_ssize_t nbytes;
+    } last_layout;
+} State;
 
-/* The array layout of the last array-1.0 header: consecutive messages repeat it. */
-static struct {
-    PyObject *type;
-    PyObject *dims;
-    PyObject *dtype;
-    Py_ssize_t nbytes;
-} last_layout;
+/* Every object State holds, for traverse and clear. */
+#define STATE_OBJECTS(st)                                                                  \
+    &(st)->zmq_error, &(st)->loads, &(st)->handlers, &(st)->array_receive, &(st)->layout,  \
+        &(st)->frombuffer, &(st)->message_class, &(st)->statistics_class, &(st)->gaps_class, \
+        &(st)->message_succeeded, &(st)->observe_sequence, &(st)->observe,                  \
+        &(st)->number_keys, &(st)->source_keys, &(st)->last_layout.type,                    \
+        &(st)->last_layout.dims, &(st)->last_layout.dtype
 
 static PyObject *s_htype, *s_array, *s_type, *s_shape, *s_header, *s_data, *s_reshape,
     *s_bytes_received, *s_total_bytes_received, *s_messages_received, *s_last_message_time,
-    *s_messages_by_htype, *s_sequences, *s_source, *s_series, *s_series_id, *s_last,
+    *s_messages_by_htype, *s_sequences, *s_last,
     *s_missed, *s_duplicated, *s_reverted, *s_observe, *s_observe_sequence,
-    *s_message_succeeded, *number_keys[4], *zero, *one;
+    *s_message_succeeded, *zero, *one;
 
 /* -- errors ------------------------------------------------------------------------- */
 
-static void raise_zmq_error(int error) {
-    PyObject *exception = PyObject_CallFunction(py.zmq_error, "i", error);
+static void raise_zmq_error(State *st, int error) {
+    PyObject *exception = PyObject_CallFunction(st->zmq_error, "i", error);
     if (exception != NULL) {
         PyErr_SetObject((PyObject *)Py_TYPE(exception), exception);
         Py_DECREF(exception);
@@ -96,8 +111,8 @@ static void raise_zmq_error(int error) {
 /* Run recv or send of one part the way pyzmq does: without the GIL while it waits,
  * retrying after signals (whose Python handlers may raise). A first attempt that does not
  * wait keeps the GIL, which is the common case on a busy stream. */
-static int transfer(int (*operation)(zmq_msg_t *, void *, int), zmq_msg_t *msg, void *socket,
-                    int flags) {
+static int transfer(State *st, int (*operation)(zmq_msg_t *, void *, int), zmq_msg_t *msg,
+                    void *socket, int flags) {
     int rc = operation(msg, socket, flags | ZMQ_DONTWAIT);
     if (rc >= 0) {
         return 0;
@@ -109,7 +124,7 @@ static int transfer(int (*operation)(zmq_msg_t *, void *, int), zmq_msg_t *msg, 
                 return -1;
             }
         } else if (error != EAGAIN || (flags & ZMQ_DONTWAIT)) {
-            raise_zmq_error(error);
+            raise_zmq_error(st, error);
             return -1;
         }
         Py_BEGIN_ALLOW_THREADS
@@ -120,7 +135,7 @@ static int transfer(int (*operation)(zmq_msg_t *, void *, int), zmq_msg_t *msg, 
             return 0;
         }
         if (error != EINTR) {
-            raise_zmq_error(error);
+            raise_zmq_error(st, error);
             return -1;
         }
     }
@@ -191,14 +206,14 @@ static PyTypeObject FrameType = {
     .tp_getset = Frame_getset,
 };
 
-static FrameObject *receive_frame(void *socket, int flags) {
+static FrameObject *receive_frame(State *st, void *socket, int flags) {
     FrameObject *frame = PyObject_New(FrameObject, &FrameType);
     if (frame == NULL) {
         return NULL;
     }
     zmq.msg_init(&frame->msg);
     frame->more = 0;
-    if (transfer(zmq.msg_recv, &frame->msg, socket, flags) < 0) {
+    if (transfer(st, zmq.msg_recv, &frame->msg, socket, flags) < 0) {
         Py_DECREF(frame);
         return NULL;
     }
@@ -218,14 +233,14 @@ static void drain(void *socket) {
     }
 }
 
-static PyObject *receive_all(void *socket, int flags) {
+static PyObject *receive_all(State *st, void *socket, int flags) {
     PyObject *frames = PyList_New(0);
     if (frames == NULL) {
         return NULL;
     }
     int more = 0;
     for (;;) {
-        FrameObject *frame = receive_frame(socket, flags);
+        FrameObject *frame = receive_frame(st, socket, flags);
         if (frame == NULL) {
             break;
         }
@@ -265,8 +280,8 @@ static int add_to_attribute(PyObject *object, PyObject *name, PyObject *amount) 
 
 /* Whether cls.name is still the method this module does in C: a class patched at run
  * time (with mock.patch.object, say) has its own method called instead. */
-static int is_original(PyTypeObject *cls, PyObject *name, PyObject *original) {
-    PyObject *current = PyObject_GetAttr((PyObject *)cls, name);
+static int is_original(PyObject *cls, PyObject *name, PyObject *original) {
+    PyObject *current = PyObject_GetAttr(cls, name);
     if (current == NULL) {
         PyErr_Clear();
         return 0;
@@ -276,9 +291,10 @@ static int is_original(PyTypeObject *cls, PyObject *name, PyObject *original) {
     return same;
 }
 
-/* SequenceGaps.observe */
-static int observe_number(PyObject *gaps, PyObject *number) {
-    if (Py_TYPE(gaps) != py.gaps_class || !is_original(py.gaps_class, s_observe, py.observe)) {
+/* SequenceGaps.observe (the Python twin in mflow/statistics.py) */
+static int observe_number(State *st, PyObject *gaps, PyObject *number) {
+    if ((PyObject *)Py_TYPE(gaps) != st->gaps_class ||
+        !is_original(st->gaps_class, s_observe, st->observe)) {
         PyObject *result = PyObject_CallMethodOneArg(gaps, s_observe, number);
         Py_XDECREF(result);
         return result == NULL ? -1 : 0;
@@ -318,64 +334,54 @@ static PyObject *header_get(PyObject *header, PyObject *key, int *failed) {
     return value;
 }
 
-/* Statistics.observe_sequence */
-static int observe_sequence(PyObject *statistics, PyObject *header) {
-    int failed = 0;
-    PyObject *number = NULL;
-    for (int i = 0; i < 4 && number == NULL && !failed; i++) {
-        number = header_get(header, number_keys[i], &failed);
-        if (number != NULL && !PyLong_CheckExact(number)) {
-            number = NULL;
+/* The first of the Python key table ``keys`` (a tuple) present in header, borrowed, with
+ * ``integer`` set: the first exact int. NULL without an exception if none is. */
+static PyObject *first_of(PyObject *header, PyObject *keys, int integer, int *failed) {
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(keys) && !*failed; i++) {
+        PyObject *value = header_get(header, PyTuple_GET_ITEM(keys, i), failed);
+        if (value != NULL && (!integer || PyLong_CheckExact(value))) {
+            return value;
         }
     }
+    return NULL;
+}
+
+/* Statistics.observe_sequence for a source that already has its tracker; everything else
+ * (a new source, one that cannot be a key, the cap) is left to the Python method. */
+static int observe_sequence(State *st, PyObject *statistics, PyObject *header) {
+    int failed = 0;
+    PyObject *number = first_of(header, st->number_keys, 1, &failed);
     if (number == NULL) {
         return failed ? -1 : 0;
     }
-    PyObject *source = header_get(header, s_source, &failed);
-    if (source == NULL && !failed) {
-        source = header_get(header, s_series, &failed);
-    }
-    if (source == NULL && !failed) {
-        source = header_get(header, s_series_id, &failed);
-    }
+    PyObject *source = first_of(header, st->source_keys, 0, &failed);
     if (failed) {
         return -1;
     }
     source = source == NULL ? Py_None : source;
-    PyObject *sequences = PyObject_GetAttr(statistics, s_sequences);
-    if (sequences == NULL) {
-        return -1;
-    }
-    if (!PyDict_CheckExact(sequences) ||
-        !is_original(py.statistics_class, s_observe_sequence, py.observe_sequence)) {
+    PyObject *gaps = NULL;
+    if (source == Py_None || PyLong_CheckExact(source) || PyUnicode_CheckExact(source)) {
+        PyObject *sequences = PyObject_GetAttr(statistics, s_sequences);
+        if (sequences == NULL) {
+            return -1;
+        }
+        if (PyDict_CheckExact(sequences) &&
+            is_original(st->statistics_class, s_observe_sequence, st->observe_sequence)) {
+            gaps = PyDict_GetItemWithError(sequences, source);
+            Py_XINCREF(gaps);
+        }
         Py_DECREF(sequences);
+        if (gaps == NULL && PyErr_Occurred()) {
+            return -1;
+        }
+    }
+    if (gaps == NULL) {
         PyObject *result = PyObject_CallMethodOneArg(statistics, s_observe_sequence, header);
         Py_XDECREF(result);
         return result == NULL ? -1 : 0;
     }
-    Py_INCREF(source);
-    PyObject *gaps = PyDict_GetItemWithError(sequences, source);
-    if (gaps == NULL && PyErr_ExceptionMatches(PyExc_TypeError)) {
-        /* an unhashable source from the network */
-        PyErr_Clear();
-        Py_SETREF(source, PyObject_Repr(source));
-        gaps = source ? PyDict_GetItemWithError(sequences, source) : NULL;
-    }
-    int rc = -1;
-    if (gaps != NULL) {
-        Py_INCREF(gaps);
-    } else if (!PyErr_Occurred()) {
-        gaps = PyObject_CallNoArgs((PyObject *)py.gaps_class);
-        if (gaps != NULL && PyDict_SetItem(sequences, source, gaps) < 0) {
-            Py_CLEAR(gaps);
-        }
-    }
-    if (gaps != NULL) {
-        rc = observe_number(gaps, number);
-        Py_DECREF(gaps);
-    }
-    Py_XDECREF(source);
-    Py_DECREF(sequences);
+    int rc = observe_number(st, gaps, number);
+    Py_DECREF(gaps);
     return rc;
 }
 
@@ -387,8 +393,8 @@ static double now(void) {
 
 /* The Python path's byte accounting (what receiver.next / rest add) followed by
  * Statistics.message_succeeded(htype, header). */
-static int message_succeeded(PyObject *statistics, PyObject *htype, PyObject *header,
-                             Py_ssize_t nbytes) {
+static int message_succeeded(State *st, PyObject *statistics, PyObject *htype,
+                             PyObject *header, Py_ssize_t nbytes) {
     PyObject *size = PyLong_FromSsize_t(nbytes);
     if (size == NULL) {
         return -1;
@@ -398,8 +404,8 @@ static int message_succeeded(PyObject *statistics, PyObject *htype, PyObject *he
     if (rc < 0) {
         return -1;
     }
-    if (Py_TYPE(statistics) != py.statistics_class ||
-        !is_original(py.statistics_class, s_message_succeeded, py.message_succeeded)) {
+    if ((PyObject *)Py_TYPE(statistics) != st->statistics_class ||
+        !is_original(st->statistics_class, s_message_succeeded, st->message_succeeded)) {
         PyObject *result = PyObject_CallMethodObjArgs(statistics, s_message_succeeded, htype,
                                                       header, NULL);
         Py_XDECREF(result);
@@ -438,7 +444,7 @@ static int message_succeeded(PyObject *statistics, PyObject *htype, PyObject *he
     Py_XDECREF(count);
     Py_XDECREF(counted);
     Py_DECREF(by_htype);
-    return rc < 0 ? -1 : observe_sequence(statistics, header);
+    return rc < 0 ? -1 : observe_sequence(st, statistics, header);
 }
 
 /* -- array-1.0 ---------------------------------------------------------------------- */
@@ -463,12 +469,13 @@ static int shape_is(PyObject *shape, PyObject *dims) {
 
 /* Set last_layout for the header's type and shape; 0 when the Python path must decide
  * (a malformed or open-ended shape, an unknown type). */
-static int find_layout(PyObject *type, PyObject *shape) {
-    if (last_layout.type != NULL && PyUnicode_CheckExact(type) &&
-        PyUnicode_Compare(type, last_layout.type) == 0 && shape_is(shape, last_layout.dims)) {
+static int find_layout(State *st, PyObject *type, PyObject *shape) {
+    if (st->last_layout.type != NULL && PyUnicode_CheckExact(type) &&
+        PyUnicode_Compare(type, st->last_layout.type) == 0 &&
+        shape_is(shape, st->last_layout.dims)) {
         return 1;
     }
-    PyObject *layout = PyObject_CallFunctionObjArgs(py.layout, type, shape, NULL);
+    PyObject *layout = PyObject_CallFunctionObjArgs(st->layout, type, shape, NULL);
     if (layout == NULL) {
         PyErr_Clear();
         return 0;
@@ -482,19 +489,19 @@ static int find_layout(PyObject *type, PyObject *shape) {
             usable = 0;
         } else {
             Py_INCREF(type);
-            Py_XSETREF(last_layout.type, type);
-            Py_XSETREF(last_layout.dtype, Py_NewRef(PyTuple_GET_ITEM(layout, 0)));
-            Py_XSETREF(last_layout.dims, Py_NewRef(PyTuple_GET_ITEM(layout, 1)));
-            last_layout.nbytes = nbytes;
+            Py_XSETREF(st->last_layout.type, type);
+            Py_XSETREF(st->last_layout.dtype, Py_NewRef(PyTuple_GET_ITEM(layout, 0)));
+            Py_XSETREF(st->last_layout.dims, Py_NewRef(PyTuple_GET_ITEM(layout, 1)));
+            st->last_layout.nbytes = nbytes;
         }
     }
     Py_DECREF(layout);
     return usable;
 }
 
-static PyObject *array_of(PyObject *frame, PyObject *dtype, PyObject *dims) {
+static PyObject *array_of(State *st, PyObject *frame, PyObject *dtype, PyObject *dims) {
     PyObject *args[3] = {NULL, frame, dtype};
-    PyObject *array = PyObject_Vectorcall(py.frombuffer, args + 1,
+    PyObject *array = PyObject_Vectorcall(st->frombuffer, args + 1,
                                           2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
     if (array == NULL || PyTuple_GET_SIZE(dims) == 1) {
         return array;
@@ -507,23 +514,24 @@ static PyObject *array_of(PyObject *frame, PyObject *dtype, PyObject *dims) {
 
 /* {"header": header, "data": [arrays]} as the array-1.0 handler returns it; NULL without
  * an exception when the message is not one the fast path decodes. */
-static PyObject *decode_array(PyObject *frames, PyObject *header) {
+static PyObject *decode_array(State *st, PyObject *frames, PyObject *header) {
     Py_ssize_t count = PyList_GET_SIZE(frames);
     PyObject *htype = PyDict_GetItemWithError(header, s_htype);
     if (htype == NULL || count < 2 || !PyUnicode_CheckExact(htype) ||
         PyUnicode_Compare(htype, s_array) != 0 ||
-        PyDict_GetItemWithError(py.handlers, htype) != py.array_receive) {
+        PyDict_GetItemWithError(st->handlers, htype) != st->array_receive) {
         return NULL;
     }
     PyObject *type = PyDict_GetItemWithError(header, s_type);
     PyObject *shape = type ? PyDict_GetItemWithError(header, s_shape) : NULL;
-    if (shape == NULL || !find_layout(type, shape)) {
+    if (shape == NULL || !find_layout(st, type, shape)) {
         return NULL;
     }
     /* Own the layout: Python code run below (a garbage collection, say) may let another
-     * thread's receive replace last_layout. */
-    PyObject *dtype = Py_NewRef(last_layout.dtype), *dims = Py_NewRef(last_layout.dims);
-    Py_ssize_t nbytes = last_layout.nbytes;
+     * thread's receive replace the last layout. */
+    PyObject *dtype = Py_NewRef(st->last_layout.dtype);
+    PyObject *dims = Py_NewRef(st->last_layout.dims);
+    Py_ssize_t nbytes = st->last_layout.nbytes;
     PyObject *data = NULL, *arrays = PyList_New(count - 1);
     for (Py_ssize_t i = 1; arrays != NULL && i < count; i++) {
         PyObject *frame = PyList_GET_ITEM(frames, i);
@@ -531,7 +539,7 @@ static PyObject *decode_array(PyObject *frames, PyObject *header) {
         PyObject *array;
         if (size == 0) {
             array = Py_NewRef(Py_None);
-        } else if (size != nbytes || (array = array_of(frame, dtype, dims)) == NULL) {
+        } else if (size != nbytes || (array = array_of(st, frame, dtype, dims)) == NULL) {
             Py_CLEAR(arrays);
             break;
         }
@@ -551,7 +559,7 @@ static PyObject *decode_array(PyObject *frames, PyObject *header) {
 }
 
 /* The header of a message if frame 0 is a JSON object orjson parses; else NULL. */
-static PyObject *parse_header(PyObject *frame, PyObject **raw) {
+static PyObject *parse_header(State *st, PyObject *frame, PyObject **raw) {
     FrameObject *first = (FrameObject *)frame;
     const char *text = zmq.msg_data(&first->msg);
     size_t size = zmq.msg_size(&first->msg), start = 0;
@@ -566,7 +574,7 @@ static PyObject *parse_header(PyObject *frame, PyObject **raw) {
     if (*raw == NULL) {
         return NULL;
     }
-    PyObject *header = PyObject_CallOneArg(py.loads, *raw);
+    PyObject *header = PyObject_CallOneArg(st->loads, *raw);
     if (header == NULL || !PyDict_CheckExact(header)) {
         PyErr_Clear();
         Py_CLEAR(header);
@@ -577,8 +585,8 @@ static PyObject *parse_header(PyObject *frame, PyObject **raw) {
 
 /* -- module functions --------------------------------------------------------------- */
 
-static int check_configured(void) {
-    if (zmq.msg_recv == NULL) {
+static int check_configured(State *st) {
+    if (zmq.msg_recv == NULL || st->loads == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "mflow._speedups is not configured");
         return -1;
     }
@@ -586,7 +594,7 @@ static int check_configured(void) {
 }
 
 /* The (handle, flags, ...) that every call starts with; -1 with an exception if wrong. */
-static int parse_call(const char *name, PyObject *const *args, Py_ssize_t nargs,
+static int parse_call(State *st, const char *name, PyObject *const *args, Py_ssize_t nargs,
                       Py_ssize_t expected, void **socket, int *flags) {
     if (nargs != expected) {
         PyErr_Format(PyExc_TypeError, "%s() takes %zd arguments (%zd given)", name, expected,
@@ -602,7 +610,7 @@ static int parse_call(const char *name, PyObject *const *args, Py_ssize_t nargs,
         PyErr_SetString(PyExc_ValueError, "no socket");
         return -1;
     }
-    return check_configured();
+    return check_configured(st);
 }
 
 PyDoc_STRVAR(receive_frames_doc,
@@ -613,10 +621,11 @@ PyDoc_STRVAR(receive_frames_doc,
 static PyObject *receive_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     void *socket;
     int flags;
-    if (parse_call("receive_frames", args, nargs, 2, &socket, &flags) < 0) {
+    State *st = PyModule_GetState(module);
+    if (parse_call(st, "receive_frames", args, nargs, 2, &socket, &flags) < 0) {
         return NULL;
     }
-    return receive_all(socket, flags);
+    return receive_all(st, socket, flags);
 }
 
 PyDoc_STRVAR(receive_message_doc,
@@ -629,26 +638,27 @@ PyDoc_STRVAR(receive_message_doc,
 static PyObject *receive_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     void *socket;
     int flags;
-    if (parse_call("receive_message", args, nargs, 3, &socket, &flags) < 0) {
+    State *st = PyModule_GetState(module);
+    if (parse_call(st, "receive_message", args, nargs, 3, &socket, &flags) < 0) {
         return NULL;
     }
     PyObject *statistics = args[2];
-    PyObject *frames = receive_all(socket, flags);
+    PyObject *frames = receive_all(st, socket, flags);
     if (frames == NULL) {
         return NULL;
     }
     PyObject *raw = NULL;
-    PyObject *header = parse_header(PyList_GET_ITEM(frames, 0), &raw);
-    PyObject *data = header ? decode_array(frames, header) : NULL;
+    PyObject *header = parse_header(st, PyList_GET_ITEM(frames, 0), &raw);
+    PyObject *data = header ? decode_array(st, frames, header) : NULL;
     PyObject *result = NULL;
     if (data != NULL) {
         Py_ssize_t nbytes = 0;
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(frames); i++) {
             nbytes += Frame_length((FrameObject *)PyList_GET_ITEM(frames, i));
         }
-        if (message_succeeded(statistics, s_array, header, nbytes) == 0) {
+        if (message_succeeded(st, statistics, s_array, header, nbytes) == 0) {
             PyObject *message_args[2] = {statistics, data};
-            result = PyObject_Vectorcall(py.message_class, message_args, 2, NULL);
+            result = PyObject_Vectorcall(st->message_class, message_args, 2, NULL);
         }
     } else if (PyErr_Occurred()) {
         PyErr_Clear();  /* the Python path meets the same problem and reports it */
@@ -672,7 +682,8 @@ PyDoc_STRVAR(send_frames_doc,
 static PyObject *send_frames(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     void *socket;
     int flags;
-    if (parse_call("send_frames", args, nargs, 3, &socket, &flags) < 0) {
+    State *st = PyModule_GetState(module);
+    if (parse_call(st, "send_frames", args, nargs, 3, &socket, &flags) < 0) {
         return NULL;
     }
     /* a snapshot: signal handlers run while sending may change a list passed in */
@@ -693,25 +704,49 @@ static PyObject *send_frames(PyObject *module, PyObject *const *args, Py_ssize_t
             Py_RETURN_FALSE;
         }
     }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        zmq_msg_t msg;
-        PyObject *part = items[i];
+    /* Every part is made before the first is sent: a failure then sends nothing, and no
+     * SNDMORE is left dangling. Sending stops at the first part libzmq refuses; libzmq
+     * itself then discards the parts already queued with SNDMORE. */
+    zmq_msg_t *msgs = PyMem_New(zmq_msg_t, count);
+    if (msgs == NULL) {
+        Py_DECREF(parts);
+        return PyErr_NoMemory();
+    }
+    Py_ssize_t made = 0, sent = 0;
+    for (; made < count; made++) {
+        PyObject *part = items[made];
+        zmq_msg_t *msg = &msgs[made];
         if (Py_TYPE(part) == &FrameType) {
-            zmq.msg_init(&msg);
-            zmq.msg_copy(&msg, &((FrameObject *)part)->msg);
+            zmq.msg_init(msg);
+            if (zmq.msg_copy(msg, &((FrameObject *)part)->msg) < 0) {
+                zmq.msg_close(msg);
+                raise_zmq_error(st, zmq.errno_());
+                break;
+            }
         } else {
             Py_ssize_t size = PyBytes_GET_SIZE(part);
-            if (zmq.msg_init_size(&msg, (size_t)size) < 0) {
-                Py_DECREF(parts);
-                return PyErr_NoMemory();
+            if (zmq.msg_init_size(msg, (size_t)size) < 0) {
+                PyErr_NoMemory();
+                break;
             }
-            memcpy(zmq.msg_data(&msg), PyBytes_AS_STRING(part), (size_t)size);
+            memcpy(zmq.msg_data(msg), PyBytes_AS_STRING(part), (size_t)size);
         }
-        if (transfer(zmq.msg_send, &msg, socket, flags | (i + 1 < count ? ZMQ_SNDMORE : 0)) < 0) {
-            zmq.msg_close(&msg);
-            Py_DECREF(parts);
-            return NULL;
+    }
+    if (made == count) {
+        for (; sent < count; sent++) {
+            int more = sent + 1 < count ? ZMQ_SNDMORE : 0;
+            if (transfer(st, zmq.msg_send, &msgs[sent], socket, flags | more) < 0) {
+                break;
+            }
         }
+    }
+    for (Py_ssize_t i = sent; i < made; i++) {  /* a sent message belongs to libzmq */
+        zmq.msg_close(&msgs[i]);
+    }
+    PyMem_Free(msgs);
+    if (sent < count) {
+        Py_DECREF(parts);
+        return NULL;
     }
     Py_DECREF(parts);
     Py_RETURN_TRUE;
@@ -757,18 +792,20 @@ static int bind_libzmq(const char *path) {
 
 PyDoc_STRVAR(configure_doc,
 "configure(libzmq_path, zmq_error, loads, handlers, array_receive, layout, frombuffer,\n"
-"          message_class, statistics_class, gaps_class)\n\n"
+"          message_class, statistics_class, gaps_class, number_keys, source_keys)\n\n"
 "Bind the libzmq functions of the already loaded library at ``libzmq_path`` (pyzmq's\n"
 "backend module, which links it) and the Python objects the fast path works with.");
 
 static PyObject *configure(PyObject *module, PyObject *args) {
+    State *st = PyModule_GetState(module);
     const char *path;
     PyObject *zmq_error, *loads, *handlers, *array_receive, *layout, *frombuffer, *message_class,
-        *statistics_class, *gaps_class;
-    if (!PyArg_ParseTuple(args, "sOOO!OOOOO!O!:configure", &path, &zmq_error, &loads,
+        *statistics_class, *gaps_class, *number_keys, *source_keys;
+    if (!PyArg_ParseTuple(args, "sOOO!OOOOO!O!O!O!:configure", &path, &zmq_error, &loads,
                           &PyDict_Type, &handlers, &array_receive, &layout, &frombuffer,
                           &message_class, &PyType_Type, &statistics_class, &PyType_Type,
-                          &gaps_class)) {
+                          &gaps_class, &PyTuple_Type, &number_keys, &PyTuple_Type,
+                          &source_keys)) {
         return NULL;
     }
     PyObject *originals[3] = {
@@ -782,19 +819,21 @@ static PyObject *configure(PyObject *module, PyObject *args) {
         }
         return NULL;
     }
-    Py_XSETREF(py.message_succeeded, originals[0]);
-    Py_XSETREF(py.observe_sequence, originals[1]);
-    Py_XSETREF(py.observe, originals[2]);
-    Py_XSETREF(py.zmq_error, Py_NewRef(zmq_error));
-    Py_XSETREF(py.loads, Py_NewRef(loads));
-    Py_XSETREF(py.handlers, Py_NewRef(handlers));
-    Py_XSETREF(py.array_receive, Py_NewRef(array_receive));
-    Py_XSETREF(py.layout, Py_NewRef(layout));
-    Py_XSETREF(py.frombuffer, Py_NewRef(frombuffer));
-    Py_XSETREF(py.message_class, Py_NewRef(message_class));
-    Py_XSETREF(py.statistics_class, (PyTypeObject *)Py_NewRef(statistics_class));
-    Py_XSETREF(py.gaps_class, (PyTypeObject *)Py_NewRef(gaps_class));
-    Py_CLEAR(last_layout.type);
+    Py_XSETREF(st->message_succeeded, originals[0]);
+    Py_XSETREF(st->observe_sequence, originals[1]);
+    Py_XSETREF(st->observe, originals[2]);
+    Py_XSETREF(st->number_keys, Py_NewRef(number_keys));
+    Py_XSETREF(st->source_keys, Py_NewRef(source_keys));
+    Py_XSETREF(st->zmq_error, Py_NewRef(zmq_error));
+    Py_XSETREF(st->loads, Py_NewRef(loads));
+    Py_XSETREF(st->handlers, Py_NewRef(handlers));
+    Py_XSETREF(st->array_receive, Py_NewRef(array_receive));
+    Py_XSETREF(st->layout, Py_NewRef(layout));
+    Py_XSETREF(st->frombuffer, Py_NewRef(frombuffer));
+    Py_XSETREF(st->message_class, Py_NewRef(message_class));
+    Py_XSETREF(st->statistics_class, Py_NewRef(statistics_class));
+    Py_XSETREF(st->gaps_class, Py_NewRef(gaps_class));
+    Py_CLEAR(st->last_layout.type);
     Py_RETURN_NONE;
 }
 
@@ -808,12 +847,40 @@ static PyMethodDef methods[] = {
     {NULL},
 };
 
+static int module_traverse(PyObject *module, visitproc visit, void *arg) {
+    State *st = PyModule_GetState(module);
+    PyObject **objects[] = {STATE_OBJECTS(st)};
+    for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+        Py_VISIT(*objects[i]);
+    }
+    return 0;
+}
+
+static int module_clear(PyObject *module) {
+    State *st = PyModule_GetState(module);
+    if (st == NULL) {
+        return 0;
+    }
+    PyObject **objects[] = {STATE_OBJECTS(st)};
+    for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+        Py_CLEAR(*objects[i]);
+    }
+    return 0;
+}
+
+static void module_free(void *module) {
+    module_clear((PyObject *)module);
+}
+
 static struct PyModuleDef module_definition = {
     PyModuleDef_HEAD_INIT,
     .m_name = "mflow._speedups",
     .m_doc = "The compiled receive path of mflow (see mflow._fastpath).",
-    .m_size = -1,
+    .m_size = sizeof(State),
     .m_methods = methods,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
 };
 
 static int intern_all(void) {
@@ -825,14 +892,10 @@ static int intern_all(void) {
         {&s_messages_received, "messages_received"},
         {&s_last_message_time, "last_message_time"},
         {&s_messages_by_htype, "messages_by_htype"}, {&s_sequences, "sequences"},
-        {&s_source, "source"}, {&s_series, "series"}, {&s_series_id, "series_id"},
         {&s_last, "last"}, {&s_missed, "missed"}, {&s_duplicated, "duplicated"},
         {&s_reverted, "reverted"}, {&s_observe, "observe"},
         {&s_observe_sequence, "observe_sequence"},
         {&s_message_succeeded, "message_succeeded"},
-        /* Statistics.observe_sequence's order of running numbers */
-        {&number_keys[0], "pulse_id"}, {&number_keys[1], "frame"},
-        {&number_keys[2], "image_id"}, {&number_keys[3], "frameIndex"},
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].text);

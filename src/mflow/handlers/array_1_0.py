@@ -3,6 +3,11 @@
 ``receive`` returns ``{"header": header, "data": [array_or_None, ...]}``: each non-empty
 part becomes a numpy array of ``type`` and ``shape`` (a view on the received ZeroMQ
 frame, never a copy), each empty part ``None``.
+
+Mirrored in C: ``mflow/_speedups.c`` (``decode_array``) decodes the messages whose layout
+``_layout`` gives a fixed byte size, as ``Handler.receive`` does, while this handler is the
+registered one; every other case (an error, a -1 in the shape) comes here. A change here is
+a change there; ``tests/test_fastpath.py`` compares both paths.
 """
 
 from __future__ import annotations
