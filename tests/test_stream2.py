@@ -243,13 +243,28 @@ def test_multipart_message_is_malformed():
         decode(Handler, [GOOD_IMAGE, b"extra"])
 
 
-def test_a_bad_message_is_skipped_and_the_next_one_decodes(stream_pair):
+CORRUPT_IMAGE = cbor(image_message(multi_dim(IMAGE, cbor2.CBORTag(56500, ["lz4", 0, b"x"]))))
+
+
+def test_a_corrupt_blob_is_none_named_and_counted_and_the_next_message_decodes(stream_pair):
     sender, receiver = stream_pair()
-    sender.send(cbor(image_message(multi_dim(IMAGE, cbor2.CBORTag(56500, ["lz4", 0, b"x"])))))
+    sender.send(CORRUPT_IMAGE)
     sender.send(GOOD_IMAGE)
-    assert receiver.receive() is None
-    assert receiver.statistics.skipped["compression_error"] == 1
+    message = receiver.receive().data
+    assert message["data"] == {"threshold_1": None} and message["image_id"] == 0
+    assert message["payload_errors"]["data.threshold_1"].startswith("CompressionError")
+    assert receiver.statistics.payload_errors == {"compression_error": 1}
+    assert receiver.statistics.skipped == {}
     assert_same(receiver.receive().data, CASES["stream2_image"]()[2])
+
+
+def test_a_strict_stream_raises_for_a_corrupt_blob(stream_pair):
+    sender, receiver = stream_pair(strict=True)
+    sender.send(CORRUPT_IMAGE)
+    with pytest.raises(CompressionError):
+        receiver.receive()
+    assert receiver.statistics.skipped["compression_error"] == 1
+    assert not receiver.statistics.payload_errors
 
 
 # -- encoding ---------------------------------------------------------------------------
