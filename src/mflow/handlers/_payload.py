@@ -23,10 +23,12 @@ from ..errors import DecodeError
 __all__ = ["PayloadDecoding", "declare_image_bytes"]
 
 
-def declare_image_bytes(receiver: Any, nbytes: Any) -> None:
-    """Remember the decoded bytes per message a series header declares (images × size)."""
-    if type(nbytes) is int and nbytes > 0:
-        receiver.declared_image_bytes = min(nbytes, codecs.MAX_DECODED_BYTES)
+def declare_image_bytes(receiver: Any, x: Any, y: Any, bits: Any, images: Any = 1) -> None:
+    """Remember the decoded bytes per message a series header declares: ``images`` images of
+    ``x`` × ``y`` pixels of ``bits`` bits (ignored unless all are positive integers)."""
+    if all(type(n) is int and n > 0 for n in (x, y, bits, images)):
+        itemsize = next((size for size in (1, 2, 4) if bits <= 8 * size), 8)
+        receiver.declared_image_bytes = min(x * y * itemsize * images, codecs.MAX_DECODED_BYTES)
 
 
 class PayloadDecoding:

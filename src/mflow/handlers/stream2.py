@@ -16,10 +16,20 @@
   tag 40 around it; `CompressedData.decode` turns it into the array later;
 - tag 0 dates become ``datetime`` (by cbor2), unknown tags stay ``cbor2.CBORTag`` objects.
 
+Typed arrays and compressed blobs are views on the received frame, never copies: the
+definite-length CBOR that detectors send is walked directly, and cbor2 decodes the rest
+(dates, and whole messages using indefinite lengths or value sharing). Values shared by
+reference (tags 28/29) stay shared, so decoding is linear in the message size; a value
+that contains itself, or nesting deeper than `MAX_DEPTH`, is refused.
+
 Messages with and without the self-described CBOR prefix (tag 55799) are accepted. Invalid
 CBOR, a top level other than a map with a text ``type``, or a typed array whose length is
-not a whole number of elements is a `MalformedMessageError`; a corrupt compressed blob a
-`CompressionError`.
+not a whole number of elements is a `MalformedMessageError`. A compressed blob that fails
+to decompress (corrupt, or over the stream's decoded-bytes budget) is ``None``, named in
+``"payload_errors"`` by its path (e.g. ``"data.threshold_1"``), counted, and raised on a
+strict stream (see `mflow.handlers._payload`); `decode_stream2` without ``payloads`` raises
+its `CompressionError`. A start message's ``image_size_x``/``image_size_y``/``image_dtype``
+and ``channels`` set the stream's default budget for the images that follow.
 
 ``send`` (and `encode_stream2`) writes the map back with the 55799 prefix: numpy arrays
 become typed arrays, those with two or more dimensions inside tag 40, compressed (by default
@@ -41,7 +51,7 @@ import numpy as np
 from .. import codecs
 from ..errors import CompressionError, ConfigurationError, DecodeError, MalformedMessageError
 from ._parts import send_parts
-from ._payload import PayloadDecoding
+from ._payload import PayloadDecoding, declare_image_bytes
 
 __all__ = ["Handler", "CompressedData", "decode_stream2", "encode_stream2"]
 
@@ -70,6 +80,8 @@ def _is_little_endian(dtype: np.dtype) -> bool:
 
 
 _DTYPE_OF_TAG = _typed_array_dtypes()
+_IMAGE_DTYPES: dict[Any, np.dtype] = {name: np.dtype(name) for name in
+                 ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32")}
 _TAG_OF_DTYPE = {(dtype.kind, dtype.itemsize, _is_little_endian(dtype)): tag
                  for tag, dtype in _DTYPE_OF_TAG.items() if tag != 68}  # 68: clamped uint8
 
@@ -245,13 +257,13 @@ class _Walker:
             return _SIMPLE[argument], pos
         if depth >= MAX_DEPTH:
             raise _too_deep()
-        if argument > len(view) - pos:  # every item takes at least one byte
+        if major < 6 and argument > len(view) - pos:  # every item takes at least one byte
             raise _Unusual
         if major == 4:
             items: list[Any] = []
             for index in range(argument):
                 value, pos = self.item(pos, depth + 1, path, views)
-                if type(value) is CompressedData:
+                if type(value) is CompressedData and not views:  # views: a tag's content
                     self.pending.append((items, index, (*path, index)))
                 items.append(value)
             return items, pos
@@ -454,7 +466,14 @@ class Handler:
         parts = receiver.rest_buffers()  # the frame itself: arrays and blobs are views on it
         if len(parts) != 1:
             raise MalformedMessageError(f"a Stream V2 message is one part, got {len(parts)}")
-        return decode_stream2(parts[0], receiver.decode, PayloadDecoding(receiver))
+        message = decode_stream2(parts[0], receiver.decode, PayloadDecoding(receiver))
+        if message["type"] == "start":
+            channels = message.get("channels", [None])
+            dtype = _IMAGE_DTYPES.get(message.get("image_dtype"))
+            declare_image_bytes(receiver, message.get("image_size_x"),
+                                message.get("image_size_y"), dtype and 8 * dtype.itemsize,
+                                len(channels) if isinstance(channels, list) else 1)
+        return message
 
     @staticmethod
     def send(message: Mapping, send: Callable[..., Any], block: bool = True) -> None:
