@@ -286,6 +286,7 @@ def _rss_bytes() -> int:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(3600)
 @pytest.mark.skipif(not os.environ.get("MFLOW_SOAK"),
                     reason="long run: MFLOW_SOAK=100000 pytest -m soak tests/test_fuzz.py")
 def test_long_run_of_hostile_messages(hostile_link):
