@@ -280,6 +280,12 @@ def test_hostile_messages_are_counted(hostile_link):
             == before["payload_errors"].get("decoded_size", 0) + 2)
 
 
+def seconds_per_mib(link, parts: list[bytes]) -> float:
+    """Seconds `receive_hostile` takes for ``parts``, per MiB of message (at least 4 KiB)."""
+    size = max(4096, sum(len(part) for part in parts))
+    return receive_hostile(link, parts) / size * (1 << 20)
+
+
 def _rss_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -291,7 +297,8 @@ def _rss_bytes() -> int:
                     reason="long run: MFLOW_SOAK=100000 pytest -m soak tests/test_fuzz.py")
 def test_long_run_of_hostile_messages(hostile_link):
     """MFLOW_SOAK messages from the generators above, drawn with a fixed seed: no exception
-    out of receive(), no message slower than its size allows, RSS within 50 MB."""
+    out of receive(), no message slower than its size allows (time per MiB bounded), RSS
+    within 50 MB."""
     rng = random.Random(20261201)
     makers = [
         lambda: cbor_sharing(rng.randint(1, 64), rng.randint(2, 4)),
@@ -302,18 +309,25 @@ def test_long_run_of_hostile_messages(hostile_link):
     for maker in makers:  # warm up caches and allocator before the baseline
         receive_hostile(hostile_link, maker())
     start_rss = _rss_bytes()
-    worst = 0.0  # seconds per MiB of message (a message counts as at least 4 KiB)
+    slowest: list[tuple[float, list[bytes]]] = []  # (seconds per MiB, parts), worst first
     count = int(os.environ["MFLOW_SOAK"])
     started = time.perf_counter()
     for _ in range(count):
         parts = rng.choice(makers)()
-        size = max(4096, sum(len(part) for part in parts))
-        worst = max(worst, receive_hostile(hostile_link, parts) / size * (1 << 20))
+        slowest.append((seconds_per_mib(hostile_link, parts), parts))
+        if len(slowest) > 40:
+            slowest = sorted(slowest, key=lambda entry: -entry[0])[:20]
+    elapsed = time.perf_counter() - started
     growth = _rss_bytes() - start_rss
+    slowest.sort(key=lambda entry: -entry[0])
+    # A loaded machine can stall any one receive; the slowest messages are timed again
+    # and the best of three counts.
+    again = [min(seconds_per_mib(hostile_link, parts) for _ in range(3))
+             for _, parts in slowest[:20]]
     _, stream = hostile_link
-    print(f"\n{count} hostile messages in {time.perf_counter() - started:.1f} s; worst "
-          f"{worst:.3f} s/MiB; RSS growth {growth / 1e6:.1f} MB; skipped "
-          f"{dict(stream.statistics.skipped)}; payload errors "
+    print(f"\n{count} hostile messages in {elapsed:.1f} s; slowest {slowest[0][0]:.2f} s/MiB "
+          f"in the run, {max(again):.2f} s/MiB timed again; RSS growth {growth / 1e6:.1f} MB; "
+          f"skipped {dict(stream.statistics.skipped)}; payload errors "
           f"{dict(stream.statistics.payload_errors)}")
     assert growth < 50e6
-    assert worst < 60.0  # 4 KiB messages then take at most a quarter of a second
+    assert max(again) < 10.0  # a 4 KiB message within 40 ms, 1 MiB within 10 s
