@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 import mflow
 from mflow import _fastpath, codecs
 
+from .conformance import load_golden
 from .conftest import TIMEOUT_MS
 from .fixtures.cases import CASES
-from .conformance import load_golden
 
 GOLDEN = [load_golden(name) for name in sorted(CASES)]
 SENTINEL = [json.dumps({"htype": "raw-1.0", "sentinel": True}).encode(), b"end"]

@@ -119,7 +119,9 @@ def _output(view, dtype, shape, declared=None, max_bytes=None):
     nbytes = math.prod(shape) * dt.itemsize
     limit = MAX_DECODED_BYTES if max_bytes is None else min(max_bytes, MAX_DECODED_BYTES)
     if nbytes > limit:
-        raise DecodedSizeError(f"declared size of {nbytes} bytes exceeds the limit of {limit} bytes")
+        raise DecodedSizeError(
+            f"declared size of {nbytes} bytes exceeds the limit of {limit} bytes"
+        )
     if nbytes and not view:
         raise CompressionError(f"empty blob, expected {nbytes} bytes of data")
     if nbytes > _MAX_EXPANSION * len(view):
