@@ -41,7 +41,7 @@ from __future__ import annotations
 import struct
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
@@ -155,7 +155,7 @@ def _decode_tag(number: int, value: Any) -> Any:
     dtype = _DTYPE_OF_TAG.get(number)
     if dtype is not None:
         if isinstance(value, CompressedData):
-            return replace(value, dtype=dtype)
+            return CompressedData(value.algorithm, value.modifier, value.data, dtype, value.shape)
         if not isinstance(value, _BYTES) or len(value) % dtype.itemsize:
             raise MalformedMessageError(f"typed array tag {number} does not hold whole "
                                         f"{dtype} elements")
@@ -165,7 +165,7 @@ def _decode_tag(number: int, value: Any) -> Any:
         array = value[1]
         order = "C" if number == MULTI_DIMENSIONAL_ARRAY else "F"
         if isinstance(array, CompressedData) and order == "C":
-            return replace(array, shape=dims)
+            return CompressedData(array.algorithm, array.modifier, array.data, array.dtype, dims)
         if isinstance(array, np.ndarray):
             return _reshaped(array, dims, order)
     elif number == DECTRIS_COMPRESSION:
@@ -226,6 +226,8 @@ class _Walker:
         view = self.view
         start = pos
         initial = view[pos]
+        if initial < 24:  # the most common item: a small unsigned integer
+            return initial, pos + 1
         major, info = initial >> 5, initial & 31
         pos += 1
         if info < 24:
@@ -270,10 +272,23 @@ class _Walker:
         if major == 5:
             mapping: dict[Any, Any] = {}
             for _ in range(argument):
-                key, pos = self.item(pos, depth + 1, path, False)
-                if type(key) is not str and type(key) is not int:
-                    raise _Unusual
-                value, pos = self.item(pos, depth + 1, (*path, key), False)
+                head = view[pos]
+                if 0x60 <= head < 0x78:  # a short text key, read in place
+                    end = pos + head - 0x5F
+                    if end > len(view):
+                        raise _Unusual
+                    try:
+                        key = str(view[pos + 1:end], "utf-8")
+                    except UnicodeDecodeError:
+                        raise _Unusual from None
+                    pos = end
+                else:
+                    key, pos = self.item(pos, depth + 1, path, False)
+                    if type(key) is not str and type(key) is not int:
+                        raise _Unusual
+                # only arrays, maps and tags can hold a blob, so only they need its path
+                inner = (*path, key) if 0x80 <= view[pos] < 0xE0 else path
+                value, pos = self.item(pos, depth + 1, inner, False)
                 if type(value) is CompressedData:
                     self.pending.append((mapping, key, (*path, key)))
                 mapping[key] = value
