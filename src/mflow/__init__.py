@@ -26,9 +26,9 @@ from .receiver import ReceiveHandler
 from .statistics import Statistics
 from .stream import BIND, CONNECT, PUB, PULL, PUSH, SUB, Stream, connect, disconnect
 from . import mflow  # noqa: E402  (1.0 module path ``mflow.mflow``)
-from ._installation import warn_if_mixed
+from . import _installation
 
-warn_if_mixed()
+_installation.warn_if_mixed()
 
 __version__ = "2.0.0.dev0"
 
