@@ -128,8 +128,9 @@ class _Series:
     """The open series: its header, data files and the image numbers that arrived."""
 
     def __init__(self, series: Any, stem: str, header: SeriesHeader, frames_per_file: int,
-                 overwrite: bool) -> None:
+                 overwrite: bool, names: Mapping[str, str]) -> None:
         self.series = series
+        self.names = names
         self.stem = stem
         self.header = header
         self.frames_per_file = frames_per_file
@@ -188,7 +189,8 @@ class _Series:
         if self.layout is not None:
             image_shape, dtype = self.layout
             write_master(self.master_path, self.header, files, self.frames_per_file,
-                         image_shape, dtype, fill_value(dtype), missing, len(self.arrived))
+                         image_shape, dtype, fill_value(dtype), missing, len(self.arrived),
+                         self.names)
         return summary
 
 
@@ -239,14 +241,15 @@ class DectrisWriter:
     its dispatch key: ``dheader-1.0``, ``dimage-1.0``, ``dseries_end-1.0`` or
     `mflow.dispatch.STREAM2`). ``name`` is the file name pattern (field ``{series}``),
     ``compression`` (``"bslz4"`` or ``"none"``) applies to images that arrive
-    uncompressed. Existing files are refused unless ``overwrite``.
+    uncompressed. Existing files are refused unless ``overwrite``. ``names`` gives the
+    instrument, source and sample names NXmx requires and no header carries.
     """
 
     KEYS = ("dheader-1.0", "dimage-1.0", "dseries_end-1.0", STREAM2)
 
     def __init__(self, directory: str, name: str = "series_{series}",
                  frames_per_file: int = 1000, compression: str = chunks.BITSHUFFLE,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, names: Mapping[str, str] | None = None) -> None:
         check_pattern(name, NAME_FIELDS)
         if frames_per_file < 1:
             raise ValueError(f"frames_per_file must be at least 1, not {frames_per_file}")
@@ -258,6 +261,7 @@ class DectrisWriter:
         self.frames_per_file = frames_per_file
         self.compression = compression
         self.overwrite = overwrite
+        self.names = dict(names or {})
         self.images_written = 0
         #: Images not written, by reason (``stray``: of another series than the open one;
         #: ``duplicate``; ``no_series``; ``malformed``...).
@@ -314,7 +318,8 @@ class DectrisWriter:
         self._stems[stem] += 1
         if self._stems[stem] > 1:
             stem = f"{stem}_r{self._stems[stem]}"
-        self._open = _Series(series, stem, header, self.frames_per_file, self.overwrite)
+        self._open = _Series(series, stem, header, self.frames_per_file, self.overwrite,
+                             self.names)
 
     def _image(self, series: Any, frame: Any, images: Any) -> None:
         if type(frame) is not int or frame < 0:

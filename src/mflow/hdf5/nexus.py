@@ -290,6 +290,19 @@ def _sample(entry: Any, header: SeriesHeader, images: int) -> None:
             step.attrs["units"] = "deg"
 
 
+def _estimated_end(header: SeriesHeader) -> str | None:
+    """start_time + expected images × frame_time, when the header gives all three."""
+    start, frame_time = header.value("start_time"), header.value(f"{_DET}/frame_time")
+    images = header.expected_images
+    if not isinstance(start, str) or frame_time is None or images is None:
+        return None
+    try:
+        begin = datetime.datetime.fromisoformat(start.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (begin + datetime.timedelta(seconds=images * float(frame_time))).isoformat()
+
+
 def _virtual_dataset(group: Any, files: Sequence[DataFile], frames_per_file: int,
                      image_shape: tuple[int, ...], dtype: np.dtype, fillvalue: Any) -> None:
     total = max((f.first_image - 1 + f.rows for f in files), default=0)
@@ -305,13 +318,17 @@ def _virtual_dataset(group: Any, files: Sequence[DataFile], frames_per_file: int
 
 def write_master(path: str, header: SeriesHeader, files: Sequence[DataFile],
                  frames_per_file: int, image_shape: tuple[int, ...], dtype: np.dtype,
-                 fillvalue: Any, missing: Sequence[int], images_written: int) -> None:
+                 fillvalue: Any, missing: Sequence[int], images_written: int,
+                 names: Mapping[str, str] | None = None) -> None:
     """Write the NXmx master file of a series to ``path`` (atomically: a temporary file is
     renamed), mapping ``files`` (in ``path``'s directory).
 
     ``image_shape`` is ``(ny, nx)`` or ``(channels, ny, nx)``; ``missing`` lists the image
     numbers (from 1) that did not arrive, up to the expected count when the header gives it.
+    ``names`` gives what no header carries and NXmx requires: ``instrument``, ``source`` and
+    ``sample`` names (each left out when not given).
     """
+    names = names or {}
     temporary = f"{path}.part"
     with h5py.File(temporary, "w", libver=("v110", "latest")) as f:
         f.attrs["default"] = "entry"
@@ -320,7 +337,14 @@ def write_master(path: str, header: SeriesHeader, files: Sequence[DataFile],
         _write(entry, "definition", "NXmx")
         for nexus_path, (value, units) in sorted(header.values.items()):
             _write(entry, nexus_path, value, units)
+        end = _estimated_end(header)
+        if end is not None:
+            _write(entry, "end_time_estimated", end)
         instrument = _group(entry, "instrument", "NXinstrument")
+        if names.get("instrument"):
+            _write(instrument, "name", names["instrument"])
+        if names.get("source"):
+            _write(_group(instrument, "source", "NXsource"), "name", names["source"])
         if "instrument/beam/incident_wavelength" in header.values:
             _group(instrument, "beam", "NXbeam")
         detector = _group(instrument, "detector", "NXdetector")
@@ -340,6 +364,8 @@ def write_master(path: str, header: SeriesHeader, files: Sequence[DataFile],
                                     dtype=h5py.string_dtype())
         images = max((f.first_image - 1 + f.rows for f in files), default=0)
         _sample(entry, header, images)
+        if names.get("sample"):
+            _write(entry, "sample/name", names["sample"])
         data = _group(entry, "data", "NXdata")
         data.attrs["signal"] = "data"
         _virtual_dataset(data, files, frames_per_file, image_shape, dtype, fillvalue)
