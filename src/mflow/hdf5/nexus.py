@@ -344,7 +344,7 @@ def write_master(path: str, header: SeriesHeader, files: Sequence[DataFile],
         if names.get("instrument"):
             _write(instrument, "name", names["instrument"])
         if names.get("source"):
-            _write(_group(instrument, "source", "NXsource"), "name", names["source"])
+            _write(_group(entry, "source", "NXsource"), "name", names["source"])
         if "instrument/beam/incident_wavelength" in header.values:
             _group(instrument, "beam", "NXbeam")
         detector = _group(instrument, "detector", "NXdetector")
