@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import os
+import sys
+
 import click
 
 import mflow
-from mflow.errors import MflowError
-
 from ._main import CONTEXT_SETTINGS
 from ._options import SocketOptions, Tool, socket_options, tool_options
 from ._output import Report, format_counts, traffic_fields
@@ -90,7 +91,7 @@ class _Recorder:
 def _write(source: str, directory: str, name: str, frames_per_file: int, overwrite: bool,
            compression: str, instrument: str | None, source_name: str | None,
            sample: str | None, socket: SocketOptions, tool: Tool) -> int:
-    from mflow.hdf5 import StreamWriter
+    from mflow.hdf5 import HDF5WriteError, StreamWriter
 
     endpoint = socket.endpoint(source, mflow.CONNECT)
     out = tool.out
@@ -106,19 +107,25 @@ def _write(source: str, directory: str, name: str, frames_per_file: int, overwri
         try:
             while not run.stopped(recorder.meter.messages):
                 recorder.receive(run)
+                writer.flush_if_due()
                 if run.report_due():
                     out.progress(recorder.report())
             writer.close()
-        except (MflowError, OSError):
+        except HDF5WriteError as error:
+            out.summary(recorder.report(final=True))
+            # HDF5 (2.0) crashes when a file whose write failed is closed, even at exit;
+            # the files hold what the last flush wrote, so end here with the one error line.
+            print(f"Error: {error}", file=sys.stderr, flush=True)
+            sys.stdout.flush()
+            os._exit(1)
+        except BaseException:
             failed = True
             raise
         finally:
             if failed:
-                try:
-                    writer.close()
-                except (MflowError, OSError):
-                    pass  # the error that stopped the run is the one reported
-            out.summary(recorder.report(final=True))
+                writer.close()
+                out.summary(recorder.report(final=True))
+        out.summary(recorder.report(final=True))
         return run.exit_code
 
 

@@ -46,6 +46,11 @@ def fill_value(dtype: np.dtype) -> Any:
     return info.min if dtype.kind == "i" else info.max
 
 
+#: Files whose write failed. Closing such a file crashes HDF5 (2.0), so they are kept
+#: open, unused, until the process ends; their last flush is what stays on disk.
+_ABANDONED: list[Any] = []
+
+
 class _DataFile:
     """One data file, open in SWMR mode: rows are written where their image number says."""
 
@@ -102,6 +107,10 @@ class _DataFile:
 
     def flush(self) -> None:
         self.file.flush()
+
+    def abandon(self) -> None:
+        """Close after a failed write (HDF5 then fails to write its own metadata too)."""
+        _ABANDONED.append((self.file, self.data, self.image_nr))
 
     def close(self) -> DataFile:
         """Close, then set ``image_nr_high`` to the last row (not allowed under SWMR)."""
@@ -175,6 +184,12 @@ class _Series:
     def flush(self) -> None:
         for data_file in self.files.values():
             data_file.flush()
+
+    def abandon(self) -> None:
+        """Close the data files after a failed write, writing nothing more."""
+        for data_file in self.files.values():
+            data_file.abandon()
+        self.files.clear()
 
     def finish(self, ended: bool) -> SeriesSummary:
         """Close the data files and write the master file."""
@@ -297,6 +312,10 @@ class DectrisWriter:
                                                      self.compression)])
         elif key == "dseries_end-1.0":
             self._end(data["header"].get("series"))
+        self.flush_if_due()
+
+    def flush_if_due(self) -> None:
+        """`flush` if the last one was a second ago or more (call it also while idle)."""
         if self._flush.due():
             self.flush()
 
@@ -360,8 +379,17 @@ class DectrisWriter:
         self.series.append(summary)
 
     def _write_error(self, error: OSError) -> HDF5WriteError:
-        return HDF5WriteError(f"cannot write to '{self.directory}': {error}; the "
-                              f"{self.images_written} images written before are readable")
+        """The error to raise after a failed write; the open series is abandoned.
+
+        Its files stay as they were at the last flush: HDF5 cannot finish a file whose
+        write failed, so they are closed without another write.
+        """
+        series, self._open = self._open, None
+        if series is not None:
+            series.abandon()
+        reason = os.strerror(error.errno) if error.errno else str(error).splitlines()[0]
+        return HDF5WriteError(f"cannot write to '{self.directory}': {reason}; the images "
+                              "flushed before are readable")
 
     def flush(self) -> None:
         """Hand everything written so far to the files (SWMR readers see it)."""

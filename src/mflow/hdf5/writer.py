@@ -42,6 +42,10 @@ class StreamWriter:
         """Hand everything written so far to the files."""
         self.dectris.flush()
 
+    def flush_if_due(self) -> None:
+        """`flush` at most once a second (call it also while no message comes)."""
+        self.dectris.flush_if_due()
+
     def close(self) -> None:
         """Finish every open series and close every file."""
         self.dectris.close()
