@@ -32,7 +32,10 @@ images are stored as they came (HDF5 direct chunk write, bitshuffle or LZ4 filte
 uncompressed ones are compressed with bitshuffle-LZ4 (--compression none: not). Data
 files can be read while they are written (SWMR). Missing images are fill values, listed
 in the master file; images of another series than the open one are discarded and
-counted. Existing files are never replaced without --overwrite.
+counted. bsread becomes DIRECTORY/NAME.h5 in the 'bs h5' layout (/CHANNEL/data,
+timestamp, timestamp_offset, pulse_id and a global /pulse_id), array-1.0 DIRECTORY/NAME.h5
+with /entry/data/data and /entry/data/frame ({series} counts restarts from 1). Existing
+files are never replaced without --overwrite.
 
 \b
 Examples:

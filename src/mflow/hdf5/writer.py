@@ -7,6 +7,9 @@ from typing import Any
 
 from ..dispatch import dispatch_key
 from ..handlers import get_receive_handler
+from . import chunks
+from .array import ArrayWriter
+from .bsread import BsreadWriter
 from .dectris import DectrisWriter
 
 __all__ = ["StreamWriter"]
@@ -16,14 +19,24 @@ class StreamWriter:
     """Writes the messages of a stream to files in ``directory``.
 
     DECTRIS Stream V1 and V2 messages go to a `DectrisWriter` (``options`` are its keyword
-    arguments); messages of other types are not written and counted in ``not_written``.
+    arguments), bsread to a `BsreadWriter` and array-1.0 to an `ArrayWriter` (with the same
+    ``name``, ``compression`` and ``overwrite``); messages of other types are not written
+    and counted in ``not_written``.
     Use `handle` as the receive handler (``stream.receive(handler=writer.handle,
     decode=False)``) and pass what it returns to `write`.
     """
 
-    def __init__(self, directory: str, **options: Any) -> None:
-        self.dectris = DectrisWriter(directory, **options)
+    def __init__(self, directory: str, name: str = "series_{series}",
+                 compression: str = chunks.BITSHUFFLE, overwrite: bool = False,
+                 **options: Any) -> None:
+        common = {"name": name, "compression": compression, "overwrite": overwrite}
+        self.dectris = DectrisWriter(directory, **common, **options)
+        self.bsread = BsreadWriter(directory, **common)
+        self.array = ArrayWriter(directory, **common)
         self.not_written: Counter[str] = Counter()
+        self._writers: dict[str, Any] = {key: writer for writer in (self.dectris, self.bsread,
+                                                                    self.array)
+                                         for key in writer.KEYS}
 
     @staticmethod
     def handle(receiver: Any) -> tuple[str, Any]:
@@ -33,19 +46,23 @@ class StreamWriter:
 
     def write(self, key: str, data: Any) -> None:
         """Write one message ``(key, data)`` as `handle` returned it."""
-        if key in DectrisWriter.KEYS:
-            self.dectris.write(key, data)
-        else:
+        writer = self._writers.get(key)
+        if writer is None:
             self.not_written[key] += 1
+        else:
+            writer.write(key, data)
 
     def flush(self) -> None:
         """Hand everything written so far to the files."""
-        self.dectris.flush()
+        for writer in (self.dectris, self.bsread, self.array):
+            writer.flush()
 
     def flush_if_due(self) -> None:
         """`flush` at most once a second (call it also while no message comes)."""
-        self.dectris.flush_if_due()
+        for writer in (self.dectris, self.bsread, self.array):
+            writer.flush_if_due()
 
     def close(self) -> None:
         """Finish every open series and close every file."""
-        self.dectris.close()
+        for writer in (self.dectris, self.bsread, self.array):
+            writer.close()
