@@ -71,8 +71,7 @@ def time_raw(directory: str, blobs: list[bytes], frames: int) -> float:
     """Wall seconds to append ``frames`` blobs to one file and close it."""
     wall = time.perf_counter()
     with open(os.path.join(directory, "raw.bin"), "wb", buffering=0) as f:
-        for frame in range(frames):
-            f.write(blobs[frame % len(blobs)])
+        f.writelines(blobs[frame % len(blobs)] for frame in range(frames))
     return time.perf_counter() - wall
 
 
@@ -86,7 +85,7 @@ def run(frames: int, disk: str) -> list[dict]:
             directory = tempfile.mkdtemp(prefix="mflow-bench-", dir=parent)
             try:
                 raw = min(time_raw(directory, blobs, frames) for _ in range(3))
-                wall, cpu = min((time_writer(directory, messages) for _ in range(3)))
+                wall, cpu = min(time_writer(directory, messages) for _ in range(3))
             finally:
                 shutil.rmtree(directory)
             results.append({

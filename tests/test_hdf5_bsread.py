@@ -11,10 +11,10 @@ import pytest
 h5py = pytest.importorskip("h5py")
 pytest.importorskip("hdf5plugin")
 
-from mflow.cli._synthetic import SOURCES, Spec, encode_with  # noqa: E402
-from mflow.hdf5 import StreamWriter  # noqa: E402
+from mflow.cli._synthetic import SOURCES, Spec, encode_with
+from mflow.hdf5 import StreamWriter
 
-from .test_hdf5_dectris import decoded, received  # noqa: E402
+from .test_hdf5_dectris import decoded, received
 
 
 def write_all(directory: Path, messages: list) -> StreamWriter:
@@ -33,7 +33,7 @@ def test_bsread_channels_of_every_type_are_written(tmp_path: Path, compression: 
     sent = [decoded(parts) for parts in messages]
     with h5py.File(tmp_path / "series_1.h5") as f:
         assert list(f["pulse_id"][:]) == [m["pulse_id"] for m in sent]
-        for channel, value in sent[0]["data"].items():
+        for channel in sent[0]["data"]:
             rows = f[f"{channel}/data"]
             assert rows.shape[0] == 5
             for index, message in enumerate(sent):

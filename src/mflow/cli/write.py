@@ -7,14 +7,14 @@ written, what was discarded (and why) and which series and files were made.
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
 import sys
+from typing import Any
 
 import click
 
 import mflow
+
 from ._main import CONTEXT_SETTINGS
 from ._options import SocketOptions, Tool, socket_options, tool_options
 from ._output import Report, format_counts, traffic_fields
@@ -60,7 +60,8 @@ class _Recorder:
     def receive(self, run: Run) -> None:
         """Take and write the next message, waiting up to the run's poll time."""
         message = self.stream.receive(handler=self.handle, block=False, decode=False)
-        if message is None and self.stream.socket.poll(run.poll_ms()):
+        socket = self.stream.socket
+        if message is None and socket is not None and socket.poll(run.poll_ms()):
             message = self.stream.receive(handler=self.handle, block=False, decode=False)
         if message is not None:
             self.writer.write(*message.data)
@@ -84,10 +85,10 @@ class _Recorder:
         if open_series is not None:
             fields.append(("writing series", str(open_series.series)))
         for entry in series:
-            fields.append((f"series {entry['series']}",
-                           f"{entry['master']}: {entry['images']} images, "
-                           f"{entry['missing']} missing"
-                           f"{'' if entry['ended'] else ', no end message'}"))
+            ending = "" if entry["ended"] else ", no end message"
+            text = (f"{entry['master']}: {entry['images']} images, "
+                    f"{entry['missing']} missing{ending}")
+            fields.append((f"series {entry['series']}", text))
         return Report(data, fields)
 
 

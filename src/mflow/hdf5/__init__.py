@@ -16,4 +16,4 @@ from .bsread import BsreadWriter
 from .dectris import DectrisWriter, SeriesSummary
 from .writer import StreamWriter
 
-__all__ = ["ArrayWriter", "BsreadWriter", "DectrisWriter", "SeriesSummary", "StreamWriter", "HDF5WriteError"]
+__all__ = ["ArrayWriter", "BsreadWriter", "DectrisWriter", "HDF5WriteError", "SeriesSummary", "StreamWriter"]

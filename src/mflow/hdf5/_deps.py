@@ -5,8 +5,8 @@ from __future__ import annotations
 from ..errors import ConfigurationError
 
 try:
-    import h5py
-    import hdf5plugin
+    import h5py  # type: ignore[import-untyped]
+    import hdf5plugin  # type: ignore[import-untyped]
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ConfigurationError(
         f"writing HDF5 files needs h5py and hdf5plugin ({error}): "

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import MflowError
 from ._deps import h5py
 
-__all__ = ["HDF5WriteError", "create_file", "FlushSchedule", "LIBVER", "refuse_existing"]
+__all__ = ["LIBVER", "FlushSchedule", "HDF5WriteError", "create_file", "refuse_existing"]
 
 #: HDF5 format versions: SWMR needs the 1.10 format; superblock 3 is what XDS' neggia reads.
 LIBVER = ("v110", "latest")

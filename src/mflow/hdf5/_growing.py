@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ._deps import h5py
 from ._files import LIBVER, create_file
 

@@ -11,7 +11,8 @@ starts the next. Empty data parts are counted in ``discarded``, not written.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

@@ -15,7 +15,8 @@ its channel's datasets is discarded and counted. The file is ``<name>.h5``
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 

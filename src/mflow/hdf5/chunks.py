@@ -12,17 +12,29 @@ Uncompressed images are compressed with bitshuffle-LZ4 unless compression is ``n
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
 from .. import codecs
 from ..errors import CompressionError, MalformedMessageError
 
-__all__ = ["Chunk", "BITSHUFFLE", "LZ4", "NONE", "COMPRESSIONS", "bslz4_chunk",
-           "lz4_block_chunk", "array_chunk", "dimage_chunk", "stream2_chunk", "filter_options",
-           "converted"]
+__all__ = [
+    "BITSHUFFLE",
+    "COMPRESSIONS",
+    "LZ4",
+    "NONE",
+    "Chunk",
+    "array_chunk",
+    "bslz4_chunk",
+    "converted",
+    "dimage_chunk",
+    "filter_options",
+    "lz4_block_chunk",
+    "stream2_chunk",
+]
 
 BITSHUFFLE = "bslz4"
 LZ4 = "lz4"

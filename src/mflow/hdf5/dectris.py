@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -34,7 +35,7 @@ from ._files import FlushSchedule, HDF5WriteError, create_file, refuse_existing
 from .naming import check_pattern, output_stem
 from .nexus import DataFile, SeriesHeader, nexus_values, write_master
 
-__all__ = ["DectrisWriter", "SeriesSummary", "NAME_FIELDS"]
+__all__ = ["NAME_FIELDS", "DectrisWriter", "SeriesSummary"]
 
 #: Fields a name pattern may use.
 NAME_FIELDS = ("series",)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import ConfigurationError
 
-__all__ = ["output_stem", "check_pattern"]
+__all__ = ["check_pattern", "output_stem"]
 
 
 def check_pattern(pattern: str, fields: tuple[str, ...]) -> None:

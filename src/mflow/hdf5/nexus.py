@@ -67,14 +67,15 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from ._deps import h5py
 
-__all__ = ["HEADER_FIELDS", "SeriesHeader", "DataFile", "write_master", "nexus_values"]
+__all__ = ["HEADER_FIELDS", "DataFile", "SeriesHeader", "nexus_values", "write_master"]
 
 _DET = "instrument/detector"
 _SPECIFIC = "instrument/detector/detectorSpecific"
@@ -154,7 +155,7 @@ def _plain(value: Any) -> Any:
 
 
 def _usable(value: Any) -> bool:
-    if isinstance(value, bool) or isinstance(value, (int, float, str)):
+    if isinstance(value, (bool, int, float, str)):
         return not (isinstance(value, str) and not value)
     if isinstance(value, (list, tuple)):
         return bool(value) and all(isinstance(v, (int, float)) for v in value)
@@ -195,10 +196,10 @@ def nexus_values(header: Mapping[str, Any], version: int) -> SeriesHeader:
     else:
         for axis in _AXES:
             start = header.get(f"{axis}_start")
-            if _usable(start) and not isinstance(start, (str, list)):
+            if isinstance(start, (int, float)) and not isinstance(start, bool):
                 increment = header.get(f"{axis}_increment")
-                result.goniometer[axis] = (float(start), float(increment)
-                                           if _usable(increment) else 0.0)
+                step = float(increment) if isinstance(increment, (int, float)) else 0.0
+                result.goniometer[axis] = (float(start), step)
     return result
 
 

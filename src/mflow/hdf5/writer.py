@@ -29,7 +29,8 @@ class StreamWriter:
     def __init__(self, directory: str, name: str = "series_{series}",
                  compression: str = chunks.BITSHUFFLE, overwrite: bool = False,
                  **options: Any) -> None:
-        common = {"name": name, "compression": compression, "overwrite": overwrite}
+        common: dict[str, Any] = {"name": name, "compression": compression,
+                                  "overwrite": overwrite}
         self.dectris = DectrisWriter(directory, **common, **options)
         self.bsread = BsreadWriter(directory, **common)
         self.array = ArrayWriter(directory, **common)
