@@ -90,3 +90,29 @@ def test_full_disk_is_one_error_line_and_flushed_images_stay_readable(tools, sou
         rows = data.shape[0]
         assert rows >= 20
         np.testing.assert_array_equal(data[:20], np.stack(sent_images(messages)[:20]))
+
+
+def test_three_parts_make_one_master_in_image_order(tools, zmq_context, tmp_path):
+    messages = _plain(series("dectris", 7))
+    writers = []
+    for k in (3, 2, 1):  # part 1 last: its master maps the files the others wrote
+        push, endpoint = make_socket(zmq_context, zmq.PUSH)
+        write = tools("write", endpoint, str(tmp_path), "-n", str(len(messages)), "--json",
+                      "--frames-per-file", "2", "--part", f"{k}/3")
+        write.event("start")
+        send_messages(push, messages)
+        assert write.wait() == 0, write.stderr
+        writers.append(write.summary())
+    assert [w["images_written"] for w in writers] == [2, 2, 3]
+    assert [w["other_parts"] for w in writers] == [5, 5, 4]
+    with h5py.File(tmp_path / "series_1_master.h5") as f:
+        np.testing.assert_array_equal(f["/entry/data/data"][:], np.stack(sent_images(messages)))
+        assert sorted(k for k in f["/entry/data"] if k.startswith("data_")) == [
+            f"data_{n:06d}" for n in range(1, 5)]
+
+
+def test_a_bad_part_is_a_usage_error(tmp_path):
+    from .cli_support import run_tool
+
+    result = run_tool("write", "tcp://127.0.0.1:5", str(tmp_path), "--part", "4/3")
+    assert result.returncode == 2 and "K/N" in result.stderr

@@ -341,3 +341,12 @@ def _iter_cases() -> Iterator[str]:  # keeps the parameter list honest
 
 def test_every_generated_type_of_dectris_stream_is_covered() -> None:
     assert set(_iter_cases()) == {"dectris", "stream2"}
+
+
+def test_a_part_alone_leaves_a_master_that_names_the_other_parts_images(tmp_path: Path) -> None:
+    writer = write_all(tmp_path, series("dectris", 5), frames_per_file=2, part=(1, 2))
+    assert writer.images_written == 3 and writer.other_parts == 2
+    assert writer.series[0].missing == [3, 4]  # data file 2 belongs to the part that is absent
+    with h5py.File(tmp_path / "series_1_master.h5") as f:
+        data = f["/entry/data/data"]
+        assert data.shape[0] == 5 and (data[2] == np.iinfo(np.uint16).max).all()

@@ -73,6 +73,7 @@ class _Recorder:
         series = [{"series": s.series, "master": s.master, "images": s.images_written,
                    "missing": len(s.missing), "ended": s.ended} for s in dectris.series]
         data = {**sample, "images_written": dectris.images_written,
+                "other_parts": dectris.other_parts,
                 "discarded": dict(dectris.discarded), "not_written": dict(self.writer.not_written),
                 "series": series,
                 "open_series": None if open_series is None else open_series.series}
@@ -80,6 +81,8 @@ class _Recorder:
             ("images written", str(dectris.images_written)),
             ("discarded", format_counts(data["discarded"]) if data["discarded"] else "0"),
         ]
+        if dectris.part != (1, 1):
+            fields.append(("left to other parts", str(dectris.other_parts)))
         if data["not_written"]:
             fields.append(("not written", format_counts(data["not_written"])))
         if open_series is not None:
@@ -92,9 +95,19 @@ class _Recorder:
         return Report(data, fields)
 
 
+def _part(value: str | None) -> tuple[int, int]:
+    if value is None:
+        return (1, 1)
+    k, slash, n = value.partition("/")
+    if not (slash and k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise click.BadParameter(f"{value!r} is not K/N with 1 <= K <= N (e.g. 2/3)")
+    return (int(k), int(n))
+
+
 def _write(source: str, directory: str, name: str, frames_per_file: int, overwrite: bool,
            compression: str, instrument: str | None, source_name: str | None,
-           sample: str | None, socket: SocketOptions, tool: Tool) -> int:
+           sample: str | None, part: tuple[int, int], socket: SocketOptions,
+           tool: Tool) -> int:
     from mflow.hdf5 import HDF5WriteError, StreamWriter
 
     endpoint = socket.endpoint(source, mflow.CONNECT)
@@ -102,7 +115,7 @@ def _write(source: str, directory: str, name: str, frames_per_file: int, overwri
     names = {"instrument": instrument, "source": source_name, "sample": sample}
     writer = StreamWriter(directory, name=name, frames_per_file=frames_per_file,
                           compression=compression, overwrite=overwrite,
-                          names={k: v for k, v in names.items() if v})
+                          names={k: v for k, v in names.items() if v}, part=part)
     failed = False
     with open_stream(endpoint) as stream, tool.run() as run:
         out.event("start", f"{endpoint.describe(stream)}; writing to {directory}",
@@ -151,6 +164,11 @@ def _write(source: str, directory: str, name: str, frames_per_file: int, overwri
               help="Source (facility) name for the master file (NXmx requires it).")
 @click.option("--sample", default=None,
               help="Sample name for the master file (NXmx requires it).")
+@click.option("--part", default=None, metavar="K/N", callback=lambda ctx, param, value:
+              _part(value),
+              help="Be writer K of N writers of the same series (images divided by a fan-out): "
+                   "write data files K, K+N, ...; writer 1 also writes the master file over "
+                   "all parts' data files in DIRECTORY when its series ends.")
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
 def command(**options: Any) -> int:

@@ -19,6 +19,7 @@ named ``<name>_r2``, ``_r3``, ...
 
 from __future__ import annotations
 
+import glob
 import os
 from collections import Counter
 from collections.abc import Mapping
@@ -138,8 +139,9 @@ class _Series:
     """The open series: its header, data files and the image numbers that arrived."""
 
     def __init__(self, series: Any, stem: str, header: SeriesHeader, frames_per_file: int,
-                 overwrite: bool, names: Mapping[str, str]) -> None:
+                 overwrite: bool, names: Mapping[str, str], writes_master: bool) -> None:
         self.series = series
+        self.writes_master = writes_master
         self.names = names
         self.stem = stem
         self.header = header
@@ -149,9 +151,11 @@ class _Series:
         self.closed: list[DataFile] = []
         self.arrived: set[int] = set()
         self.duplicates = 0
+        self._other_arrived: set[int] = set()
         self.converted = 0
         self.layout: tuple[tuple[int, ...], np.dtype] | None = None
-        refuse_existing(self.master_path, overwrite)
+        if writes_master:
+            refuse_existing(self.master_path, overwrite)
 
     @property
     def master_path(self) -> str:
@@ -196,18 +200,43 @@ class _Series:
         """Close the data files and write the master file."""
         for index in list(self.files):
             self._close_file(index)
-        files = sorted(self.closed, key=lambda f: f.first_image)
-        highest = max(self.arrived, default=0)
+        own = [f.name for f in self.closed]
+        if not self.writes_master:
+            return SeriesSummary(self.series, "", len(self.arrived), [], own, ended)
+        files = sorted(self.closed + self._other_parts(), key=lambda f: f.first_image)
+        arrived = self.arrived | self._other_arrived
+        highest = max(arrived, default=0)
         expected = self.header.expected_images or 0
-        missing = sorted(set(range(1, max(highest, expected) + 1)) - self.arrived)
-        summary = SeriesSummary(self.series, self.master_path, len(self.arrived), missing,
-                                [f.name for f in files], ended)
+        missing = sorted(set(range(1, max(highest, expected) + 1)) - arrived)
+        summary = SeriesSummary(self.series, self.master_path, len(arrived), missing, own,
+                                ended)
         if self.layout is not None:
             image_shape, dtype = self.layout
             write_master(self.master_path, self.header, files, self.frames_per_file,
-                         image_shape, dtype, fill_value(dtype), missing, len(self.arrived),
+                         image_shape, dtype, fill_value(dtype), missing, len(arrived),
                          self.names)
         return summary
+
+    def _other_parts(self) -> list[DataFile]:
+        """The data files other parts wrote (or are writing) of this series, as they are."""
+        own = {f.name for f in self.closed}
+        self._other_arrived: set[int] = set()
+        found = []
+        for path in sorted(glob.glob(f"{glob.escape(self.stem)}_data_[0-9]*.h5")):
+            name = os.path.basename(path)
+            if name in own:
+                continue
+            try:
+                with h5py.File(path, "r", swmr=True) as f:
+                    data = f["/entry/data/data"]
+                    numbers = f["/entry/data/image_nr"][:]
+                    found.append(DataFile(name, int(data.attrs["image_nr_low"]),
+                                          int(data.shape[0])))
+                    self.layout = self.layout or (data.shape[1:], data.dtype)
+            except (OSError, KeyError):
+                continue  # not (yet) a readable data file: its images are missing
+            self._other_arrived.update(int(n) for n in numbers if n)
+        return found
 
 
 def _v1_header(data: Mapping[str, Any]) -> SeriesHeader:
@@ -259,19 +288,33 @@ class DectrisWriter:
     ``compression`` (``"bslz4"`` or ``"none"``) applies to images that arrive
     uncompressed. Existing files are refused unless ``overwrite``. ``names`` gives the
     instrument, source and sample names NXmx requires and no header carries.
+
+    ``part=(k, n)``: one of ``n`` writers of the same series (every one gets the headers
+    and ends, the images divided among them, e.g. by ``mflow fanout``). This one writes
+    the data files numbered ``k``, ``k + n``, ... (whole blocks of ``frames_per_file``
+    images; the names never collide) and counts the other images in ``other_parts``.
+    Part 1 writes the master file over all parts' data files found in ``directory`` when
+    its series ends; images no part had written by then are listed as missing.
     """
 
     KEYS = ("dheader-1.0", "dimage-1.0", "dseries_end-1.0", STREAM2)
 
     def __init__(self, directory: str, name: str = "series_{series}",
                  frames_per_file: int = 1000, compression: str = chunks.BITSHUFFLE,
-                 overwrite: bool = False, names: Mapping[str, str] | None = None) -> None:
+                 overwrite: bool = False, names: Mapping[str, str] | None = None,
+                 part: tuple[int, int] = (1, 1)) -> None:
         check_pattern(name, NAME_FIELDS)
         if frames_per_file < 1:
             raise ValueError(f"frames_per_file must be at least 1, not {frames_per_file}")
         if compression not in chunks.COMPRESSIONS:
             raise ValueError(f"compression must be one of {chunks.COMPRESSIONS}, "
                              f"not {compression!r}")
+        if not 1 <= part[0] <= part[1]:
+            raise ValueError(f"part {part[0]}/{part[1]} is not one of 1/{part[1]} to "
+                             f"{part[1]}/{part[1]}")
+        self.part = part
+        #: Images left to the other parts (``part``): not an error, not written here.
+        self.other_parts = 0
         self.directory = directory
         self.name = name
         self.frames_per_file = frames_per_file
@@ -339,7 +382,7 @@ class DectrisWriter:
         if self._stems[stem] > 1:
             stem = f"{stem}_r{self._stems[stem]}"
         self._open = _Series(series, stem, header, self.frames_per_file, self.overwrite,
-                             self.names)
+                             self.names, writes_master=self.part[0] == 1)
 
     def _image(self, series: Any, frame: Any, images: Any) -> None:
         if type(frame) is not int or frame < 0:
@@ -351,6 +394,9 @@ class DectrisWriter:
         assert self._open is not None
         if series != self._open.series:
             self.discarded["stray"] += 1
+            return
+        if (frame // self.frames_per_file) % self.part[1] != self.part[0] - 1:
+            self.other_parts += 1
             return
         try:
             written = self._open.put(frame + 1, images())
