@@ -220,7 +220,7 @@ class _Series:
     def _other_parts(self) -> list[DataFile]:
         """The data files other parts wrote (or are writing) of this series, as they are."""
         own = {f.name for f in self.closed}
-        self._other_arrived: set[int] = set()
+        self._other_arrived = set()
         found = []
         for path in sorted(glob.glob(f"{glob.escape(self.stem)}_data_[0-9]*.h5")):
             name = os.path.basename(path)
