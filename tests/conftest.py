@@ -17,8 +17,8 @@ from .cli_support import tools, zmq_context  # noqa: F401  (fixtures of the comm
 #: Milliseconds any test receive may wait before the test fails instead of hanging.
 TIMEOUT_MS = 5000
 
-# Property tests that set no example count of their own take it from the profile: a fast
-# default, and "long" on request (``pytest --hypothesis-profile=long``).
+# Property tests take their example count from the profile: a fast default, sized for a
+# loaded 2-core machine, and "long" on request (``pytest --hypothesis-profile=long``).
 settings.register_profile("default", max_examples=60, deadline=None)
 settings.register_profile("long", max_examples=20_000, deadline=None)
 settings.load_profile("default")

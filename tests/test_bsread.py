@@ -474,7 +474,7 @@ def mutated_messages(draw):
     return parts, expected
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(deadline=None)
 @given(mutated_messages())
 def test_fuzzed_messages_raise_only_decode_errors_and_never_poison_the_cache(sample):
     parts, expected = sample
@@ -496,7 +496,7 @@ def one_pair(stream_pair):
     return stream_pair()
 
 
-@settings(max_examples=200, deadline=None,
+@settings(deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sample=mutated_messages())
 def test_fuzzed_messages_through_a_stream_then_a_valid_one(one_pair, sample):

@@ -373,7 +373,7 @@ def test_name_helpers():
 # --- fuzzing: only CompressionError may escape ---------------------------------------------------
 
 ALL_DECODERS = [decode_bslz4, decode_hdf5_lz4, decode_lz4_block, decode_bsread_lz4]
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _decode_or_compression_error(decode, blob, dtype, shape):

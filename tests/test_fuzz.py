@@ -77,7 +77,7 @@ def assert_survives(link, parts: list[bytes]) -> None:
     assert stream.statistics.bytes_received == 0
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_valid_messages(link, data):
     assert_survives(link, mutate(data, data.draw(st.sampled_from(GOLDEN))))
@@ -91,13 +91,13 @@ headers = st.fixed_dictionaries(
               "frame": st.integers()})
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(header=headers, rest=st.lists(st.binary(max_size=64), max_size=10))
 def test_random_headers_and_parts(link, header, rest):
     assert_survives(link, [json.dumps(header).encode(), *rest])
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(parts=st.lists(st.binary(max_size=64), min_size=1, max_size=8))
 def test_random_bytes(link, parts):
     assert_survives(link, parts)

@@ -343,13 +343,13 @@ def _decodes_or_raises_decode_error(frame: bytes, decoding: bool = True) -> None
     assert_plain(message)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(deadline=None)
 @given(mutated_frames(), st.booleans())
 def test_fuzzed_frames_raise_only_decode_errors(frame, decoding):
     _decodes_or_raises_decode_error(frame, decoding)
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(deadline=None)
 @given(MESSAGES, st.booleans(), st.booleans())
 def test_arbitrary_cbor_trees_with_stream2_tags_raise_only_decode_errors(message, prefix,
                                                                          decoding):
@@ -362,7 +362,7 @@ def one_pair(stream_pair):
     return stream_pair()
 
 
-@settings(max_examples=200, deadline=None,
+@settings(deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frame=mutated_frames())
 def test_fuzzed_frames_through_a_stream_then_a_valid_one(one_pair, frame):
