@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -139,9 +140,11 @@ class _Series:
     """The open series: its header, data files and the image numbers that arrived."""
 
     def __init__(self, series: Any, stem: str, header: SeriesHeader, frames_per_file: int,
-                 overwrite: bool, names: Mapping[str, str], writes_master: bool) -> None:
+                 overwrite: bool, names: Mapping[str, str], writes_master: bool,
+                 other_parts_wait: float = 0.0) -> None:
         self.series = series
         self.writes_master = writes_master
+        self.other_parts_wait = other_parts_wait
         self.names = names
         self.stem = stem
         self.header = header
@@ -203,10 +206,11 @@ class _Series:
         own = [f.name for f in self.closed]
         if not self.writes_master:
             return SeriesSummary(self.series, "", len(self.arrived), [], own, ended)
-        files = sorted(self.closed + self._other_parts(), key=lambda f: f.first_image)
+        expected = self.header.expected_images or 0
+        others = self._wait_for_other_parts(expected if ended else 0)
+        files = sorted(self.closed + others, key=lambda f: f.first_image)
         arrived = self.arrived | self._other_arrived
         highest = max(arrived, default=0)
-        expected = self.header.expected_images or 0
         missing = sorted(set(range(1, max(highest, expected) + 1)) - arrived)
         summary = SeriesSummary(self.series, self.master_path, len(arrived), missing, own,
                                 ended)
@@ -216,6 +220,18 @@ class _Series:
                          image_shape, dtype, fill_value(dtype), missing, len(arrived),
                          self.names)
         return summary
+
+    def _wait_for_other_parts(self, expected: int) -> list[DataFile]:
+        """The other parts' data files, once they hold all ``expected`` images or after
+        ``other_parts_wait`` seconds (the parts end their series at about the same time;
+        each flushes its files within a second)."""
+        deadline = time.monotonic() + self.other_parts_wait
+        while True:
+            others = self._other_parts()
+            complete = set(range(1, expected + 1)) <= self.arrived | self._other_arrived
+            if complete or time.monotonic() >= deadline:
+                return others
+            time.sleep(0.1)
 
     def _other_parts(self) -> list[DataFile]:
         """The data files other parts wrote (or are writing) of this series, as they are."""
@@ -227,7 +243,8 @@ class _Series:
             if name in own:
                 continue
             try:
-                with h5py.File(path, "r", swmr=True) as f:
+                # Without a lock: the part writing it may still reopen it to finish it.
+                with h5py.File(path, "r", swmr=True, locking=False) as f:
                     data = f["/entry/data/data"]
                     numbers = f["/entry/data/image_nr"][:]
                     found.append(DataFile(name, int(data.attrs["image_nr_low"]),
@@ -294,7 +311,9 @@ class DectrisWriter:
     the data files numbered ``k``, ``k + n``, ... (whole blocks of ``frames_per_file``
     images; the names never collide) and counts the other images in ``other_parts``.
     Part 1 writes the master file over all parts' data files found in ``directory`` when
-    its series ends; images no part had written by then are listed as missing.
+    its series ends, after waiting up to ``other_parts_wait`` seconds for the other parts to
+    have written every image the header announced; images no part had written by then are
+    listed as missing.
     """
 
     KEYS = ("dheader-1.0", "dimage-1.0", "dseries_end-1.0", STREAM2)
@@ -313,6 +332,8 @@ class DectrisWriter:
             raise ValueError(f"part {part[0]}/{part[1]} is not one of 1/{part[1]} to "
                              f"{part[1]}/{part[1]}")
         self.part = part
+        #: Seconds part 1 waits at a series end for the other parts' images (see above).
+        self.other_parts_wait = 10.0
         #: Images left to the other parts (``part``): not an error, not written here.
         self.other_parts = 0
         self.directory = directory
@@ -382,7 +403,8 @@ class DectrisWriter:
         if self._stems[stem] > 1:
             stem = f"{stem}_r{self._stems[stem]}"
         self._open = _Series(series, stem, header, self.frames_per_file, self.overwrite,
-                             self.names, writes_master=self.part[0] == 1)
+                             self.names, writes_master=self.part[0] == 1,
+                             other_parts_wait=self.other_parts_wait if self.part[1] > 1 else 0)
 
     def _image(self, series: Any, frame: Any, images: Any) -> None:
         if type(frame) is not int or frame < 0:
