@@ -11,6 +11,8 @@ Parts (each a table with ratios; all results also go to JSON):
 - memory: resident size while mflow receives 1,000,000 small messages.
 - split: ``mflow split`` against ``zmq.proxy`` at 1 KiB and 1 MiB, one output.
 - dump: ``mflow dump`` (single-file format) against a raw receive-and-write loop, 1 MiB.
+- align: ``mflow merge --align frame`` of two inputs, 1 KiB, both sending and one silent
+  (its cost must not grow with the groups waiting for the silent input).
 - decode: bitshuffle-LZ4 decoding of an EIGER2 16M frame against the bitshuffle library.
 
 Every point is the median of ``--repeat`` runs (default 3); the 1-minute load average
@@ -302,6 +304,52 @@ def bench_split(args, sender: list[str]) -> list[dict]:
     return rows
 
 
+def one_align_run(inputs: int, max_wait: float, count: int, sender: list[str]) -> dict:
+    """``mflow merge --align frame`` of two inputs, ``inputs`` of them sending."""
+    load = os.getloadavg()[0]
+    receiver = start([sys.executable, str(HERE / "receiver.py"), "--variant", "raw-nocopy",
+                      "--address", "tcp://127.0.0.1:*", "--size", str(KIB),
+                      "--count", str(count)])
+    output = receiver.stdout.readline().strip()
+    sources = [free_tcp_address(), free_tcp_address()]
+    middle = subprocess.Popen([sys.executable, "-m", "mflow", "merge", *sources, "-o", output,
+                               "--connect", "--align", "frame", "--max-wait", str(max_wait),
+                               "--queue-size", "1000", "-q"], stdout=subprocess.DEVNULL)
+    senders = [start_sender(sender, "@" + source, KIB, count + 100)
+               for source in sources[:inputs]]
+    try:
+        out = finish(receiver)
+    finally:
+        for process in (middle, *senders):  # merge first: the senders may be held up
+            process.terminate()
+            process.wait(timeout=30)
+        for source_process in senders:
+            source_process.stdout.close()
+        if receiver.poll() is None:
+            receiver.kill()
+            receiver.wait()
+    result = json.loads(out.strip().splitlines()[-1])
+    result["load"] = load
+    return result
+
+
+def bench_align(args, sender: list[str]) -> list[dict]:
+    """``merge --align``: both inputs sending, and one silent (every group waits
+    ``--max-wait`` seconds, so thousands of groups are pending)."""
+    rows = []
+    count = max(500, int(20_000 * args.scale))
+    for inputs, max_wait in ((2, 1.0), (1, 1.0), (1, 10.0)):
+        runs = [one_align_run(inputs, max_wait, count, sender) for _ in range(args.repeat)]
+        best = median_run(runs)
+        row = {"inputs_sending": inputs, "max_wait": max_wait, "count": count,
+               "messages_per_s": count / best["wall"], "walls": best["walls"],
+               "loads": best["loads"]}
+        print(f"merge --align, {inputs} of 2 inputs sending, --max-wait {max_wait:g}: "
+              f"{row['messages_per_s']:>9,.0f} msg/s", flush=True)
+        rows.append(row)
+    return rows
+
+
 RAW_DUMP = """
 import sys, time, zmq
 socket = zmq.Context().socket(zmq.PULL)
@@ -427,7 +475,8 @@ def main() -> None:
                         help="an interpreter with psi-mflow 1.0 installed, to compare with")
     parser.add_argument("--repeat", type=int, default=3, help="runs per point (median)")
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
-    parser.add_argument("--parts", default="receive,memory,split,dump,decode,async,curve,fanout",
+    parser.add_argument("--parts",
+                        default="receive,memory,split,dump,decode,align,async,curve,fanout",
                         help="comma-separated parts to run")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--transports", default="tcp,ipc")
@@ -467,6 +516,8 @@ def main() -> None:
             results["curve"] = bench_curve(args)
         if "fanout" in parts:
             results["fanout"] = bench_fanout(args, workdir)
+        if "align" in parts:
+            results["align"] = bench_align(args, sender)
     results["seconds"] = time.monotonic() - began
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"took {results['seconds']:.0f} s; results in {args.json}")

@@ -195,3 +195,13 @@ def test_interrupt_flushes_and_exits_130(tools, source, tmp_path):
     dump.signal()
     assert dump.wait() == 130
     assert dump.summary()["messages"] == 2
+
+
+def test_listing_shows_a_header_too_deep_to_parse_as_not_json(tools, source):
+    push, endpoint = source
+    dump = tools("dump", endpoint, "-n", "2")
+    dump.line()
+    send_messages(push, [[b"[" * 3000], [header(frame=1)]])
+    assert dump.line() == "#0  1 part  3000 bytes  (3000 bytes, not JSON)"
+    assert '"frame":1' in dump.line()
+    assert dump.wait() == 0

@@ -6,8 +6,6 @@ import json
 
 import zmq
 
-from mflow.cli.merge import Aligner
-
 from .cli_support import header, make_socket, receive_messages, send_messages
 
 
@@ -79,10 +77,13 @@ def test_align_waits_a_bounded_time_for_missing_messages(tools, zmq_context):
                                         "unaligned": 1}
 
 
-def test_aligner_releases_everything_at_the_end():
-    aligner = Aligner("frame", 2, max_wait=60)
-    assert aligner.add(0, [header(frame=1)]) == []
-    assert aligner.add(0, [header(frame=2)]) == []
-    assert list(aligner.expired()) == []
-    assert list(aligner.expired(everything=True)) == [[header(frame=1)], [header(frame=2)]]
-    assert aligner.counts["incomplete"] == 2
+def test_align_forwards_a_header_too_deep_to_parse_and_keeps_what_it_held(tools, zmq_context):
+    (a, a_end), (b, b_end) = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
+    tool, pull = start_merge(tools, zmq_context, [a_end, b_end], "--align", "frame", "-n", "3")
+    send_messages(a, [[header(frame=1)], [b"[" * 3000]])
+    assert receive_messages(pull, 1) == [[b"[" * 3000]]  # unaligned: forwarded at once
+    send_messages(b, [[header(frame=1)]])
+    assert receive_messages(pull, 2) == [[header(frame=1)]] * 2
+    assert tool.wait() == 0
+    assert tool.summary()["groups"] == {"complete": 1, "incomplete": 0, "late": 0,
+                                        "unaligned": 1}

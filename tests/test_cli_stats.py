@@ -142,3 +142,16 @@ def test_warns_when_no_one_is_listening(tools):
     finally:
         holder.close()
     assert f"no peer at {address} after 3 s" in stats.stderr
+
+
+def test_the_inspector_decodes_with_the_streams_own_handlers(stream_pair):
+    from mflow.cli._inspect import Inspector
+
+    sender, receiver = stream_pair()
+    calls = []
+    receiver.handlers["raw-1.0"] = lambda cursor: calls.append(cursor) or {"header": {}}
+    inspector = Inspector(receiver, decode=False)
+    sender.send_multipart([header(frame=0), b"x"])
+    assert inspector.receive(5000)
+    assert len(calls) == 1 and inspector.kinds == {"raw-1.0": 1}
+    assert receiver.statistics.messages_by_htype == {"raw-1.0": 1}

@@ -453,3 +453,40 @@ def test_a_bad_part_never_leaves_half_a_message(stream_pair):
     sender.forward({"header": {"htype": "raw-1.0", "good": True}, "data": [b"x"]})
     message = receiver.receive().data
     assert message["header"] == {"htype": "raw-1.0", "good": True} and message["data"] == [b"x"]
+
+
+def test_poll_says_whether_a_message_can_be_received(pull_stream):
+    socket, stream = pull_stream
+    assert stream.poll(0) is False
+    socket.send_multipart(array_frames())
+    assert stream.poll(TIMEOUT_MS) is True
+    assert stream.receive().data["header"]["frame"] == 0
+    assert stream.poll(0) is False
+
+
+def test_poll_out_says_whether_a_message_can_be_sent(stream_pair):
+    sender, _ = stream_pair()
+    assert sender.poll(TIMEOUT_MS, zmq.POLLOUT) is True
+
+
+def test_poll_on_a_closed_stream_is_a_closed_error(pull_stream):
+    _, stream = pull_stream
+    stream.disconnect()
+    with pytest.raises(StreamClosedError):
+        stream.poll(0)
+    with pytest.raises(StreamClosedError):
+        mflow.stream.poll_streams([stream], 0)
+
+
+def test_poll_streams_gives_the_readable_ones(stream_pair):
+    _, receiver_a = stream_pair()
+    sender_b, receiver_b = stream_pair()
+    assert mflow.stream.poll_streams([receiver_a, receiver_b], 0) == []
+    sender_b.send_multipart(array_frames())
+    assert mflow.stream.poll_streams([receiver_a, receiver_b], TIMEOUT_MS) == [receiver_b]
+
+
+def test_receive_timeout_is_readable(stream_factory, push):
+    _, endpoint = push
+    assert stream_factory(endpoint, receive_timeout=250).receive_timeout == 250
+    assert stream_factory(endpoint, receive_timeout=None).receive_timeout is None

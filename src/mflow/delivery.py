@@ -107,7 +107,7 @@ class PeerTracker:
     def wait(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` seconds (None: forever) for a peer; True if one is there."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._connected, timeout)
+            return bool(self._changed.wait_for(lambda: self._connected, timeout))
 
 
 class Delivery:

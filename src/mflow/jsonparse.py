@@ -4,7 +4,8 @@ Headers are parsed once per message on the receive path, so the parser matters: 
 takes a quarter of the standard library's time. Where the two differ the standard library
 decides: text orjson refuses (``NaN``, ``Infinity``, lone surrogates, which Python's
 ``json`` accepts) is parsed again with ``json``. One difference remains: orjson reads
-integers beyond 64 bits as floats.
+integers beyond 64 bits as floats. Text nested too deeply for either is a ``ValueError``
+like any other text that is not JSON.
 """
 
 from __future__ import annotations
@@ -20,8 +21,12 @@ _parse_stdlib = json.JSONDecoder().decode
 
 
 def parse_json(data: Any) -> Any:
-    """Parse UTF-8 JSON ``data`` (bytes-like); ``ValueError`` if it is not UTF-8 JSON."""
+    """Parse UTF-8 JSON ``data`` (bytes-like); ``ValueError`` if it is not UTF-8 JSON or
+    nests deeper than the parsers go (orjson: 1024 levels)."""
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
-        return _parse_stdlib(bytes(data).decode("utf-8"))
+        try:
+            return _parse_stdlib(bytes(data).decode("utf-8"))
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None

@@ -26,7 +26,8 @@ from .statistics import Statistics
 if TYPE_CHECKING:
     from .security import Curve, Guard
 
-__all__ = ["Stream", "connect", "disconnect", "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL"]
+__all__ = ["Stream", "connect", "disconnect", "poll_streams", "CONNECT", "BIND", "PUB", "SUB",
+           "PUSH", "PULL"]
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +205,12 @@ class Stream:
             return None
         return self.socket.last_endpoint.decode()
 
+    @property
+    def receive_timeout(self) -> int | None:
+        """The receive timeout in milliseconds, ``None`` when a receive waits forever."""
+        timeout = int(self._open_socket("read the receive timeout").rcvtimeo)
+        return None if timeout < 0 else timeout
+
     def poll(self, timeout_ms: int | None = None, flags: int = zmq.POLLIN) -> bool:
         """Whether a message can be received (``flags=zmq.POLLIN``) or sent (``zmq.POLLOUT``)
         within ``timeout_ms`` milliseconds (``None`` waits as long as it takes, 0 not at all).
@@ -344,6 +351,11 @@ class Stream:
             key = header.get("htype")
         self.statistics.message_succeeded(key, header)
         return Message(self.statistics, data)
+
+    def receive_handler(self, key: str) -> Callable[[Any], Any]:
+        """The receive function for dispatch key ``key``: this stream's `handlers` first,
+        then the registry (`UnknownHtypeError` if neither has one)."""
+        return self._receive_handler(key)
 
     def _receive_handler(self, key: str) -> Callable[[Any], Any]:
         override = self.handlers.get(key)
@@ -517,6 +529,19 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
                    send_timeout=send_timeout, max_message_size=max_message_size,
                    watch_peers=watch_peers, curve=curve, allow=allow, deny=deny)
     return stream
+
+
+def poll_streams(streams: Sequence[Stream], timeout_ms: int | None = None) -> list[Stream]:
+    """The streams of ``streams`` that have a message to receive, waiting up to
+    ``timeout_ms`` milliseconds (``None``: until one has) for the first; in their order."""
+    poller = zmq.Poller()
+    for stream in streams:
+        poller.register(stream._open_socket("poll"), zmq.POLLIN)
+    try:
+        ready = dict(poller.poll(timeout_ms))
+    except zmq.ZMQError as error:
+        raise _stream_error(error, "poll") from error
+    return [stream for stream in streams if stream.socket in ready]
 
 
 def disconnect(stream: Stream) -> None:

@@ -9,6 +9,7 @@ arguments: `tool_options` → ``tool`` (`Tool`: output, limits, progress interva
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -20,7 +21,7 @@ from ._security import SecuritySettings, make_security, security_option_list, us
 from ._sockets import Endpoint
 
 __all__ = ["Tool", "SocketOptions", "SenderOptions", "tool_options", "socket_options",
-           "sender_options", "linger_option", "mode_choice"]
+           "sender_options", "linger_option", "mode_choice", "parse_shape"]
 
 
 @dataclass
@@ -89,6 +90,17 @@ def _with_options(options: list[Callable[[Any], Any]], convert: Callable[..., di
         return wrapper
 
     return decorate
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """A shape in numpy order (rows first): ``512x1024``, ``512,1024`` or ``1000``."""
+    try:
+        shape = tuple(int(n) for n in re.split(r"[x,]", text.lower()))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a shape (e.g. 512x1024)") from None
+    if not shape or min(shape) < 1:
+        raise click.BadParameter(f"{text!r} is not a shape (e.g. 512x1024)")
+    return shape
 
 
 def mode_choice(*modes: str) -> click.Choice:

@@ -17,7 +17,8 @@ from mflow.errors import StreamError
 from ._options import SenderOptions, Tool
 from ._output import Report, traffic_fields
 from ._runtime import EXIT_ERROR, Meter, Run
-from ._sockets import Endpoint, message_size, open_stream, send_message, wait_for_peer
+from ._sockets import Endpoint, delivery_of, message_size, open_stream, send_message, \
+    wait_for_peer
 
 __all__ = ["Sender", "delivery_fields", "delivery_exit_code"]
 
@@ -45,7 +46,7 @@ class Sender:
         self.meter = Meter()
         self.stream = open_stream(endpoint, linger=options.linger,
                                   subscriptions=options.wait_for_peer)
-        self.delivery: mflow.Delivery = self.stream.delivery
+        self.delivery = delivery_of(self.stream)
         if announce:
             self.out.event("start", endpoint.describe(self.stream),
                            endpoint=self.stream.endpoint, mode=endpoint.mode,
@@ -69,7 +70,7 @@ class Sender:
         if not self.options.wait_for_peer:
             return True
         self.out.note(f"Waiting for a peer on {self.stream.endpoint} ...")
-        if wait_for_peer(self.stream, run, self.options.peer_timeout):
+        if wait_for_peer(self.stream, run, self.options.peer_timeout, subscriptions=True):
             run.restart()
             self.meter.restart()
             return True

@@ -21,7 +21,8 @@ from ._runtime import POLL_MS, Run
 from ._security import secure_connect_arguments, track
 
 __all__ = ["MODES", "Endpoint", "check_address", "is_wildcard", "open_stream",
-           "wait_for_peer", "send_message", "message_size", "PeerHints",
+           "wait_for_peer", "send_message", "message_size", "PeerHints", "peers_of",
+           "delivery_of",
            "PARTNERS", "HINT_SECONDS"]
 
 MODES = {"push": zmq.PUSH, "pull": zmq.PULL, "pub": zmq.PUB, "sub": zmq.SUB}
@@ -126,7 +127,7 @@ class PeerHints:
 
     def check(self, messages: int) -> None:
         """Look at the stream's peers (cheap; call it every round of the receive loop)."""
-        peers = self.stream.peers
+        peers = peers_of(self.stream)
         if not self._announced and peers.ever_connected:
             self._announced = True
             where = self.endpoint.address if self.endpoint.conn_type == mflow.CONNECT \
@@ -139,7 +140,7 @@ class PeerHints:
 
     def problem(self) -> str:
         """What is wrong, as far as the socket events tell."""
-        peers, mode = self.stream.peers, self.endpoint.mode
+        peers, mode = peers_of(self.stream), self.endpoint.mode
         where = self.endpoint.address
         seconds = f"{self.delay:g} s"
         if peers.ever_connected:
@@ -157,13 +158,29 @@ class PeerHints:
         return f"no peer has connected to {self.stream.endpoint} in {seconds}"
 
 
-def wait_for_peer(stream: mflow.Stream, run: Run, timeout: float | None) -> bool:
-    """Wait until a peer is connected (to an XPUB: subscribed, since a PUB drops whatever
-    it sends before that); False if the run stopped or ``timeout`` seconds passed."""
+def peers_of(stream: mflow.Stream) -> mflow.PeerTracker:
+    """The peers of a stream `open_stream` opened (it always watches them)."""
+    if stream.peers is None:
+        raise ConfigurationError("the stream does not watch its peers (watch_peers=True)")
+    return stream.peers
+
+
+def delivery_of(stream: mflow.Stream) -> mflow.Delivery:
+    """The delivery accounting of a sending stream `open_stream` opened."""
+    if stream.delivery is None:
+        raise ConfigurationError("the stream is no sending stream watching its peers")
+    return stream.delivery
+
+
+def wait_for_peer(stream: mflow.Stream, run: Run, timeout: float | None,
+                  subscriptions: bool = False) -> bool:
+    """Wait until a peer is connected (with ``subscriptions``, to a PUB opened with them:
+    subscribed, since a PUB drops whatever it sends before that); False if the run stopped
+    or ``timeout`` seconds passed."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    subscribed = stream.socket.type != zmq.XPUB
+    subscribed = not delivery_of(stream).publishes or not subscriptions
     while not run.stopped():
-        if stream.peers.wait(POLL_MS / 1000):
+        if peers_of(stream).wait(POLL_MS / 1000):
             while not subscribed and stream.poll(POLL_MS):
                 parts = stream.receive_parts(block=False)
                 subscribed = parts is not None and bytes(parts[0])[:1] == b"\x01"

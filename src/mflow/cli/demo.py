@@ -16,14 +16,13 @@ import click
 import mflow
 
 from . import _synthetic
+from ._inspect import Inspector
 from ._main import CONTEXT_SETTINGS
-from ._options import SenderOptions, Tool, tool_options
+from ._options import SenderOptions, Tool, parse_shape, tool_options
 from ._output import Report
 from ._runtime import EXIT_ERROR, EXIT_OK, Pacer, Run
 from ._sending import Sender
 from ._sockets import Endpoint, open_stream
-from .generate import parse_shape
-from .stats import Inspector
 
 __all__ = ["command"]
 

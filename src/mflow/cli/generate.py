@@ -17,12 +17,12 @@ import mflow
 from . import _synthetic
 from ._legacy import ThroughputLines, legacy_command
 from ._main import CONTEXT_SETTINGS, run
-from ._options import SenderOptions, SocketOptions, Tool, sender_options, socket_options, \
-    tool_options
+from ._options import SenderOptions, SocketOptions, Tool, parse_shape, sender_options, \
+    socket_options, tool_options
 from ._runtime import Pacer, Run
 from ._sending import Sender
 
-__all__ = ["command", "legacy", "main", "parse_size", "parse_shape"]
+__all__ = ["command", "legacy", "main", "parse_size"]
 
 HELP = """Send a synthetic stream of TYPE messages (default: raw) from ADDRESS.
 
@@ -72,17 +72,6 @@ def parse_size(text: str) -> int:
     if match is None or (unit and unit not in _UNITS):
         raise click.BadParameter(f"{text!r} is not a size (e.g. 1 for 1 MiB, 4KiB, 2MB, 100B)")
     return int(float(match[1]) * _UNITS.get(unit, 1024**2))
-
-
-def parse_shape(text: str) -> tuple[int, ...]:
-    """A shape in numpy order (rows first): ``512x1024``, ``512,1024`` or ``1000``."""
-    try:
-        shape = tuple(int(n) for n in re.split(r"[x,]", text.lower()))
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a shape (e.g. 512x1024)") from None
-    if not shape or min(shape) < 1:
-        raise click.BadParameter(f"{text!r} is not a shape (e.g. 512x1024)")
-    return shape
 
 
 def parse_channel(text: str) -> tuple[str, str, tuple[int, ...]]:

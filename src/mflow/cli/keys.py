@@ -21,7 +21,8 @@ to its peers (--curve-server-key, or into their --curve-allow folder). Existing 
 never overwritten; the secret file is readable by its owner only.
 
 \b
-Example, a CURVE-protected split with one allowed client:
+Examples:
+  # a CURVE-protected split with one allowed client
   mflow keys split -d keys/            # on the split machine
   mflow keys viewer -d clients/        # on the client; copy clients/viewer.key over
   mflow split tcp://detector:9999 tcp://*:9001 \\

@@ -1,23 +1,21 @@
 """``mflow merge``: several input streams into one output.
 
-Inputs are served fairly in order of arrival: one `zmq.Poller` watches them all and every
-input that has a message gets one taken per round. Messages are forwarded whole and
-untouched. With ``--align KEY`` the messages of all inputs that carry the same ``KEY``
-(e.g. ``frame`` or ``pulse_id`` in their JSON header) go out together, in input order,
-once every input delivered its own, or after ``--max-wait`` seconds with whatever came.
+Inputs are served fairly in order of arrival (`mflow.merge.ArrivalMerge`: every input
+that has a message gets one taken per round). Messages are forwarded whole and
+untouched. With ``--align KEY`` (`mflow.merge.Aligner`) the messages of all inputs that
+carry the same ``KEY`` (e.g. ``frame`` or ``pulse_id`` in their JSON header) go out
+together, in input order, once every input delivered its own, or after ``--max-wait``
+seconds with whatever came.
 """
 
 from __future__ import annotations
 
-import time
-from collections import deque
-from typing import Any, Iterator
+from typing import Any
 
 import click
-import zmq
 
 import mflow
-from mflow.jsonparse import parse_json
+from mflow.merge import Aligner, ArrivalMerge
 
 from ._main import CONTEXT_SETTINGS
 from ._options import SenderOptions, SocketOptions, Tool, mode_choice, sender_options, \
@@ -27,7 +25,7 @@ from ._runtime import Meter, Run
 from ._sending import Sender, delivery_fields
 from ._sockets import Endpoint, open_stream
 
-__all__ = ["command", "Aligner"]
+__all__ = ["command"]
 
 HELP = """Forward the messages of every INPUT to one --output stream.
 
@@ -44,67 +42,8 @@ Examples:
   mflow merge tcp://a:9999 tcp://b:9999 -o tcp://*:9000 --align pulse_id --max-wait 0.5
 """
 
-_RECENT_GROUPS = 10_000
-
-
-class Aligner:
-    """Groups messages of ``inputs`` inputs by the integer ``key`` of their JSON header.
-
-    `add` and `expired` return the messages to send now, each a list of frames.
-    """
-
-    def __init__(self, key: str, inputs: int, max_wait: float) -> None:
-        self.key = key
-        self.inputs = inputs
-        self.max_wait = max_wait
-        self.pending: dict[int, dict[int, list[list[Any]]]] = {}
-        self.since: dict[int, float] = {}
-        self._sent: deque[int] = deque(maxlen=_RECENT_GROUPS)
-        self._sent_set: set[int] = set()
-        self.counts = {"complete": 0, "incomplete": 0, "late": 0, "unaligned": 0}
-
-    def _number(self, frames: list[Any]) -> int | None:
-        try:
-            header = parse_json(bytes(frames[0]))
-        except ValueError:
-            return None
-        number = header.get(self.key) if isinstance(header, dict) else None
-        return number if type(number) is int else None
-
-    def add(self, index: int, frames: list[Any]) -> list[list[Any]]:
-        """Take a message from input ``index``; the messages that can go now."""
-        number = self._number(frames)
-        if number is None or number in self._sent_set:
-            self.counts["unaligned" if number is None else "late"] += 1
-            return [frames]
-        group = self.pending.setdefault(number, {})
-        self.since.setdefault(number, time.monotonic())
-        group.setdefault(index, []).append(frames)
-        if len(group) < self.inputs:
-            return []
-        self.counts["complete"] += 1
-        return self._release(number)
-
-    def _release(self, number: int) -> list[list[Any]]:
-        group = self.pending.pop(number)
-        del self.since[number]
-        if len(self._sent) == self._sent.maxlen:
-            self._sent_set.discard(self._sent[0])
-        self._sent.append(number)
-        self._sent_set.add(number)
-        return [frames for index in sorted(group) for frames in group[index]]
-
-    def expired(self, everything: bool = False) -> Iterator[list[Any]]:
-        """The messages of groups that waited longer than ``max_wait`` (or of all groups)."""
-        deadline = time.monotonic() - self.max_wait
-        for number in sorted(self.pending):
-            if everything or self.since[number] <= deadline:
-                self.counts["incomplete"] += 1
-                yield from self._release(number)
-
-
 class _Merger:
-    """Receives from the inputs fairly and sends to the output."""
+    """Receives from the inputs fairly (`mflow.ArrivalMerge`) and sends to the output."""
 
     def __init__(self, inputs: list[mflow.Stream], sender: Sender, aligner: Aligner | None
                  ) -> None:
@@ -112,25 +51,19 @@ class _Merger:
         self.sender = sender
         self.aligner = aligner
         self.meter = Meter()
-        self.received = [0] * len(inputs)
-        self.poller = zmq.Poller()
-        for stream in inputs:
-            self.poller.register(stream.socket, zmq.POLLIN)
+        self.arrivals = ArrivalMerge(inputs)
 
     def round(self, run: Run) -> bool:
         """Wait for inputs, take one message from each ready one; False once stopped."""
-        ready = dict(self.poller.poll(run.poll_ms()))
-        for index, stream in enumerate(self.inputs):
-            if stream.socket in ready and not run.stopped(self.meter.messages):
-                frames = stream.receive_parts()
-                if frames is not None and not self._take(index, frames, run):
-                    return False
+        for index, frames in self.arrivals.receive_round(
+                run.poll_ms(), limit=run.remaining(self.meter.messages)):
+            if not self._take(index, frames, run):
+                return False
         if self.aligner is not None:
             return self._send_all(self.aligner.expired(), run)
         return True
 
     def _take(self, index: int, frames: list[Any], run: Run) -> bool:
-        self.received[index] += 1
         self.meter.add(sum(len(frame) for frame in frames))
         if self.aligner is None:
             return self.sender.send(frames, run)
@@ -149,11 +82,12 @@ class _Merger:
         sent = self.sender.meter.messages
         fields = traffic_fields(sample, final, verb="received")
         fields.append(("sent", str(sent)))
+        received = self.arrivals.received
         fields += [(f"← {stream.address}", str(count))
-                   for stream, count in zip(self.inputs, self.received, strict=True)]
+                   for stream, count in zip(self.inputs, received, strict=True)]
         data = {**sample, "sent": sent, "inputs": [
             {"address": s.address, "received": n}
-            for s, n in zip(self.inputs, self.received, strict=True)]}
+            for s, n in zip(self.inputs, received, strict=True)]}
         if self.aligner is not None:
             data["groups"] = dict(self.aligner.counts)
             fields.append(("groups", " ".join(f"{k}={v}" for k, v in

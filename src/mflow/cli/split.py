@@ -27,7 +27,8 @@ from ._options import SocketOptions, Tool, linger_option, mode_choice, socket_op
 from ._output import Report, traffic_fields
 from ._runtime import Meter, Run
 from ._sending import delivery_exit_code
-from ._sockets import Endpoint, is_wildcard, message_size, open_stream, send_message
+from ._sockets import Endpoint, delivery_of, is_wildcard, message_size, open_stream, \
+    send_message
 
 __all__ = ["command", "legacy", "main", "OutputSpec", "load_config"]
 
@@ -152,7 +153,7 @@ class _Output:
     def __init__(self, spec: OutputSpec, linger: float) -> None:
         self.spec = spec
         self.stream = open_stream(spec.endpoint, linger=linger, blocking_send=spec.block)
-        self.delivery: mflow.Delivery = self.stream.delivery
+        self.delivery = delivery_of(self.stream)
         self.sent = 0
         self.dropped = 0
         self.bytes = 0
