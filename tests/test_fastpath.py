@@ -87,7 +87,7 @@ def receive_all(path: str, monkeypatch: pytest.MonkeyPatch, context: zmq.Context
     socket.sndtimeo = TIMEOUT_MS
     socket.bind("tcp://127.0.0.1:*")
     stream = mflow.connect(socket.last_endpoint.decode(), receive_timeout=TIMEOUT_MS)
-    assert (stream.receiver._speedups is not None) == (path == "compiled")
+    assert (stream._speedups is not None) == (path == "compiled")
     try:
         results = []
         for parts in MESSAGES:

@@ -247,9 +247,9 @@ def test_entry_point_plugins_are_loaded_on_first_miss(monkeypatch):
     plugin.Plugin = Plugin
     monkeypatch.setitem(sys.modules, "mflow_test_plugin", plugin)
     entry = EntryPoint("plugin-1.0", "mflow_test_plugin:Plugin", handlers_module.ENTRY_POINT_GROUP)
-    monkeypatch.setattr(handlers_module, "entry_points",
+    monkeypatch.setattr("importlib.metadata.entry_points",
                         lambda group: [entry] if group == handlers_module.ENTRY_POINT_GROUP else [])
-    monkeypatch.setattr(handlers_module, "_entry_points_loaded", False)
+    monkeypatch.setattr(handlers_module, "_plugins", None)
     try:
         assert mflow.get_handler("plugin-1.0") is Plugin
         assert decode(Plugin, [b'{"htype": "plugin-1.0"}']) == {"plugin": {"htype": "plugin-1.0"}}
@@ -257,3 +257,37 @@ def test_entry_point_plugins_are_loaded_on_first_miss(monkeypatch):
     finally:
         for table in (mflow.handlers, mflow.receive_handlers):
             table.pop("plugin-1.0", None)
+
+
+def run_python(code: str) -> str:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True, timeout=30).stdout
+
+
+def test_import_mflow_imports_no_numpy_asyncio_or_entry_points():
+    loaded = run_python("import sys, mflow; print(sorted(m for m in ('numpy', 'asyncio', "
+                        "'importlib.metadata', 'mflow.handlers.array_1_0') if m in sys.modules))")
+    assert loaded.strip() == "[]"
+
+
+def test_builtins_are_imported_on_first_use_only():
+    loaded = run_python(
+        "import sys, mflow\n"
+        "assert mflow.get_handler('raw-1.0')\n"
+        "print(sorted(m for m in sys.modules if m.startswith('mflow.handlers.')))")
+    assert loaded.strip() == "['mflow.handlers._parts', 'mflow.handlers.raw_1_0']"
+
+
+def test_1_0_tables_and_module_attributes_are_complete_when_read():
+    out = run_python(
+        "import mflow, mflow.mflow\n"
+        "mine = lambda receiver: None\n"
+        "mflow.receive_handlers['array-1.0'] = mine\n"
+        "assert mflow.receive_handlers['array-1.0'] is mine\n"
+        "assert mflow.handlers['array-1.0'] is mflow.array_1_0.Handler\n"
+        "assert mflow.mflow.dimage_1_0 is mflow.dimage_1_0\n"
+        "print(sorted(mflow.handler_modules), 'raw-1.0' in mflow.send_handlers)")
+    assert out.split()[-1] == "True" and "'sls-receiver'" in out and "'bsr_m-1.1'" in out

@@ -117,3 +117,19 @@ def test_json_frames_after_the_first_are_parsed_each_time():
     receiver = loaded([b"{}", json.dumps({"k": [1, 2]}).encode()])
     receiver.next()
     assert receiver.next(as_json=True) == {"k": [1, 2]}
+
+
+def test_the_cursor_reads_through_the_stream_never_a_socket():
+    messages = [[b'{"htype": "a"}', b"1"], [b'{"htype": "b"}']]
+    receiver = ReceiveHandler(None, take_message=lambda flags: messages.pop(0))
+    assert receiver.header() == {"htype": "a"}
+    assert receiver.next(as_json=True) == {"htype": "a"} and receiver.next() == b"1"
+    assert receiver.header() == {"htype": "b"}
+    assert messages == []
+
+
+def test_a_cursor_without_a_stream_has_nothing_to_read():
+    receiver = ReceiveHandler(None)
+    assert receiver.next() is None
+    with pytest.raises(zmq.ZMQError):
+        receiver.header()

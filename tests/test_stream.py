@@ -490,3 +490,177 @@ def test_receive_timeout_is_readable(stream_factory, push):
     _, endpoint = push
     assert stream_factory(endpoint, receive_timeout=250).receive_timeout == 250
     assert stream_factory(endpoint, receive_timeout=None).receive_timeout is None
+
+
+def test_recording_error_is_part_of_the_one_error_tree():
+    import mflow.recording
+
+    assert mflow.recording.RecordingError is mflow.errors.RecordingError
+    assert issubclass(mflow.RecordingError, mflow.MflowError)
+
+
+@pytest.mark.parametrize("arguments", [{"mode": 12345}, {"mode": "pull"}, {"queue_size": -5},
+                                       {"queue_size": 1.5}])
+def test_bad_connect_arguments_are_configuration_errors(push, arguments):
+    _, endpoint = push
+    with pytest.raises(ConfigurationError) as raised:
+        mflow.connect(endpoint, **arguments)
+    assert not isinstance(raised.value, ConnectError)
+    assert endpoint not in str(raised.value)
+
+
+def test_send_timeout_error_has_the_strerror_1_0_code_prints():
+    error = SendTimeoutError()
+    assert error.strerror and "send timed out" in error.strerror
+
+
+def test_send_multipart_of_no_parts_is_a_clear_error(stream_pair):
+    sender, receiver = stream_pair()
+    with pytest.raises(ConfigurationError, match="no parts"):
+        sender.send_multipart([])
+    assert sender.send_multipart([b'{"htype": "raw-1.0"}'])
+    assert receiver.receive().data["header"] == {"htype": "raw-1.0"}
+
+
+def test_receive_with_a_handler_counts_htype_and_sequence_whatever_it_parsed(pull_stream):
+    socket, stream = pull_stream
+    for frame in (0, 3):
+        socket.send_multipart(array_frames(frame=frame))
+        assert stream.receive(handler=lambda receiver: receiver.rest()) is not None
+    assert stream.statistics.messages_by_htype["array-1.0"] == 2
+    assert stream.statistics.missed == 2
+
+
+def test_handler_for_another_htype_keeps_the_compiled_path(pull_stream, receive_path):
+    socket, stream = pull_stream
+    calls = []
+    compiled = stream._speedups
+
+    class Counting:
+        def __getattr__(self, name):
+            return getattr(compiled, name)
+
+        def receive_message(self, *args):
+            calls.append(args)
+            return compiled.receive_message(*args)
+
+    if compiled is not None:
+        stream._speedups = Counting()
+    stream.handlers["custom-1.0"] = lambda receiver: {"custom": receiver.rest()}
+    socket.send_multipart(array_frames(frame=1))
+    socket.send_multipart([b'{"htype": "custom-1.0"}', b"x"])
+    assert stream.receive().data["header"]["frame"] == 1
+    assert stream.receive().data == {"custom": [b'{"htype": "custom-1.0"}', b"x"]}
+    assert len(calls) == (2 if receive_path == "compiled" else 0)
+
+
+def test_forward_honours_the_streams_handlers(stream_pair):
+    sender, receiver = stream_pair()
+
+    class Tagged:
+        @staticmethod
+        def send(message, send, block=True):
+            send(json.dumps({**message["header"], "tagged": True}).encode())
+
+    sender.handlers["array-1.0"] = Tagged
+    sender.forward({"header": {"htype": "array-1.0", "type": "int32", "shape": [1]},
+                    "data": []})
+    assert receiver.receive().data["header"]["tagged"] is True
+
+
+def test_twenty_thousand_unknown_htypes_log_and_remember_a_bounded_number(pull_stream, caplog):
+    socket, stream = pull_stream
+    with caplog.at_level(logging.WARNING, logger="mflow"):
+        for number in range(20_000):
+            socket.send(json.dumps({"htype": f"bad-{number}"}).encode())
+            assert stream.receive() is None
+    cap = mflow.stream.MAX_REPORTED_SKIP_KINDS
+    assert len(stream._reported) == cap
+    assert len(caplog.records) == cap + 1
+    assert stream.unlogged_skip_kinds == 20_000 - cap
+    assert stream.statistics.skipped["unknown_htype"] == 20_000
+
+
+@pytest.mark.parametrize("receiver_binds", [False, True])
+def test_disconnect_counts_the_received_messages_it_discards(context, caplog, receiver_binds):
+    # inproc: a message sent is in the receiver's queue when send returns.
+    address = f"inproc://discard-{receiver_binds}"
+    receiver_side, sender_side = (mflow.BIND, mflow.CONNECT) if receiver_binds else (
+        mflow.CONNECT, mflow.BIND)
+    streams = [("receiver", receiver_side, mflow.PULL), ("sender", sender_side, mflow.PUSH)]
+    if not receiver_binds:
+        streams.reverse()  # inproc: bind first
+    made = {name: mflow.connect(address, conn_type=side, mode=mode, context=context,
+                                receive_timeout=TIMEOUT_MS, send_timeout=TIMEOUT_MS)
+            for name, side, mode in streams}
+    receiver, sender = made["receiver"], made["sender"]
+    with sender:
+        for n in range(5):
+            sender.send_multipart(array_frames(frame=n))
+        assert receiver.receive().data["header"]["frame"] == 0
+        with caplog.at_level(logging.INFO, logger="mflow"):
+            receiver.disconnect()
+    assert receiver.statistics.skipped["discarded_at_close"] == 4
+    assert "discarded 4 received messages" in caplog.text
+
+
+def test_drain_gives_what_was_received_so_nothing_is_discarded(context):
+    with mflow.connect("inproc://drain", conn_type=mflow.BIND, mode=mflow.PUSH, context=context,
+                       send_timeout=TIMEOUT_MS) as sender:
+        receiver = mflow.connect("inproc://drain", context=context, receive_timeout=TIMEOUT_MS)
+        for n in range(3):
+            sender.send_multipart(array_frames(frame=n))
+        drained = receiver.drain()
+        assert [json.loads(frames[0].bytes)["frame"] for frames in drained] == [0, 1, 2]
+        assert receiver.drain() == []
+        receiver.disconnect()
+    assert "discarded_at_close" not in receiver.statistics.skipped
+
+
+DEEP = "[" * 1000 + "]" * 1000
+
+
+@pytest.mark.parametrize("header", [
+    '{"htype": "array-1.0", "type": "int32", "shape": [2], "frame": 1, "source": %s}' % DEEP,
+    '{"htype": "raw-1.0", "frame": 1, "source": %s}' % DEEP,
+])
+def test_a_deeply_nested_source_is_a_counted_skip_not_an_exception(pull_stream, header, caplog):
+    socket, stream = pull_stream
+    socket.send_multipart([header.encode(), np.arange(2, dtype="int32").tobytes()])
+    socket.send_multipart(array_frames(frame=7))
+    with caplog.at_level(logging.DEBUG, logger="mflow"):
+        assert stream.receive() is None
+    assert sum(stream.statistics.skipped.values()) == 1
+    assert stream.receive().data["header"]["frame"] == 7
+    assert all(len(record.getMessage()) < 1000 for record in caplog.records)
+
+
+def test_log_lines_of_skips_are_bounded_whatever_the_wire_holds(pull_stream, caplog):
+    socket, stream = pull_stream
+    huge = "x" * 100_000
+
+    def quoting(receiver):
+        raise ValueError(f"bad value {receiver.next(as_json=True)['value']}")
+
+    socket.send_multipart([json.dumps({"htype": "h" * 100_000, "value": huge}).encode()])
+    socket.send_multipart([json.dumps({"htype": "raw-1.0", "value": huge}).encode()])
+    with caplog.at_level(logging.DEBUG, logger="mflow"):
+        assert stream.receive() is None
+        assert stream.receive(handler=quoting) is None
+    assert stream.statistics.skipped == {"unknown_htype": 1, "decode_error": 1}
+    assert caplog.records and all(len(r.getMessage()) < 1000 for r in caplog.records)
+
+
+def test_forward_of_an_unknown_htype_logs_it_bounded(stream_pair, caplog):
+    sender, _ = stream_pair()
+    with caplog.at_level(logging.WARNING, logger="mflow"):
+        sender.forward({"header": {"htype": "u" * 100_000}, "data": []})
+    assert "not supported" in caplog.text and len(caplog.text) < 1000
+
+
+def test_strict_stream_raises_a_decode_error_for_what_a_handler_raised(stream_factory, push):
+    socket, endpoint = push
+    stream = stream_factory(endpoint, strict=True)
+    socket.send_multipart([('{"htype": "raw-1.0", "frame": 1, "source": %s}' % DEEP).encode()])
+    with pytest.raises(mflow.DecodeError, match="RecursionError"):
+        stream.receive()

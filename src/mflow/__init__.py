@@ -12,10 +12,10 @@ import zmq
 
 from . import errors, utils
 from .errors import (BadHeaderError, CompressionError, ConfigurationError, ConnectError,
-                     DecodeError, MalformedMessageError, MflowError, SendTimeoutError,
-                     StreamClosedError, StreamError, StreamTimeoutError, UnknownHtypeError)
-from .handlers import (array_1_0, dheader_1_0, dimage_1_0, dseries_end_1_0, get_handler,
-                       handler_modules, raw_1_0, receive_handlers, register_handler,
+                     DecodeError, MalformedMessageError, MflowError, RecordingError,
+                     SendTimeoutError, StreamClosedError, StreamError, StreamTimeoutError,
+                     UnknownHtypeError)
+from .handlers import (get_handler, handler_modules, receive_handlers, register_handler,
                        send_handlers)
 from .handlers import handlers  # noqa: E402  (rebinds ``mflow.handlers`` to the 1.0 dict)
 from .delivery import Delivery, PeerTracker
@@ -46,7 +46,7 @@ __all__ = [
     # errors
     "MflowError", "DecodeError", "UnknownHtypeError", "MalformedMessageError",
     "BadHeaderError", "CompressionError", "StreamError", "ConnectError", "StreamTimeoutError",
-    "SendTimeoutError", "StreamClosedError", "ConfigurationError",
+    "SendTimeoutError", "StreamClosedError", "RecordingError", "ConfigurationError",
     # modules and 1.0 incidentals
     "errors", "utils", "mflow", "main", "zmq", "json", "logging", "logger",
 ]
@@ -59,9 +59,18 @@ def main() -> None:
     cli_main()
 
 
+#: Modules imported on first use (the handler modules import numpy, which takes longer
+#: than ZeroMQ itself to import).
+_LAZY_MODULES = {"tools": ".tools", "array_1_0": ".handlers.array_1_0",
+                 "raw_1_0": ".handlers.raw_1_0", "dheader_1_0": ".handlers.dheader_1_0",
+                 "dimage_1_0": ".handlers.dimage_1_0",
+                 "dseries_end_1_0": ".handlers.dseries_end_1_0"}
+
+
 def __getattr__(name: str):
-    if name == "tools":
+    module = _LAZY_MODULES.get(name)
+    if module is not None:
         import importlib
 
-        return importlib.import_module(".tools", __name__)
+        return importlib.import_module(module, __name__)
     raise AttributeError(f"module 'mflow' has no attribute {name!r}")

@@ -11,6 +11,7 @@
     │   ├── StreamTimeoutError      (also a TimeoutError) a send or receive timed out
     │   │   └── SendTimeoutError    (also a zmq.Again, as 1.0 raised) a blocking send timed out
     │   └── StreamClosedError       (also a zmq.ZMQError, as in 1.0) not connected (any more)
+    ├── RecordingError              a recording cannot be opened or read (missing, corrupt)
     └── ConfigurationError          (also a ValueError) bad arguments or configuration
 
 pyzmq errors are translated into these in one place, `mflow.stream`; codecs and handlers
@@ -34,6 +35,7 @@ __all__ = [
     "StreamTimeoutError",
     "SendTimeoutError",
     "StreamClosedError",
+    "RecordingError",
     "ConfigurationError",
 ]
 
@@ -92,8 +94,10 @@ class SendTimeoutError(StreamTimeoutError, zmq.Again):
     checking ``errno == zmq.EAGAIN``) still works."""
 
     def __init__(self, message: str = "send timed out") -> None:
-        super().__init__(f"{zmq.strerror(zmq.EAGAIN)} ({message})")
+        text = f"{zmq.strerror(zmq.EAGAIN)} ({message})"
+        super().__init__(text)
         self.errno = zmq.EAGAIN
+        self.strerror = text
 
 
 class StreamClosedError(StreamError, zmq.ZMQError):
@@ -106,6 +110,10 @@ class StreamClosedError(StreamError, zmq.ZMQError):
         super().__init__(message)
         self.errno = zmq.ENOTSOCK
         self.strerror = message
+
+
+class RecordingError(MflowError):
+    """A recording cannot be opened or read: missing, not a recording, or corrupt."""
 
 
 class ConfigurationError(MflowError, ValueError):

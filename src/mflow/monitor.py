@@ -13,7 +13,6 @@ import time
 from typing import Any, Callable
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 __all__ = ["SocketEventListener", "ConnectionCountMonitor", "no_clients_timeout_notifier"]
 
@@ -66,6 +65,9 @@ class SocketEventListener:
                 logger.exception("socket event callback %r failed", callback)
 
     def _listen(self) -> None:
+        # Imported here: zmq.utils.monitor imports asyncio, which `import mflow` need not.
+        from zmq.utils.monitor import recv_monitor_message
+
         while self.monitor_listening.is_set():
             try:
                 event = recv_monitor_message(self._monitor_socket)

@@ -1,7 +1,8 @@
 """The cursor a handler reads one received message through.
 
 `Stream.receive()` takes a whole multipart message off the socket at once (ZeroMQ delivers
-multipart messages atomically) and loads it into the stream's `ReceiveHandler`; the handler
+multipart messages atomically) and loads it into the stream's `ReceiveHandler`; the cursor
+never touches the socket itself (`mflow.stream` does); the handler
 then walks the frames with the 1.0 calls ``next(as_json=...)`` and ``has_more()``. Reading
 past the last frame yields ``None`` instead of stealing the next message, and whatever a
 handler leaves unread is dropped with the message, so a failed decode can never
@@ -21,11 +22,10 @@ memoryviews for ``copy=False`` (writable, as pyzmq makes them).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import zmq
 
-from . import _fastpath
 from .jsonparse import parse_json
 from .statistics import Statistics
 
@@ -38,12 +38,20 @@ class ReceiveHandler:
     """Reads the frames of the current message for a handler (the 1.0 ``receiver``).
 
     Outside `Stream.receive()` the 1.0 frame-by-frame use still works: `header` and
-    `next` then read the next message from the socket when the current one is exhausted.
+    `next` then read the next message when the current one is exhausted, through
+    ``take_message`` (the stream's; made for ``socket`` when not given).
     """
 
     def __init__(self, socket: zmq.Socket | None, copy: bool = True,
-                 statistics: Statistics | None = None) -> None:
+                 statistics: Statistics | None = None, *,
+                 take_message: Callable[[int], Sequence[Any]] | None = None) -> None:
         self.socket = socket
+        if take_message is None and socket is not None:
+            from .stream import message_taker  # the stream module owns every socket call
+
+            take_message = message_taker(socket)
+        #: ``take_message(flags)``: the frames of the next whole message (from the stream).
+        self._take_message = take_message
         self.statistics = statistics if statistics is not None else Statistics()
         self.raw_header: bytes | None = None
         self.block = True
@@ -56,7 +64,6 @@ class ReceiveHandler:
         self._in_receive = False
         self._header: Any = _NOT_PARSED
         self._frame_objects = False
-        self._speedups, self._handle = _fastpath.for_socket(socket)
 
     def load(self, frames: Sequence[Any], header: Any = _NOT_PARSED,
              raw_header: bytes | None = None) -> None:
@@ -79,51 +86,17 @@ class ReceiveHandler:
         if self.frames:
             self.load(())
 
-    def _open_handle(self) -> int:
-        """The libzmq socket for the compiled path; pyzmq's error if the socket was closed."""
-        if self.socket.closed:
-            raise zmq.ZMQError(zmq.ENOTSOCK)
-        return self._handle
-
-    def take_message(self, flags: int = 0) -> list[Any]:
-        """The frames of the next whole message off the socket, without loading it.
+    def receive_message(self, flags: int = 0) -> None:
+        """Take the next whole message from the stream and load it.
 
         ``zmq.ZMQError`` (``zmq.Again`` on a timeout) propagates.
         """
-        if self._speedups is not None:
-            return self._speedups.receive_frames(self._open_handle(), flags)
-        recv = self.socket.recv
-        frame = recv(flags, copy=False)
-        frames = [frame]
-        while frame.more:
-            frame = recv(flags, copy=False)
-            frames.append(frame)
-        return frames
-
-    def receive_message(self, flags: int = 0) -> None:
-        """Take the next whole message off the socket and load it (see `take_message`)."""
-        self.load(self.take_message(flags))
-
-    def receive_decoded(self, flags: int = 0) -> Any:
-        """Receive the next message and, where the compiled path can, decode it whole.
-
-        Returns the finished `mflow.Message` (already counted in ``statistics``) for a
-        message the compiled path decodes, else ``None`` with the message loaded for a
-        handler (frame 0 parsed if it is a JSON object).
-        """
-        if self._speedups is None:
-            self.receive_message(flags)
-            return None
-        result = self._speedups.receive_message(self._open_handle(), flags, self.statistics)
-        if type(result) is not tuple:
-            self.end_message()
-            return result
-        frames, header, raw_header = result
-        self.load(frames, _NOT_PARSED if raw_header is None else header, raw_header)
-        return None
+        if self._take_message is None:
+            raise zmq.ZMQError(zmq.ENOTSOCK)
+        self.load(self._take_message(flags))
 
     def _read_message(self) -> None:
-        """Load the next message from the socket (frame-by-frame use outside a receive)."""
+        """Load the next message (frame-by-frame use outside a receive)."""
         self.receive_message(0 if self.block else zmq.NOBLOCK)
 
     def _exhausted(self) -> bool:
@@ -150,6 +123,18 @@ class ReceiveHandler:
             raw = raw if type(raw) is bytes else raw.bytes
             self.raw_header = raw
             self._header = parse_json(raw)
+        return self._header
+
+    def parsed_header(self) -> Any:
+        """Frame 0 as parsed JSON (parsed now if the handler did not), ``None`` if it is not."""
+        if self._header is _NOT_PARSED:
+            self._header = None
+            if self.frames:
+                raw = self.frames[0]
+                try:
+                    self._header = parse_json(raw if type(raw) is bytes else raw.bytes)
+                except ValueError:
+                    pass
         return self._header
 
     def has_more(self) -> int:

@@ -57,7 +57,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Literal, NamedTuple, TypeVar, Union
 
-from .errors import ConfigurationError, MflowError
+from .errors import ConfigurationError, RecordingError
 
 __all__ = [
     "RecordingError",
@@ -86,10 +86,6 @@ _PARTIAL_SUFFIX = ".partial"
 
 PathLike = Union[str, "os.PathLike[str]"]
 OnCorruption = Literal["raise", "stop"]
-
-
-class RecordingError(MflowError):
-    """A recording cannot be opened or read: missing, not a recording, or corrupt."""
 
 
 class RecordedMessage(NamedTuple):

@@ -7,6 +7,7 @@ pyzmq errors become mflow errors (`mflow.errors`).
 from __future__ import annotations
 
 import logging
+import reprlib
 import time
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -17,7 +18,7 @@ from . import _fastpath, dispatch
 from .delivery import Delivery, PeerTracker
 from .errors import (ConfigurationError, ConnectError, DecodeError, SendTimeoutError,
                      StreamClosedError, StreamError, UnknownHtypeError)
-from .handlers import get_receive_handler, get_send_handler, receive_handlers
+from .handlers import get_receive_handler, get_send_handler
 from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
 from .receiver import ReceiveHandler
@@ -41,6 +42,70 @@ PULL = zmq.PULL
 _SEND_ONLY = (zmq.PUSH, zmq.PUB)
 _RECEIVE_ONLY = (zmq.PULL, zmq.SUB)
 _CLOSED_ERRNOS = (zmq.ETERM, zmq.ENOTSOCK)
+_SOCKET_TYPES = frozenset(int(kind) for kind in zmq.SocketType)
+#: The htypes the compiled receive path decodes itself (a per-stream handler for one of
+#: them sends its messages the Python way).
+_COMPILED_HTYPES = ("array-1.0",)
+#: Kinds of skipped messages (reason, htype) a stream logs a warning for; the htypes come
+#: from the network, so further kinds are only counted (``Stream.unlogged_skip_kinds``).
+MAX_REPORTED_SKIP_KINDS = 100
+#: What a value from the network can make decoding or accounting raise. Not every
+#: exception: one raised by a signal handler during a blocking receive must propagate.
+_VALUE_ERRORS = (ArithmeticError, LookupError, TypeError, ValueError, RecursionError)
+#: Characters of a value from the network shown in a log line or an error message.
+MAX_SHOWN = 100
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, MAX_SHOWN, MAX_SHOWN
+
+
+def _text(error: BaseException) -> str:
+    """The message of ``error`` (it may quote the network), bounded; never raises."""
+    try:
+        text = str(error)
+    except Exception:  # noqa: BLE001  (its str must never fail a receive)
+        text = type(error).__name__
+    return text if len(text) <= 4 * MAX_SHOWN else f"{text[:4 * MAX_SHOWN]}... ({len(text)} chars)"
+
+
+def shown(value: Any) -> str:
+    """A bounded repr of ``value`` (from the network: any depth, any size) for log lines."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:  # a repr must never fail a receive
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 2 * MAX_SHOWN else f"{text[:2 * MAX_SHOWN]}..."
+
+
+def message_taker(socket: zmq.Socket) -> Callable[[int], list[Any]]:
+    """``take(flags)``: the frames of the next whole message off ``socket``, never copied.
+
+    ``zmq.ZMQError`` (``zmq.Again`` on a timeout) propagates. Compiled-path frames where it
+    runs, else ``zmq.Frame`` objects, whose ``more`` flag spares a ``getsockopt(RCVMORE)``
+    per part.
+    """
+    speedups, handle = _fastpath.for_socket(socket)
+    if speedups is not None:
+        receive_frames = speedups.receive_frames
+
+        def take_compiled(flags: int = 0) -> list[Any]:
+            if socket.closed:  # pyzmq's error; the handle would be stale
+                raise zmq.ZMQError(zmq.ENOTSOCK)
+            return receive_frames(handle, flags)
+
+        return take_compiled
+    recv = socket.recv
+
+    def take(flags: int = 0) -> list[Any]:
+        frame = recv(flags, copy=False)
+        frames = [frame]
+        while frame.more:
+            frame = recv(flags, copy=False)
+            frames.append(frame)
+        return frames
+
+    return take
 
 
 def _stream_error(error: zmq.ZMQError, doing: str) -> StreamError:
@@ -70,11 +135,15 @@ class Stream:
         self.receiver: ReceiveHandler | None = None
         self._speedups: Any = None
         self._handle: int | None = None
+        self._take_message: Callable[[int], list[Any]] | None = None
         self.strict = strict
         self.decode = decode
         self.handlers: dict[str, Any] = {}
         self._statistics = Statistics()
         self._reported: set[tuple[str, str | None]] = set()
+        #: New kinds of skipped messages not logged as a warning: `MAX_REPORTED_SKIP_KINDS`
+        #: kinds were already.
+        self.unlogged_skip_kinds = 0
         self._socket_monitors: list[Callable[[dict | None], Any]] = []
         self._socket_event_listener = SocketEventListener(self._socket_monitors)
         #: With ``watch_peers``: who is connected, and (sending streams) what was delivered.
@@ -109,6 +178,7 @@ class Stream:
         """
         if self.socket is not None and not self.socket.closed:
             raise ConfigurationError(f"stream is already connected to {self.address}")
+        _check_arguments(mode, queue_size)
         self._context_is_owned = context is None
         self.context = zmq.Context() if context is None else context
         socket = None
@@ -134,12 +204,7 @@ class Stream:
             else:
                 socket.bind(address)
         except Exception as error:
-            if socket is not None:
-                self._socket_event_listener.stop()
-                socket.close(linger=0)
-            self._release_guard()
-            if self._context_is_owned:
-                self.context.term()
+            self._close(socket, linger=0)
             self.context = None
             if isinstance(error, ConfigurationError):
                 raise
@@ -150,8 +215,12 @@ class Stream:
         self.zmq_copy = copy
         self.zmq_track = not copy
         self._speedups, self._handle = _fastpath.for_socket(socket)
+        if self._speedups is not None:
+            for key in _COMPILED_HTYPES:  # the compiled path finds them in the registry
+                get_receive_handler(key)
+        self._take_message = message_taker(socket)
         self.receiver = None if mode in _SEND_ONLY else ReceiveHandler(
-            socket, copy=copy, statistics=self.statistics)
+            socket, copy=copy, statistics=self.statistics, take_message=self._take_message)
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
 
     def _watch_peers(self, mode: int, queue_size: int, watch: bool) -> None:
@@ -237,35 +306,90 @@ class Stream:
         receiving socket leaves its endpoint first, so nothing more arrives for it. With
         ``watch_peers`` a sending stream that never had a peer spends the linger waiting
         for one, and `delivery` is final when this returns.
+
+        What ZeroMQ had already received for a receiving stream is lost with the socket:
+        those messages are counted in ``statistics.skipped["discarded_at_close"]`` (and
+        logged). Call `drain` first to have them instead.
         """
         socket = self.socket
         if socket is None or socket.closed:
             logger.debug("stream already disconnected")
             return
+        discarded = 0
         try:
             if self.receiver is not None and socket.type in _RECEIVE_ONLY:
                 # Only for receive-only sockets: leaving drops what connections still hold,
-                # which would lose a sender's queued messages.
+                # which would lose a sender's queued messages. The connect side loses its
+                # queue when it leaves, the bind side keeps it: count before and after.
+                discarded = self._discard_queued()
                 if self.conn_type == CONNECT:
                     socket.disconnect(self.address)
                 else:
                     socket.unbind(socket.last_endpoint.decode())
+                discarded += self._discard_queued()
         except zmq.ZMQError as error:
             logger.debug("could not leave %s: %s", self.address, error)
         finally:
             delivery = self.delivery
             linger = socket.linger if delivery is None else delivery.before_close(socket.linger)
-            socket.linger = linger
             closing = time.monotonic()
-            socket.close()
-            self._socket_event_listener.stop()
-            self._release_guard()
-            if self._context_is_owned:
-                self.context.term()
+            self._close(socket, linger)
             if delivery is not None:
                 delivery.after_close(linger, time.monotonic() - closing
                                      if self._context_is_owned else None)
+        if discarded:
+            self.statistics.skipped["discarded_at_close"] += discarded
+            logger.info("discarded %d received messages at disconnect", discarded)
         logger.info("Disconnected")
+
+    def drain(self, limit: int | None = None) -> list[list[Any]]:
+        """The messages ZeroMQ has already received for this stream, taken without waiting.
+
+        Each message is its undecoded frames, as `receive_parts` gives them (not counted
+        in ``statistics``); at most ``limit`` messages (by default `drain_limit`, so that a
+        sender faster than the drain cannot keep it going). For consumers that stop: what
+        is drained before `disconnect` is theirs, not discarded.
+        """
+        limit = self.drain_limit if limit is None else limit
+        messages: list[list[Any]] = []
+        while len(messages) < limit:
+            frames = self.receive_parts(block=False)
+            if frames is None:
+                break
+            messages.append(frames)
+        return messages
+
+    @property
+    def drain_limit(self) -> int:
+        """The most messages `drain` (and `disconnect`'s count) takes: ten receive queues."""
+        socket = self._open_socket("drain")
+        return 10 * max(int(socket.rcvhwm), 100)
+
+    def _discard_queued(self) -> int:
+        """Take and drop what is already received; the number of messages."""
+        take = self._take_message
+        if take is None:
+            return 0
+        discarded = 0
+        for _ in range(self.drain_limit):
+            try:
+                take(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            discarded += 1
+        return discarded
+
+    def _close(self, socket: zmq.Socket | None, linger: int | None = None) -> None:
+        """The one way a socket of this stream is closed (disconnect, failed connect, GC).
+
+        The event listener stops after the socket closed, so it sees the closing events.
+        """
+        if socket is not None:
+            socket.close(linger=linger)
+        self._socket_event_listener.stop()
+        self._release_guard()
+        if self._context_is_owned and self.context is not None:
+            self.context.term()
 
     def __enter__(self) -> Stream:
         return self
@@ -278,11 +402,7 @@ class Stream:
         if socket is not None and not socket.closed:
             warnings.warn(f"unclosed mflow stream {self.address!r}", ResourceWarning,
                           source=self, stacklevel=2)
-            self._socket_event_listener.stop()
-            socket.close(linger=0)
-            self._release_guard()
-            if self._context_is_owned:
-                self.context.term()
+            self._close(socket, linger=0)
 
     # -- socket monitors ---------------------------------------------------------------
 
@@ -307,17 +427,18 @@ class Stream:
         """The next message decoded by ``handler`` (by default the one its htype names).
 
         Returns ``None`` on a receive timeout, when nothing is waiting and ``block`` is
-        false, or when the message cannot be decoded; every such case is counted in
-        ``statistics.skipped`` (non-blocking polls that find nothing are not). A strict
-        stream raises the decode error instead. ``decode`` overrides the stream's
+        false, or when the message cannot be decoded or accounted for (whatever a handler
+        raises); every such case is counted in ``statistics.skipped`` (non-blocking polls
+        that find nothing are not). A strict stream raises the decode error instead; a
+        closed stream raises `StreamClosedError`. ``decode`` overrides the stream's
         ``decode`` for this call.
         """
         receiver = self._receiver()
         receiver.block = block
         flags = 0 if block else zmq.NOBLOCK
         try:
-            if handler is None and not self.handlers:
-                message = receiver.receive_decoded(flags)
+            if handler is None:
+                message = self._receive_decoded(receiver, flags)
                 if message is not None:
                     return message
             else:
@@ -328,6 +449,10 @@ class Stream:
             return None
         except zmq.ZMQError as error:
             raise _stream_error(error, "receive") from error
+        except _VALUE_ERRORS as error:  # the compiled path decoding or counting a message
+            receiver.end_message()
+            self._skip(error, None)
+            return None
         receiver.decode = self.decode if decode is None else decode
         receiver._in_receive = True
         key = None
@@ -335,13 +460,14 @@ class Stream:
             if handler is None:
                 key = dispatch.dispatch_key(receiver)
                 handler = self._receive_handler(key) if self.handlers else (
-                    receive_handlers.get(key) or get_receive_handler(key))
+                    get_receive_handler(key))
             data = handler(receiver)
             if not data:
                 raise DecodeError("the handler returned no data")
-            header = receiver._header
+            header = receiver.parsed_header()
         except Exception as error:
-            return self._skip(error, key)
+            self._skip(error, key)
+            return None
         finally:
             receiver._in_receive = False
             receiver.end_message()  # what the handler left unread is not kept alive
@@ -349,13 +475,43 @@ class Stream:
             header = data  # a CBOR message (Stream V2) is its own header
         elif key is None:
             key = header.get("htype")
-        self.statistics.message_succeeded(key, header)
+            if type(key) is not str:
+                key = None
+        try:
+            self.statistics.message_succeeded(key, header)
+        except Exception as error:  # a header field from the network its accounting refused
+            self._skip(error, key)
+            return None
         return Message(self.statistics, data)
 
     def receive_handler(self, key: str) -> Callable[[Any], Any]:
         """The receive function for dispatch key ``key``: this stream's `handlers` first,
         then the registry (`UnknownHtypeError` if neither has one)."""
         return self._receive_handler(key)
+
+    def _receive_decoded(self, receiver: ReceiveHandler, flags: int) -> Message | None:
+        """Receive the next message and, where the compiled path can, decode it whole.
+
+        Returns the finished `Message` (already counted) for a message the compiled path
+        decoded, else ``None`` with the message loaded into ``receiver`` for a handler.
+        """
+        speedups = self._speedups
+        if speedups is None or any(key in self.handlers for key in _COMPILED_HTYPES):
+            receiver.receive_message(flags)
+            return None
+        socket = self.socket
+        if socket is None or socket.closed:
+            raise zmq.ZMQError(zmq.ENOTSOCK)
+        result = speedups.receive_message(self._handle, flags, self.statistics)
+        if type(result) is not tuple:
+            receiver.end_message()
+            return result
+        frames, header, raw_header = result
+        if raw_header is None:
+            receiver.load(frames)
+        else:
+            receiver.load(frames, header, raw_header)
+        return None
 
     def _receive_handler(self, key: str) -> Callable[[Any], Any]:
         override = self.handlers.get(key)
@@ -366,23 +522,31 @@ class Stream:
     def _skip(self, error: Exception, key: str | None) -> None:
         """Count and report a message that failed to decode; a strict stream raises."""
         if not isinstance(error, DecodeError):
-            error = DecodeError(f"{type(error).__name__}: {error}")
+            error = DecodeError(f"{type(error).__name__}: {_text(error)}")
         self.statistics.message_failed(error.reason)
         self._report_skip(error, key)
         if self.strict:
             raise error
-        return None
 
     def _report_skip(self, error: DecodeError, key: str | None) -> None:
         """Log a skipped message: the first of each kind as a warning, the rest at debug."""
-        kind = (error.reason, key)
+        kind = (error.reason, key if key is None else key[:MAX_SHOWN])
+        text = _text(error)
         if kind in self._reported:
-            logger.debug("skipped a message (%s): %s", error.reason, error)
+            logger.debug("skipped a message (%s): %s", error.reason, text)
+            return
+        if len(self._reported) >= MAX_REPORTED_SKIP_KINDS:
+            self.unlogged_skip_kinds += 1
+            if self.unlogged_skip_kinds == 1:
+                logger.warning("skipped messages of more than %d kinds: further new kinds are "
+                               "logged at debug level (counted in unlogged_skip_kinds)",
+                               MAX_REPORTED_SKIP_KINDS)
+            logger.debug("skipped a message (%s): %s", error.reason, text)
             return
         self._reported.add(kind)
         logger.warning("skipped a message (%s): %s; further %s messages%s are logged at "
-                       "debug level", error.reason, error, error.reason,
-                       f" of {key}" if key else "")
+                       "debug level", error.reason, text, error.reason,
+                       f" of {shown(key)}" if key else "")
 
     def receive_parts(self, block: bool = True) -> list[Any] | None:
         """The next message undecoded: its parts as frames, never copied.
@@ -396,8 +560,11 @@ class Stream:
         ``statistics``.
         """
         receiver = self._receiver()
+        take = self._take_message
         try:
-            frames = receiver.take_message(0 if block else zmq.NOBLOCK)
+            if take is None:
+                raise zmq.ZMQError(zmq.ENOTSOCK)
+            frames = take(0 if block else zmq.NOBLOCK)
         except zmq.Again:
             return None
         except zmq.ZMQError as error:
@@ -449,8 +616,10 @@ class Stream:
         Received frames (from `receive_parts`) are passed on without a copy; sent to
         several streams they share one buffer.
         """
-        queued = self._deliver(block, self._send_parts, self._open_socket("send"), parts,
-                               0 if block else zmq.NOBLOCK)
+        socket = self._open_socket("send")
+        if not parts:
+            raise ConfigurationError("cannot send a message of no parts (ZeroMQ has none)")
+        queued = self._deliver(block, self._send_parts, socket, parts, 0 if block else zmq.NOBLOCK)
         if queued and self.delivery is not None:
             self.delivery.message_sent()
         return queued
@@ -487,9 +656,10 @@ class Stream:
         if handler is None:
             htype = dispatch.send_key(message)  # as in 1.0, a message without one raises
             try:
-                handler = get_send_handler(htype)
+                handler = self._send_handler(htype)
             except UnknownHtypeError:
-                logger.warning("htype - %s - not supported", htype)
+                logger.warning("htype - %s - not supported",  # the 1.0 line, bounded
+                               htype[:MAX_SHOWN] if type(htype) is str else shown(htype))
                 if self.strict:
                     raise
                 return
@@ -500,9 +670,23 @@ class Stream:
             if self.strict:
                 raise
 
+    def _send_handler(self, key: str) -> Callable[..., Any]:
+        send = getattr(self.handlers.get(key), "send", None)
+        return get_send_handler(key) if send is None else send
+
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.conn_type} {self.address}"
         return f"<mflow.Stream {state}>"
+
+
+def _check_arguments(mode: Any, queue_size: Any) -> None:
+    """`ConfigurationError` for a ``mode`` or ``queue_size`` no socket can have."""
+    if not isinstance(mode, int) or isinstance(mode, bool) or mode not in _SOCKET_TYPES:
+        raise ConfigurationError(
+            f"mode {mode!r} is not a ZeroMQ socket type (mflow.PULL, SUB, PUSH, PUB, ...)")
+    if not isinstance(queue_size, int) or isinstance(queue_size, bool) or queue_size < 0:
+        raise ConfigurationError(
+            f"queue_size {queue_size!r} is not a number of messages (0 or more; 0: no limit)")
 
 
 def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size: int = 100,
