@@ -14,6 +14,9 @@ Parts (each a table with ratios; all results also go to JSON):
 - align: ``mflow merge --align frame`` of two inputs, 1 KiB, both sending and one silent
   (its cost must not grow with the groups waiting for the silent input).
 - decode: bitshuffle-LZ4 decoding of an EIGER2 16M frame against the bitshuffle library.
+- stream2: Stream V2 4M and 16M images: raw pyzmq, mflow ``receive(decode=False)``, mflow
+  ``receive()`` and the DECTRIS reference client (cbor2 + dectris-compression); see
+  bench_stream2.py.
 
 Every point is the median of ``--repeat`` runs (default 3); the 1-minute load average
 before each run is recorded so that noisy points can be recognised.
@@ -461,6 +464,16 @@ def bench_fanout(args, workdir: Path) -> dict:
     return result
 
 
+def bench_stream2(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_stream2 import measure, print_results
+
+    counts = {"4M": max(10, int(60 * args.scale)), "16M": max(5, int(30 * args.scale))}
+    results = measure(runs=args.repeat, counts=counts)
+    print_results(results)
+    return results
+
+
 # -- main ------------------------------------------------------------------------------
 
 def machine() -> dict:
@@ -476,7 +489,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per point (median)")
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
     parser.add_argument("--parts",
-                        default="receive,memory,split,dump,decode,align,async,curve,fanout",
+                        default="receive,memory,split,dump,decode,align,async,curve,fanout,"
+                                "stream2",
                         help="comma-separated parts to run")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--transports", default="tcp,ipc")
@@ -518,6 +532,8 @@ def main() -> None:
             results["fanout"] = bench_fanout(args, workdir)
         if "align" in parts:
             results["align"] = bench_align(args, sender)
+        if "stream2" in parts:
+            results["stream2"] = bench_stream2(args)
     results["seconds"] = time.monotonic() - began
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"took {results['seconds']:.0f} s; results in {args.json}")

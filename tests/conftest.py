@@ -7,6 +7,7 @@ from typing import Callable, Iterator
 
 import pytest
 import zmq
+from hypothesis import settings
 
 import mflow
 from mflow import _fastpath
@@ -15,6 +16,12 @@ from .cli_support import tools, zmq_context  # noqa: F401  (fixtures of the comm
 
 #: Milliseconds any test receive may wait before the test fails instead of hanging.
 TIMEOUT_MS = 5000
+
+# Property tests that set no example count of their own take it from the profile: a fast
+# default, and "long" on request (``pytest --hypothesis-profile=long``).
+settings.register_profile("default", max_examples=60, deadline=None)
+settings.register_profile("long", max_examples=20_000, deadline=None)
+settings.load_profile("default")
 
 
 @pytest.fixture(params=["compiled", "python"])

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mflow
-from mflow.errors import ConfigurationError, DecodeError, MalformedMessageError
+from mflow.errors import CompressionError, ConfigurationError, DecodeError, MalformedMessageError
 from mflow.handlers.bsread import Handler
 from mflow.receiver import ReceiveHandler
 
@@ -190,8 +190,52 @@ def test_missing_global_timestamp_is_none():
         "shape mismatch", "partial element", "shape not a list", "bad utf-8", "type not text"])
 def test_a_channel_that_cannot_be_decoded_is_none_and_the_rest_is_delivered(channel, value):
     channels = [{"name": "bad", **channel}, {"name": "good", "type": "uint8"}]
-    message = decode(Handler, wire(channels, [(value, stamp()), (b"\x07", stamp())]))
+    receiver = ReceiveHandler(None)
+    receiver.load(wire(channels, [(value, stamp()), (b"\x07", stamp())]))
+    message = Handler.receive(receiver)
     assert message["data"] == {"bad": None, "good": 7}
+    assert list(message["payload_errors"]) == ["bad"]
+    reason = message["payload_errors"]["bad"].split(":")[0]
+    assert reason in ("MalformedMessageError", "CompressionError")
+    assert sum(receiver.statistics.payload_errors.values()) == 1
+
+
+_BLOB = compress(np.arange(400, dtype="<i4").tobytes(), "bitshuffle_lz4", 4)
+CORRUPT_CHANNEL = wire([{"name": "bad", "type": "int32", "compression": "bitshuffle_lz4"},
+                        {"name": "good", "type": "uint8"}],
+                       [(_BLOB[:12] + b"\x00\x00\x10\x00" + _BLOB[16:], stamp()),  # bad length
+                        (b"\x07", stamp())])
+
+
+def test_a_corrupt_compressed_channel_is_counted_on_a_stream(stream_pair):
+    sender, receiver = stream_pair()
+    sender.send_multipart(CORRUPT_CHANNEL)
+    message = receiver.receive().data
+    assert message["data"] == {"bad": None, "good": 7}
+    assert message["payload_errors"]["bad"].startswith("CompressionError")
+    assert receiver.statistics.payload_errors == {"compression_error": 1}
+
+
+def test_a_strict_stream_raises_for_a_corrupt_channel(stream_pair):
+    sender, receiver = stream_pair(strict=True)
+    sender.send_multipart(CORRUPT_CHANNEL)
+    with pytest.raises(CompressionError):
+        receiver.receive()
+    assert receiver.statistics.skipped == {"compression_error": 1}
+
+
+def test_the_decoded_bytes_budget_covers_all_channels(stream_factory):
+    sender = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH)
+    receiver = stream_factory(sender.endpoint, max_decoded_bytes=10_000)
+    raw = np.arange(1000, dtype="<f8").tobytes()  # 8000 bytes each
+    channels = [{"name": name, "type": "float64", "shape": [1000], "compression": kind}
+                for name, kind in (("a", "lz4"), ("b", "none"), ("c", "bitshuffle_lz4"))]
+    sender.send_multipart(wire(channels, [(compress(raw, "lz4", 8), stamp()), (raw, stamp()),
+                                          (compress(raw, "bitshuffle_lz4", 8), stamp())]))
+    message = receiver.receive().data
+    assert message["data"]["a"].nbytes == message["data"]["b"].nbytes == 8000
+    assert message["data"]["c"] is None and list(message["payload_errors"]) == ["c"]
+    assert receiver.statistics.payload_errors == {"decoded_size": 1}
 
 
 # -- malformed messages -----------------------------------------------------------------

@@ -433,3 +433,28 @@ def test_mutated_blobs(case, seed, edits, cut, extra):
         mutated += extra
         for shape in (count, None) if decode is not decode_lz4_block else (count,):
             _decode_or_compression_error(decode, bytes(mutated), dtype, shape)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0)])
+def test_empty_two_dimensional_arrays_encode_and_decode(shape):
+    empty = np.zeros(shape, "<u2")
+    assert codecs.decode_lz4_block(codecs.encode_lz4_block(empty), "<u2", shape).shape == shape
+    assert codecs.decode_bslz4(codecs.encode_bslz4(empty), "<u2", shape).shape == shape
+    assert codecs.decode_hdf5_lz4(codecs.encode_hdf5_lz4(empty), "<u2", shape).shape == shape
+
+
+@pytest.mark.parametrize("decode, blob", [
+    (lambda blob, **kw: codecs.decode_lz4_block(blob, "u1", 4096, **kw),
+     codecs.encode_lz4_block(bytes(4096))),
+    (lambda blob, **kw: codecs.decode_bslz4(blob, "u1", **kw), codecs.encode_bslz4(bytes(4096))),
+    (lambda blob, **kw: codecs.decode_hdf5_lz4(blob, "u1", **kw),
+     codecs.encode_hdf5_lz4(bytes(4096))),
+    (lambda blob, **kw: codecs.decode_bsread_lz4(blob, "u1", **kw),
+     codecs.encode_bsread_lz4(bytes(4096))),
+], ids=["lz4 block", "bitshuffle-lz4", "hdf5 lz4", "bsread lz4"])
+def test_max_bytes_refuses_a_bigger_result_unread(decode, blob):
+    from mflow.errors import DecodedSizeError
+
+    assert decode(blob, max_bytes=4096).nbytes == 4096
+    with pytest.raises(DecodedSizeError, match="limit of 4095 bytes"):
+        decode(blob, max_bytes=4095)

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 
 import mflow
-from mflow.errors import MalformedMessageError, UnknownHtypeError
+from mflow.errors import CompressionError, MalformedMessageError, UnknownHtypeError
 
 from .conformance import assert_same, decode, encode, load_golden, round_trip
 from .fixtures.cases import CASES
+
+pytestmark = pytest.mark.usefixtures("receive_path")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -202,6 +204,60 @@ def test_dimage_that_cannot_be_decoded_keeps_its_parts(part_2, blob):
     decoded = decode(mflow.get_handler("dimage-1.0"), [b'{"htype": "dimage-1.0"}', part_2, blob])
     assert decoded["image"] is None and decoded["image_error"]
     assert decoded["part_3_raw"] == blob and decoded["part_4"] is None
+
+
+def test_dimage_with_a_subarray_type_is_delivered_with_the_error():
+    part_2 = b'{"shape": [2, 2], "type": "(2,)u2", "encoding": "<"}'
+    decoded = decode(mflow.get_handler("dimage-1.0"),
+                     [b'{"htype": "dimage-1.0"}', part_2, b"\x00" * 16, b"{}"])
+    assert decoded["image"] is None and "pixel type" in decoded["image_error"]
+    assert decoded["payload_errors"] == {"image": decoded["image_error"]}
+
+
+def dimage_parts(image: np.ndarray, encoding: str) -> list[bytes]:
+    message = {"header": {"htype": "dimage-1.0", "series": 1, "frame": 0, "hash": ""},
+               "part_2": {"encoding": encoding}, "image": image, "part_4": {}}
+    return encode(mflow.get_handler("dimage-1.0"), message)
+
+
+def test_a_strict_stream_raises_for_an_image_that_cannot_be_decoded(stream_pair):
+    sender, receiver = stream_pair(strict=True)
+    parts = dimage_parts(np.zeros((2, 2), "<u2"), "lz4<")
+    sender.send_multipart([*parts[:2], b"\xff", *parts[3:]])
+    with pytest.raises(CompressionError):
+        receiver.receive()
+    assert receiver.statistics.skipped == {"compression_error": 1}
+
+
+def test_max_decoded_bytes_refuses_a_bigger_image(stream_factory):
+    sender = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH)
+    receiver = stream_factory(sender.endpoint, max_decoded_bytes=1000)
+    bomb = dimage_parts(np.zeros((1024, 1024), "<u2"), "lz4<")  # 2 MB in a few kB
+    sender.send_multipart(bomb)
+    sender.send_multipart(dimage_parts(np.ones((10, 50), "<u2"), "bs16-lz4<"))
+    refused = receiver.receive().data
+    assert refused["image"] is None and "DecodedSizeError" in refused["image_error"]
+    assert refused["part_3_raw"] == bomb[2]
+    assert receiver.receive().data["image"].sum() == 500
+    assert receiver.statistics.payload_errors == {"decoded_size": 1}
+
+
+def test_the_series_header_sets_the_default_budget(stream_pair):
+    sender, receiver = stream_pair()
+    config = {"x_pixels_in_detector": 50, "y_pixels_in_detector": 10, "bit_depth_image": 16}
+    sender.forward({"header": {"htype": "dheader-1.0", "series": 1, "header_detail": "basic"},
+                    "part_2": config})
+    sender.send_multipart(dimage_parts(np.ones((10, 50), "<u2"), "lz4<"))
+    sender.send_multipart(dimage_parts(np.ones((11, 50), "<u2"), "lz4<"))
+    assert receiver.receive().data["part_2"] == config
+    assert receiver.receive().data["image"].shape == (10, 50)
+    assert receiver.receive().data["image"] is None
+    assert receiver.statistics.payload_errors == {"decoded_size": 1}
+
+
+def test_max_decoded_bytes_must_be_a_size():
+    with pytest.raises(mflow.errors.ConfigurationError):
+        mflow.connect("tcp://127.0.0.1:1", max_decoded_bytes=-1)
 
 
 def test_dheader_with_fewer_parts_than_promised_keeps_what_came():

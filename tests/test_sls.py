@@ -12,6 +12,7 @@ import mflow
 from mflow import dispatch
 from mflow.errors import ConfigurationError, MalformedMessageError
 from mflow.handlers.sls import Handler, decode_image, encode_image
+from mflow.receiver import ReceiveHandler
 
 from .conformance import assert_same, decode, encode, load_golden
 from .fixtures.cases import CASES
@@ -94,12 +95,23 @@ def test_end_of_acquisition_has_no_image():
     frames(header("16", 4, 2, 16), b"\x00" * 16),
     frames({**header(16, 4, 2, 16), "shape": [4]}, b"\x00" * 16),
     frames({**header(16, 4, 2, 16), "shape": [4, -2]}, b"\x00" * 16),
+], ids=["short part", "long part", "header size disagrees", "4-bit size", "12-bit size",
+        "unsupported bitmode", "bitmode text", "shape not x, y", "negative size"])
+def test_an_image_that_cannot_be_decoded_is_none_and_named(parts):
+    receiver = ReceiveHandler(None)
+    receiver.load(parts)
+    message = Handler.receive(receiver)
+    assert message["image"] is None and message["header"]["jsonversion"] == 5
+    assert message["image_error"].startswith("MalformedMessageError")
+    assert message["payload_errors"] == {"image": message["image_error"]}
+    assert receiver.statistics.payload_errors == {"malformed": 1}
+
+
+@pytest.mark.parametrize("parts", [
     frames(header(16, 4, 2, 16)),
     frames(header(16, 4, 2, 16), b"\x00" * 16, b""),
     [b"[1, 2]", b"\x00"],
-], ids=["short part", "long part", "header size disagrees", "4-bit size", "12-bit size",
-        "unsupported bitmode", "bitmode text", "shape not x, y", "negative size",
-        "missing image", "extra part", "header not an object"])
+], ids=["missing image", "extra part", "header not an object"])
 def test_malformed_messages_raise(parts):
     with pytest.raises(MalformedMessageError):
         decode(Handler, parts)
@@ -110,13 +122,31 @@ def test_unsupported_bitmode_is_named_in_the_error():
         decode_image(header(24, 1, 1, 3), b"\x00" * 3)
 
 
-def test_a_bad_message_is_skipped_and_the_next_one_decodes(stream_pair):
+def test_a_bad_image_is_delivered_as_none_and_the_next_one_decodes(stream_pair):
     sender, receiver = stream_pair()
     sender.send_multipart(frames(header(16, 4, 2, 16), b"\x00" * 15))
     sender.send_multipart(load_golden("sls_jungfrau_16bit"))
-    assert receiver.receive() is None
-    assert receiver.statistics.skipped["malformed"] == 1
+    assert receiver.receive().data["image"] is None
+    assert receiver.statistics.payload_errors["malformed"] == 1
     assert_same(receiver.receive().data, CASES["sls_jungfrau_16bit"]()[2])
+
+
+def test_a_strict_stream_raises_for_a_bad_image(stream_pair):
+    sender, receiver = stream_pair(strict=True)
+    sender.send_multipart(frames(header(16, 4, 2, 16), b"\x00" * 15))
+    with pytest.raises(MalformedMessageError):
+        receiver.receive()
+    assert receiver.statistics.skipped["malformed"] == 1
+
+
+def test_unpacking_stays_within_the_decoded_bytes_budget(stream_factory):
+    sender = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH)
+    receiver = stream_factory(sender.endpoint, max_decoded_bytes=15)
+    sender.send_multipart(frames(header(4, 4, 2, 4), b"\x12" * 4))  # 8 pixels, 8 bytes
+    sender.send_multipart(frames(header(12, 4, 2, 12), b"\x00" * 12))  # 8 pixels, 16 bytes
+    assert receiver.receive().data["image"].shape == (2, 4)
+    assert receiver.receive().data["image"] is None
+    assert receiver.statistics.payload_errors == {"decoded_size": 1}
 
 
 # -- sending ----------------------------------------------------------------------------

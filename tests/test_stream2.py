@@ -243,13 +243,28 @@ def test_multipart_message_is_malformed():
         decode(Handler, [GOOD_IMAGE, b"extra"])
 
 
-def test_a_bad_message_is_skipped_and_the_next_one_decodes(stream_pair):
+CORRUPT_IMAGE = cbor(image_message(multi_dim(IMAGE, cbor2.CBORTag(56500, ["lz4", 0, b"x"]))))
+
+
+def test_a_corrupt_blob_is_none_named_and_counted_and_the_next_message_decodes(stream_pair):
     sender, receiver = stream_pair()
-    sender.send(cbor(image_message(multi_dim(IMAGE, cbor2.CBORTag(56500, ["lz4", 0, b"x"])))))
+    sender.send(CORRUPT_IMAGE)
     sender.send(GOOD_IMAGE)
-    assert receiver.receive() is None
-    assert receiver.statistics.skipped["compression_error"] == 1
+    message = receiver.receive().data
+    assert message["data"] == {"threshold_1": None} and message["image_id"] == 0
+    assert message["payload_errors"]["data.threshold_1"].startswith("CompressionError")
+    assert receiver.statistics.payload_errors == {"compression_error": 1}
+    assert receiver.statistics.skipped == {}
     assert_same(receiver.receive().data, CASES["stream2_image"]()[2])
+
+
+def test_a_strict_stream_raises_for_a_corrupt_blob(stream_pair):
+    sender, receiver = stream_pair(strict=True)
+    sender.send(CORRUPT_IMAGE)
+    with pytest.raises(CompressionError):
+        receiver.receive()
+    assert receiver.statistics.skipped["compression_error"] == 1
+    assert not receiver.statistics.payload_errors
 
 
 # -- encoding ---------------------------------------------------------------------------
@@ -366,3 +381,111 @@ def test_image_id_gaps_are_counted(stream_pair):
         assert receiver.receive() is not None
     assert receiver.statistics.missed == 1
     assert receiver.statistics.messages_by_htype == {"dectris-stream2": 3}
+
+
+# -- hostile structure: value sharing, self-reference, nesting --------------------------
+
+def _uint(number: int) -> bytes:
+    return bytes([number]) if number < 24 else bytes([0x18, number])
+
+
+def shared_doubling(levels: int) -> bytes:
+    """A message whose value refers twice to the one before, ``levels`` times: a few bytes
+    per level, 2**levels values if every reference were copied."""
+    # Shareables are numbered in the order they start, so the outermost is number 0 and
+    # the one at nesting level k (from the outside) refers to number k + 1.
+    value = b"\xd8\x1c\x80"  # the innermost: []
+    for level in range(levels - 1, -1, -1):
+        reference = b"\xd8\x1d" + _uint(level + 1)
+        value = b"\xd8\x1c\x82" + value + reference
+    return b"\xa2" + cbor2.dumps("type") + cbor2.dumps("image") + cbor2.dumps("x") + value
+
+
+def test_shared_values_stay_shared_and_decode_in_linear_time():
+    frame = shared_doubling(40)
+    assert len(frame) < 300
+    message = decode_stream2(frame)
+    value, depth = message["x"], 0
+    while value:
+        assert value[0] is value[1]
+        value, depth = value[0], depth + 1
+    assert depth == 40
+
+
+def test_a_value_that_contains_itself_is_refused():
+    frame = b"\xa2" + cbor2.dumps("type") + cbor2.dumps("end") + cbor2.dumps("x")
+    with pytest.raises(MalformedMessageError, match="itself"):
+        decode_stream2(frame + b"\xd8\x1c\x81\xd8\x1d\x00")
+
+
+@pytest.mark.parametrize("opening, closing", [(b"\x81", b""), (b"\x9f", b"\xff")],
+                         ids=["definite", "indefinite"])
+def test_nesting_deeper_than_the_cap_is_refused(opening, closing):
+    from mflow.handlers.stream2 import MAX_DEPTH
+
+    def nested(levels):
+        return (b"\xa2" + cbor2.dumps("type") + cbor2.dumps("end") + cbor2.dumps("x")
+                + opening * levels + b"\x00" + closing * levels)
+
+    assert decode_stream2(nested(MAX_DEPTH - 2))["type"] == "end"
+    with pytest.raises(MalformedMessageError, match="deeper"):
+        decode_stream2(nested(MAX_DEPTH + 1))
+
+
+# -- zero copy --------------------------------------------------------------------------
+
+def test_arrays_and_blobs_are_views_on_the_received_frame(stream_pair):
+    sender, receiver = stream_pair()
+    raw = cbor(image_message(multi_dim(IMAGE, IMAGE.tobytes())))
+    sender.send(raw)
+    sender.send(GOOD_IMAGE)
+    image = receiver.receive().data["data"]["threshold_1"]
+    assert not image.flags.owndata and np.array_equal(image, IMAGE)
+    blob = receiver.receive(decode=False).data["data"]["threshold_1"]
+    assert isinstance(blob.data, memoryview) and blob.data.obj is not None
+    assert_same(blob.decode(), CASES["stream2_image"]()[2]["data"]["threshold_1"])
+
+
+def test_cbor_is_recognised_without_parsing_it_as_json():
+    from mflow.receiver import ReceiveHandler
+
+    receiver = ReceiveHandler(None)
+    receiver.load([GOOD_IMAGE])
+    receiver.header = None  # dispatch must not call it for a CBOR frame
+    assert dispatch.dispatch_key(receiver) == dispatch.STREAM2
+
+
+# -- decoded-bytes budget ---------------------------------------------------------------
+
+def start_message(x: int, y: int, channels: int = 1) -> bytes:
+    return cbor({"type": "start", "series_id": 1, "image_size_x": x, "image_size_y": y,
+                 "image_dtype": "uint16", "channels": [f"c{n}" for n in range(channels)]})
+
+
+def compressed_image(array: np.ndarray) -> cbor2.CBORTag:
+    return multi_dim(array, cbor2.CBORTag(56500, ["bslz4", 2, bslz4_blob(array)]))
+
+
+def test_the_start_message_sets_the_budget_of_the_images(stream_pair):
+    sender, receiver = stream_pair()
+    big = np.zeros((50, 70), "<u2")
+    sender.send(cbor(image_message(compressed_image(big))))  # no start message yet: 2 GiB
+    sender.send(start_message(7, 5))
+    sender.send(cbor(image_message(compressed_image(IMAGE))))
+    sender.send(cbor(image_message(compressed_image(big))))
+    assert receiver.receive().data["data"]["threshold_1"].shape == (50, 70)
+    assert receiver.receive().data["type"] == "start"
+    assert np.array_equal(receiver.receive().data["data"]["threshold_1"], IMAGE)
+    refused = receiver.receive().data
+    assert refused["data"]["threshold_1"] is None
+    assert "DecodedSizeError" in refused["payload_errors"]["data.threshold_1"]
+    assert receiver.statistics.payload_errors == {"decoded_size": 1}
+
+
+def test_the_budget_covers_all_channels_of_a_message(stream_pair):
+    sender, receiver = stream_pair(max_decoded_bytes=2 * IMAGE.nbytes)
+    channels = {f"c{n}": compressed_image(IMAGE) for n in range(3)}
+    sender.send(cbor({"type": "image", "series_id": 1, "image_id": 0, "data": channels}))
+    data = receiver.receive().data
+    assert [value is None for value in data["data"].values()] == [False, False, True]
+    assert list(data["payload_errors"]) == ["data.c2"]

@@ -4,7 +4,9 @@ Every decoder takes a bytes-like blob (bytes, bytearray, memoryview, a ZeroMQ fr
 array) and returns a new, writable numpy array of the requested dtype and shape. The size of
 the result is known before decoding (from dtype and shape, or where allowed from the size the
 blob declares) and is checked against the blob; anything that does not fit, including a size
-above ``MAX_DECODED_BYTES``, raises :class:`~mflow.errors.CompressionError` and nothing else.
+above ``MAX_DECODED_BYTES`` or the call's ``max_bytes`` (a lower limit, e.g. what is left of
+a message's budget; both give :class:`~mflow.errors.DecodedSizeError`), raises
+:class:`~mflow.errors.CompressionError` and nothing else.
 
 Byte layouts ("BE" = big-endian):
 
@@ -42,7 +44,7 @@ import lz4.block
 import numpy as np
 from numpy.typing import DTypeLike
 
-from .errors import CompressionError, ConfigurationError
+from .errors import CompressionError, ConfigurationError, DecodedSizeError
 
 __all__ = [
     "MAX_DECODED_BYTES",
@@ -83,16 +85,18 @@ def _byte_view(data, error=CompressionError):
         view = memoryview(data)
         if not view.c_contiguous:
             view = memoryview(view.tobytes())
+        if not view.nbytes:  # an empty multi-dimensional view cannot be cast
+            return memoryview(b"")
         return view.cast("B")
     except (TypeError, ValueError, NotImplementedError) as exc:
         raise error(f"expected a bytes-like object, got {type(data).__name__}") from exc
 
 
-def _output(view, dtype, shape, declared=None):
+def _output(view, dtype, shape, declared=None, max_bytes=None):
     """Checked ``(dtype, shape, nbytes)`` of a decoder's result.
 
     Without a shape the result is 1-D and its size is ``declared``, the byte count the blob
-    itself states (``None`` when it states none).
+    itself states (``None`` when it states none). ``max_bytes`` lowers the size limit.
     """
     try:
         dt = np.dtype(dtype)
@@ -113,9 +117,10 @@ def _output(view, dtype, shape, declared=None):
     except (TypeError, ValueError) as exc:
         raise CompressionError(f"cannot decode to dtype {dtype!r}, shape {shape!r}: {exc}") from exc
     nbytes = math.prod(shape) * dt.itemsize
-    if nbytes > MAX_DECODED_BYTES:
-        raise CompressionError(
-            f"declared size of {nbytes} bytes exceeds the limit of {MAX_DECODED_BYTES} bytes"
+    limit = MAX_DECODED_BYTES if max_bytes is None else min(max_bytes, MAX_DECODED_BYTES)
+    if nbytes > limit:
+        raise DecodedSizeError(
+            f"declared size of {nbytes} bytes exceeds the limit of {limit} bytes"
         )
     if nbytes and not view:
         raise CompressionError(f"empty blob, expected {nbytes} bytes of data")
@@ -139,13 +144,15 @@ def _lz4_compress(view):
     return lz4.block.compress(view, mode="default", store_size=False)
 
 
-def decode_lz4_block(blob: BytesLike, dtype: DTypeLike, shape: Shape) -> np.ndarray:
+def decode_lz4_block(
+    blob: BytesLike, dtype: DTypeLike, shape: Shape, *, max_bytes: int | None = None
+) -> np.ndarray:
     """Decode a plain LZ4 block (DECTRIS Stream V1 ``lz4<``) into an array of dtype and shape.
 
     ``shape`` is an element count or a tuple; the block must decode to exactly that size.
     """
     view = _byte_view(blob)
-    dt, shape, nbytes = _output(view, dtype, shape)
+    dt, shape, nbytes = _output(view, dtype, shape, max_bytes=max_bytes)
     return np.frombuffer(_lz4_block(view, nbytes), dt).reshape(shape)
 
 
@@ -193,7 +200,9 @@ def _bitshuffle_block(view, offset, block_bytes, nbytes, itemsize):
     return block
 
 
-def decode_bslz4(blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None) -> np.ndarray:
+def decode_bslz4(
+    blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None, *, max_bytes: int | None = None
+) -> np.ndarray:
     """Decode bitshuffle-LZ4 in HDF5 framing (V1 ``bs*-lz4<``, V2 ``bslz4``, bsread).
 
     The element size is ``dtype``'s. The 12-byte header is used when its size field equals
@@ -202,7 +211,7 @@ def decode_bslz4(blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None) 
     """
     view = _byte_view(blob)
     declared, block_bytes = _HEADER.unpack_from(view) if len(view) >= _HEADER.size else (None, 0)
-    dt, shape, nbytes = _output(view, dtype, shape, declared)
+    dt, shape, nbytes = _output(view, dtype, shape, declared, max_bytes)
     framings = [(_HEADER.size, block_bytes)] if declared == nbytes else []
     if declared == 0:
         framings.append((_HEADER.size, 0))
@@ -255,7 +264,9 @@ def encode_bslz4(
     return b"".join((header, bitshuffle.compress_lz4(elements, block)))
 
 
-def decode_hdf5_lz4(blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None) -> np.ndarray:
+def decode_hdf5_lz4(
+    blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None, *, max_bytes: int | None = None
+) -> np.ndarray:
     """Decode LZ4 in HDF5 framing (DECTRIS Stream V2 ``lz4``, not V1 ``lz4<``).
 
     The header's size must equal the expected byte count; without ``shape`` the result is
@@ -265,7 +276,7 @@ def decode_hdf5_lz4(blob: BytesLike, dtype: DTypeLike, shape: Shape | None = Non
     if len(view) < _HEADER.size:
         raise CompressionError(f"{len(view)}-byte blob is shorter than the 12-byte header")
     declared, block = _HEADER.unpack_from(view)
-    dt, shape, nbytes = _output(view, dtype, shape, declared)
+    dt, shape, nbytes = _output(view, dtype, shape, declared, max_bytes)
     if declared != nbytes:
         raise CompressionError(f"header states {declared} bytes, expected {nbytes}")
     if nbytes and not block:
@@ -317,7 +328,12 @@ def _byteorder(byteorder):
 
 
 def decode_bsread_lz4(
-    blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None, byteorder: str = "<"
+    blob: BytesLike,
+    dtype: DTypeLike,
+    shape: Shape | None = None,
+    byteorder: str = "<",
+    *,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """Decode bsread LZ4: a u32 decoded-size prefix, then one LZ4 block.
 
@@ -335,7 +351,7 @@ def decode_bsread_lz4(
     first_error = None
     for size in sizes:
         try:
-            dt, out_shape, nbytes = _output(body, dtype, shape, size)
+            dt, out_shape, nbytes = _output(body, dtype, shape, size, max_bytes)
             if size != nbytes:
                 raise CompressionError(f"size prefix states {size} bytes, expected {nbytes}")
             return np.frombuffer(_lz4_block(body, nbytes), dt).reshape(out_shape)
@@ -354,16 +370,21 @@ def encode_bsread_lz4(data: BytesLike, byteorder: str = "<") -> bytes:
 
 
 def decode_stream2(
-    algorithm: str, blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None
+    algorithm: str,
+    blob: BytesLike,
+    dtype: DTypeLike,
+    shape: Shape | None = None,
+    *,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """Decode the data of a DECTRIS Stream V2 compression tag by its algorithm name.
 
     ``"bslz4"`` is bitshuffle-LZ4 and ``"lz4"`` LZ4, both in HDF5 framing.
     """
     if algorithm == "bslz4":
-        return decode_bslz4(blob, dtype, shape)
+        return decode_bslz4(blob, dtype, shape, max_bytes=max_bytes)
     if algorithm == "lz4":
-        return decode_hdf5_lz4(blob, dtype, shape)
+        return decode_hdf5_lz4(blob, dtype, shape, max_bytes=max_bytes)
     raise CompressionError(f"unsupported Stream V2 compression {algorithm!r}")
 
 
@@ -373,6 +394,8 @@ def decode_bsread(
     dtype: DTypeLike,
     shape: Shape | None = None,
     byteorder: str = "<",
+    *,
+    max_bytes: int | None = None,
 ) -> np.ndarray:
     """Decode a bsread value by its channel's ``compression`` name.
 
@@ -380,7 +403,7 @@ def decode_bsread(
     ``"lz4"`` (size-prefixed, see :func:`decode_bsread_lz4`).
     """
     if compression == "bitshuffle_lz4":
-        return decode_bslz4(blob, dtype, shape)
+        return decode_bslz4(blob, dtype, shape, max_bytes=max_bytes)
     if compression == "lz4":
-        return decode_bsread_lz4(blob, dtype, shape, byteorder)
+        return decode_bsread_lz4(blob, dtype, shape, byteorder, max_bytes=max_bytes)
     raise CompressionError(f"unsupported bsread compression {compression!r}")

@@ -20,17 +20,22 @@ _SELF_DESCRIBED_CBOR = b"\xd9\xd9\xf7"
 
 
 def _is_cbor_map(frame: Any) -> bool:
-    head = bytes(memoryview(frame)[:3])
+    """Whether ``frame`` starts like a CBOR map (no JSON text can), looked at without a copy."""
+    head = memoryview(frame)[:3]
     return head == _SELF_DESCRIBED_CBOR or (len(head) > 0 and 0xA0 <= head[0] <= 0xBF)
 
 
 def dispatch_key(receiver: Any) -> str:
-    """The registry key of the receiver's current message; `BadHeaderError` if none fits."""
+    """The registry key of the receiver's current message; `BadHeaderError` if none fits.
+
+    Frame 0 is first looked at for CBOR (a Stream V2 message is never parsed as JSON).
+    """
+    frames = receiver.frames
+    if frames and receiver.position == 0 and _is_cbor_map(frames[0]):
+        return STREAM2
     try:
         header = receiver.header()
     except ValueError as error:
-        if _is_cbor_map(receiver.frames[0]):
-            return STREAM2
         raise BadHeaderError(f"frame 0 is not UTF-8 JSON: {error}") from None
     if isinstance(header, dict):
         htype = header.get("htype")

@@ -6,6 +6,7 @@
     │   ├── MalformedMessageError   wrong part count, size/shape mismatch, bad fields
     │   │   └── BadHeaderError      frame 0 is not a header any dispatcher understands
     │   └── CompressionError        a compressed blob is corrupt or declares a bad size
+    │       └── DecodedSizeError    it would decode to more than the limit allows
     ├── StreamError                 the socket side failed
     │   ├── ConnectError            (also a RuntimeError, as in 1.0) bind/connect failed
     │   ├── StreamTimeoutError      (also a TimeoutError) a send or receive timed out
@@ -30,6 +31,7 @@ __all__ = [
     "MalformedMessageError",
     "BadHeaderError",
     "CompressionError",
+    "DecodedSizeError",
     "StreamError",
     "ConnectError",
     "StreamTimeoutError",
@@ -75,6 +77,12 @@ class CompressionError(DecodeError):
     """A compressed blob is corrupt, truncated or decodes to a size other than declared."""
 
     reason = "compression_error"
+
+
+class DecodedSizeError(CompressionError):
+    """A blob would decode to more bytes than allowed (per blob, or the message's budget)."""
+
+    reason = "decoded_size"
 
 
 class StreamError(MflowError):

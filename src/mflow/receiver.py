@@ -59,6 +59,12 @@ class ReceiveHandler:
         self.zmq_track = not copy
         #: Whether handlers decode compressed payloads (e.g. images) into arrays.
         self.decode = True
+        #: Whether a payload that fails to decode fails its message (`mflow.handlers._payload`).
+        self.strict = False
+        #: Cap on the bytes one message's payloads decode to (None: see `mflow.handlers._payload`).
+        self.max_decoded_bytes: int | None = None
+        #: Decoded bytes per message the last series header declared (images × their size).
+        self.declared_image_bytes: int | None = None
         self.frames: Sequence[Any] = ()
         self.position = 0
         self._in_receive = False

@@ -109,6 +109,9 @@ class Statistics:
         except TypeError:  # an unhashable source from the network
             source = repr(source)
             gaps = self.sequences.get(source)
+        except RuntimeError:  # a CBOR tag around an unhashable value (its repr may be deep)
+            source = f"<unhashable {type(source).__name__}>"
+            gaps = self.sequences.get(source)
         if gaps is None:
             gaps = self.sequences[source] = SequenceGaps()
         gaps.observe(number)

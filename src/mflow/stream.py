@@ -157,16 +157,20 @@ class Stream:
                 receive_timeout: int | None = None, queue_size: int = 100, linger: int = 1000,
                 context: zmq.Context | None = None, copy: bool = True,
                 send_timeout: int | None = None, *,
-                max_message_size: int | None = None, watch_peers: bool = False,
-                curve: Curve | None = None, allow: Sequence[str] | None = None,
-                deny: Sequence[str] | None = None) -> None:
+                max_message_size: int | None = None, max_decoded_bytes: int | None = None,
+                watch_peers: bool = False, curve: Curve | None = None,
+                allow: Sequence[str] | None = None, deny: Sequence[str] | None = None) -> None:
         """Open the socket: connect to ``address``, or bind when ``conn_type`` is not "connect".
 
         ``mode`` is the socket type (PULL, SUB, PUSH, PUB, ...; SUB subscribes to
         everything), ``queue_size`` the high-water mark in both directions, timeouts in
         milliseconds (``None`` waits forever, ``0`` returns at once), ``copy=False``
         receives frames as zero-copy memoryviews and sends without copying.
-        ``max_message_size`` (bytes) makes ZeroMQ refuse larger messages (MAXMSGSIZE).
+        ``max_message_size`` (bytes) makes ZeroMQ refuse larger messages (MAXMSGSIZE);
+        ``max_decoded_bytes`` caps what the compressed payloads of one received message may
+        decode to (default: the image size the series header declared, else 2 GiB); a
+        payload over the cap is not decoded and is counted in ``statistics.payload_errors``
+        as ``decoded_size``.
         ``watch_peers`` sets `peers` (a `PeerTracker`) and, on a sending socket, `delivery`
         (a `Delivery`: what was sent and what did not reach a peer, final after
         `disconnect`); it runs the socket-event thread.
@@ -179,6 +183,10 @@ class Stream:
         if self.socket is not None and not self.socket.closed:
             raise ConfigurationError(f"stream is already connected to {self.address}")
         _check_arguments(mode, queue_size)
+        if max_decoded_bytes is not None and (type(max_decoded_bytes) is not int
+                                              or max_decoded_bytes < 0):
+            raise ConfigurationError(f"max_decoded_bytes must be a size in bytes, not "
+                                     f"{max_decoded_bytes!r}")
         self._context_is_owned = context is None
         self.context = zmq.Context() if context is None else context
         socket = None
@@ -221,6 +229,8 @@ class Stream:
         self._take_message = message_taker(socket)
         self.receiver = None if mode in _SEND_ONLY else ReceiveHandler(
             socket, copy=copy, statistics=self.statistics, take_message=self._take_message)
+        if self.receiver is not None:
+            self.receiver.max_decoded_bytes = max_decoded_bytes
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
 
     def _watch_peers(self, mode: int, queue_size: int, watch: bool) -> None:
@@ -454,6 +464,7 @@ class Stream:
             self._skip(error, None)
             return None
         receiver.decode = self.decode if decode is None else decode
+        receiver.strict = self.strict
         receiver._in_receive = True
         key = None
         try:
@@ -695,9 +706,9 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
             no_client_timeout: float | None = 10, copy: bool = True,
             send_timeout: int | None = None, *, context: zmq.Context | None = None,
             strict: bool = False, decode: bool = True,
-            max_message_size: int | None = None, watch_peers: bool = False,
-            curve: Curve | None = None, allow: Sequence[str] | None = None,
-            deny: Sequence[str] | None = None) -> Stream:
+            max_message_size: int | None = None, max_decoded_bytes: int | None = None,
+            watch_peers: bool = False, curve: Curve | None = None,
+            allow: Sequence[str] | None = None, deny: Sequence[str] | None = None) -> Stream:
     """Open a `Stream` (1.0 argument order; see `Stream.connect`).
 
     ``no_client_action`` is called every ``no_client_timeout`` seconds while no peer is
@@ -711,7 +722,8 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
     stream.connect(address, conn_type=conn_type, mode=mode, receive_timeout=receive_timeout,
                    queue_size=queue_size, linger=linger, context=context, copy=copy,
                    send_timeout=send_timeout, max_message_size=max_message_size,
-                   watch_peers=watch_peers, curve=curve, allow=allow, deny=deny)
+                   max_decoded_bytes=max_decoded_bytes, watch_peers=watch_peers, curve=curve,
+                   allow=allow, deny=deny)
     return stream
 
 

@@ -16,7 +16,10 @@ possibly compressed), then for each channel a value part and a 16-byte timestamp
 A value is a numpy scalar of the channel's type (shape ``[1]`` or none), a numpy array in
 numpy order (the channel's ``shape`` reversed; ``[W, H]`` gives ``(H, W)``), a ``str`` for
 ``string`` channels, or ``None`` when the value is missing or the channel cannot be decoded
-(unknown type or compression, corrupt data, size not matching the shape). Arrays keep the
+(unknown type or compression, corrupt data, size not matching the shape, more than the
+stream's decoded-bytes budget). A channel that cannot be decoded is named in
+``"payload_errors"`` (channel name → error), counted in the statistics' ``payload_errors``
+and raised on a strict stream (see `mflow.handlers._payload`). Arrays keep the
 channel's byte order; a ``[W, 1]`` channel stays ``(1, W)`` (psi-bsread collapses it to its
 first row). A bad main header or data header, or a part count other than 2 + 2·channels,
 makes the whole message a `MalformedMessageError`.
@@ -50,6 +53,7 @@ import numpy as np
 from .. import codecs
 from ..errors import ConfigurationError, DecodeError, MalformedMessageError
 from ._parts import decode_json, encode_json, payload, require_dict, send_parts
+from ._payload import PayloadDecoding
 
 __all__ = ["Handler", "encode_message", "TYPES"]
 
@@ -73,7 +77,7 @@ _TIMESTAMP = {"<": struct.Struct("<qq"), ">": struct.Struct(">qq")}
 class _Channel:
     """How to decode one channel's value and timestamp parts."""
 
-    __slots__ = ("name", "dtype", "shape", "compression", "byteorder", "is_string")
+    __slots__ = ("name", "dtype", "shape", "compression", "byteorder", "is_string", "problem")
 
     def __init__(self, description: Any) -> None:
         if not isinstance(description, dict) or not isinstance(description.get("name"), str):
@@ -87,18 +91,33 @@ class _Channel:
         self.compression = _COMPRESSIONS.get(description.get("compression"))
         # A string's shape is always [1], whatever its length.
         self.shape = None if self.is_string else _numpy_shape(description.get("shape"))
-        # A channel this cannot describe decodes to None on every message (as in psi-bsread).
-        usable = code is not None and self.compression is not None and self.shape is not False
-        self.dtype = np.dtype(self.byteorder + code) if usable else None
+        # A channel this cannot describe decodes to None on every message (as in psi-bsread),
+        # each time counted as a payload error.
+        self.problem = None if code is not None else f"unknown type {description.get('type')!r}"
+        if self.compression is None:
+            self.problem = f"unknown compression {description.get('compression')!r}"
+        if self.shape is False:
+            self.problem = f"shape {description.get('shape')!r} is not a list of sizes"
+        self.dtype = np.dtype(self.byteorder + code) if self.problem is None else None
 
-    def value(self, part: Any) -> Any:
-        """The decoded value of a non-empty value part (raises on bad data)."""
+    def value(self, part: Any, max_bytes: int) -> Any:
+        """The decoded value of a non-empty value part; a `DecodeError` on bad data.
+
+        ``max_bytes`` caps what a compressed value may decode to.
+        """
         dtype = self.dtype
         if dtype is None:
-            return None
+            raise MalformedMessageError(f"bsread channel {self.name!r}: {self.problem}")
+        try:
+            return self._value(part, dtype, max_bytes)
+        except (ValueError, TypeError) as error:  # bad UTF-8, a size not fitting the shape
+            raise MalformedMessageError(f"bsread channel {self.name!r}: {error}") from None
+
+    def _value(self, part: Any, dtype: np.dtype, max_bytes: int) -> Any:
         if self.is_string:
             if self.compression != "none":
-                part = codecs.decode_bsread(self.compression, part, dtype, None, self.byteorder)
+                part = codecs.decode_bsread(self.compression, part, dtype, None, self.byteorder,
+                                            max_bytes=max_bytes)
             return str(memoryview(part), "utf-8")
         is_bool = dtype.kind == "b"
         if is_bool:  # any non-zero byte is True, so read bytes and compare
@@ -106,7 +125,8 @@ class _Channel:
         if self.compression == "none":
             array = np.frombuffer(part, dtype)
         else:
-            array = codecs.decode_bsread(self.compression, part, dtype, None, self.byteorder)
+            array = codecs.decode_bsread(self.compression, part, dtype, None, self.byteorder,
+                                         max_bytes=max_bytes)
         if is_bool:
             array = array != 0
         if self.shape is None:
@@ -207,19 +227,19 @@ def _receive(receiver: Any) -> dict:
             f"{len(channels)} channels (expected {2 + 2 * len(channels)})")
     data: dict[str, Any] = {}
     timestamps: dict[str, tuple[int, int] | None] = {}
+    payloads = PayloadDecoding(receiver)
     for index, channel in enumerate(channels):
         value_part = parts[1 + 2 * index]
         value = timestamp = None
         if len(value_part):
-            try:
-                value = channel.value(value_part)
-            except (DecodeError, ValueError, TypeError):
-                value = None
+            value = payloads.decode(channel.name, channel.value, value_part,
+                                    compressed=channel.compression != "none")
             timestamp = channel.timestamp(parts[2 + 2 * index])
         data[channel.name] = value
         timestamps[channel.name] = timestamp
-    return {"header": header, "data_header": data_header, "pulse_id": pulse_id,
-            "global_timestamp": global_timestamp, "data": data, "timestamps": timestamps}
+    return payloads.record({"header": header, "data_header": data_header, "pulse_id": pulse_id,
+                            "global_timestamp": global_timestamp, "data": data,
+                            "timestamps": timestamps})
 
 
 # -- sending ---------------------------------------------------------------------------

@@ -8,7 +8,9 @@ is the ``appendix`` (JSON when it parses, else text, else bytes).
 ``receive`` returns those keys and, for ``all``, ``"flatfield"``, ``"pixel_mask"`` and
 ``"countrate_table"`` as numpy arrays (declared type, declared shape reversed into numpy
 order), each ``None`` when its blob does not match its declared shape (simulators send
-placeholders) — the raw parts are delivered either way.
+placeholders) — the raw parts are delivered either way. The detector size in ``part_2``
+(``x_pixels_in_detector``, ``y_pixels_in_detector``, ``bit_depth_image``) becomes the
+stream's default budget of decoded bytes per image message (see `mflow.handlers._payload`).
 
 Parts missing from the message are ``None``. Some simulators send the configuration part
 as a separate message: the caller then gets a ``basic`` header with ``part_2`` set to
@@ -25,6 +27,7 @@ import numpy as np
 from ..errors import MalformedMessageError
 from ._parts import (decode_appendix, decode_json, dtype_of, encode_appendix, encode_json,
                      payload, require_dict, send_parts)
+from ._payload import declare_image_bytes
 
 __all__ = ["Handler", "declared_array"]
 
@@ -73,6 +76,10 @@ class Handler:
                 message[name] = part if name.endswith("_raw") else decode_json(part, name)
         if len(parts) > expected:
             message["appendix"] = decode_appendix(parts[expected])
+        config = message.get("part_2")
+        if isinstance(config, dict):
+            declare_image_bytes(receiver, config.get("x_pixels_in_detector"),
+                                config.get("y_pixels_in_detector"), config.get("bit_depth_image"))
         if detail == "all":
             for key, description, blob in _ARRAYS:
                 message[key] = declared_array(message[description], message[blob])

@@ -7,9 +7,11 @@ optional ``appendix``.
 ``receive`` returns those keys plus ``"image"``: the decoded ``(y, x)`` numpy array for the
 encodings ``<`` (uncompressed), ``lz4<`` (one LZ4 block) and ``bs8|16|32-lz4<``
 (bitshuffle-LZ4, with, without or with a zeroed 12-byte header). An image that cannot be
-decoded (unknown encoding, corrupt blob, size not matching ``part_2``) leaves the message
-intact with ``"image": None`` and ``"image_error"`` saying why (counted in the statistics'
-``payload_errors``). With decoding switched off
+decoded (unknown encoding or pixel type, corrupt blob, size not matching ``part_2``, more
+than the stream's decoded-bytes budget) leaves the message intact with ``"image": None``
+and ``"image_error"`` saying why, as do ``"payload_errors"`` (see `mflow.handlers._payload`;
+counted in the statistics' ``payload_errors``, raised on a strict stream). With decoding
+switched off
 (``Stream(decode=False)`` or ``receive(decode=False)``) there is no ``"image"`` key and the
 blob is left as it came, e.g. for writers that store it compressed.
 
@@ -24,9 +26,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import codecs
-from ..errors import DecodeError, MalformedMessageError
+from ..errors import MalformedMessageError
 from ._parts import (decode_appendix, decode_json, dtype_of, encode_appendix, encode_json,
                      payload, require_dict, send_parts)
+from ._payload import PayloadDecoding
 
 __all__ = ["Handler", "decode_image", "encode_image"]
 
@@ -40,11 +43,16 @@ def _image_layout(description: dict) -> tuple[np.dtype, tuple[int, int]]:
                                     "shape [x, y] and type") from None
     if type(x) is not int or type(y) is not int or x < 0 or y < 0:
         raise MalformedMessageError(f"dimage_d-1.0 shape {[x, y]!r} is not two sizes")
+    if dtype.kind not in "biuf" or dtype.shape:
+        raise MalformedMessageError(f"dimage type {description['type']!r} is not a pixel type")
     return dtype, (y, x)
 
 
-def decode_image(description: dict, blob: Any) -> np.ndarray:
-    """The ``(y, x)`` image a dimage ``part_2`` describes, decoded from ``blob``."""
+def decode_image(description: dict, blob: Any, *, max_bytes: int | None = None) -> np.ndarray:
+    """The ``(y, x)`` image a dimage ``part_2`` describes, decoded from ``blob``.
+
+    ``max_bytes`` caps the size of a compressed image once decoded.
+    """
     dtype, shape = _image_layout(description)
     encoding = description.get("encoding", "<")
     if not isinstance(encoding, str):
@@ -55,9 +63,9 @@ def decode_image(description: dict, blob: Any) -> np.ndarray:
                 f"uncompressed image of {len(blob)} bytes does not hold {dtype} {shape}")
         return np.frombuffer(blob, dtype).reshape(shape)
     if encoding == "lz4<":
-        return codecs.decode_lz4_block(blob, dtype, shape)
+        return codecs.decode_lz4_block(blob, dtype, shape, max_bytes=max_bytes)
     if encoding.startswith("bs") and encoding.endswith("-lz4<"):
-        return codecs.decode_bslz4(blob, dtype, shape)
+        return codecs.decode_bslz4(blob, dtype, shape, max_bytes=max_bytes)
     raise MalformedMessageError(f"unknown dimage encoding {encoding!r}")
 
 
@@ -99,13 +107,12 @@ class Handler:
         if len(parts) > 3:
             message["appendix"] = decode_appendix(parts[3])
         if receiver.decode:
-            try:
-                message["image"] = decode_image(message["part_2"], parts[1])
-            except DecodeError as error:
-                # The parts still arrive, as in 1.0; the failure is said, not hidden.
-                message["image"] = None
-                message["image_error"] = f"{type(error).__name__}: {error}"
-                receiver.statistics.payload_errors[error.reason] += 1
+            # The parts still arrive, as in 1.0, when the image fails to decode.
+            payloads = PayloadDecoding(receiver)
+            description = message["part_2"]
+            message["image"] = payloads.decode("image", decode_image, description, parts[1],
+                                               compressed=description.get("encoding", "<") != "<")
+            payloads.record(message)
         return message
 
     @staticmethod

@@ -10,7 +10,10 @@ for the end-of-acquisition message. The pixel type follows ``bitmode``: 8, 16, 3
 pixels per byte with the first pixel in the high nibble; 12 bits → ``uint16``, two pixels
 per three bytes, the first in byte 0 and the low nibble of byte 1, the second in the high
 nibble of byte 1 and byte 2 (both as the SLS Detector Package's own viewer reads them).
-A part whose length does not match ``shape``, ``bitmode`` and ``size`` is a
+An image part that cannot be decoded (its length not matching ``shape``, ``bitmode`` and
+``size``, an unsupported ``bitmode``) leaves ``"image": None``, with ``"image_error"`` and
+``"payload_errors"`` saying why (see `mflow.handlers._payload`; raised on a strict stream);
+a message with more than two parts or a header that is not a JSON object is a
 `MalformedMessageError`.
 
 ``send`` writes ``{"header": ..., "image": array_or_None}`` back, setting ``shape``,
@@ -23,8 +26,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..errors import ConfigurationError, MalformedMessageError
+from ..errors import ConfigurationError, DecodedSizeError, MalformedMessageError
 from ._parts import encode_json, payload, require_dict, send_parts
+from ._payload import PayloadDecoding
 
 __all__ = ["Handler", "decode_image", "encode_image"]
 
@@ -36,8 +40,11 @@ def _packed_size(pixels: int, bitmode: int) -> int:
     return (pixels * bitmode + 7) // 8
 
 
-def decode_image(header: dict, part: Any) -> np.ndarray:
-    """The ``(y, x)`` image in ``part`` as ``header`` (``bitmode``, ``shape``) describes it."""
+def decode_image(header: dict, part: Any, *, max_bytes: int | None = None) -> np.ndarray:
+    """The ``(y, x)`` image in ``part`` as ``header`` (``bitmode``, ``shape``) describes it.
+
+    ``max_bytes`` caps the size of a 4- or 12-bit image once unpacked.
+    """
     bitmode = header.get("bitmode")
     if type(bitmode) is not int or bitmode not in _BITMODES:
         raise MalformedMessageError(f"unsupported SLS bitmode {bitmode!r} "
@@ -55,6 +62,10 @@ def decode_image(header: dict, part: Any) -> np.ndarray:
             f"{x}×{y} pixels of {bitmode} bits ({expected} bytes)")
     if bitmode in _WORD_DTYPES:
         return np.frombuffer(part, _WORD_DTYPES[bitmode]).reshape(y, x)
+    unpacked = x * y * (1 if bitmode == 4 else 2)
+    if max_bytes is not None and unpacked > max_bytes:
+        raise DecodedSizeError(f"SLS image of {unpacked} bytes unpacked exceeds the limit "
+                               f"of {max_bytes} bytes")
     packed = np.frombuffer(part, np.uint8)
     if bitmode == 4:
         pixels = np.empty(2 * packed.size, np.uint8)
@@ -110,7 +121,10 @@ class Handler:
                 raise MalformedMessageError("SLS message has no image part and is not an "
                                             "end-of-acquisition message (data: 0)")
             return {"header": header, "image": None}
-        return {"header": header, "image": decode_image(header, parts[0])}
+        payloads = PayloadDecoding(receiver)
+        image = payloads.decode("image", decode_image, header, parts[0],
+                                compressed=header.get("bitmode") in (4, 12))
+        return payloads.record({"header": header, "image": image})
 
     @staticmethod
     def send(message: dict, send: Callable[..., Any], block: bool = True) -> None:
