@@ -14,7 +14,9 @@ tag 56500 as a real detector sends them, come from a sender in another process o
 
 Each point is the median of ``--runs`` runs of ``count`` messages; ratios are taken per
 run (mflow without decoding against raw pyzmq, mflow with decoding against the reference
-client), with the 1-minute load average before each run.
+client), with the 1-minute load average before each run. mflow decodes bitshuffle-LZ4 with
+the bitshuffle library, whose OpenMP threads suffer on a loaded machine: the environment's
+``OMP_NUM_THREADS`` is recorded with the results.
 """
 
 from __future__ import annotations
@@ -156,7 +158,7 @@ def measure(runs: int = 3, counts: dict[str, int] | None = None) -> dict:
         decoding = [ref / mflow_ for ref, mflow_ in
                     zip(times["reference"], times["mflow decode"])]
         results[detector] = {
-            "count": count, "load": loads,
+            "count": count, "load": loads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "ms": {variant: statistics.median(values) * 1e3 for variant, values in times.items()},
             "ratio_no_decode_vs_raw": statistics.median(pass_through),
             "ratio_decode_vs_reference": statistics.median(decoding),
