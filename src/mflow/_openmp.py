@@ -3,7 +3,7 @@
 bitshuffle parallelises every call with OpenMP over all cores. For the small values of
 bsread channels that makes a call many times slower (threads are woken for microseconds of
 work; under load they wait for a core), and a receiver that decodes in several threads
-(`mflow.codecs.set_decoder_threads` does not change those) gains nothing from it either.
+already keeps the cores busy.
 So mflow runs bitshuffle on one thread per calling thread by default;
 `set_decoder_threads` gives a single decoding thread more cores for large images.
 
