@@ -17,6 +17,8 @@ Parts (each a table with ratios; all results also go to JSON):
 - stream2: Stream V2 4M and 16M images: raw pyzmq, mflow ``receive(decode=False)``, mflow
   ``receive()`` and the DECTRIS reference client (cbor2 + dectris-compression); see
   bench_stream2.py.
+- bsread: 10 float64 channels of 1000 values, ``bitshuffle_lz4`` and ``lz4``: raw pyzmq
+  against mflow ``receive()``; see bench_bsread.py.
 
 Every point is the median of ``--repeat`` runs (default 3); the 1-minute load average
 before each run is recorded so that noisy points can be recognised.
@@ -474,6 +476,15 @@ def bench_stream2(args) -> dict:
     return results
 
 
+def bench_bsread(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_bsread import measure, print_results
+
+    results = measure(runs=args.repeat, count=max(500, int(3000 * args.scale)))
+    print_results(results)
+    return results
+
+
 # -- main ------------------------------------------------------------------------------
 
 def machine() -> dict:
@@ -490,7 +501,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
     parser.add_argument("--parts",
                         default="receive,memory,split,dump,decode,align,async,curve,fanout,"
-                                "stream2",
+                                "stream2,bsread",
                         help="comma-separated parts to run")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--transports", default="tcp,ipc")
@@ -534,6 +545,8 @@ def main() -> None:
             results["align"] = bench_align(args, sender)
         if "stream2" in parts:
             results["stream2"] = bench_stream2(args)
+        if "bsread" in parts:
+            results["bsread"] = bench_bsread(args)
     results["seconds"] = time.monotonic() - began
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"took {results['seconds']:.0f} s; results in {args.json}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import threading
 
 import bitshuffle
 import lz4.block
@@ -12,7 +13,7 @@ import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mflow import codecs
+from mflow import _openmp, codecs
 from mflow.codecs import (
     decode_bslz4,
     decode_bsread,
@@ -461,3 +462,42 @@ def test_max_bytes_refuses_a_bigger_result_unread(decode, blob):
     assert decode(blob, max_bytes=4096).nbytes == 4096
     with pytest.raises(DecodedSizeError, match="limit of 4095 bytes"):
         decode(blob, max_bytes=4095)
+
+
+def _threads_after(threads: int | None, call) -> int:
+    """OpenMP's thread count (of bitshuffle's runtime) in a fresh thread after one call."""
+    seen: list[int] = []
+
+    def run() -> None:
+        call()
+        seen.append(_openmp._openmp.omp_get_max_threads())
+
+    if threads is not None:
+        codecs.set_decoder_threads(threads)
+    try:
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join(timeout=30)
+    finally:
+        codecs.set_decoder_threads(1)
+    assert len(seen) == 1
+    return seen[0]
+
+
+@pytest.mark.skipif(_openmp._openmp is None, reason="bitshuffle built without OpenMP")
+@pytest.mark.parametrize("threads", [None, 1, 3])
+@pytest.mark.parametrize("coder", ["decode_bslz4", "encode_bslz4", "decode_bsread"])
+def test_bitshuffle_runs_on_the_configured_openmp_threads(threads, coder):
+    values = np.arange(1024, dtype="<f8")
+    blob = encode_bslz4(values)
+    call = {
+        "decode_bslz4": lambda: decode_bslz4(blob, "<f8", 1024),
+        "encode_bslz4": lambda: encode_bslz4(values),
+        "decode_bsread": lambda: decode_bsread("bitshuffle_lz4", blob, "<f8", 1024),
+    }[coder]
+    assert _threads_after(threads, call) == (1 if threads is None else threads)
+
+
+def test_set_decoder_threads_refuses_less_than_one():
+    with pytest.raises(ValueError, match="at least 1"):
+        codecs.set_decoder_threads(0)

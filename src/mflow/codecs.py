@@ -29,6 +29,11 @@ LZ4, HDF5 framing -- V2 ``lz4`` (the HDF5 LZ4 filter's chunk format)
 bsread LZ4 -- bsread ``lz4``
     u32 decoded size in bytes, then one LZ4 block. Implementations disagree on the byte
     order of the size field, so decoding tries the declared order and then the other.
+
+Threads: bitshuffle runs each call on one OpenMP thread by default (best for the small values
+of bsread channels and for decoding in several threads at once);
+:func:`set_decoder_threads` lets each call use more, e.g. for large images decoded in one
+thread.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ import lz4.block
 import numpy as np
 from numpy.typing import DTypeLike
 
+from . import _openmp
+from ._openmp import set_decoder_threads
 from .errors import CompressionError, ConfigurationError, DecodedSizeError
 
 __all__ = [
@@ -58,6 +65,7 @@ __all__ = [
     "encode_bsread_lz4",
     "decode_stream2",
     "decode_bsread",
+    "set_decoder_threads",
 ]
 
 MAX_DECODED_BYTES = 2 * 1024**3
@@ -231,6 +239,7 @@ def decode_bslz4(
     if nbytes == 0:
         return np.empty(shape, dt)
     body = np.frombuffer(view, np.uint8, offset=offset)
+    _openmp.apply()
     try:
         return bitshuffle.decompress_lz4(body, shape, dt, block)
     except _BITSHUFFLE_ERRORS as exc:
@@ -261,6 +270,7 @@ def encode_bslz4(
     header = _HEADER.pack(elements.nbytes, block * elements.itemsize)
     if elements.size == 0:
         return header
+    _openmp.apply()
     return b"".join((header, bitshuffle.compress_lz4(elements, block)))
 
 
