@@ -96,7 +96,7 @@ class Page:
         self.region: imaging.Region | None = None
         self.shape: tuple[int, int] | None = None
         self.samples = max(0, feed.samples - 600)
-        self.bsread_number = -1
+        self.bsread_number = 0
         self.bsread_channels: tuple[str, ...] = ()
         self._setting_limits = False
         self._build(title)
