@@ -141,7 +141,6 @@ def test_log_scale_and_channel_selection_change_what_is_drawn(
     set_model(browser, "channel", "value", "threshold_2")
     wait_for(lambda: plot_pixels(browser, tmp_path / "stream2-threshold_2.png") != log,
              "the second threshold")
-    assert "threshold_2" not in model(browser, "status", "m.text") or True
     top_half = model(browser, "image_source",
                      "Math.max(...Array.from(m.data.image[0]).slice(0, 400))")
     assert top_half == 5000
@@ -151,7 +150,7 @@ def test_the_rate_plots_have_points_and_the_health_counts_messages(
         viewer: Any, browser: Any, tmp_path: Path) -> None:
     sender, url = viewer(_dectris_series)
     browser.get(url)
-    wait_for(lambda: model(browser, "rates", "m.data.rate.filter(r => r > 0).length") >= 2,
+    wait_for(lambda: (model(browser, "rates", "m.data.rate.filter(r => r > 0).length") or 0) >= 2,
              "two non-zero rate points")
     assert model(browser, "rates", "m.data.mbytes.filter(r => r > 0).length") >= 2
     health = model(browser, "health", "m.text")
@@ -168,10 +167,8 @@ def test_the_bsread_table_lists_the_channels_and_plots_a_picked_one(
     assert model(browser, "bsread_panel", "m.visible")
     assert "SIM:ENERGY" in model(browser, "picked", "m.options")
     set_model(browser, "picked", "value", ["SIM:ENERGY"])
-    wait_for(lambda: model(browser, "pulse_plot", "m.renderers.length") == 1
-             and browser.execute_script(
-                 "const p = Bokeh.documents[0].get_model_by_name('pulse_plot');"
-                 "return p.renderers[0].data_source.data.value.length") > 2,
+    wait_for(lambda: (model(browser, "pulse_plot", "m.renderers.length == 1 && "
+                            "m.renderers[0].data_source.data.value.length") or 0) > 2,
              "a plot of SIM:ENERGY")
     wait_for(lambda: model(browser, "status", "m.text").startswith("<b>bsread"),
              "the 2-D channel as the image")

@@ -141,8 +141,13 @@ class Page:
                            active_scroll=tools[1], frame_width=SCREEN[1], frame_height=600,
                            x_axis_label="x (column)", y_axis_label="y (row)", name="image_plot",
                            toolbar_location="above")
-        self.glyph = self.plot.image(image="image", x="x", y="y", dw="dw", dh="dh",
-                                     source=self.image_source, color_mapper=self.linear).glyph
+        # One renderer per scale, shown in turn: BokehJS does not re-map an image whose
+        # colour mapper is replaced.
+        self.renderers = {
+            scale: self.plot.image(image="image", x="x", y="y", dw="dw", dh="dh",
+                                   source=self.image_source, color_mapper=mapper,
+                                   visible=scale == "linear", name=f"image_{scale}")
+            for scale, mapper in (("linear", self.linear), ("log", self.log))}
         self.colour_bar = ColorBar(color_mapper=self.linear, width=12)
         self.plot.add_layout(self.colour_bar, "right")
         self.plot.on_event(MouseMove, self._on_mouse)
@@ -312,8 +317,9 @@ class Page:
                 low = max(low, 1e-3)
             high = max(high, low * 1.001 if log else low + 1e-6)
         mapper.update(low=low, high=high)
-        if self.glyph.color_mapper is not mapper:
-            self.glyph.color_mapper = mapper
+        for scale, renderer in self.renderers.items():
+            renderer.visible = scale == _SCALES[self.scale.active]
+        if self.colour_bar.color_mapper is not mapper:
             self.colour_bar.color_mapper = mapper
         self.image_source.data = {"image": [binned.image], "x": [binned.x0], "y": [binned.y0],
                                   "dw": [binned.width], "dh": [binned.height]}
