@@ -17,11 +17,12 @@ import mflow
 from . import _synthetic
 from ._main import CONTEXT_SETTINGS
 from ._options import SenderOptions, Tool, tool_options
-from ._runtime import Pacer, Run
+from ._runtime import Limits, Pacer, Run
 from ._sending import Sender
 from ._sockets import Endpoint, open_stream
 from .generate import parse_shape
 from .stats import Inspector
+from .view import serve
 
 __all__ = ["command"]
 
@@ -31,12 +32,15 @@ A generator sends DECTRIS Stream V1 series (dheader-1.0, --images dimage-1.0 of 
 compressed with bitshuffle-LZ4, dseries_end-1.0) at --rate messages per second to a random
 port on 127.0.0.1; a receiver decodes every message and shows what `mflow stats` shows.
 No detector and no network are needed. Stops after --duration seconds or Ctrl-C.
+With --view the stream goes to the web viewer instead (needs the view extra), opened in
+the browser, until Ctrl-C unless --duration is given.
 
 \b
 Examples:
   mflow demo
   mflow demo -d 30 --rate 500 --shape 1062x1028
   mflow demo --json -d 2
+  mflow demo --view
 """
 
 
@@ -54,7 +58,7 @@ def _receive(inspector: Inspector, run: Run, tool: Tool) -> None:
             tool.out.progress(inspector.report())
 
 
-def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
+def _demo(rate: float, shape: str, images: int, tool: Tool, view: bool) -> int:
     spec = _synthetic.Spec(shape=parse_shape(shape), images=images, compression="bslz4")
     first, source = _synthetic.make_source("dectris", spec)
     endpoint = Endpoint("tcp://127.0.0.1:*", "push", mflow.BIND)
@@ -65,10 +69,16 @@ def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
                                 f"({shape} uint16, bitshuffle-LZ4) at {rate:g} messages/s to "
                                 f"{sender.stream.endpoint}; receiving and decoding them",
                        endpoint=sender.stream.endpoint, rate=rate, shape=shape)
-        inspector = Inspector(stream, decode=True)
         generator = threading.Thread(target=_generate, args=(sender, source, rate, run),
                                      name="mflow-demo-generator", daemon=True)
         generator.start()
+        if view:
+            try:
+                return serve(stream, run, tool, "simulated EIGER", open_browser=True)
+            finally:
+                run.stop()
+                generator.join()
+        inspector = Inspector(stream, decode=True)
         try:
             _receive(inspector, run, tool)
         finally:
@@ -86,6 +96,13 @@ def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
               help="Image shape, rows first (514x1030 is an EIGER2 500K).")
 @click.option("--images", type=click.IntRange(min=1), default=100, show_default=True,
               help="Images per series.")
+@click.option("--view", is_flag=True,
+              help="Show the stream in the web viewer (mflow view) instead, until Ctrl-C or "
+                   "--duration.")
 @tool_options(duration=5.0)
 def command(**options: Any) -> int:
+    tool = options["tool"]
+    duration = click.get_current_context().get_parameter_source("duration")
+    if options["view"] and duration is click.core.ParameterSource.DEFAULT:
+        tool.limits = Limits(tool.limits.count, None)  # the viewer runs until Ctrl-C
     return _demo(**options)
