@@ -83,6 +83,7 @@ class Bsread:
     values: dict[str, Any] = field(default_factory=dict)
     types: dict[str, str] = field(default_factory=dict)
     number: int = 0
+    received: float = 0.0
 
 
 def _pixel_masks(message: dict) -> dict[str, Any]:
@@ -219,7 +220,7 @@ class Feed:
         pulse_id = data.get("pulse_id")
         with self._lock:
             self.bsread = Bsread(pulse_id, values, self._bsread_types(data),
-                                 self.bsread.number + 1)
+                                 self.bsread.number + 1, received)
             for name, history in self._watched.items():
                 value = values.get(name)
                 if isinstance(value, (np.generic, int, float)) and np.ndim(value) == 0:

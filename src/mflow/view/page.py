@@ -43,7 +43,7 @@ COLOUR_MAPS = {"Viridis": palettes.Viridis256, "Inferno": palettes.Inferno256,
 _SCALES = ("linear", "log")
 _CONTRASTS = ("auto 1–99.9 %", "fixed")
 _LATENCY_JS = """
-const received = meta.data.received[0];
+const received = cb_obj.tags[0];
 if (received > 0) {
   const latency = Date.now() / 1000 - received;
   window.mflow_latencies = (window.mflow_latencies || []).concat([latency]).slice(-1000);
@@ -110,7 +110,7 @@ class Page:
     def _build(self, title: str) -> None:
         self.header = Div(text=f"<b>mflow view</b> {title}", name="header",
                           styles={"font-size": "16px"})
-        self.status = Div(text="waiting for the first image…", name="status")
+        self.status = Div(text="waiting for the first image…", name="status", tags=[0.0])
         self.latency = Div(text="", name="latency", styles={"color": "#666"})
         self.readout = Div(text="move the cursor over the image", name="readout",
                            styles={"font-family": "monospace"})
@@ -133,7 +133,6 @@ class Page:
         self.image_source = ColumnDataSource(
             {"image": [np.zeros((1, 1), np.float32)], "x": [0], "y": [0], "dw": [1], "dh": [1]},
             name="image_source")
-        self.meta = ColumnDataSource({"received": [0.0], "number": [0]}, name="meta")
         self.x_range, self.y_range = Range1d(0, 1), Range1d(1, 0)
         tools = [PanTool(), WheelZoomTool(), BoxZoomTool(match_aspect=True), ResetTool(),
                  SaveTool(filename="mflow-view")]
@@ -152,8 +151,8 @@ class Page:
         self.plot.add_layout(self.colour_bar, "right")
         self.plot.on_event(MouseMove, self._on_mouse)
         self.plot.on_event(RangesUpdate, self._on_ranges)
-        self.meta.js_on_change("data", CustomJS(args={"meta": self.meta, "div": self.latency},
-                                                code=_LATENCY_JS))
+        # The arrival time rides on the status line; the page measures when it shows it.
+        self.status.js_on_change("tags", CustomJS(args={"div": self.latency}, code=_LATENCY_JS))
 
     def _build_controls(self) -> None:
         self.channel = Select(title="Channel", options=[], name="channel", width=250)
@@ -198,7 +197,7 @@ class Page:
     def _build_bsread(self) -> None:
         self.channel_source = ColumnDataSource({"name": [], "type": [], "value": []},
                                                name="channel_source")
-        self.channel_table = DataTable(
+        self.channel_table = DataTable(tags=[0.0],
             source=self.channel_source, width=600, height=300, name="channel_table",
             columns=[TableColumn(field="name", title="Channel"),
                      TableColumn(field="type", title="Type", width=80),
@@ -211,6 +210,9 @@ class Page:
         self.pulse_sources: dict[str, ColumnDataSource] = {}
         self.bsread_panel = row(self.channel_table, column(self.picked, self.pulse_plot),
                                 visible=False, name="bsread_panel")
+        self.channel_table.js_on_change("tags", CustomJS(
+            args={"div": self.latency}, code=_LATENCY_JS.replace("mflow_latencies",
+                                                                 "mflow_bsread_latencies")))
 
     # ------------------------------------------------------------------------ events
 
@@ -270,7 +272,7 @@ class Page:
             self.channel.value = names[0]  # redraws
         else:
             self._redraw()
-        self.meta.data = {"received": [frame.received], "number": [frame.number]}
+        self.status.tags = [frame.received]
         self.status.text = (f"<b>{frame.kind}</b> series {frame.series} · image "
                             f"<b>{frame.image}</b> · {self._shape_text(frame)}")
         self.download.text = (f'<a href="/frame.npy?number={frame.number}&channel='
@@ -362,6 +364,7 @@ class Page:
             return
         self.bsread_number = bsread.number
         self.bsread_panel.visible = True
+        self.channel_table.tags = [bsread.received]
         names = tuple(bsread.values)
         self.channel_source.data = {
             "name": list(names), "type": [bsread.types.get(n, "") for n in names],
