@@ -9,6 +9,7 @@ import io
 import re
 import urllib.error
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -18,8 +19,17 @@ import pytest
 from mflow.cli import _synthetic
 from mflow.handlers import dimage_1_0, stream2
 
-from .view_support import (Sender, browser_missing, chromium, frame_box, model, move_mouse,
-                           plot_pixels, set_model, wait_for)
+from .view_support import (
+    Sender,
+    browser_missing,
+    chromium,
+    frame_box,
+    model,
+    move_mouse,
+    plot_pixels,
+    set_model,
+    wait_for,
+)
 
 pytestmark = pytest.mark.skipif(browser_missing() is not None, reason=str(browser_missing()))
 
@@ -118,7 +128,7 @@ def test_the_image_updates_and_the_value_under_the_cursor_is_the_full_frames(
     left, top, width, height = frame_box(browser)
     for fx, fy in ((0.25, 0.3), (0.61, 0.77), (0.9, 0.1)):
         move_mouse(browser, left + fx * width, top + fy * height)
-        text = wait_for(lambda: _readout_near(browser, fx * COLUMNS, fy * ROWS), "a readout")
+        text = wait_for(partial(_readout_near, browser, fx * COLUMNS, fy * ROWS), "a readout")
         x, y, value = text
         assert value == PATTERN[y, x]
     browser.save_screenshot(str(tmp_path / "dectris.png"))

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mflow.view.imaging import (Region, bin_region, contrast_limits, full_region, histogram,
-                                mask_of, pixel_value)
+from mflow.view.imaging import (
+    Region,
+    bin_region,
+    contrast_limits,
+    full_region,
+    histogram,
+    mask_of,
+    pixel_value,
+)
 
 
 def _reference(frame: np.ndarray, factor: int, reduce) -> np.ndarray:

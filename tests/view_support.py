@@ -124,7 +124,10 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = PAGE_DEADLINE
 _FRAME_BOX = """
 function find(view) {
   if (view.model && view.model.name === arguments[0]) return view;
-  for (const child of view.child_views || []) { const found = find(child); if (found) return found; }
+  for (const child of view.child_views || []) {
+    const found = find(child);
+    if (found) return found;
+  }
   return null;
 }
 let plot = null;

@@ -138,9 +138,11 @@ class Feed:
 
     def _run(self) -> None:
         next_sample = time.monotonic()
+        socket = self.stream.socket
+        assert socket is not None, "the stream is connected before the feed starts"
         while not self._stop.is_set():
             message = self.stream.receive(block=False, decode=False)
-            if message is None and self.stream.socket.poll(_POLL_MS):
+            if message is None and socket.poll(_POLL_MS):
                 message = self.stream.receive(block=False, decode=False)
             if message is not None:
                 self._take(message.data, time.time())
@@ -231,7 +233,7 @@ class Feed:
             self._image("bsread", images, received, pulse_id)
 
     def _bsread_types(self, data: dict) -> dict[str, str]:
-        header = data.get("data_header")
+        header = data.get("data_header") or {}
         if header is self._last_data_header:
             return self.bsread.types
         self._last_data_header = header

@@ -18,10 +18,26 @@ from bokeh.core.validation.warnings import MISSING_RENDERERS
 from bokeh.document import Document
 from bokeh.events import MouseMove, RangesUpdate
 from bokeh.layouts import column, row
-from bokeh.models import (BoxZoomTool, ColorBar, ColumnDataSource, CustomJS, DataTable, Div,
-                          LinearColorMapper, LogColorMapper, MultiChoice, NumericInput,
-                          PanTool, RadioButtonGroup, Range1d, ResetTool, SaveTool, Select,
-                          TableColumn, WheelZoomTool)
+from bokeh.models import (
+    BoxZoomTool,
+    ColorBar,
+    ColumnDataSource,
+    CustomJS,
+    DataTable,
+    Div,
+    LinearColorMapper,
+    LogColorMapper,
+    MultiChoice,
+    NumericInput,
+    PanTool,
+    RadioButtonGroup,
+    Range1d,
+    ResetTool,
+    SaveTool,
+    Select,
+    TableColumn,
+    WheelZoomTool,
+)
 from bokeh.plotting import figure
 
 from . import imaging
@@ -218,7 +234,7 @@ class Page:
 
     def _on_mouse(self, event: MouseMove) -> None:
         frame, channel = self.frame, self.channel.value
-        if frame is None or channel not in frame.channels or event.x is None:
+        if frame is None or channel not in frame.channels or event.x is None or event.y is None:
             return
         found = imaging.pixel_value(frame.channels[channel], event.x, event.y)
         if found is None:
@@ -247,7 +263,8 @@ class Page:
         self.feed.watch(self, names)
         self.pulse_plot.renderers = []
         self.pulse_sources = {}
-        for colour, name in zip(palettes.Category10[10] * 100, names):
+        colours = palettes.Category10[10] * (1 + len(names) // 10)
+        for colour, name in zip(colours[:len(names)], names, strict=True):
             source = ColumnDataSource({"pulse_id": [], "value": []})
             self.pulse_plot.line("pulse_id", "value", source=source, color=colour,
                                  legend_label=name, line_width=2)
