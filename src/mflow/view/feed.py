@@ -104,8 +104,6 @@ class Feed:
         self.stream = stream
         self.min_interval = 1.0 / max_fps if max_fps > 0 else float("inf")
         self.frame: Frame | None = None
-        #: The last few decoded frames, for downloads of the one a page shows.
-        self.recent: collections.deque[Frame] = collections.deque(maxlen=8)
         self.health: Health | None = None
         self.history: collections.deque[Health] = collections.deque(maxlen=HISTORY)
         self.samples = 0  # health samples taken so far (pages stream the new ones)
@@ -167,10 +165,6 @@ class Feed:
         with self._lock:
             points = list(self._watched.get(name, ()))
         return [p for p, _ in points], [v for _, v in points]
-
-    def find_frame(self, number: int) -> Frame | None:
-        """The recent frame with this number, if still kept."""
-        return next((f for f in list(self.recent) if f.number == number), None)
 
     def rates_since(self, sample: int) -> list[Health]:
         """The health samples after the ``sample``-th (at most `HISTORY`)."""
@@ -258,7 +252,6 @@ class Feed:
                  for name, image in channels.items()}
         self.frame = Frame(next(self._frames), kind, channels, masks, self._series, number,
                            received)
-        self.recent.append(self.frame)
 
     @staticmethod
     def _decode(kind: str, data: Any) -> dict[str, np.ndarray]:

@@ -8,6 +8,7 @@ read from the full frame. Renders are shared between pages showing the same view
 from __future__ import annotations
 
 import collections
+import secrets
 import time
 from typing import Any
 
@@ -107,6 +108,7 @@ class Page:
 
     def __init__(self, doc: Document, feed: Feed, title: str, cache: RenderCache) -> None:
         self.doc, self.feed, self.cache = doc, feed, cache
+        self.id = secrets.token_urlsafe(12)
         self.frame: Frame | None = None
         self.binned: imaging.Binned | None = None
         self.region: imaging.Region | None = None
@@ -292,9 +294,9 @@ class Page:
         self.status.tags = [frame.received]
         self.status.text = (f"<b>{frame.kind}</b> series {frame.series} · image "
                             f"<b>{frame.image}</b> · {self._shape_text(frame)}")
-        self.download.text = (f'<a href="/frame.npy?number={frame.number}&channel='
-                              f'{self.channel.value}" download>Save frame (.npy)</a> · PNG: '
-                              f'the save tool above the image')
+        if not self.download.text:
+            self.download.text = (f'<a href="/frame.npy?page={self.id}" download>Save frame '
+                                  f'(.npy)</a> · PNG: the save tool above the image')
 
     def _shape_text(self, frame: Frame) -> str:
         image = frame.channels[self.channel.value]

@@ -1,13 +1,14 @@
 """The Bokeh server of ``mflow view``: one page per browser, on 127.0.0.1 by default.
 
 Bokeh serves its own JavaScript and CSS from the package (``/static/``), so the page works
-without internet. Besides the page, ``/frame.npy?number=N&channel=NAME`` downloads a
-recently shown frame at full resolution.
+without internet. Besides the page, ``/frame.npy?page=ID`` downloads the frame that page
+shows, at full resolution.
 """
 
 from __future__ import annotations
 
 import io
+import weakref
 from typing import Any
 
 import numpy as np
@@ -24,20 +25,17 @@ __all__ = ["ViewServer"]
 
 
 class _FrameHandler(RequestHandler):
-    """``GET /frame.npy?number=N&channel=NAME``: a recent frame as a ``.npy`` file."""
+    """``GET /frame.npy?page=ID``: the frame that page shows, as a ``.npy`` file."""
 
-    def initialize(self, feed: Feed) -> None:
-        self.feed = feed
+    def initialize(self, pages: weakref.WeakValueDictionary[str, Page]) -> None:
+        self.pages = pages
 
     def get(self) -> None:
-        try:
-            number = int(self.get_argument("number"))
-        except ValueError:
-            raise HTTPError(400, "number must be an integer") from None
-        frame = self.feed.find_frame(number)
-        channel = self.get_argument("channel", "")
+        page = self.pages.get(self.get_argument("page"))
+        frame = None if page is None else page.frame
+        channel = None if page is None else page.channel.value
         if frame is None or channel not in frame.channels:
-            raise HTTPError(404, "that frame is no longer kept")
+            raise HTTPError(404, "no such page, or it shows no image")
         buffer = io.BytesIO()
         np.save(buffer, frame.channels[channel], allow_pickle=False)
         name = f"mflow-{frame.kind}-{frame.series}-{frame.image}-{channel}.npy".replace(" ", "_")
@@ -58,14 +56,16 @@ class ViewServer:
         self.feed = feed
         self.title = title
         cache = RenderCache()
+        pages: weakref.WeakValueDictionary[str, Page] = weakref.WeakValueDictionary()
 
         def make_page(doc: Document) -> None:
-            Page(doc, feed, title, cache)
+            page = Page(doc, feed, title, cache)
+            pages[page.id] = page
 
         origins = ["127.0.0.1", "localhost"] if address in ("127.0.0.1", "localhost") else ["*"]
         self.server = Server({"/": Application(FunctionHandler(make_page))}, port=port,
                              address=address, allow_websocket_origin=origins,
-                             extra_patterns=[(r"/frame\.npy", _FrameHandler, {"feed": feed})],
+                             extra_patterns=[(r"/frame\.npy", _FrameHandler, {"pages": pages})],
                              check_unused_sessions_milliseconds=5000,
                              unused_session_lifetime_milliseconds=10000)
         self.address = address
