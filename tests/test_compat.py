@@ -31,7 +31,7 @@ def test_all_is_complete_and_importable():
     public = {n for n in vars(mflow) if not n.startswith("_")}
     modules = {"errors", "handlers", "utils", "mflow", "stream", "statistics", "receiver",
                "message", "monitor", "merge", "throughput", "dispatch", "codecs",
-               "recording", "cli", "tools", "jsonparse"}
+               "recording", "cli", "tools", "jsonparse", "view"}
     assert public - set(mflow.__all__) <= modules
 
 
