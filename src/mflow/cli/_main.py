@@ -32,7 +32,7 @@ _EXIT_INTERRUPTED = 130
 #: Subcommand name → module defining it as ``command`` (imported when needed).
 COMMANDS = {name: f"mflow.cli.{name}" for name in
             ("demo", "stats", "generate", "dump", "replay", "split", "merge", "write",
-             "fanout", "keys")}
+             "fanout", "view", "keys")}
 
 
 class _LazyGroup(click.Group):

@@ -20,9 +20,10 @@ from ._inspect import Inspector
 from ._main import CONTEXT_SETTINGS
 from ._options import SenderOptions, Tool, parse_shape, tool_options
 from ._output import Report
-from ._runtime import EXIT_ERROR, EXIT_OK, Pacer, Run
+from ._runtime import EXIT_ERROR, EXIT_OK, Limits, Pacer, Run
 from ._sending import Sender
 from ._sockets import Endpoint, open_stream
+from .view import serve
 
 __all__ = ["command"]
 
@@ -74,7 +75,7 @@ def _report(inspector: Inspector, sender: Sender) -> Report:
                   report.fields + [("sent", str(sent)), ("undelivered", str(undelivered))])
 
 
-def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
+def _demo(rate: float, shape: str, images: int, tool: Tool, view: bool) -> int:
     spec = synthetic.Spec(shape=parse_shape(shape), images=images, compression="bslz4")
     first, source = synthetic.make_source("dectris", spec)
     endpoint = Endpoint("tcp://127.0.0.1:*", "push", mflow.BIND)
@@ -85,10 +86,16 @@ def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
                                 f"({shape} uint16, bitshuffle-LZ4) at {rate:g} messages/s to "
                                 f"{sender.stream.endpoint}; receiving and decoding them",
                        endpoint=sender.stream.endpoint, rate=rate, shape=shape)
-        inspector = Inspector(stream, decode=True)
         generator = threading.Thread(target=_generate, args=(sender, source, rate, run),
                                      name="mflow-demo-generator", daemon=True)
         generator.start()
+        if view:
+            try:
+                return serve(stream, run, tool, "simulated EIGER", open_browser=True)
+            finally:
+                run.stop()
+                generator.join()
+        inspector = Inspector(stream, decode=True)
         try:
             _receive(inspector, run, tool)
         finally:
@@ -108,6 +115,13 @@ def _demo(rate: float, shape: str, images: int, tool: Tool) -> int:
               help="Image shape, rows first (514x1030 is an EIGER2 500K).")
 @click.option("--images", type=click.IntRange(min=1), default=100, show_default=True,
               help="Images per series.")
+@click.option("--view", is_flag=True,
+              help="Show the stream in the web viewer (mflow view) instead, until Ctrl-C or "
+                   "--duration.")
 @tool_options(duration=5.0, security=False)
 def command(**options: Any) -> int:
+    tool = options["tool"]
+    duration = click.get_current_context().get_parameter_source("duration")
+    if options["view"] and duration is click.core.ParameterSource.DEFAULT:
+        tool.limits = Limits(tool.limits.count, None)  # the viewer runs until Ctrl-C
     return _demo(**options)

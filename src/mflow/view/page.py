@@ -1,0 +1,398 @@
+"""One browser's page: a Bokeh document built from a `Feed`, refreshed four times a second.
+
+The image is binned on the server to the plot's size (`imaging.bin_region`) for the part
+of the frame in view, so zooming in shows full resolution; the value under the cursor is
+read from the full frame. Renders are shared between pages showing the same view.
+"""
+
+from __future__ import annotations
+
+import collections
+import secrets
+import time
+from typing import Any
+
+import numpy as np
+from bokeh import palettes
+from bokeh.core.validation import silence
+from bokeh.core.validation.warnings import MISSING_RENDERERS
+from bokeh.document import Document
+from bokeh.events import MouseMove, RangesUpdate
+from bokeh.layouts import column, row
+from bokeh.models import (
+    BoxZoomTool,
+    ColorBar,
+    ColumnDataSource,
+    CustomJS,
+    DataTable,
+    Div,
+    LinearColorMapper,
+    LogColorMapper,
+    MultiChoice,
+    NumericInput,
+    PanTool,
+    RadioButtonGroup,
+    Range1d,
+    ResetTool,
+    SaveTool,
+    Select,
+    TableColumn,
+    WheelZoomTool,
+)
+from bokeh.plotting import figure
+
+from . import imaging
+from .feed import Feed, Frame, Health
+
+__all__ = ["Page", "RenderCache", "COLOUR_MAPS", "REFRESH_MS", "SCREEN"]
+
+# The pulse-id plot has lines only once channels are picked.
+silence(MISSING_RENDERERS, True)
+
+REFRESH_MS = 250
+#: Bins the image is reduced to at most (rows, columns): about the plot's size in pixels.
+SCREEN = (800, 800)
+MASK_COLOUR = "#ff00ff"
+COLOUR_MAPS = {"Viridis": palettes.Viridis256, "Inferno": palettes.Inferno256,
+               "Magma": palettes.Magma256, "Cividis": palettes.Cividis256,
+               "Greys": palettes.Greys256, "Greys inverted": palettes.Greys256[::-1],
+               "Turbo": palettes.Turbo256}
+_SCALES = ("linear", "log")
+_CONTRASTS = ("auto 1–99.9 %", "fixed")
+_LATENCY_JS = """
+const received = cb_obj.tags[0];
+if (received > 0) {
+  const latency = Date.now() / 1000 - received;
+  window.mflow_latencies = (window.mflow_latencies || []).concat([latency]).slice(-1000);
+  div.text = `shown ${(latency * 1000).toFixed(0)} ms after it arrived`;
+}
+"""
+
+
+class RenderCache:
+    """The last few binned images, keyed by frame, channel, region and binning."""
+
+    def __init__(self, size: int = 8) -> None:
+        self._items: collections.OrderedDict[tuple, imaging.Binned] = collections.OrderedDict()
+        self._size = size
+
+    def get(self, frame: Frame, channel: str, region: imaging.Region,
+            binning: str) -> imaging.Binned:
+        key = (frame.number, channel, region, binning)
+        binned = self._items.get(key)
+        if binned is None:
+            binned = imaging.bin_region(frame.channels[channel], region, SCREEN, binning,
+                                        frame.masks.get(channel))
+            self._items[key] = binned
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return binned
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        if value.size <= 4:
+            return np.array2string(value.reshape(-1), precision=4, separator=", ")
+        return f"array {'×'.join(map(str, value.shape))} {value.dtype}"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items())) or "none"
+
+
+class Page:
+    """The document of one browser session; `update` runs every `REFRESH_MS` ms."""
+
+    def __init__(self, doc: Document, feed: Feed, title: str, cache: RenderCache) -> None:
+        self.doc, self.feed, self.cache = doc, feed, cache
+        self.id = secrets.token_urlsafe(12)
+        self.frame: Frame | None = None
+        self.binned: imaging.Binned | None = None
+        self.region: imaging.Region | None = None
+        self.shape: tuple[int, int] | None = None
+        self.samples = max(0, feed.samples - 600)
+        self.bsread_number = 0
+        self.bsread_channels: tuple[str, ...] = ()
+        self._setting_limits = False
+        self._build(title)
+        doc.title = title
+        doc.add_root(self.layout)
+        doc.add_periodic_callback(self.update, REFRESH_MS)
+        doc.on_session_destroyed(lambda context: feed.watch(self, []))
+
+    # ------------------------------------------------------------------------ layout
+
+    def _build(self, title: str) -> None:
+        self.header = Div(text=f"<b>mflow view</b> {title}", name="header",
+                          styles={"font-size": "16px"})
+        self.status = Div(text="waiting for the first image…", name="status", tags=[0.0])
+        self.latency = Div(text="", name="latency", styles={"color": "#666"})
+        self.readout = Div(text="move the cursor over the image", name="readout",
+                           styles={"font-family": "monospace"})
+        self._build_image()
+        self._build_controls()
+        self._build_histogram()
+        self._build_health()
+        self._build_bsread()
+        self.image_panel = column(
+            row(self.status, self.latency), self.plot, self.readout, name="image_panel")
+        side = column(self.controls, self.histogram, name="side")
+        self.layout = column(self.header, row(self.image_panel, side),
+                             row(self.rate_plot, self.byte_plot, self.health_div),
+                             self.bsread_panel)
+
+    def _build_image(self) -> None:
+        palette = COLOUR_MAPS["Viridis"]
+        self.linear = LinearColorMapper(palette=palette, low=0, high=1, nan_color=MASK_COLOUR)
+        self.log = LogColorMapper(palette=palette, low=1, high=10, nan_color=MASK_COLOUR)
+        self.image_source = ColumnDataSource(
+            {"image": [np.zeros((1, 1), np.float32)], "x": [0], "y": [0], "dw": [1], "dh": [1]},
+            name="image_source")
+        self.x_range, self.y_range = Range1d(0, 1), Range1d(1, 0)
+        tools = [PanTool(), WheelZoomTool(), BoxZoomTool(match_aspect=True), ResetTool(),
+                 SaveTool(filename="mflow-view")]
+        self.plot = figure(x_range=self.x_range, y_range=self.y_range, tools=tools,
+                           active_scroll=tools[1], frame_width=SCREEN[1], frame_height=600,
+                           x_axis_label="x (column)", y_axis_label="y (row)", name="image_plot",
+                           toolbar_location="above")
+        # One renderer per scale, shown in turn: BokehJS does not re-map an image whose
+        # colour mapper is replaced.
+        self.renderers = {
+            scale: self.plot.image(image="image", x="x", y="y", dw="dw", dh="dh",
+                                   source=self.image_source, color_mapper=mapper,
+                                   visible=scale == "linear", name=f"image_{scale}")
+            for scale, mapper in (("linear", self.linear), ("log", self.log))}
+        self.colour_bar = ColorBar(color_mapper=self.linear, width=12)
+        self.plot.add_layout(self.colour_bar, "right")
+        self.plot.on_event(MouseMove, self._on_mouse)
+        self.plot.on_event(RangesUpdate, self._on_ranges)
+        # The arrival time rides on the status line; the page measures when it shows it.
+        self.status.js_on_change("tags", CustomJS(args={"div": self.latency}, code=_LATENCY_JS))
+
+    def _build_controls(self) -> None:
+        self.channel = Select(title="Channel", options=[], name="channel", width=250)
+        self.colour_map = Select(title="Colour map", value="Viridis",
+                                 options=list(COLOUR_MAPS), name="colour_map", width=250)
+        self.scale = RadioButtonGroup(labels=list(_SCALES), active=0, name="scale")
+        self.binning = RadioButtonGroup(labels=list(imaging.BINNINGS), active=0, name="binning")
+        self.contrast = RadioButtonGroup(labels=list(_CONTRASTS), active=0, name="contrast")
+        self.low = NumericInput(title="Low", value=0, mode="float", width=120, name="low")
+        self.high = NumericInput(title="High", value=100, mode="float", width=120, name="high")
+        self.download = Div(text="", name="download")
+        for widget in (self.channel, self.colour_map):
+            widget.on_change("value", self._on_control)
+        for widget in (self.scale, self.binning, self.contrast):
+            widget.on_change("active", self._on_control)
+        for widget in (self.low, self.high):
+            widget.on_change("value", self._on_control)
+        self.controls = column(
+            self.channel, self.colour_map, Div(text="Scale"), self.scale, Div(text="Binning"),
+            self.binning, Div(text="Contrast"), self.contrast, row(self.low, self.high),
+            self.download)
+
+    def _build_histogram(self) -> None:
+        self.histogram_source = ColumnDataSource({"left": [], "right": [], "top": []},
+                                                 name="histogram_source")
+        self.histogram = figure(width=300, height=260, y_axis_type="log", title="Histogram",
+                                tools="", toolbar_location=None, name="histogram")
+        self.histogram.quad(left="left", right="right", top="top", bottom=0.5,
+                            source=self.histogram_source, color="#3b6ea8")
+
+    def _build_health(self) -> None:
+        self.rates = ColumnDataSource({"time": [], "rate": [], "mbytes": []}, name="rates")
+        self.rate_plot = figure(width=420, height=220, x_axis_type="datetime",
+                                title="Messages/s", tools="", toolbar_location=None,
+                                name="rate_plot")
+        self.rate_plot.line("time", "rate", source=self.rates, line_width=2)
+        self.byte_plot = figure(width=420, height=220, x_axis_type="datetime", title="MB/s",
+                                tools="", toolbar_location=None, name="byte_plot")
+        self.byte_plot.line("time", "mbytes", source=self.rates, line_width=2, color="#c44e52")
+        self.health_div = Div(text="", name="health", width=420)
+
+    def _build_bsread(self) -> None:
+        self.channel_source = ColumnDataSource({"name": [], "type": [], "value": []},
+                                               name="channel_source")
+        self.channel_table = DataTable(tags=[0.0],
+            source=self.channel_source, width=600, height=300, name="channel_table",
+            columns=[TableColumn(field="name", title="Channel"),
+                     TableColumn(field="type", title="Type", width=80),
+                     TableColumn(field="value", title="Latest value")])
+        self.picked = MultiChoice(title="Plot scalar channels", options=[], width=420,
+                                  name="picked")
+        self.picked.on_change("value", self._on_picked)
+        self.pulse_plot = figure(width=560, height=300, title="Against pulse id", tools="",
+                                 toolbar_location=None, name="pulse_plot")
+        self.pulse_sources: dict[str, ColumnDataSource] = {}
+        self.bsread_panel = row(self.channel_table, column(self.picked, self.pulse_plot),
+                                visible=False, name="bsread_panel")
+        self.channel_table.js_on_change("tags", CustomJS(
+            args={"div": self.latency}, code=_LATENCY_JS.replace("mflow_latencies",
+                                                                 "mflow_bsread_latencies")))
+
+    # ------------------------------------------------------------------------ events
+
+    def _on_mouse(self, event: MouseMove) -> None:
+        frame, channel = self.frame, self.channel.value
+        if frame is None or channel not in frame.channels or event.x is None or event.y is None:
+            return
+        found = imaging.pixel_value(frame.channels[channel], event.x, event.y)
+        if found is None:
+            self.readout.text = "outside the image"
+            return
+        x, y, value = found
+        mask = frame.masks.get(channel)
+        masked = " (masked)" if mask is not None and mask[y, x] else ""
+        self.readout.text = f"x {x}, y {y}: <b>{_fmt(value)}</b>{masked}"
+
+    def _on_ranges(self, event: RangesUpdate) -> None:
+        if self.shape is None or None in (event.x0, event.x1, event.y0, event.y1):
+            return
+        y0, y1 = sorted((event.y0, event.y1))
+        x0, x1 = sorted((event.x0, event.x1))
+        self.region = imaging.Region(int(np.floor(y0)), int(np.ceil(y1)),
+                                     int(np.floor(x0)), int(np.ceil(x1)))
+        self._redraw()
+
+    def _on_control(self, attr: str, old: Any, new: Any) -> None:
+        if not self._setting_limits:
+            self._redraw()
+
+    def _on_picked(self, attr: str, old: Any, new: Any) -> None:
+        names = list(self.picked.value)
+        self.feed.watch(self, names)
+        self.pulse_plot.renderers = []
+        self.pulse_sources = {}
+        colours = palettes.Category10[10] * (1 + len(names) // 10)
+        for colour, name in zip(colours[:len(names)], names, strict=True):
+            source = ColumnDataSource({"pulse_id": [], "value": []})
+            self.pulse_plot.line("pulse_id", "value", source=source, color=colour,
+                                 legend_label=name, line_width=2)
+            self.pulse_sources[name] = source
+
+    # ------------------------------------------------------------------------ updates
+
+    def update(self) -> None:
+        """Show what is new in the feed."""
+        frame = self.feed.frame
+        if frame is not None and frame is not self.frame:
+            self._show_frame(frame)
+        self._show_health()
+        self._show_bsread()
+
+    def _show_frame(self, frame: Frame) -> None:
+        self.frame = frame
+        names = list(frame.channels)
+        if self.channel.options != names:
+            self.channel.options = names
+        if self.channel.value not in names:
+            self.channel.value = names[0]  # redraws
+        else:
+            self._redraw()
+        self.status.tags = [frame.received]
+        self.status.text = (f"<b>{frame.kind}</b> series {frame.series} · image "
+                            f"<b>{frame.image}</b> · {self._shape_text(frame)}")
+        if not self.download.text:
+            self.download.text = (f'<a href="/frame.npy?page={self.id}" download>Save frame '
+                                  f'(.npy)</a> · PNG: the save tool above the image')
+
+    def _shape_text(self, frame: Frame) -> str:
+        image = frame.channels[self.channel.value]
+        return f"{image.shape[1]}×{image.shape[0]} {image.dtype}"
+
+    def _fit(self, shape: tuple[int, int]) -> None:
+        """Reset the view to the whole of a frame of a new ``shape``."""
+        self.shape = shape
+        self.region = imaging.full_region(shape)
+        rows, columns = shape
+        self.plot.frame_height = max(100, min(SCREEN[0], round(SCREEN[1] * rows / columns)))
+        self.plot.frame_width = max(100, min(SCREEN[1], round(SCREEN[0] * columns / rows)))
+        self.x_range.update(start=0, end=columns, reset_start=0, reset_end=columns)
+        self.y_range.update(start=rows, end=0, reset_start=rows, reset_end=0)
+
+    def _redraw(self) -> None:
+        frame, channel = self.frame, self.channel.value
+        if frame is None or channel not in frame.channels:
+            return
+        image = frame.channels[channel]
+        if image.shape != self.shape:
+            self._fit(image.shape)
+        assert self.region is not None
+        binned = self.cache.get(frame, channel, self.region, imaging.BINNINGS[self.binning.active])
+        self.binned = binned
+        log = _SCALES[self.scale.active] == "log"
+        mapper = self.log if log else self.linear
+        mapper.palette = COLOUR_MAPS[self.colour_map.value]
+        if self.contrast.active == 0:
+            low, high = imaging.contrast_limits(binned.image, log=log)
+            self._setting_limits = True
+            try:
+                self.low.value, self.high.value = low, high
+            finally:
+                self._setting_limits = False
+        else:
+            low, high = float(self.low.value or 0), float(self.high.value or 1)
+            if log:
+                low = max(low, 1e-3)
+            high = max(high, low * 1.001 if log else low + 1e-6)
+        mapper.update(low=low, high=high)
+        for scale, renderer in self.renderers.items():
+            renderer.visible = scale == _SCALES[self.scale.active]
+        if self.colour_bar.color_mapper is not mapper:
+            self.colour_bar.color_mapper = mapper
+        self.image_source.data = {"image": [binned.image], "x": [binned.x0], "y": [binned.y0],
+                                  "dw": [binned.width], "dh": [binned.height]}
+        counts, edges, below, above = imaging.histogram(image, (low, high),
+                                                        mask=frame.masks.get(channel))
+        self.histogram_source.data = {"left": edges[:-1], "right": edges[1:], "top": counts}
+        self.histogram.title.text = (f"Histogram {low:.4g} – {high:.4g} "
+                                     f"({below:,} below, {above:,} above)")
+
+    def _show_health(self) -> None:
+        new = self.feed.rates_since(self.samples)
+        if new:
+            self.samples += len(new)
+            self.rates.stream({"time": [1000 * h.time for h in new],
+                               "rate": [h.rate for h in new],
+                               "mbytes": [h.byte_rate / 1e6 for h in new]}, rollover=600)
+        health = self.feed.health
+        if health is not None:
+            self.health_div.text = self._health_text(health)
+
+    @staticmethod
+    def _health_text(h: Health) -> str:
+        idle = "never" if h.last_message_time is None else \
+            f"{max(0.0, time.time() - h.last_message_time):.1f} s ago"
+        rows = [("messages", f"{h.messages:,} ({h.rate:.1f}/s, {h.byte_rate / 1e6:.1f} MB/s)"),
+                ("by type", _counts(h.by_type)),
+                ("gaps", f"missed {h.missed:,} · duplicated {h.duplicated:,} · "
+                         f"reverted {h.reverted:,}"),
+                ("decode errors", _counts(h.errors) if h.errors else "0"),
+                ("images", f"{h.images:,} ({h.images_decoded:,} decoded, "
+                           f"{h.images_not_decoded:,} not decoded)"),
+                ("series", str(h.series)), ("last message", idle)]
+        cells = "".join(f"<tr><td style='padding-right:1em;color:#555'>{k}</td><td>{v}</td></tr>"
+                        for k, v in rows)
+        return f"<table>{cells}</table>"
+
+    def _show_bsread(self) -> None:
+        bsread = self.feed.bsread
+        if bsread.number == self.bsread_number:
+            return
+        self.bsread_number = bsread.number
+        self.bsread_panel.visible = True
+        self.channel_table.tags = [bsread.received]
+        names = tuple(bsread.values)
+        self.channel_source.data = {
+            "name": list(names), "type": [bsread.types.get(n, "") for n in names],
+            "value": [_fmt(v) for v in bsread.values.values()]}
+        if names != self.bsread_channels:
+            self.bsread_channels = names
+            self.picked.options = [n for n, v in bsread.values.items()
+                                   if isinstance(v, (np.generic, int, float)) and np.ndim(v) == 0]
+        self.pulse_plot.title.text = f"Against pulse id (latest {bsread.pulse_id})"
+        for name, source in self.pulse_sources.items():
+            pulses, values = self.feed.channel_history(name)
+            source.data = {"pulse_id": pulses, "value": values}
