@@ -78,7 +78,7 @@ class _Timing:
 def _legacy_lines(message: RecordedMessage) -> None:
     last = len(message.parts) - 1
     for part in range(last + 1):
-        print(f"Sending {message.index:06d}_{part:03d}.raw [{part < last}]", flush=True)
+        print(f"Sending {message.number:06d}_{part:03d}.raw [{part < last}]", flush=True)
 
 
 def _check_complete(reader: Any, path: str) -> None:
