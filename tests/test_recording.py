@@ -605,3 +605,178 @@ def test_property_folder_round_trip(messages):
             for parts, receive_time in messages:
                 writer.write(parts, receive_time)
         assert read_all(FolderReader(folder)) == [(parts, None) for parts, _ in messages]
+
+
+# ------------------------------------------------------------------------ part checksums
+
+GOLDEN_V1 = Path(__file__).parent / "fixtures" / "recording_v1.mflow"
+
+
+def test_a_flipped_byte_inside_a_part_is_corruption_naming_the_record(tmp_path):
+    path = tmp_path / "run.mflow"
+    messages = [([b"h0", b"payload-0"], 1.0), ([b"h1", b"payload-1"], 2.0),
+                ([b"h2", b"payload-2"], 3.0)]
+    write_recording(path, messages)
+    data = bytearray(path.read_bytes())
+    second = FILE_HEADER_SIZE + record_size(messages[0][0])
+    data[data.index(b"payload-1") + 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match=f"record 1 at byte {second} has a damaged part 1"):
+        read_all(RecordingReader(path))
+    reader = RecordingReader(path, on_corruption="stop")
+    assert read_all(reader) == messages[:1]
+    assert "has a damaged part 1 (its checksum does not match)" in str(reader.corruption)
+
+
+def test_golden_version_1_file_is_still_read():
+    # Written by the version 1 writer (before part checksums); never rewrite it.
+    reader = RecordingReader(GOLDEN_V1)
+    assert reader.version == 1
+    assert read_all(reader) == [
+        ([b'{"htype":"array-1.0","type":"uint8","shape":[2,2]}', b"\x00\x01\x02\x03"],
+         1700000000.25),
+        ([b""], 1700000000.5),
+        ([b'{"htype":"raw-1.0"}', b"", b"tail"], 1700000001.0),
+    ]
+
+
+def test_new_recordings_are_version_2(tmp_path):
+    write_recording(tmp_path / "run.mflow", MESSAGES[:1])
+    with RecordingReader(tmp_path / "run.mflow") as reader:
+        assert reader.version == recording.VERSION == 2
+
+
+# ------------------------------------------------------------------------ crafted records
+
+
+def craft_record(parts: list[bytes], receive_time: float) -> bytes:
+    """A version 2 record with valid CRCs and checksums, whatever its fields hold."""
+    table = b"".join(len(p).to_bytes(8, "little") + xxhash.xxh3_64_intdigest(p).to_bytes(
+        8, "little") for p in parts)
+    start = b"MREC" + len(parts).to_bytes(4, "little") + np.float64(receive_time).tobytes() \
+        + zlib.crc32(table).to_bytes(4, "little")
+    return start + zlib.crc32(start).to_bytes(4, "little") + table + b"".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("parts", "receive_time", "problem"),
+    [
+        ([], 1.0, "has no parts"),
+        ([b"x"], 1e300, r"has an impossible receive time \(1e\+300\)"),
+        ([b"x"], float("nan"), r"has an impossible receive time \(nan\)"),
+        ([b"x"], -5.0, "has an impossible receive time"),
+    ],
+)
+def test_crafted_records_with_valid_crcs_are_corruption(tmp_path, parts, receive_time,
+                                                        problem):
+    path = tmp_path / "run.mflow"
+    write_recording(path, [([b"ok"], 1.0)])
+    path.write_bytes(path.read_bytes() + craft_record(parts, receive_time)
+                     + craft_record([b"after"], 2.0))
+    with pytest.raises(RecordingError, match=f"record 1 at byte [0-9]+ {problem}"):
+        read_all(RecordingReader(path))
+    reader = RecordingReader(path, on_corruption="stop")
+    assert read_all(reader) == [([b"ok"], 1.0)]
+
+
+@pytest.mark.parametrize("receive_time", [float("nan"), float("inf"), -1.0, 1e300])
+def test_writer_refuses_impossible_receive_times(tmp_path, receive_time):
+    with RecordingWriter(tmp_path / "run.mflow") as writer, \
+            pytest.raises(ConfigurationError, match="receive_time must be"):
+        writer.write([b"x"], receive_time)
+    assert read_all(RecordingReader(tmp_path / "run.mflow")) == []
+
+
+def test_recorded_message_number_does_not_shadow_tuple_index():
+    message = recording.RecordedMessage([b"a"], None, 7)
+    assert message.number == 7 and message.index(None) == 1
+
+
+# ------------------------------------------------------------------------ links
+
+
+def test_folder_writer_never_writes_through_a_planted_link(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    (folder / "000000_000.raw.partial").symlink_to(victim)
+    (folder / "000000_001.raw").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RecordingError, match="already holds a recording"):
+        FolderWriter(folder)
+    with FolderWriter(folder, overwrite=True) as writer:
+        writer.write([b"h", b"d"])
+    assert victim.read_bytes() == b"precious" and not (tmp_path / "elsewhere").exists()
+    assert not (folder / "000000_000.raw").is_symlink()
+    assert read_all(FolderReader(folder)) == [([b"h", b"d"], None)]
+
+
+def test_folder_writer_never_follows_a_link_planted_while_it_writes(tmp_path):
+    folder = tmp_path / "dump"
+    with FolderWriter(folder) as writer:
+        (folder / "000000_001.raw").symlink_to(tmp_path / "elsewhere")
+        with pytest.raises(FileExistsError):
+            writer.write([b"h", b"d"])
+    assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("name", ["000000_000.raw", "000000_001.raw"])
+def test_folder_reader_refuses_linked_part_files(tmp_path, name):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not yours")
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    for part in ("000000_000.raw", "000000_001.raw"):
+        if part != name:
+            (folder / part).write_bytes(b"x")
+    (folder / name).symlink_to(secret)
+    with pytest.raises(RecordingError, match=f"'{folder / name}' is a symbolic link, not a "
+                                             "regular file"):
+        FolderReader(folder)
+
+
+def test_folder_reader_refuses_a_fifo_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "000000_000.raw")
+    with pytest.raises(RecordingError, match="is a FIFO, not a regular file"):
+        FolderReader(tmp_path)
+
+
+def test_single_file_writer_and_reader_refuse_links(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    link = tmp_path / "run.mflow"
+    link.symlink_to(victim)
+    with pytest.raises(RecordingError, match="already exists"):
+        RecordingWriter(link)
+    with pytest.raises(RecordingError, match="is a symbolic link, not a regular file"):
+        RecordingWriter(link, overwrite=True)
+    assert victim.read_bytes() == b"precious"
+    write_recording(tmp_path / "real.mflow", MESSAGES[:1])
+    link.unlink()
+    link.symlink_to(tmp_path / "real.mflow")
+    for opener in (RecordingReader, open_recording):
+        with pytest.raises(RecordingError, match="is a symbolic link"):
+            opener(link)
+
+
+def test_single_file_writer_refuses_special_files(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(RecordingError, match="is a FIFO, not a regular file"):
+        RecordingWriter(tmp_path / "fifo", overwrite=True)
+
+
+@pytest.mark.parametrize("writer", [RecordingWriter, FolderWriter])
+def test_a_missing_parent_folder_is_refused_by_both_writers(tmp_path, writer):
+    with pytest.raises(RecordingError, match="folder '.*missing' does not exist"):
+        writer(tmp_path / "missing" / "run")
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("writer", [RecordingWriter, FolderWriter])
+def test_discard_deletes_what_the_writer_wrote(tmp_path, writer):
+    (tmp_path / "keep").write_bytes(b"")
+    target = tmp_path / "run"
+    with writer(target) as recording_writer:
+        recording_writer.write([b"a", b"b"])
+        recording_writer.discard()
+    assert sorted(os.listdir(tmp_path)) == ["keep"]
