@@ -71,9 +71,11 @@ class _Timing:
         """Wait until ``message`` is due; False if the run was stopped meanwhile."""
         if not self.realtime:
             return self.pacer.wait(run)
+        receive_time = message.receive_time
+        assert receive_time is not None  # --realtime refuses folders, which store no times
         if self.origin is None:
-            self.origin = message.receive_time
-        offset = (message.receive_time - self.origin) / self.speed
+            self.origin = receive_time
+        offset = (receive_time - self.origin) / self.speed
         # A tiny --speed stretches a gap beyond what a wait can be given (OverflowError).
         return self.pacer.wait_until(run, min(offset, threading.TIMEOUT_MAX / 2))
 
