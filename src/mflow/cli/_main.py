@@ -30,7 +30,7 @@ _EXIT_INTERRUPTED = 130
 
 #: Subcommand name → module defining it as ``command`` (imported when needed).
 COMMANDS = {name: f"mflow.cli.{name}" for name in
-            ("demo", "stats", "generate", "dump", "replay", "split", "merge")}
+            ("demo", "stats", "generate", "dump", "replay", "info", "split", "merge")}
 
 
 class _LazyGroup(click.Group):
