@@ -21,6 +21,20 @@ from ._main import CONTEXT_SETTINGS
 
 __all__ = ["command", "describe"]
 
+HELP = """Describe the recording at PATH without replaying it.
+
+PATH is a file or folder of mflow dump, or a folder of the psi-mflow 1.0 m_dump. Tells
+the format and version, the messages and parts, their sizes, the message types (htype of
+the first part), the recorded time span and any damage; exits 1 if the recording is
+damaged (described up to the damage).
+
+\b
+Examples:
+  mflow info run.mflow
+  mflow info run.mflow --json | jq .types
+  mflow info -q run.mflow && echo intact
+"""
+
 
 def _message_type(first_part: bytes) -> str:
     try:
@@ -84,18 +98,13 @@ def _lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
-@click.command("info", short_help="Describe a recording without replaying it.",
+@click.command("info", help=HELP, short_help="Describe a recording without replaying it.",
                context_settings=CONTEXT_SETTINGS)
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def command(path: str, as_json: bool) -> int:
-    """Describe the recording at PATH (a file or folder of `mflow dump`, or a 1.0 folder):
-    messages, parts, sizes, types, time span and damage. Exits 1 if it is damaged.
-    """
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing: the exit status tells.")
+def command(path: str, as_json: bool, quiet: bool) -> int:
     info = describe(path)
-    if as_json:
-        click.echo(json.dumps(info))
-    else:
-        for line in _lines(info):
-            click.echo(line)
+    if not quiet:
+        click.echo(json.dumps(info) if as_json else "\n".join(_lines(info)))
     return 1 if info["damage"] else 0
