@@ -4,7 +4,8 @@ Messages are taken off the socket whole and written as they came, part by part (
 is decoded), to a single-file recording or to the 1.0 folder layout (`mflow.recording`).
 Each message is handed to the operating system as soon as it is written, so everything
 recorded survives ``kill -9``; a write error (e.g. a full disk) stops the dump with an
-error, and the messages before it stay readable.
+error, and the messages before it stay readable. A dump that fails before it recorded a
+message deletes the empty recording, so that trying again is not refused.
 """
 
 from __future__ import annotations
