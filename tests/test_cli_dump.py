@@ -205,3 +205,41 @@ def test_listing_shows_a_header_too_deep_to_parse_as_not_json(tools, source):
     assert dump.line() == "#0  1 part  3000 bytes  (3000 bytes, not JSON)"
     assert '"frame":1' in dump.line()
     assert dump.wait() == 0
+
+
+def test_full_disk_counts_only_complete_messages(tools, source, tmp_path):
+    push, endpoint = source
+    messages = [[header(frame=n), bytes(1000)] for n in range(30)]
+    path = tmp_path / "r"
+    dump = tools("dump", endpoint, str(path), "--json", preexec_fn=_limit_file_size)
+    dump.event("start")
+    send_messages(push, messages)
+    assert dump.wait() == 1
+    with open_recording(path) as reader:
+        survivors = [message.parts for message in reader]
+    assert f"the {len(survivors)} messages before are recorded" in dump.stderr
+    assert dump.summary()["messages"] == len(survivors)
+
+
+@pytest.mark.parametrize("file_format", ["file", "folder"])
+def test_a_dump_that_recorded_nothing_leaves_nothing_behind(tools, source, tmp_path,
+                                                            file_format):
+    push, endpoint = source
+    path = tmp_path / "r"
+    dump = tools("dump", endpoint, str(path), "--format", file_format, "--json",
+                 preexec_fn=_limit_file_size)
+    dump.event("start")
+    send_messages(push, [[b"big", bytes(30_000)]])
+    assert dump.wait() == 1
+    assert "nothing was recorded" in dump.stderr
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("file_format", ["file", "folder"])
+def test_missing_parent_folder_is_refused_in_both_formats(tools, source, tmp_path,
+                                                          file_format):
+    path = tmp_path / "missing" / "r"
+    dump = tools("dump", source[1], str(path), "--format", file_format)
+    assert dump.wait() == 1
+    assert f"folder '{tmp_path / 'missing'}' does not exist" in dump.stderr
+    assert not (tmp_path / "missing").exists()

@@ -191,3 +191,68 @@ def test_the_last_messages_are_not_lost_at_the_end(tools, zmq_context, tmp_path)
     assert tool.event("summary")["messages"] == 200
     assert receive_messages(pull, 200) == messages
     assert tool.wait() == 0
+
+
+@pytest.mark.parametrize("content", [None, "notes.txt"])
+def test_a_folder_without_part_files_is_an_error(tools, tmp_path, content):
+    if content is not None:
+        (tmp_path / content).write_bytes(b"not a part")
+    tool = tools("replay", str(tmp_path), "-a", "tcp://127.0.0.1:*")
+    assert tool.wait() == 1
+    assert tool.stderr.startswith(f"Error: folder '{tmp_path}' holds no recording")
+    assert tool.stderr.count("\n") == 1
+
+
+def test_speed_without_realtime_is_an_error(tools, tmp_path):
+    path = write_recording(tmp_path / "r", [[b"a"]])
+    tool = tools("replay", str(path), "--speed", "2", "-a", "tcp://127.0.0.1:*")
+    assert tool.wait() == 1
+    assert "--speed scales the recorded timing: it needs --realtime" in tool.stderr
+
+
+def test_a_flipped_byte_in_a_part_is_replayed_up_to_the_damage(tools, zmq_context, tmp_path):
+    path = write_recording(tmp_path / "r", [[b"a", b"first"], [b"b", b"second"], [b"c"]])
+    data = bytearray(path.read_bytes())
+    data[data.index(b"second")] ^= 0x01
+    path.write_bytes(bytes(data))
+    tool, pull = replay(tools, zmq_context, path)
+    assert receive_messages(pull, 1) == [[b"a", b"first"]]
+    assert tool.wait() == 1
+    assert "is corrupt: record 1 at byte" in tool.stderr and "damaged part 1" in tool.stderr
+    assert tool.stderr.count("\n") == 1
+    assert not pull.poll(100)
+
+
+def test_a_record_without_parts_is_replayed_up_to_the_damage(tools, zmq_context, tmp_path):
+    from .test_recording import craft_record
+
+    path = write_recording(tmp_path / "r", [[b"a"]], times=[1.0])
+    path.write_bytes(path.read_bytes() + craft_record([], 2.0) + craft_record([b"c"], 3.0))
+    tool, pull = replay(tools, zmq_context, path, "--realtime")
+    assert receive_messages(pull, 1) == [[b"a"]]
+    assert tool.wait() == 1
+    assert "record 1 at byte" in tool.stderr and "has no parts" in tool.stderr
+    assert "IndexError" not in tool.stderr
+
+
+def test_a_huge_receive_time_is_damage_not_an_overflow(tools, zmq_context, tmp_path):
+    from .test_recording import craft_record
+
+    path = write_recording(tmp_path / "r", [[b"a"]], times=[1.0])
+    path.write_bytes(path.read_bytes() + craft_record([b"b"], 1e300))
+    tool, pull = replay(tools, zmq_context, path, "--realtime")
+    assert receive_messages(pull, 1) == [[b"a"]]
+    assert tool.wait() == 1
+    assert "impossible receive time" in tool.stderr and "OverflowError" not in tool.stderr
+
+
+def test_a_linked_part_file_is_refused_and_nothing_sent(tools, tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not yours")
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    (folder / "000000_000.raw").symlink_to(secret)
+    tool = tools("replay", str(folder), "-a", "tcp://127.0.0.1:*")
+    assert tool.wait() == 1
+    assert "is a symbolic link, not a regular file" in tool.stderr
+    assert tool.stderr.count("\n") == 1

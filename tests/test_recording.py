@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xxhash
 import zmq
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -47,7 +48,7 @@ MESSAGES = [
 
 def record_size(parts: list[bytes]) -> int:
     """The size of a message's record in the single-file layout."""
-    return 24 + 8 * len(parts) + sum(map(len, parts))
+    return 24 + 16 * len(parts) + sum(map(len, parts))
 
 
 def write_recording(path: Path, messages=MESSAGES, **options) -> None:
@@ -77,7 +78,7 @@ def test_round_trip_keeps_bytes_boundaries_and_receive_times(tmp_path):
         messages = list(reader)
         assert not reader.truncated and reader.corruption is None
     assert [(m.parts, m.receive_time) for m in messages] == MESSAGES
-    assert [m.index for m in messages] == list(range(len(MESSAGES)))
+    assert [m.number for m in messages] == list(range(len(MESSAGES)))
     assert all(type(part) is bytes for m in messages for part in m.parts)
 
 
@@ -85,16 +86,19 @@ def test_layout_is_the_documented_one(tmp_path):
     path = tmp_path / "run.mflow"
     write_recording(path, [([b"ab", b""], 0.5)])
     data = path.read_bytes()
-    assert data[:12] == MAGIC + (1).to_bytes(4, "little")
+    assert data[:12] == MAGIC + (2).to_bytes(4, "little")
     record = data[12:]
     assert record[:4] == b"MREC"
     assert int.from_bytes(record[4:8], "little") == 2
     assert np.frombuffer(record[8:16], "<f8")[0] == 0.5
-    table = record[24:40]
+    table = record[24:56]
     assert int.from_bytes(record[16:20], "little") == zlib.crc32(table)
     assert int.from_bytes(record[20:24], "little") == zlib.crc32(record[:20])
-    assert table == (2).to_bytes(8, "little") + (0).to_bytes(8, "little")
-    assert record[40:] == b"ab"
+    assert table == b"".join(
+        len(part).to_bytes(8, "little") + xxhash.xxh3_64_intdigest(part).to_bytes(8, "little")
+        for part in [b"ab", b""]
+    )
+    assert record[56:] == b"ab"
 
 
 def test_accepts_every_kind_of_bytes_like_part(tmp_path):
@@ -198,7 +202,7 @@ def test_iterations_are_independent(tmp_path):
     write_recording(path)
     with RecordingReader(path) as reader:
         first, second = iter(reader), iter(reader)
-        interleaved = [(a.index, b.index) for a, b in zip(first, second)]
+        interleaved = [(a.number, b.number) for a, b in zip(first, second)]
         assert interleaved == [(i, i) for i in range(len(MESSAGES))]
         assert [m.parts for m in reader] == [parts for parts, _ in MESSAGES]
 
@@ -230,8 +234,8 @@ def test_truncated_file_header_is_not_a_recording(tmp_path):
 
 def test_unknown_version_is_refused(tmp_path):
     path = tmp_path / "run.mflow"
-    path.write_bytes(MAGIC + (2).to_bytes(4, "little"))
-    with pytest.raises(RecordingError, match="version 2; this mflow reads version 1"):
+    path.write_bytes(MAGIC + (3).to_bytes(4, "little"))
+    with pytest.raises(RecordingError, match="version 3; this mflow reads versions 1 and 2"):
         RecordingReader(path)
 
 
@@ -402,14 +406,14 @@ def test_kill_9_while_writing_keeps_every_complete_message(tmp_path, writer):
             "index": number,
             "sha256": hashlib.sha256(payload).hexdigest(),
         }
-        assert empty == b"" and message.index == number
+        assert empty == b"" and message.number == number
 
 
 # ------------------------------------------------------------------------ folder format
 
 
 def test_folder_round_trip_uses_the_1_0_names(tmp_path):
-    folder = tmp_path / "a" / "b"
+    folder = tmp_path / "b"
     with FolderWriter(folder) as writer:
         writer.write([b"header", b"", b"data"], receive_time=123.0)
         writer.write([b"second"])
@@ -449,7 +453,7 @@ def test_folder_reader_orders_numerically_not_by_name(tmp_path):
     for part in range(2, 999):
         (tmp_path / f"999999_{part:03d}.raw").write_bytes(b"")
     messages = list(FolderReader(tmp_path))
-    assert [m.index for m in messages] == [2, 999_999, 1_000_000]  # 1.0 numbers may skip
+    assert [m.number for m in messages] == [2, 999_999, 1_000_000]  # 1.0 numbers may skip
     assert messages[1].parts[:2] == [b"m999999", b"p1"]
     assert messages[1].parts[999:] == [b"p999", b"p1000"]
     assert messages[2].parts == [b"m1000000"]
@@ -516,7 +520,7 @@ def test_folder_writer_refuses_to_mix_with_an_existing_recording(tmp_path):
 
 
 def test_folder_writer_stops_after_a_failure(tmp_path, monkeypatch):
-    def no_room(*args):
+    def no_room(*args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     with FolderWriter(tmp_path) as writer:
@@ -576,7 +580,7 @@ def test_option_values_are_checked(tmp_path):
 messages_strategy = st.lists(
     st.tuples(
         st.lists(st.binary(max_size=300), min_size=1, max_size=12),
-        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(min_value=0, max_value=1e11, exclude_max=True),
     ),
     max_size=8,
 )
@@ -601,3 +605,178 @@ def test_property_folder_round_trip(messages):
             for parts, receive_time in messages:
                 writer.write(parts, receive_time)
         assert read_all(FolderReader(folder)) == [(parts, None) for parts, _ in messages]
+
+
+# ------------------------------------------------------------------------ part checksums
+
+GOLDEN_V1 = Path(__file__).parent / "fixtures" / "recording_v1.mflow"
+
+
+def test_a_flipped_byte_inside_a_part_is_corruption_naming_the_record(tmp_path):
+    path = tmp_path / "run.mflow"
+    messages = [([b"h0", b"payload-0"], 1.0), ([b"h1", b"payload-1"], 2.0),
+                ([b"h2", b"payload-2"], 3.0)]
+    write_recording(path, messages)
+    data = bytearray(path.read_bytes())
+    second = FILE_HEADER_SIZE + record_size(messages[0][0])
+    data[data.index(b"payload-1") + 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(RecordingError, match=f"record 1 at byte {second} has a damaged part 1"):
+        read_all(RecordingReader(path))
+    reader = RecordingReader(path, on_corruption="stop")
+    assert read_all(reader) == messages[:1]
+    assert "has a damaged part 1 (its checksum does not match)" in str(reader.corruption)
+
+
+def test_golden_version_1_file_is_still_read():
+    # Written by the version 1 writer (before part checksums); never rewrite it.
+    reader = RecordingReader(GOLDEN_V1)
+    assert reader.version == 1
+    assert read_all(reader) == [
+        ([b'{"htype":"array-1.0","type":"uint8","shape":[2,2]}', b"\x00\x01\x02\x03"],
+         1700000000.25),
+        ([b""], 1700000000.5),
+        ([b'{"htype":"raw-1.0"}', b"", b"tail"], 1700000001.0),
+    ]
+
+
+def test_new_recordings_are_version_2(tmp_path):
+    write_recording(tmp_path / "run.mflow", MESSAGES[:1])
+    with RecordingReader(tmp_path / "run.mflow") as reader:
+        assert reader.version == recording.VERSION == 2
+
+
+# ------------------------------------------------------------------------ crafted records
+
+
+def craft_record(parts: list[bytes], receive_time: float) -> bytes:
+    """A version 2 record with valid CRCs and checksums, whatever its fields hold."""
+    table = b"".join(len(p).to_bytes(8, "little") + xxhash.xxh3_64_intdigest(p).to_bytes(
+        8, "little") for p in parts)
+    start = b"MREC" + len(parts).to_bytes(4, "little") + np.float64(receive_time).tobytes() \
+        + zlib.crc32(table).to_bytes(4, "little")
+    return start + zlib.crc32(start).to_bytes(4, "little") + table + b"".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("parts", "receive_time", "problem"),
+    [
+        ([], 1.0, "has no parts"),
+        ([b"x"], 1e300, r"has an impossible receive time \(1e\+300\)"),
+        ([b"x"], float("nan"), r"has an impossible receive time \(nan\)"),
+        ([b"x"], -5.0, "has an impossible receive time"),
+    ],
+)
+def test_crafted_records_with_valid_crcs_are_corruption(tmp_path, parts, receive_time,
+                                                        problem):
+    path = tmp_path / "run.mflow"
+    write_recording(path, [([b"ok"], 1.0)])
+    path.write_bytes(path.read_bytes() + craft_record(parts, receive_time)
+                     + craft_record([b"after"], 2.0))
+    with pytest.raises(RecordingError, match=f"record 1 at byte [0-9]+ {problem}"):
+        read_all(RecordingReader(path))
+    reader = RecordingReader(path, on_corruption="stop")
+    assert read_all(reader) == [([b"ok"], 1.0)]
+
+
+@pytest.mark.parametrize("receive_time", [float("nan"), float("inf"), -1.0, 1e300])
+def test_writer_refuses_impossible_receive_times(tmp_path, receive_time):
+    with RecordingWriter(tmp_path / "run.mflow") as writer, \
+            pytest.raises(ConfigurationError, match="receive_time must be"):
+        writer.write([b"x"], receive_time)
+    assert read_all(RecordingReader(tmp_path / "run.mflow")) == []
+
+
+def test_recorded_message_number_does_not_shadow_tuple_index():
+    message = recording.RecordedMessage([b"a"], None, 7)
+    assert message.number == 7 and message.index(None) == 1
+
+
+# ------------------------------------------------------------------------ links
+
+
+def test_folder_writer_never_writes_through_a_planted_link(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    (folder / "000000_000.raw.partial").symlink_to(victim)
+    (folder / "000000_001.raw").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(RecordingError, match="already holds a recording"):
+        FolderWriter(folder)
+    with FolderWriter(folder, overwrite=True) as writer:
+        writer.write([b"h", b"d"])
+    assert victim.read_bytes() == b"precious" and not (tmp_path / "elsewhere").exists()
+    assert not (folder / "000000_000.raw").is_symlink()
+    assert read_all(FolderReader(folder)) == [([b"h", b"d"], None)]
+
+
+def test_folder_writer_never_follows_a_link_planted_while_it_writes(tmp_path):
+    folder = tmp_path / "dump"
+    with FolderWriter(folder) as writer:
+        (folder / "000000_001.raw").symlink_to(tmp_path / "elsewhere")
+        with pytest.raises(FileExistsError):
+            writer.write([b"h", b"d"])
+    assert not (tmp_path / "elsewhere").exists()
+
+
+@pytest.mark.parametrize("name", ["000000_000.raw", "000000_001.raw"])
+def test_folder_reader_refuses_linked_part_files(tmp_path, name):
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not yours")
+    folder = tmp_path / "dump"
+    folder.mkdir()
+    for part in ("000000_000.raw", "000000_001.raw"):
+        if part != name:
+            (folder / part).write_bytes(b"x")
+    (folder / name).symlink_to(secret)
+    with pytest.raises(RecordingError, match=f"'{folder / name}' is a symbolic link, not a "
+                                             "regular file"):
+        FolderReader(folder)
+
+
+def test_folder_reader_refuses_a_fifo_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "000000_000.raw")
+    with pytest.raises(RecordingError, match="is a FIFO, not a regular file"):
+        FolderReader(tmp_path)
+
+
+def test_single_file_writer_and_reader_refuse_links(tmp_path):
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    link = tmp_path / "run.mflow"
+    link.symlink_to(victim)
+    with pytest.raises(RecordingError, match="already exists"):
+        RecordingWriter(link)
+    with pytest.raises(RecordingError, match="is a symbolic link, not a regular file"):
+        RecordingWriter(link, overwrite=True)
+    assert victim.read_bytes() == b"precious"
+    write_recording(tmp_path / "real.mflow", MESSAGES[:1])
+    link.unlink()
+    link.symlink_to(tmp_path / "real.mflow")
+    for opener in (RecordingReader, open_recording):
+        with pytest.raises(RecordingError, match="is a symbolic link"):
+            opener(link)
+
+
+def test_single_file_writer_refuses_special_files(tmp_path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(RecordingError, match="is a FIFO, not a regular file"):
+        RecordingWriter(tmp_path / "fifo", overwrite=True)
+
+
+@pytest.mark.parametrize("writer", [RecordingWriter, FolderWriter])
+def test_a_missing_parent_folder_is_refused_by_both_writers(tmp_path, writer):
+    with pytest.raises(RecordingError, match="folder '.*missing' does not exist"):
+        writer(tmp_path / "missing" / "run")
+    assert not (tmp_path / "missing").exists()
+
+
+@pytest.mark.parametrize("writer", [RecordingWriter, FolderWriter])
+def test_discard_deletes_what_the_writer_wrote(tmp_path, writer):
+    (tmp_path / "keep").write_bytes(b"")
+    target = tmp_path / "run"
+    with writer(target) as recording_writer:
+        recording_writer.write([b"a", b"b"])
+        recording_writer.discard()
+    assert sorted(os.listdir(tmp_path)) == ["keep"]

@@ -1,48 +1,61 @@
 """Recordings of multipart messages: the single-file format and the 1.0 folder layout.
 
 A message is a list of parts, each a bytes-like object (``bytes``, ``bytearray``,
-``memoryview``, ``zmq.Frame``, a contiguous numpy array...); parts may be empty. Both
-formats keep every part's bytes and the part boundaries; the single-file format also keeps
-each message's receive time.
+``memoryview``, ``zmq.Frame``, a contiguous numpy array...); parts may be empty, a message
+has at least one. Both formats keep every part's bytes and the part boundaries; the
+single-file format also keeps each message's receive time and a checksum of every part.
 
-Single-file format (version 1)
-------------------------------
+Single-file format (version 2; version 1 is still read)
+-------------------------------------------------------
 Append-only. All integers are unsigned little-endian, ``receive_time`` is an IEEE 754
 double (seconds since the epoch). The file starts with a 12-byte file header::
 
     offset  size  field
          0     8  magic      b"\\x89MFLOW\\r\\n"
-         8     4  version    1
+         8     4  version    2 (1 in files written before part checksums)
 
 followed by one record per message, back to back, until the end of the file::
 
     offset      size  field
          0         4  marker        b"MREC"
-         4         4  n_parts       number of parts (N)
-         8         8  receive_time  double
-        16         4  lengths_crc   crc32 of the length table (bytes 24 to 24 + 8N - 1)
+         4         4  n_parts       number of parts (N), at least 1
+         8         8  receive_time  double, finite, 0 <= receive_time < 1e11
+        16         4  table_crc     crc32 of the part table (the next 16N bytes)
         20         4  header_crc    crc32 of bytes 0 to 19 of this record
-        24        8N  lengths       N × u64, the size of each part in bytes
-    24 + 8N   Σ len  payload       the parts' bytes, concatenated, without padding
+        24       16N  part table    per part: u64 size in bytes, u64 XXH3-64 of its bytes
+    24 + 16N   Σ size  payload       the parts' bytes, concatenated, without padding
 
-crc32 is the CRC-32 of zlib, zip and PNG. Only the record header is checksummed
-(payloads are not, for speed). ``header_crc`` makes
-``n_parts`` trustworthy before the length table is read, so a damaged count can never be
-mistaken for a record that runs past the end of the file. A writer killed mid-record
-(``kill -9``, a full disk) leaves a prefix of that record at the end of the file; readers
-recognise it as a *truncated tail* because the record's verified sizes run past the end of
-the file, and stop cleanly before it. A record header that is complete but fails its
-checks is corruption.
+crc32 is the CRC-32 of zlib, zip and PNG; XXH3-64 is xxHash's 64-bit XXH3 with seed 0
+(the ``xxhash`` package's ``xxh3_64_intdigest``). ``header_crc`` makes ``n_parts``
+trustworthy before the part table is read, so a damaged count can never be mistaken for a
+record that runs past the end of the file; the part checksums catch damage inside the
+payload. Version 1 differs only in its part table: 8N bytes, the u64 sizes alone (no part
+checksums, so damage inside a payload of a version 1 file goes unnoticed).
+
+A writer killed mid-record (``kill -9``, a full disk) leaves a prefix of that record at
+the end of the file; readers recognise it as a *truncated tail* because the record's
+verified sizes run past the end of the file, and stop cleanly before it. A record that is
+complete but fails a check (a CRC, a part checksum, no parts, an impossible receive
+time) is corruption: readers yield every message before it and name the record.
 
 Folder format (the layout of 1.0's ``m_dump``)
 ----------------------------------------------
 One file per part, ``<message>_<part>.raw`` (both 0-based, zero-padded to 6 and 3 digits
 and longer when the number needs it: ``1000000_000.raw``, ``000001_1000.raw``), holding the
-part's raw bytes; an empty part is an empty file. Receive times are not stored. Readers
-consider only regular files named ``<digits>_<digits>.raw``, group them by the message
+part's raw bytes; an empty part is an empty file. Receive times and checksums are not
+stored: the layout has no place for them, and it must stay readable by the 1.0 tools.
+Readers consider only entries named ``<digits>_<digits>.raw``, group them by the message
 number and order messages and parts numerically. Our writer writes part 0 of a message last
 (under a temporary name, then renamed), so a message without part 0 is one a writer was
 killed in the middle of.
+
+Links and special files
+-----------------------
+Neither writers nor readers follow a symbolic link to a recording file or to a part file,
+and both refuse anything but a regular file there (a link, a FIFO, a device): a link
+planted in a dump folder can neither redirect what is written nor smuggle another file's
+bytes into a replay. Part files are created exclusively (``O_EXCL``), never reused. A
+folder named as the recording itself may be a link.
 """
 
 from __future__ import annotations
@@ -50,12 +63,15 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import struct
 import time
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Literal, NamedTuple, TypeVar, Union
+
+import xxhash
 
 from .errors import ConfigurationError, RecordingError
 
@@ -69,20 +85,34 @@ __all__ = [
     "open_recording",
     "MAGIC",
     "VERSION",
+    "READABLE_VERSIONS",
 ]
 
 MAGIC = b"\x89MFLOW\r\n"
-VERSION = 1
+VERSION = 2
+"""The single-file format version the writer writes."""
+READABLE_VERSIONS = (1, 2)
+"""The single-file format versions the reader reads."""
 
 _FILE_HEADER = struct.Struct("<8sI")
-_RECORD_START = struct.Struct("<4sIdI")  # marker, n_parts, receive_time, lengths_crc
+_RECORD_START = struct.Struct("<4sIdI")  # marker, n_parts, receive_time, table_crc
 _CRC = struct.Struct("<I")
 _RECORD = struct.Struct("<4sIdII")  # the above + header_crc
 _MARKER = b"MREC"
-_LENGTH_SIZE = 8
+_PART_ENTRY = struct.Struct("<QQ")  # size, XXH3-64
+_ENTRY_SIZES = {1: 8, 2: _PART_ENTRY.size}
+_RECEIVE_TIME_LIMIT = 1e11  # the year 5138: later times are damage, not clocks
+_digest = xxhash.xxh3_64_intdigest
+
+# Links are never followed and FIFOs never block an open: the file is checked to be a
+# regular one before anything is read or written.
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_NO_LINKS = getattr(os, "O_NOFOLLOW", 0) | _CLOEXEC
+_NO_WAIT = getattr(os, "O_NONBLOCK", 0)
 
 _PART_NAME = re.compile(r"([0-9]+)_([0-9]+)\.raw")
 _PARTIAL_SUFFIX = ".partial"
+_WRITER_NAME = re.compile(r"[0-9]+_[0-9]+\.raw(\.partial)?")
 
 PathLike = Union[str, "os.PathLike[str]"]
 OnCorruption = Literal["raise", "stop"]
@@ -92,13 +122,13 @@ class RecordedMessage(NamedTuple):
     """One message read back from a recording.
 
     ``parts`` are ``bytes``; ``receive_time`` is seconds since the epoch, or ``None`` when
-    the format does not store it (folder format); ``index`` is the message's number in the
-    recording (0-based).
+    the format does not store it (folder format); ``number`` is the message's number in
+    the recording (0-based; in folders, the number in the file names).
     """
 
     parts: list[bytes]
     receive_time: float | None
-    index: int
+    number: int
 
 
 def _views(parts: Iterable[object]) -> list[memoryview]:
@@ -116,6 +146,52 @@ def _views(parts: Iterable[object]) -> list[memoryview]:
     return views
 
 
+def _valid_receive_time(receive_time: float) -> bool:
+    return 0.0 <= receive_time < _RECEIVE_TIME_LIMIT  # False for NaN and infinities
+
+
+def _parent(path: str) -> str:
+    return os.path.dirname(os.path.normpath(path)) or "."
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular one is, in words."""
+    kinds = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"),
+             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")]
+    return next((name for test, name in kinds if test(mode)), "a device")
+
+
+def _open_regular(path: str, flags: int, dir_fd: int | None = None,
+                  shown: str | None = None) -> int:
+    """Open a regular file without following a link or blocking on a FIFO.
+
+    Raises `RecordingError` naming what the path is (as ``shown``, by default ``path``) if
+    it is not a regular file, and ``OSError`` for other failures.
+    """
+    shown = path if shown is None else shown
+    try:
+        fd = os.open(path, flags | _NO_LINKS | _NO_WAIT, 0o666, dir_fd=dir_fd)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            mode = os.lstat(path, dir_fd=dir_fd).st_mode
+            if not stat.S_ISREG(mode) and not isinstance(error, FileExistsError):
+                raise RecordingError(_not_regular(shown, mode)) from error
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise RecordingError(_not_regular(shown, mode))
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_regular(path: str, mode: int) -> str:
+    return f"'{path}' is {_kind(mode)}, not a regular file; recordings use only regular files"
+
+
 # ---------------------------------------------------------------------------- writers
 
 _W = TypeVar("_W", bound="_Writer")
@@ -127,7 +203,9 @@ class _Writer(ABC):
     Once a write failed part-way (a full disk, an interrupt), the recording ends in a
     partial message; appending more would bury it in the middle, where it is corruption. So
     after a failure the error propagates and every further `write` / `flush` raises
-    `RecordingError`; `close` still releases the files.
+    `RecordingError`; `close` still releases the files. ``messages_written`` counts the
+    messages `write` accepted: after a failed `flush`, the ones written since the last
+    successful flush may be incomplete in the recording.
     """
 
     def __init__(self) -> None:
@@ -149,6 +227,10 @@ class _Writer(ABC):
     @abstractmethod
     def close(self) -> None:
         """Flush and release the recording. Idempotent."""
+
+    @abstractmethod
+    def discard(self) -> None:
+        """Close and delete what this writer wrote (e.g. after a failed first write)."""
 
     @property
     def closed(self) -> bool:
@@ -183,7 +265,8 @@ class RecordingWriter(_Writer):
 
     ``target`` is a path, or a binary file object opened for writing (e.g.
     ``sys.stdout.buffer``), which is flushed but not closed by `close`. An existing file is
-    refused unless ``overwrite`` is true.
+    refused unless ``overwrite`` is true; a symbolic link or anything but a regular file
+    is refused even then, and so is a path whose folder does not exist.
 
     Writes are buffered (``buffer_size`` bytes); large parts bypass the buffer and go to the
     OS without being copied. A message reaches the file when the buffer fills, on `flush`
@@ -210,17 +293,18 @@ class RecordingWriter(_Writer):
             raise ConfigurationError(f"buffer_size must be positive, not {buffer_size}")
         self._sync = sync
         self._file: IO[bytes]
+        self._path: str | None = None
         if isinstance(target, (str, os.PathLike)):
+            path = os.fspath(target)
+            fd = _create_file(path, overwrite)
             try:
-                self._file = open(target, "wb" if overwrite else "xb", buffering=buffer_size)
-            except FileExistsError as error:
-                raise RecordingError(
-                    f"'{os.fspath(target)}' already exists; pass overwrite=True to replace it"
-                ) from error
-            self._owns_file = True
+                self._file = open(fd, "wb", buffering=buffer_size)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._path = path
         else:
             self._file = target
-            self._owns_file = False
         # The file header goes out at once so that even an empty recording is recognisable.
         try:
             self._guarded(self._file.write, _FILE_HEADER.pack(MAGIC, VERSION))
@@ -232,22 +316,24 @@ class RecordingWriter(_Writer):
     def write(self, parts: Iterable[object], receive_time: float | None = None) -> None:
         """Append one message; ``receive_time`` defaults to now (``time.time()``).
 
-        An empty message or a part that is not a C-contiguous buffer raises
-        `ConfigurationError` (``TypeError`` for a non-buffer) before anything is written.
+        An empty message, a part that is not a C-contiguous buffer or a receive time that
+        is not a finite number of seconds from 0 to 1e11 raises `ConfigurationError`
+        (``TypeError`` for a non-buffer) before anything is written.
         """
         self._check_writable()
         views = _views(parts)
-        lengths = [view.nbytes for view in views]
-        table = struct.pack(f"<{len(lengths)}Q", *lengths)
-        start = _RECORD_START.pack(
-            _MARKER,
-            len(views),
-            time.time() if receive_time is None else receive_time,
-            zlib.crc32(table),
-        )
+        if receive_time is None:
+            receive_time = time.time()
+        elif not _valid_receive_time(receive_time):
+            raise ConfigurationError(
+                f"receive_time must be seconds since the epoch, from 0 to 1e11, "
+                f"not {receive_time!r}"
+            )
+        table = b"".join([_PART_ENTRY.pack(view.nbytes, _digest(view)) for view in views])
+        start = _RECORD_START.pack(_MARKER, len(views), receive_time, zlib.crc32(table))
         self._guarded(self._write_record, start + _CRC.pack(zlib.crc32(start)) + table, views)
         self.messages_written += 1
-        self.bytes_written += sum(lengths)
+        self.bytes_written += sum(view.nbytes for view in views)
 
     def _write_record(self, header: bytes, views: list[memoryview]) -> None:
         write = self._file.write
@@ -271,8 +357,16 @@ class RecordingWriter(_Writer):
             if self._failure is None:
                 self._guarded(self._push)
         finally:
-            if self._owns_file:
+            if self._path is not None:
                 self._close_file()
+
+    def discard(self) -> None:
+        """Close and delete the recording file (a file object passed in is only closed)."""
+        with contextlib.suppress(OSError):
+            self.close()
+        if self._path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(self._path)
 
     def _close_file(self) -> None:
         if self._failure is None:
@@ -289,32 +383,61 @@ class RecordingWriter(_Writer):
             os.fsync(self._file.fileno())
 
 
+def _create_file(path: str, overwrite: bool) -> int:
+    """Open ``path`` for a new recording: a new regular file, or an emptied one."""
+    try:
+        fd = _open_regular(path, os.O_WRONLY | os.O_CREAT | (0 if overwrite else os.O_EXCL))
+    except FileExistsError as error:
+        raise RecordingError(
+            f"'{path}' already exists; pass overwrite=True to replace it"
+        ) from error
+    except FileNotFoundError as error:
+        raise RecordingError(
+            f"cannot create '{path}': folder '{_parent(path)}' does not exist"
+        ) from error
+    except OSError as error:
+        raise RecordingError(f"cannot create '{path}': {error.strerror}") from error
+    try:
+        os.ftruncate(fd, 0)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 class FolderWriter(_Writer):
     """Writes messages in the 1.0 folder layout: one ``<message>_<part>.raw`` file per part.
 
-    The folder is created if needed (like ``os.makedirs``). A folder that already holds
-    part files is refused unless ``overwrite`` is true, which deletes those files first
-    (stale parts would otherwise join the new messages). Receive times are not stored.
+    The folder is created if it does not exist; its parent folder must exist (as for a
+    single-file recording). A folder that already holds part files (or the temporary
+    ``.partial`` files of an interrupted writer) is refused unless ``overwrite`` is true,
+    which deletes them first (stale parts would otherwise join the new messages). Every
+    part file is created anew, never through a link. Receive times are not stored.
     Nothing is buffered: a message is in the folder when `write` returns.
     """
 
     def __init__(self, path: PathLike, *, overwrite: bool = False) -> None:
         super().__init__()
         self._path = os.fspath(path)
-        os.makedirs(self._path, exist_ok=True)
-        existing = [
-            name
-            for parts in _scan_folder(self._path).values()
-            for names in parts.values()
-            for name in names
-        ]
-        if existing and not overwrite:
-            raise RecordingError(
-                f"folder '{self._path}' already holds a recording ({len(existing)} part "
-                "files); pass overwrite=True to replace it"
-            )
-        for name in existing:
-            os.remove(name)
+        self._created = _make_folder(self._path)
+        self._folder = _open_folder(self._path)
+        try:
+            existing = _writer_entries(self._folder)
+            if existing and not overwrite:
+                raise RecordingError(
+                    f"folder '{self._path}' already holds a recording ({len(existing)} part "
+                    "files); pass overwrite=True to replace it"
+                )
+            for entry in existing:
+                if entry.is_dir(follow_symlinks=False):
+                    raise RecordingError(
+                        f"'{os.path.join(self._path, entry.name)}' is a folder; "
+                        "it cannot be replaced by a part file"
+                    )
+                os.unlink(entry.name, dir_fd=self._folder)
+        except BaseException:
+            os.close(self._folder)
+            raise
 
     def write(self, parts: Iterable[object], receive_time: float | None = None) -> None:
         """Write one message as one file per part; ``receive_time`` is ignored (not stored).
@@ -334,11 +457,12 @@ class FolderWriter(_Writer):
         first = _part_file_name(index, 0)
         self._write_file(first + _PARTIAL_SUFFIX, views[0])
         os.replace(
-            os.path.join(self._path, first + _PARTIAL_SUFFIX), os.path.join(self._path, first)
+            first + _PARTIAL_SUFFIX, first, src_dir_fd=self._folder, dst_dir_fd=self._folder
         )
 
     def _write_file(self, name: str, view: memoryview) -> None:
-        with open(os.path.join(self._path, name), "wb") as file:
+        fd = _open_regular(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=self._folder)
+        with open(fd, "wb") as file:
             file.write(view)
 
     def flush(self) -> None:
@@ -347,11 +471,54 @@ class FolderWriter(_Writer):
 
     def close(self) -> None:
         """Refuse further writes. Idempotent."""
-        self._closed = True
+        if not self._closed:
+            self._closed = True
+            os.close(self._folder)
+
+    def discard(self) -> None:
+        """Close and delete the part files written, and the folder if it was created."""
+        if not self._closed:
+            for entry in _writer_entries(self._folder):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.name, dir_fd=self._folder)
+        self.close()
+        if self._created:
+            with contextlib.suppress(OSError):  # not empty: someone else's files are there
+                os.rmdir(self._path)
 
 
 def _part_file_name(message: int, part: int) -> str:
     return f"{message:06d}_{part:03d}.raw"
+
+
+def _make_folder(path: str) -> bool:
+    """Create the folder of a recording unless it exists; True if it was created."""
+    try:
+        os.mkdir(path)
+        return True
+    except FileExistsError as error:
+        if not os.path.isdir(path):
+            raise RecordingError(f"'{path}' exists and is not a folder") from error
+        return False
+    except FileNotFoundError as error:
+        raise RecordingError(
+            f"cannot create folder '{path}': folder '{_parent(path)}' does not exist"
+        ) from error
+    except OSError as error:
+        raise RecordingError(f"cannot create folder '{path}': {error.strerror}") from error
+
+
+def _open_folder(path: str) -> int:
+    try:
+        return os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _CLOEXEC)
+    except OSError as error:
+        raise RecordingError(f"cannot open folder '{path}': {error.strerror}") from error
+
+
+def _writer_entries(folder: int) -> list[os.DirEntry[str]]:
+    """The entries of a folder a writer would create or replace: part and partial files."""
+    with os.scandir(folder) as entries:
+        return [entry for entry in entries if _WRITER_NAME.fullmatch(entry.name)]
 
 
 # ---------------------------------------------------------------------------- readers
@@ -404,14 +571,17 @@ class _Reader(ABC):
 
 
 class RecordingReader(_Reader):
-    """Reads a single-file recording, yielding `RecordedMessage` objects in order.
+    """Reads a single-file recording (version 1 or 2), yielding `RecordedMessage` objects.
 
     A truncated trailing record (its writer was killed, or the disk filled up) ends the
-    iteration cleanly and sets ``truncated``. A damaged record header raises
-    `RecordingError`, or with ``on_corruption="stop"`` ends the iteration there and sets
-    ``corruption``. Payloads are not checksummed, so damage inside a payload goes unnoticed
-    (but cannot spread: the next record is found through the verified lengths). An
-    iteration reads the part of the file that existed when it began.
+    iteration cleanly and sets ``truncated``. A damaged record (a header or part table
+    that fails its CRC, a part that fails its checksum, no parts, an impossible receive
+    time) raises `RecordingError` naming the record, or with ``on_corruption="stop"`` ends
+    the iteration there and sets ``corruption``; every message before it was yielded.
+    Version 1 files carry no part checksums: damage inside their payloads goes unnoticed
+    (but cannot spread: the next record is found through the verified sizes). An
+    iteration reads the part of the file that existed when it began. A symbolic link or
+    anything but a regular file is refused.
 
     Parts are ``bytes`` rather than views of a memory map: they stay valid after the reader
     is closed, and a file that shrinks while it is read gives a truncated tail instead of a
@@ -422,26 +592,41 @@ class RecordingReader(_Reader):
         super().__init__(on_corruption)
         self._path = os.fspath(path)
         try:
-            self._file = open(self._path, "rb", buffering=1 << 16)
+            fd = _open_regular(self._path, os.O_RDONLY)
+        except FileNotFoundError as error:
+            raise RecordingError(f"recording '{self._path}' does not exist") from error
         except OSError as error:
             raise RecordingError(
                 f"cannot open recording '{self._path}': {error.strerror}"
             ) from error
+        self._file = open(fd, "rb", buffering=1 << 16)
         try:
-            self._check_file_header(self._file.read(_FILE_HEADER.size))
+            self.version = self._check_file_header(self._file.read(_FILE_HEADER.size))
+            """The format version of the file (one of `READABLE_VERSIONS`)."""
         except BaseException:
             self._file.close()
             raise
 
-    def _check_file_header(self, data: bytes) -> None:
-        if len(data) < _FILE_HEADER.size or not data.startswith(MAGIC):
-            raise RecordingError(f"'{self._path}' is not an mflow recording (no file header)")
+    @property
+    def path(self) -> str:
+        """The path of the recording."""
+        return self._path
+
+    def _check_file_header(self, data: bytes) -> int:
+        if not data.startswith(MAGIC):
+            problem = "is empty" if not data else "does not start with the mflow recording magic"
+            raise RecordingError(f"'{self._path}' is not an mflow recording: it {problem}")
+        if len(data) < _FILE_HEADER.size:
+            raise RecordingError(
+                f"'{self._path}' is not an mflow recording: its file header is cut short"
+            )
         _, version = _FILE_HEADER.unpack(data)
-        if version != VERSION:
+        if version not in READABLE_VERSIONS:
             raise RecordingError(
                 f"'{self._path}' is an mflow recording of version {version}; "
-                f"this mflow reads version {VERSION}"
+                f"this mflow reads versions {' and '.join(map(str, READABLE_VERSIONS))}"
             )
+        return int(version)
 
     def close(self) -> None:
         """Close the file. Idempotent."""
@@ -449,6 +634,7 @@ class RecordingReader(_Reader):
 
     def _messages(self) -> Iterator[RecordedMessage]:
         file = self._file
+        entry_size = _ENTRY_SIZES[self.version]
         end = os.fstat(file.fileno()).st_size
         position = _FILE_HEADER.size
         index = 0
@@ -463,11 +649,12 @@ class RecordingReader(_Reader):
             if len(fixed) < _RECORD.size:
                 self.truncated = True
                 return
-            _, n_parts, receive_time, lengths_crc, header_crc = _RECORD.unpack(fixed)
-            if zlib.crc32(fixed[: _RECORD_START.size]) != header_crc:
-                self._corrupt(self._damage(index, position, "has a damaged header"))
+            _, n_parts, receive_time, table_crc, header_crc = _RECORD.unpack(fixed)
+            problem = _header_problem(fixed, header_crc, n_parts, receive_time)
+            if problem:
+                self._corrupt(self._damage(index, position, problem))
                 return
-            table_size = n_parts * _LENGTH_SIZE
+            table_size = n_parts * entry_size
             payload_start = position + _RECORD.size + table_size
             if payload_start > end:
                 self.truncated = True
@@ -476,10 +663,11 @@ class RecordingReader(_Reader):
             if len(table) < table_size:  # the file shrank while being read
                 self.truncated = True
                 return
-            if zlib.crc32(table) != lengths_crc:
-                self._corrupt(self._damage(index, position, "has damaged part lengths"))
+            if zlib.crc32(table) != table_crc:
+                self._corrupt(self._damage(index, position, "has a damaged part table"))
                 return
-            lengths = struct.unpack(f"<{n_parts}Q", table)
+            values = struct.unpack(f"<{table_size // 8}Q", table)
+            lengths = values if entry_size == 8 else values[0::2]
             payload_size = sum(lengths)
             if payload_start + payload_size > end:
                 self.truncated = True
@@ -488,6 +676,12 @@ class RecordingReader(_Reader):
             if sum(map(len, parts)) < payload_size:  # the file shrank while being read
                 self.truncated = True
                 return
+            if entry_size != 8:
+                damaged = _damaged_part(parts, values[1::2])
+                if damaged is not None:
+                    problem = f"has a damaged part {damaged} (its checksum does not match)"
+                    self._corrupt(self._damage(index, position, problem))
+                    return
             yield RecordedMessage(parts, receive_time, index)
             position = payload_start + payload_size
             index += 1
@@ -496,13 +690,35 @@ class RecordingReader(_Reader):
         return f"'{self._path}' is corrupt: record {index} at byte {position} {problem}"
 
 
+def _header_problem(fixed: bytes, header_crc: int, n_parts: int,
+                    receive_time: float) -> str | None:
+    """What is wrong with a record header, or None if it can be trusted."""
+    if zlib.crc32(fixed[: _RECORD_START.size]) != header_crc:
+        return "has a damaged header"
+    if n_parts == 0:
+        return "has no parts"
+    if not _valid_receive_time(receive_time):
+        return f"has an impossible receive time ({receive_time!r})"
+    return None
+
+
+def _damaged_part(parts: list[bytes], digests: Iterable[int]) -> int | None:
+    """The number of the first part that does not match its checksum, or None."""
+    for number, (part, digest) in enumerate(zip(parts, digests)):
+        if _digest(part) != digest:
+            return number
+    return None
+
+
 class FolderReader(_Reader):
     """Reads a folder recording (the 1.0 layout), yielding `RecordedMessage` objects in order.
 
-    Only regular files named ``<digits>_<digits>.raw`` count; other entries are ignored.
-    Messages and parts are ordered by their numbers, not by file name; ``index`` is the
-    message number from the file names (1.0 recordings may skip numbers), and
-    ``receive_time`` is ``None``. The folder is listed when the reader is created.
+    Only entries named ``<digits>_<digits>.raw`` count, and they must be regular files: a
+    symbolic link, FIFO or device of such a name is refused with `RecordingError` (a
+    folder of such a name is ignored, like every other entry). Messages and parts are
+    ordered by their numbers, not by file name; ``number`` is the message number from the
+    file names (1.0 recordings may skip numbers), and ``receive_time`` is ``None``. The
+    folder is listed when the reader is created.
 
     A last message without part 0 was being written when its writer stopped: iteration
     ends before it and sets ``truncated``. A message lacking part 0 elsewhere, with a gap
@@ -518,12 +734,29 @@ class FolderReader(_Reader):
             raise RecordingError(f"folder '{self._path}' does not exist")
         if not os.path.isdir(self._path):
             raise RecordingError(f"'{self._path}' is not a folder")
+        self._folder = _open_folder(self._path)
         try:
-            self._recording = sorted(_scan_folder(self._path).items())
+            self._recording = sorted(_scan_folder(self._folder, self._path).items())
         except OSError as error:
+            os.close(self._folder)
             raise RecordingError(
                 f"cannot list folder '{self._path}': {error.strerror}"
             ) from error
+        except BaseException:
+            os.close(self._folder)
+            raise
+        self._closed = False
+
+    @property
+    def path(self) -> str:
+        """The path of the recording."""
+        return self._path
+
+    def close(self) -> None:
+        """Release the folder. Idempotent."""
+        if not self._closed:
+            self._closed = True
+            os.close(self._folder)
 
     def _messages(self) -> Iterator[RecordedMessage]:
         last = len(self._recording) - 1
@@ -535,27 +768,36 @@ class FolderReader(_Reader):
             if problem:
                 self._corrupt(f"folder '{self._path}' is corrupt: message {number} {problem}")
                 return
-            parts = [_read_file(names[0]) for _, names in sorted(files.items())]
+            parts = [self._read_part(names[0]) for _, names in sorted(files.items())]
             yield RecordedMessage(parts, None, number)
 
+    def _read_part(self, name: str) -> bytes:
+        path = os.path.join(self._path, name)
+        try:
+            fd = _open_regular(name, os.O_RDONLY, dir_fd=self._folder, shown=path)
+            with open(fd, "rb") as file:
+                return file.read()
+        except OSError as error:
+            raise RecordingError(f"cannot read '{path}': {error.strerror}") from error
 
-def _read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except OSError as error:
-        raise RecordingError(f"cannot read '{path}': {error.strerror}") from error
 
+def _scan_folder(folder: int, path: str) -> dict[int, dict[int, list[str]]]:
+    """The part files of a folder recording: message number → part number → file names.
 
-def _scan_folder(path: str) -> dict[int, dict[int, list[str]]]:
-    """The part files of a folder recording: message number → part number → file paths."""
+    Raises `RecordingError` for an entry of a part file's name that is a link or special
+    file: its bytes are not the recording's to send.
+    """
     messages: dict[int, dict[int, list[str]]] = {}
-    with os.scandir(path) as entries:
+    with os.scandir(folder) as entries:
         for entry in entries:
             match = _PART_NAME.fullmatch(entry.name)
-            if match and entry.is_file():
-                parts = messages.setdefault(int(match[1]), {})
-                parts.setdefault(int(match[2]), []).append(entry.path)
+            if not match or entry.is_dir(follow_symlinks=False):
+                continue
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if not stat.S_ISREG(mode):
+                raise RecordingError(_not_regular(os.path.join(path, entry.name), mode))
+            parts = messages.setdefault(int(match[1]), {})
+            parts.setdefault(int(match[2]), []).append(entry.name)
     return messages
 
 
@@ -563,8 +805,7 @@ def _message_problem(files: dict[int, list[str]]) -> str | None:
     """Why a message's part files do not form a message, or None if they do."""
     for part, names in sorted(files.items()):
         if len(names) > 1:
-            shown = ", ".join(sorted(os.path.basename(name) for name in names))
-            return f"has several files for part {part}: {shown}"
+            return f"has several files for part {part}: {', '.join(sorted(names))}"
     numbers = sorted(files)
     if numbers != list(range(len(numbers))):
         missing = sorted(set(range(numbers[-1] + 1)) - set(numbers))
@@ -581,19 +822,9 @@ def open_recording(
     """Open a recording of either format: a folder, or a file starting with `MAGIC`.
 
     Raises `RecordingError` naming the problem for anything else (missing path, empty
-    file, a file of another kind).
+    file, a file of another kind, a symbolic link to a file).
     """
     path = os.fspath(path)
     if os.path.isdir(path):
         return FolderReader(path, on_corruption=on_corruption)
-    try:
-        with open(path, "rb") as file:
-            start = file.read(len(MAGIC))
-    except FileNotFoundError as error:
-        raise RecordingError(f"recording '{path}' does not exist") from error
-    except OSError as error:
-        raise RecordingError(f"cannot open recording '{path}': {error.strerror}") from error
-    if start != MAGIC:
-        problem = "is empty" if not start else "does not start with the mflow recording magic"
-        raise RecordingError(f"'{path}' is not an mflow recording: it {problem}")
     return RecordingReader(path, on_corruption=on_corruption)

@@ -31,8 +31,8 @@ _EXIT_INTERRUPTED = 130
 
 #: Subcommand name → module defining it as ``command`` (imported when needed).
 COMMANDS = {name: f"mflow.cli.{name}" for name in
-            ("demo", "stats", "generate", "dump", "replay", "split", "merge", "write",
-             "fanout", "view", "keys")}
+            ("demo", "stats", "generate", "dump", "replay", "info", "split", "merge",
+             "write", "fanout", "view", "keys")}
 
 
 class _LazyGroup(click.Group):

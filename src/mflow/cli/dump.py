@@ -4,7 +4,8 @@ Messages are taken off the socket whole and written as they came, part by part (
 is decoded), to a single-file recording or to the 1.0 folder layout (`mflow.recording`).
 Each message is handed to the operating system as soon as it is written, so everything
 recorded survives ``kill -9``; a write error (e.g. a full disk) stops the dump with an
-error, and the messages before it stay readable.
+error, and the messages before it stay readable. A dump that fails before it recorded a
+message deletes the empty recording, so that trying again is not refused.
 """
 
 from __future__ import annotations
@@ -81,19 +82,30 @@ class _Recorder:
                                  ) from error
 
     def __call__(self, index: int, parts: list[Any]) -> None:
+        # Every message before this one was flushed: those are the ones surely recorded.
+        recorded = self.writer.messages_written
         try:
             self.writer.write(_kept(parts, self.skip), receive_time=time.time())
             self.writer.flush()
         except OSError as error:
+            if not recorded:
+                self.writer.discard()  # an empty recording would block the next attempt
+                raise RecordingError(f"cannot write to '{self.path}': "
+                                     f"{error.strerror or error}; nothing was recorded"
+                                     ) from error
             raise RecordingError(f"cannot write to '{self.path}': {error.strerror or error}; "
-                                 f"the {self.writer.messages_written} messages before are "
-                                 "recorded") from error
+                                 f"the {recorded} messages before are recorded") from error
 
     def close(self) -> None:
         try:
             self.writer.close()
         except OSError:
             pass  # the write that failed was reported already
+
+    def fail(self) -> None:
+        """The dump failed: a recording it left empty goes, so a retry is not refused."""
+        if not self.writer.messages_written:
+            self.writer.discard()
 
     def describe(self) -> str:
         return f"Recording to {self.path} ({self.file_format} format)"
@@ -127,6 +139,9 @@ class _Lister:
                       f"{header}", index=index, sizes=sizes, header=header)
 
     def close(self) -> None:
+        pass
+
+    def fail(self) -> None:
         pass
 
     def describe(self) -> str:
@@ -164,6 +179,9 @@ def _dump(source: str, path: str | None, file_format: str, skip: int, overwrite:
             finally:
                 out.summary(_report(meter, True, path))
             return run.exit_code
+    except Exception:
+        sink.fail()
+        raise
     finally:
         sink.close()
 

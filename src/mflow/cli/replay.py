@@ -8,6 +8,7 @@ is disconnected with ``--linger`` seconds for queued messages to leave (1.0 deci
 
 from __future__ import annotations
 
+import threading
 from typing import Any, NoReturn
 
 import click
@@ -72,15 +73,19 @@ class _Timing:
         """Wait until ``message`` is due; False if the run was stopped meanwhile."""
         if not self.realtime:
             return self.pacer.wait(run)
+        receive_time = message.receive_time
+        assert receive_time is not None  # --realtime refuses folders, which store no times
         if self.origin is None:
-            self.origin = message.receive_time
-        return self.pacer.wait_until(run, (message.receive_time - self.origin) / self.speed)
+            self.origin = receive_time
+        offset = (receive_time - self.origin) / self.speed
+        # A tiny --speed stretches a gap beyond what a wait can be given (OverflowError).
+        return self.pacer.wait_until(run, min(offset, threading.TIMEOUT_MAX / 2))
 
 
 def _legacy_lines(message: RecordedMessage) -> None:
     last = len(message.parts) - 1
     for part in range(last + 1):
-        print(f"Sending {message.index:06d}_{part:03d}.raw [{part < last}]", flush=True)
+        print(f"Sending {message.number:06d}_{part:03d}.raw [{part < last}]", flush=True)
 
 
 def _check_complete(reader: Any, path: str) -> None:
@@ -90,6 +95,13 @@ def _check_complete(reader: Any, path: str) -> None:
     if reader.truncated:
         raise RecordingError(f"'{path}' ends in an incomplete message (its writer was "
                              "interrupted); the complete messages before it were sent")
+
+
+def _nothing_to_send(reader: Any, path: str) -> str:
+    if isinstance(reader, FolderReader):
+        return (f"folder '{path}' holds no recording: no MESSAGE_PART.raw files "
+                "(000000_000.raw ...); nothing to send")
+    return f"recording '{path}' holds no messages; nothing to send"
 
 
 def _replay_pass(reader: Any, sender: Sender, timing: _Timing, run: Run, tool: Tool,
@@ -116,16 +128,20 @@ def _replay_passes(reader: Any, path: str, sender: Sender, timing: _Timing, loop
         sent = _replay_pass(reader, sender, timing, run, tool, legacy_lines)
         if sent is not None:
             _check_complete(reader, path)
+            if not sender.meter.messages:
+                raise RecordingError(_nothing_to_send(reader, path))
         if not loop or not sent or run.stopped(sender.meter.messages):
             return
 
 
-def _replay(path: str, address: str, rate: float | None, realtime: bool, speed: float,
+def _replay(path: str, address: str, rate: float | None, realtime: bool, speed: float | None,
             loop: bool, socket: SocketOptions, sender: SenderOptions, tool: Tool,
             legacy: bool = False) -> int:
     if rate is not None and realtime:
         raise ConfigurationError("--rate and --realtime exclude each other")
-    timing = _Timing(rate, realtime, speed)
+    if speed is not None and not realtime:
+        raise ConfigurationError("--speed scales the recorded timing: it needs --realtime")
+    timing = _Timing(rate, realtime, 1.0 if speed is None else speed)
     legacy_lines = tool.legacy_output(legacy)
     with open_recording(path, on_corruption="stop") as reader:
         if realtime and isinstance(reader, FolderReader):
@@ -156,8 +172,8 @@ def _replay_recording(reader: Any, path: str, address: str, timing: _Timing, loo
 @click.option("-r", "--rate", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Messages per second [default: as fast as possible].")
 @click.option("--realtime", is_flag=True, help="Keep the recorded time between messages.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
-              show_default=True, help="With --realtime: play this many times faster.")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="With --realtime: play this many times faster [default: 1].")
 @click.option("--loop", is_flag=True, help="Start over at the end (until --count, "
                                             "--duration or Ctrl-C).")
 @socket_options(("push", "pub"), "the output", "bind")
