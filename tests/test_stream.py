@@ -661,7 +661,11 @@ def test_forward_of_an_unknown_htype_logs_it_bounded(stream_pair, caplog):
 
 def test_strict_stream_raises_a_decode_error_for_what_a_handler_raised(stream_factory, push):
     socket, endpoint = push
-    stream = stream_factory(endpoint, strict=True)
-    socket.send_multipart([('{"htype": "raw-1.0", "frame": 1, "source": %s}' % DEEP).encode()])
+    stream = stream_factory(endpoint, strict=True, receive_timeout=TIMEOUT_MS)
+    socket.send_multipart([b'{"htype": "raw-1.0", "frame": 1}'])
+
+    def too_deep(receiver):
+        raise RecursionError("maximum recursion depth exceeded")
+
     with pytest.raises(mflow.DecodeError, match="RecursionError"):
-        stream.receive()
+        stream.receive(handler=too_deep)
