@@ -64,7 +64,7 @@ def test_test_installs_the_test_extras_and_psi_bsread_without_its_dependencies(v
     status, calls, stderr = run(DEV, venv, "test", "-x", "-q")
     assert status == 0, stderr
     assert calls == [
-        'python -m pip install --progress-bar on -e .[test,hdf5,reference,check]',
+        'python -m pip install --progress-bar on -e .[test,hdf5,view,reference,check]',
         "python -m pip install --no-deps psi-bsread==2.0.1",
         "python -m pytest -x -q",
     ]

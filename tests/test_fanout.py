@@ -190,6 +190,7 @@ def test_a_consumer_that_leaves_gets_nothing_more_and_its_queue_is_counted(
     fanout.forward(v1_end(1))
     assert [classify(m).number for m in frames_of(keeper, 7)] == [None, 0, 2, 3, 4, 5, None]
     assert fan_outputs[0].rerouted == 2 and fan_outputs[1].missed == 1
+    assert fan_outputs[1].left_mid_series == 1 and fan_outputs[0].left_mid_series == 0
     # ZeroMQ cannot tell whether the two messages sent to it arrived: both are named.
     delivery = fan_outputs[1].stream.delivery
     wait_until(lambda: delivery.undelivered_max == 2)

@@ -18,9 +18,10 @@ Outputs are sending `mflow.Stream`\\ s opened with ``watch_peers=True``, one con
 output (a PUSH socket round-robins among several). What ZeroMQ can tell a sender is who is
 connected (socket events) and whether a queue has room (``POLLOUT``); it cannot tell what a
 consumer received. So an output whose consumer is gone gets nothing more: its images go to
-the next output that has one (counted as ``rerouted``), and what was queued for it when it
-left is counted by its `mflow.delivery.Delivery` as possibly undelivered
-(``undelivered_max``); a message no output could take is ``dropped``. By-load routing uses
+the next output that has one (counted as ``rerouted``); a consumer that leaves while a
+series is open is counted (``left_mid_series``), and what was queued for it then is
+counted by its `mflow.delivery.Delivery` as possibly undelivered (``undelivered_max``); a
+message no output could take is ``dropped``. By-load routing uses
 the queue's room as the consumer's credit: a small queue size spreads the load best.
 
 Series are handled explicitly and counted: a new header while a series is open ends that
@@ -222,6 +223,8 @@ class FanOutput:
     rerouted: int = 0
     #: Broadcast messages (headers, ends, others) it missed because no consumer was there.
     missed: int = 0
+    #: Times its consumer left with a series open: what was queued for it may be lost.
+    left_mid_series: int = 0
     _joined: int = field(default=0, repr=False)
     _has_header: bool = field(default=False, repr=False)
 
@@ -236,7 +239,7 @@ class FanOutput:
         counts = {"name": self.name, "endpoint": self.stream.endpoint, "images": self.images,
                   "headers": self.headers, "ends": self.ends, "others": self.others,
                   "rerouted": self.rerouted, "missed": self.missed,
-                  "connected": self.connected}
+                  "left_mid_series": self.left_mid_series, "connected": self.connected}
         delivery = self.stream.delivery
         if delivery is not None:
             counts.update(sent=delivery.sent, undelivered=delivery.undelivered,
@@ -275,6 +278,8 @@ class FanOut:
     def forward(self, frames: Sequence[Any]) -> None:
         """Send one received message (its frames) where it belongs."""
         item = classify(frames)
+        if self._open:
+            self._notice_departures()
         if item.kind == HEADER:
             self._start_series(item, list(frames))
         elif item.kind == IMAGE:
@@ -291,6 +296,15 @@ class FanOut:
                 self._broadcast(frames, "ends")
         else:
             self._broadcast(frames, "others")
+
+    def _notice_departures(self) -> None:
+        """Count consumers that left since they got the open series' header."""
+        for output in self.outputs:
+            if output._has_header and not output.connected:
+                output.left_mid_series += 1
+                output._has_header = False  # a new consumer gets the header again
+                logger.warning("the consumer of %s left in the middle of series %r",
+                               output.name, self.series)
 
     def _is_stray(self, item: Classified) -> bool:
         return (item.series is not None and self.series is not None

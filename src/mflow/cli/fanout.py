@@ -28,9 +28,10 @@ is divided by pulse_id, array-1.0 and SLS by frame number, other messages go to 
 output. Messages are forwarded byte for byte. One consumer per OUTPUT.
 
 An output whose consumer is gone gets nothing more: its images go to the next output
-(counted as rerouted); what was queued for it is counted as possibly undelivered, and
-makes the exit status 1. A new header while a series is open, and images of another
-series than the open one, are counted (aborted, restarted, stray).
+(counted as rerouted); a consumer that leaves in the middle of a series makes the exit
+status 1, and what was queued for it is counted as possibly undelivered. A new header
+while a series is open, and images of another series than the open one, are counted
+(aborted, restarted, stray).
 
 \b
 Examples:
@@ -49,7 +50,7 @@ def _report(meter: Meter, fanout: FanOut, final: bool) -> Report:
     for output in counts["outputs"]:
         text = (f"images={output['images']} rerouted={output['rerouted']} "
                 f"headers={output['headers']} ends={output['ends']} "
-                f"missed={output['missed']} "
+                f"missed={output['missed']} left_mid_series={output['left_mid_series']} "
                 f"{'connected' if output['connected'] else 'no consumer'}")
         if "undelivered_max" in output and (final or output["undelivered_max"]):
             text += f" undelivered={output['undelivered']}..{output['undelivered_max']}"
@@ -99,11 +100,12 @@ def _fanout(source: str, outputs: tuple[str, ...], block: int, by: str,
 
 
 def _exit_code(run: Run, fanout: FanOut) -> int:
-    """The run's status, or 1 if a message was dropped or may not have been delivered."""
-    possibly_lost = any(output.stream.delivery is not None
-                        and output.stream.delivery.undelivered_max
-                        for output in fanout.outputs)
-    return run.exit_code or (EXIT_ERROR if fanout.dropped or possibly_lost else 0)
+    """The run's status, or 1 if a message was dropped, was certainly not delivered, or may
+    have been lost with a consumer that left in the middle of a series."""
+    lost = any(output.left_mid_series or (output.stream.delivery is not None
+                                          and output.stream.delivery.undelivered)
+               for output in fanout.outputs)
+    return run.exit_code or (EXIT_ERROR if fanout.dropped or lost else 0)
 
 
 @click.command("fanout", help=HELP, short_help="Divide a series over several outputs.",
