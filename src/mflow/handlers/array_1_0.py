@@ -92,7 +92,10 @@ class Handler:
 
     @staticmethod
     def send(message: dict, send: Callable[..., Any], block: bool = True) -> None:
-        """Send ``{"header": ..., "data": [...]}``; ``type``/``shape`` default to the first array's."""
+        """Send ``{"header": ..., "data": [...]}``.
+
+        ``type``/``shape`` default to the first array's.
+        """
         header = message["header"]
         data = message.get("data") or []
         first = next((d for d in data if isinstance(d, np.ndarray)), None)
