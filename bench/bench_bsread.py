@@ -118,7 +118,8 @@ def measure(runs: int = 3, count: int = 3000,
             loads.append(os.getloadavg()[0])
             for variant in VARIANTS if run % 2 == 0 else VARIANTS[::-1]:
                 rates[variant].append(one_run(variant, compression, count))
-        ratios = [mflow_ / raw for raw, mflow_ in zip(rates["raw pyzmq"], rates["mflow"])]
+        ratios = [mflow_ / raw for raw, mflow_ in
+                  zip(rates["raw pyzmq"], rates["mflow"], strict=True)]
         results[compression] = {
             "count": count, "load": loads, "rates": rates,
             "msgs_per_s": {variant: statistics.median(values) for variant, values in rates.items()},

@@ -66,7 +66,7 @@ def measure(count: int, repeat: int, size: int = MIB) -> dict:
     for repetition in range(repeat):
         for with_curve in ((False, True) if repetition % 2 == 0 else (True, False)):
             (curve if with_curve else plain).append(one_run(with_curve, count, size))
-    ratios = [c / p for p, c in zip(plain, curve)]
+    ratios = [c / p for p, c in zip(plain, curve, strict=True)]
     return {"size": size, "count": count, "plain_mb_per_s": statistics.median(plain),
             "curve_mb_per_s": statistics.median(curve), "ratios": ratios,
             "ratio": statistics.median(ratios)}

@@ -132,7 +132,7 @@ def measure(count: int, repeat: int, workdir: Path) -> dict:
     split = rates.pop("split 1")
     result: dict = {"count": count, "split_images_per_s": statistics.median(split)}
     for name, values in rates.items():
-        ratios = [v / s for v, s in zip(values, split)]
+        ratios = [v / s for v, s in zip(values, split, strict=True)]
         result[name] = {"images_per_s": statistics.median(values), "ratios": ratios,
                         "ratio": statistics.median(ratios)}
     return result

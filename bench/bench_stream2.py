@@ -154,9 +154,9 @@ def measure(runs: int = 3, counts: dict[str, int] | None = None) -> dict:
             for variant in VARIANTS:
                 times[variant].append(one_run(variant, detector, count))
         pass_through = [raw / mflow_ for raw, mflow_ in
-                        zip(times["raw pyzmq"], times["mflow decode=False"])]
+                        zip(times["raw pyzmq"], times["mflow decode=False"], strict=True)]
         decoding = [ref / mflow_ for ref, mflow_ in
-                    zip(times["reference"], times["mflow decode"])]
+                    zip(times["reference"], times["mflow decode"], strict=True)]
         results[detector] = {
             "count": count, "load": loads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "ms": {variant: statistics.median(values) * 1e3 for variant, values in times.items()},

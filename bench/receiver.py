@@ -74,7 +74,8 @@ def payload_is_a_view_on_the_zmq_frame(array) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", choices=["raw-copy", "raw-nocopy", "mflow", "mflow-async"], required=True)
+    parser.add_argument("--variant", required=True,
+                        choices=["raw-copy", "raw-nocopy", "mflow", "mflow-async"])
     parser.add_argument("--address", required=True, help="where to bind, e.g. tcp://127.0.0.1:*")
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)

@@ -80,10 +80,10 @@ def finish(process: subprocess.Popen, timeout: float = 120) -> str:
     """Wait for ``process`` and return its stdout."""
     try:
         out, _ = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as timed_out:
         process.kill()
         process.communicate()
-        raise RuntimeError(f"{process.args[0]} did not finish within {timeout} s")
+        raise RuntimeError(f"{process.args[0]} did not finish within {timeout} s") from timed_out
     if process.returncode:
         raise RuntimeError(f"{' '.join(map(str, process.args))} failed ({process.returncode})")
     return out
@@ -178,7 +178,8 @@ def print_receive_row(row: dict) -> None:
     raw = max(row["raw-copy"]["messages_per_s"], row["raw-nocopy"]["messages_per_s"])
     baseline = raw if size <= KIB else row["raw-nocopy"]["messages_per_s"]
     ours = row["mflow"]
-    line = (f"{transport:4} {human_size(size):>7} | raw copy {row['raw-copy']['messages_per_s']:>9,.0f}"
+    line = (f"{transport:4} {human_size(size):>7}"
+            f" | raw copy {row['raw-copy']['messages_per_s']:>9,.0f}"
             f" | raw no-copy {row['raw-nocopy']['messages_per_s']:>9,.0f}"
             f" | mflow {ours['messages_per_s']:>9,.0f} ({ours['mb_per_s']:>7,.0f} MB/s)"
             f" = {ours['messages_per_s'] / baseline:4.2f}x"

@@ -55,7 +55,8 @@ def round_trip(sender: mflow.Stream, receiver: mflow.Stream, message: Any,
     else:
         handler.send(message, sender.send)
     received = receiver.receive()
-    assert received is not None, f"round trip lost the message; skipped={receiver.statistics.skipped}"
+    assert received is not None, (
+        f"round trip lost the message; skipped={receiver.statistics.skipped}")
     return received.data
 
 
@@ -69,12 +70,13 @@ def assert_same(actual: Any, expected: Any, path: str = "message") -> None:
         np.testing.assert_array_equal(actual, expected, err_msg=path)
     elif isinstance(expected, dict):
         assert isinstance(actual, dict), f"{path}: {type(actual).__name__} is no dict"
-        assert actual.keys() == expected.keys(), f"{path}: keys {actual.keys()} != {expected.keys()}"
+        assert actual.keys() == expected.keys(), (
+            f"{path}: keys {actual.keys()} != {expected.keys()}")
         for key in expected:
             assert_same(actual[key], expected[key], f"{path}[{key!r}]")
     elif isinstance(expected, (list, tuple)):
         assert len(actual) == len(expected), f"{path}: length {len(actual)} != {len(expected)}"
-        for index, (a, e) in enumerate(zip(actual, expected)):
+        for index, (a, e) in enumerate(zip(actual, expected, strict=True)):
             assert_same(a, e, f"{path}[{index}]")
     elif isinstance(expected, (bytes, bytearray, memoryview)):
         assert bytes(actual) == bytes(expected), f"{path}: bytes differ"

@@ -38,7 +38,8 @@ def test_round_trip_through_real_sockets(name, stream_pair):
 
 
 def test_every_handler_module_is_registered():
-    modules = {info.name for info in pkgutil.iter_modules(importlib.import_module("mflow.handlers").__path__)
+    package = importlib.import_module("mflow.handlers")
+    modules = {info.name for info in pkgutil.iter_modules(package.__path__)
                if not info.name.startswith("_")}
     registered = {module.__name__.rsplit(".", 1)[1] for module in mflow.handler_modules.values()}
     assert modules == registered
@@ -81,7 +82,7 @@ def test_handlers_dict_also_resolves_submodules():
     assert isinstance(mflow.handlers, dict)
     assert mflow.handlers.array_1_0 is mflow.array_1_0
     with pytest.raises(AttributeError):
-        mflow.handlers.no_such_module
+        _ = mflow.handlers.no_such_module
 
 
 def test_get_array_helper():

@@ -265,7 +265,7 @@ def test_missing_images_are_fill_values_and_listed(tmp_path: Path) -> None:
 def test_stray_images_of_an_old_series_are_discarded_and_counted(tmp_path: Path) -> None:
     first, second = series("dectris", 3), series("dectris", 2)
     second = [received(m) for m in second]
-    for key, data in second:
+    for _, data in second:
         data["header"]["series"] = 2
     writer = DectrisWriter(str(tmp_path), names=NAMES)
     for parts in first[:2]:  # series 1 aborted after one image

@@ -58,7 +58,8 @@ def test_dials_imports_the_series_and_reads_every_frame(tmp_path: Path, kind: st
     read = subprocess.run([_python_of(DIALS_IMPORT), "-c", _READ_FRAMES, master, str(frames)],
                           env=env, text=True, capture_output=True, timeout=55, check=False)
     assert read.returncode == 0, read.stderr
-    size, distance, wavelength, centre, oscillation = ast.literal_eval(read.stdout.strip().splitlines()[-1])
+    last_line = read.stdout.strip().splitlines()[-1]
+    size, distance, wavelength, centre, oscillation = ast.literal_eval(last_line)
     assert size == (56, 40) and distance == pytest.approx(120.0)
     assert wavelength == pytest.approx(1.0) and centre == pytest.approx((28.0, 20.0))
     assert oscillation == pytest.approx((10.0, 0.1))

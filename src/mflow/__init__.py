@@ -7,6 +7,7 @@ and richer statistics.
 
 import json
 import logging
+from typing import Any as _Any  # private: every public name here is 1.0 API or in __all__
 
 import zmq
 
@@ -70,7 +71,7 @@ _LAZY_MODULES = {"tools": ".tools", "array_1_0": ".handlers.array_1_0",
                  "dseries_end_1_0": ".handlers.dseries_end_1_0"}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> _Any:
     module = _LAZY_MODULES.get(name)
     if module is not None:
         import importlib

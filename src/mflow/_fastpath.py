@@ -28,7 +28,7 @@ except ImportError:
 else:
     FRAME_TYPES += (_CompiledFrame,)
 
-_ERRORS = {zmq.EAGAIN: zmq.Again, zmq.ETERM: zmq.ContextTerminated}
+_ERRORS: dict[int, type[zmq.ZMQError]] = {zmq.EAGAIN: zmq.Again, zmq.ETERM: zmq.ContextTerminated}
 
 
 def zmq_error(errno: int) -> zmq.ZMQError:

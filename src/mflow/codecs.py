@@ -42,7 +42,7 @@ import math
 import operator
 import struct
 from collections.abc import Sequence
-from typing import Union
+from typing import Union, cast
 
 import bitshuffle
 import lz4.block
@@ -358,7 +358,7 @@ def decode_bsread_lz4(
     other = ">" if order == "<" else "<"
     sizes = dict.fromkeys(struct.unpack_from(fmt, view)[0] for fmt in (order + "I", other + "I"))
     body = view[4:]
-    first_error = None
+    first_error: CompressionError | None = None
     for size in sizes:
         try:
             dt, out_shape, nbytes = _output(body, dtype, shape, size, max_bytes)
@@ -367,7 +367,7 @@ def decode_bsread_lz4(
             return np.frombuffer(_lz4_block(body, nbytes), dt).reshape(out_shape)
         except CompressionError as exc:
             first_error = first_error or exc
-    raise first_error
+    raise cast(CompressionError, first_error)  # sizes is never empty: the loop set it
 
 
 def encode_bsread_lz4(data: BytesLike, byteorder: str = "<") -> bytes:

@@ -97,13 +97,14 @@ class StreamTimeoutError(StreamError, TimeoutError):
     """A blocking send or receive did not complete within the configured timeout."""
 
 
-class SendTimeoutError(StreamTimeoutError, zmq.Again):
+# OSError declares strerror str | None, pyzmq's stubs str: both hold a str here.
+class SendTimeoutError(StreamTimeoutError, zmq.Again):  # type: ignore[misc]
     """A blocking send timed out (``send_timeout``); 1.0 code catching ``zmq.Again`` (and
     checking ``errno == zmq.EAGAIN``) still works."""
 
     def __init__(self, message: str = "send timed out") -> None:
         text = f"{zmq.strerror(zmq.EAGAIN)} ({message})"
-        super().__init__(text)
+        super().__init__(text)  # type: ignore[arg-type]  # pyzmq takes a message; stubs: int
         self.errno = zmq.EAGAIN
         self.strerror = text
 
@@ -115,7 +116,7 @@ class StreamClosedError(StreamError, zmq.ZMQError):
     """
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
+        super().__init__(message)  # type: ignore[arg-type]  # pyzmq takes a message; stubs: int
         self.errno = zmq.ENOTSOCK
         self.strerror = message
 

@@ -340,9 +340,9 @@ class FanOut:
                 self._wait_for_consumer()
         else:
             while not self.stopped():
-                output = self._ready_output()
-                if output is not None and self._send(output, frames, wait=False):
-                    output.images += 1
+                ready = self._ready_output()
+                if ready is not None and self._send(ready, frames, wait=False):
+                    ready.images += 1
                     return
         self.dropped += 1
 

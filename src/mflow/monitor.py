@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import zmq
 
@@ -70,13 +70,14 @@ class SocketEventListener:
 
         while self.monitor_listening.is_set():
             try:
-                event = recv_monitor_message(self._monitor_socket)
+                # start() sets the monitor socket before it starts this thread
+                event = recv_monitor_message(cast("zmq.Socket[bytes]", self._monitor_socket))
             except zmq.Again:
                 self._notify(None)
                 continue
             except zmq.ZMQError:
                 return
-            self._notify(event)
+            self._notify(cast(dict, event))  # a plain dict at run time
             if event["event"] == zmq.EVENT_MONITOR_STOPPED:
                 return
 
@@ -95,7 +96,7 @@ class SocketEventListener:
         if self._socket is not None:
             if not self._socket.closed:
                 self._socket.disable_monitor()
-            self._monitor_socket.close(linger=0)
+            cast(zmq.Socket, self._monitor_socket).close(linger=0)  # set with _socket
             self._socket = self._monitor_socket = None
 
 class ConnectionCountMonitor:

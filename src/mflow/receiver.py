@@ -180,7 +180,7 @@ class ReceiveHandler:
             stats.bytes_received += len(frame)
         return frames
 
-    def rest(self) -> list[Any]:
+    def rest(self) -> Sequence[Any]:
         """All unread frames at once (counted like `next`), of the types `next` returns."""
         frames = self._take_rest()
         if not self._frame_objects:
@@ -189,7 +189,7 @@ class ReceiveHandler:
             return [frame.bytes for frame in frames]
         return [frame.buffer for frame in frames]
 
-    def rest_buffers(self) -> list[Any]:
+    def rest_buffers(self) -> Sequence[Any]:
         """All unread frames at once, never copied, for handlers that make arrays of them.
 
         Each supports ``len()`` and the buffer protocol (``numpy.frombuffer``,

@@ -232,7 +232,8 @@ class Statistics:
                 mine.duplicated += gaps.duplicated
                 mine.reverted += gaps.reverted
             if part.last_message_time is not None:
-                total.last_message_time = max(total.last_message_time or 0.0, part.last_message_time)
+                total.last_message_time = max(total.last_message_time or 0.0,
+                                              part.last_message_time)
         return total
 
     def __repr__(self) -> str:

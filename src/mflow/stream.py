@@ -10,7 +10,7 @@ import logging
 import reprlib
 import time
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 
 import zmq
 
@@ -247,7 +247,8 @@ class Stream:
                 deny: Sequence[str] | None, max_message_size: int | None) -> None:
         from . import security  # only streams that ask for it start ZAP threads
 
-        guard = security.secure(socket, self.context, self._count_refusal, curve=curve,
+        context = cast(zmq.Context, self.context)  # connect() made it before the socket
+        guard = security.secure(socket, context, self._count_refusal, curve=curve,
                                 allow=allow, deny=deny, max_message_size=max_message_size)
         if guard is not None:
             self._guard = guard
@@ -282,7 +283,7 @@ class Stream:
         """The endpoint actually in use, e.g. the port chosen for ``tcp://127.0.0.1:*``."""
         if self.socket is None or self.socket.closed:
             return None
-        return self.socket.last_endpoint.decode()
+        return cast(bytes, self.socket.last_endpoint).decode()
 
     @property
     def receive_timeout(self) -> int | None:
@@ -333,15 +334,17 @@ class Stream:
                 # queue when it leaves, the bind side keeps it: count before and after.
                 discarded = self._discard_queued()
                 if self.conn_type == CONNECT:
-                    socket.disconnect(self.address)
+                    socket.disconnect(cast(str, self.address))  # connected: has one
                 else:
-                    socket.unbind(socket.last_endpoint.decode())
+                    socket.unbind(cast(bytes, socket.last_endpoint).decode())
                 discarded += self._discard_queued()
         except zmq.ZMQError as error:
             logger.debug("could not leave %s: %s", self.address, error)
         finally:
             delivery = self.delivery
-            linger = socket.linger if delivery is None else delivery.before_close(socket.linger)
+            socket_linger = cast(int, socket.linger)
+            linger = (socket_linger if delivery is None
+                      else delivery.before_close(socket_linger))
             closing = time.monotonic()
             self._close(socket, linger)
             if delivery is not None:
@@ -421,7 +424,7 @@ class Stream:
         if monitor not in self._socket_monitors:
             self._socket_monitors.append(monitor)
         if not self._socket_event_listener.monitor_listening.is_set() and not self.closed:
-            self._socket_event_listener.start(self.socket)
+            self._socket_event_listener.start(cast(zmq.Socket, self.socket))  # not closed
 
     def remove_socket_monitor(self, callback_function: Callable[[dict | None], Any]) -> None:
         """Stop calling ``callback_function``; the listener stops with the last monitor."""

@@ -54,7 +54,7 @@ class Inspector:
                       + Counter({k: v for k, v in statistics.skipped.items() if k != "timeout"}))
         last = self.last_message_time
         idle = None if last is None else time.monotonic() - last
-        data = {**sample, "by_type": dict(self.kinds), "missed": statistics.missed,
+        data: dict[str, Any] = {**sample, "by_type": dict(self.kinds), "missed": statistics.missed,
                 "duplicated": statistics.duplicated, "reverted": statistics.reverted,
                 "decode_errors": errors, "seconds_since_last_message": idle}
         fields = traffic_fields(sample, final) + [

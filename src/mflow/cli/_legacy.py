@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from types import SimpleNamespace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, cast
 
 import click
 
@@ -60,7 +60,8 @@ def legacy_command(command: click.Command, name: str, help: str,
     """``command`` under the 1.0 ``name``, with 1.0 ``defaults`` and option ``aliases``."""
     settings = {**CONTEXT_SETTINGS, "default_map": dict(defaults or {})}
     return LegacyCommand(name, aliases=aliases, context_settings=settings,
-                         callback=functools.partial(command.callback, legacy=True),
+                         callback=functools.partial(cast(Callable[..., Any], command.callback),
+                                                    legacy=True),
                          params=command.params, help=help)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import click
 
@@ -84,7 +84,7 @@ def _with_options(options: list[Callable[[Any], Any]], convert: Callable[..., di
             values = {name: kwargs.pop(name) for name in names}
             return function(*args, **kwargs, **convert(**values))
 
-        wrapper.__click_params__ = list(getattr(function, "__click_params__", []))
+        cast(Any, wrapper).__click_params__ = list(getattr(function, "__click_params__", []))
         for option in reversed(options):
             wrapper = option(wrapper)
         return wrapper

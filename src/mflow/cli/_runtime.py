@@ -93,7 +93,7 @@ class Run:
             return True
         return self._deadline is not None and time.monotonic() >= self._deadline
 
-    def remaining(self, count: int | None) -> int | None:
+    def remaining(self, count: int) -> int | None:
         """How many more messages may go before ``--count`` is reached (None: no count)."""
         return None if self.limits.count is None else max(0, self.limits.count - count)
 

@@ -9,7 +9,7 @@ in one process, so what was sent and not received is known exactly and reported.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -80,7 +80,8 @@ def _demo(rate: float, shape: str, images: int, tool: Tool, view: bool) -> int:
     first, source = synthetic.make_source("dectris", spec)
     endpoint = Endpoint("tcp://127.0.0.1:*", "push", mflow.BIND)
     with Sender(endpoint, SenderOptions(False, None, 0.0), tool, announce=False) as sender, \
-            open_stream(Endpoint(sender.stream.endpoint, "pull", mflow.CONNECT)) as stream, \
+            open_stream(Endpoint(cast(str, sender.stream.endpoint),  # bound: has one
+                                 "pull", mflow.CONNECT)) as stream, \
             tool.run() as run:
         tool.out.event("start", f"Demo: a simulated EIGER sends {images}-image series "
                                 f"({shape} uint16, bitshuffle-LZ4) at {rate:g} messages/s to "

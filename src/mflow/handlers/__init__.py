@@ -25,7 +25,7 @@ from __future__ import annotations
 import importlib
 import logging
 from types import ModuleType
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Protocol, Sequence, cast
 
 from ..errors import UnknownHtypeError
 
@@ -71,9 +71,9 @@ class Receiver(Protocol):
 
     def has_more(self) -> int: ...
 
-    def rest(self) -> list[Any]: ...
+    def rest(self) -> Sequence[Any]: ...
 
-    def rest_buffers(self) -> list[Any]: ...
+    def rest_buffers(self) -> Sequence[Any]: ...
 
 
 class Send(Protocol):
@@ -125,17 +125,17 @@ class _Table(dict):
         _load_builtins()
         return super().__eq__(other)
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
-    def keys(self):  # type: ignore[no-untyped-def]
+    def keys(self):
         _load_builtins()
         return super().keys()
 
-    def values(self):  # type: ignore[no-untyped-def]
+    def values(self):
         _load_builtins()
         return super().values()
 
-    def items(self):  # type: ignore[no-untyped-def]
+    def items(self):
         _load_builtins()
         return super().items()
 
@@ -197,7 +197,7 @@ def _load_builtin(htype: object) -> bool:
     if module_name is None:
         return False
     module = importlib.import_module(f"{__name__}.{module_name}")
-    dict.setdefault(handler_modules, htype, module)
+    dict.setdefault(handler_modules, cast(str, htype), module)  # popped: a key, so a str
     _enter(htype, module.Handler, replace=False)  # type: ignore[arg-type]
     return True
 

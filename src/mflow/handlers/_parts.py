@@ -71,7 +71,7 @@ def payload(segment: Any) -> Any:
     if segment is None:
         return b""
     if isinstance(segment, np.ndarray):
-        return memoryview(np.ascontiguousarray(segment)).cast("B")
+        return np.ascontiguousarray(segment).data.cast("B")
     return segment
 
 

@@ -21,7 +21,7 @@ from ._parts import dtype_of, encode_json, payload, require_dict, send_parts
 
 __all__ = ["Handler", "get_array"]
 
-_LAYOUTS: dict[tuple, tuple[np.dtype, tuple[int, ...], int]] = {}
+_LAYOUTS: dict[tuple, tuple[np.dtype, tuple[int, ...], int | None]] = {}
 
 
 def _layout(type_name: Any, shape: Any) -> tuple[np.dtype, tuple[int, ...], int | None]:
@@ -73,7 +73,7 @@ class Handler:
             dtype, shape, nbytes = _layout(header["type"], header["shape"])
         except KeyError as missing:
             raise MalformedMessageError(f"array-1.0 header has no {missing}") from None
-        data = []
+        data: list[np.ndarray | None] = []
         for part in parts:
             size = len(part)
             if size == 0:
@@ -92,7 +92,10 @@ class Handler:
 
     @staticmethod
     def send(message: dict, send: Callable[..., Any], block: bool = True) -> None:
-        """Send ``{"header": ..., "data": [...]}``; ``type``/``shape`` default to the first array's."""
+        """Send ``{"header": ..., "data": [...]}``.
+
+        ``type``/``shape`` default to the first array's.
+        """
         header = message["header"]
         data = message.get("data") or []
         first = next((d for d in data if isinstance(d, np.ndarray)), None)

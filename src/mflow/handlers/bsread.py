@@ -46,7 +46,7 @@ import numbers
 import struct
 import time
 from collections import OrderedDict
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import numpy as np
 
@@ -86,7 +86,7 @@ class _Channel:
         self.byteorder = ">" if description.get("encoding") == "big" else "<"
         type_name = description.get("type", "float64")
         type_name = type_name.lower() if isinstance(type_name, str) else None
-        code = TYPES.get(type_name)
+        code = None if type_name is None else TYPES.get(type_name)
         self.is_string = type_name == "string"
         self.compression = _COMPRESSIONS.get(description.get("compression"))
         # A string's shape is always [1], whatever its length.
@@ -98,7 +98,8 @@ class _Channel:
             self.problem = f"unknown compression {description.get('compression')!r}"
         if self.shape is False:
             self.problem = f"shape {description.get('shape')!r} is not a list of sizes"
-        self.dtype = np.dtype(self.byteorder + code) if self.problem is None else None
+        self.dtype = (np.dtype(self.byteorder + code)
+                      if self.problem is None and code is not None else None)
 
     def value(self, part: Any, max_bytes: int) -> Any:
         """The decoded value of a non-empty value part; a `DecodeError` on bad data.
@@ -114,9 +115,10 @@ class _Channel:
             raise MalformedMessageError(f"bsread channel {self.name!r}: {error}") from None
 
     def _value(self, part: Any, dtype: np.dtype, max_bytes: int) -> Any:
+        compression = cast(str, self.compression)  # a channel with a dtype has one
         if self.is_string:
             if self.compression != "none":
-                part = codecs.decode_bsread(self.compression, part, dtype, None, self.byteorder,
+                part = codecs.decode_bsread(compression, part, dtype, None, self.byteorder,
                                             max_bytes=max_bytes)
             return str(memoryview(part), "utf-8")
         is_bool = dtype.kind == "b"
@@ -125,7 +127,7 @@ class _Channel:
         if self.compression == "none":
             array = np.frombuffer(part, dtype)
         else:
-            array = codecs.decode_bsread(self.compression, part, dtype, None, self.byteorder,
+            array = codecs.decode_bsread(compression, part, dtype, None, self.byteorder,
                                          max_bytes=max_bytes)
         if is_bool:
             array = array != 0
@@ -278,7 +280,7 @@ def _inferred_type(value: Any) -> str:
 def _canonical_type(type_name: Any, channel: str) -> str:
     """The psi-bsread 2.x name of a channel type (legacy aliases are not understood there)."""
     lowered = type_name.lower() if isinstance(type_name, str) else None
-    code = TYPES.get(lowered)
+    code = None if lowered is None else TYPES.get(lowered)
     if code is None:
         raise ConfigurationError(f"bsread channel {channel!r} has unknown type {type_name!r}")
     return lowered if lowered == "string" else _type_name(np.dtype(code))
@@ -340,7 +342,8 @@ def _timestamp_value(stamp: Any) -> tuple[int, int] | None:
         return None
     try:
         if isinstance(stamp, dict):
-            return int(stamp.get("sec", stamp.get("epoch"))), int(stamp["ns"])
+            seconds: Any = stamp.get("sec", stamp.get("epoch"))  # None: a TypeError below
+            return int(seconds), int(stamp["ns"])
         if isinstance(stamp, numbers.Real):
             fraction, seconds = math.modf(stamp)
             return int(seconds), int(fraction * 1e9)
@@ -377,7 +380,8 @@ def encode_message(message: dict) -> list[Any]:
     names = list(data) + [name for name in given if name not in data]
     timestamps = message.get("timestamps") or {}
 
-    channels, value_parts = [], []
+    channels: list[dict] = []
+    value_parts: list[Any] = []
     for name in names:
         value = data.get(name)
         channel, raw = _channel_parts(given.get(name, {"name": name}), value)

@@ -69,7 +69,7 @@ class Handler:
             # Some producers send fewer parts than header_detail promises (or send part 2
             # as a message of its own): deliver what came, the rest as None, as 1.0 did.
             parts = [*parts, *[None] * (expected - len(parts))]
-        for name, part in zip(_PART_NAMES, parts[:expected]):
+        for name, part in zip(_PART_NAMES, parts[:expected], strict=False):
             if part is None:
                 message[name] = None
             else:

@@ -32,7 +32,7 @@ from ._payload import PayloadDecoding
 
 __all__ = ["Handler", "decode_image", "encode_image"]
 
-_WORD_DTYPES = {8: np.dtype("<u1"), 16: np.dtype("<u2"), 32: np.dtype("<u4")}
+_WORD_DTYPES: dict[int, np.dtype] = {8: np.dtype("<u1"), 16: np.dtype("<u2"), 32: np.dtype("<u4")}
 _BITMODES = (4, 8, 12, 16, 32)
 
 

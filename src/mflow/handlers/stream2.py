@@ -43,7 +43,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import cbor2
 import numpy as np
@@ -118,7 +118,8 @@ class CompressedData:
         # bitshuffle works on elements of the modifier's size, which is normally the dtype's
         direct = dtype is not None and (self.algorithm == "lz4"
                                         or dtype.itemsize == element.itemsize)
-        flat = codecs.decode_stream2(self.algorithm, self.data, dtype if direct else element,
+        flat = codecs.decode_stream2(self.algorithm, self.data,
+                                     dtype if direct and dtype is not None else element,
                                      max_bytes=max_bytes)
         if dtype is None:
             return flat.tobytes()
@@ -131,7 +132,7 @@ class CompressedData:
         return flat if self.shape is None else _reshaped(flat, self.shape, "C")
 
 
-def _reshaped(array: np.ndarray, dims: tuple[int, ...], order: str) -> np.ndarray:
+def _reshaped(array: np.ndarray, dims: tuple[int, ...], order: Literal["C", "F"]) -> np.ndarray:
     try:
         return array.reshape(dims, order=order)
     except ValueError:
@@ -163,7 +164,7 @@ def _decode_tag(number: int, value: Any) -> Any:
     if number == MULTI_DIMENSIONAL_ARRAY or number == MULTI_DIMENSIONAL_ARRAY_COLUMN_MAJOR:
         dims = _dimensions(value)
         array = value[1]
-        order = "C" if number == MULTI_DIMENSIONAL_ARRAY else "F"
+        order: Literal["C", "F"] = "C" if number == MULTI_DIMENSIONAL_ARRAY else "F"
         if isinstance(array, CompressedData) and order == "C":
             return CompressedData(array.algorithm, array.modifier, array.data, array.dtype, dims)
         if isinstance(array, np.ndarray):

@@ -16,4 +16,11 @@ from .bsread import BsreadWriter
 from .dectris import DectrisWriter, SeriesSummary
 from .writer import StreamWriter
 
-__all__ = ["ArrayWriter", "BsreadWriter", "DectrisWriter", "HDF5WriteError", "SeriesSummary", "StreamWriter"]
+__all__ = [
+    "ArrayWriter",
+    "BsreadWriter",
+    "DectrisWriter",
+    "HDF5WriteError",
+    "SeriesSummary",
+    "StreamWriter",
+]

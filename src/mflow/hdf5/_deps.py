@@ -6,7 +6,7 @@ from ..errors import ConfigurationError
 
 try:
     import h5py  # type: ignore[import-untyped]
-    import hdf5plugin  # type: ignore[import-untyped]
+    import hdf5plugin
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ConfigurationError(
         f"writing HDF5 files needs h5py and hdf5plugin ({error}): "

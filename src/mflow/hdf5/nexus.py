@@ -61,7 +61,7 @@ zero, else its one fixed angle. Axes chain phi → chi → omega.
 ``/entry/data/data`` is a virtual dataset over every data file (what DIALS reads) and
 ``/entry/data/data_000001``… are external links to each data file's ``/entry/data/data``
 (what XDS' neggia plugin reads).
-"""
+"""  # noqa: E501 - the table of header fields is wider than a code line, for readability
 
 from __future__ import annotations
 
