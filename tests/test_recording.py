@@ -202,7 +202,7 @@ def test_iterations_are_independent(tmp_path):
     write_recording(path)
     with RecordingReader(path) as reader:
         first, second = iter(reader), iter(reader)
-        interleaved = [(a.number, b.number) for a, b in zip(first, second)]
+        interleaved = [(a.number, b.number) for a, b in zip(first, second, strict=True)]
         assert interleaved == [(i, i) for i in range(len(MESSAGES))]
         assert [m.parts for m in reader] == [parts for parts, _ in MESSAGES]
 

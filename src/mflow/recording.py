@@ -560,7 +560,7 @@ class _Reader(ABC):
             raise error
         self.corruption = error
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (a hook: a reader without resources keeps it)
         """Release the recording. Idempotent."""
 
     def __enter__(self: _R) -> _R:
@@ -704,7 +704,7 @@ def _header_problem(fixed: bytes, header_crc: int, n_parts: int,
 
 def _damaged_part(parts: list[bytes], digests: Iterable[int]) -> int | None:
     """The number of the first part that does not match its checksum, or None."""
-    for number, (part, digest) in enumerate(zip(parts, digests)):
+    for number, (part, digest) in enumerate(zip(parts, digests, strict=True)):
         if _digest(part) != digest:
             return number
     return None
