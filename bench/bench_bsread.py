@@ -36,12 +36,18 @@ def message_parts(compression: str) -> list[bytes]:
 
     names = [f"BENCH:CHANNEL{index}" for index in range(CHANNELS)]
     rng = np.random.default_rng(1)
-    return encode_message({
-        "pulse_id": 1,
-        "data": {name: rng.normal(size=VALUES) for name in names},
-        "data_header": {"channels": [{"name": name, "type": "float64", "shape": [VALUES],
-                                      "compression": compression} for name in names]},
-    })
+    return encode_message(
+        {
+            "pulse_id": 1,
+            "data": {name: rng.normal(size=VALUES) for name in names},
+            "data_header": {
+                "channels": [
+                    {"name": name, "type": "float64", "shape": [VALUES], "compression": compression}
+                    for name in names
+                ]
+            },
+        }
+    )
 
 
 def send(endpoint: str, compression: str) -> None:
@@ -65,8 +71,13 @@ def one_run(variant: str, compression: str, count: int) -> float:
     context = zmq.Context()
     stream = None
     if variant == "mflow":
-        stream = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND,
-                               receive_timeout=30_000, queue_size=100, context=context)
+        stream = mflow.connect(
+            "tcp://127.0.0.1:*",
+            conn_type=mflow.BIND,
+            receive_timeout=30_000,
+            queue_size=100,
+            context=context,
+        )
         endpoint = stream.endpoint
         receive = stream.receive
     else:
@@ -102,13 +113,15 @@ def check(variant: str, result) -> None:
     else:
         data = result.data["data"] if result is not None else {}
         ok = len(data) == CHANNELS and all(
-            value.shape == (VALUES,) and value.dtype == np.float64 for value in data.values())
+            value.shape == (VALUES,) and value.dtype == np.float64 for value in data.values()
+        )
     if not ok:
         sys.exit(f"{variant}: the bsread message did not arrive as expected")
 
 
-def measure(runs: int = 3, count: int = 3000,
-            compressions: tuple[str, ...] = ("bitshuffle_lz4", "lz4")) -> dict:
+def measure(
+    runs: int = 3, count: int = 3000, compressions: tuple[str, ...] = ("bitshuffle_lz4", "lz4")
+) -> dict:
     """Per compression: messages/s of both variants (median) and the per-run ratios."""
     results = {}
     for compression in compressions:
@@ -118,12 +131,16 @@ def measure(runs: int = 3, count: int = 3000,
             loads.append(os.getloadavg()[0])
             for variant in VARIANTS if run % 2 == 0 else VARIANTS[::-1]:
                 rates[variant].append(one_run(variant, compression, count))
-        ratios = [mflow_ / raw for raw, mflow_ in
-                  zip(rates["raw pyzmq"], rates["mflow"], strict=True)]
+        ratios = [
+            mflow_ / raw for raw, mflow_ in zip(rates["raw pyzmq"], rates["mflow"], strict=True)
+        ]
         results[compression] = {
-            "count": count, "load": loads, "rates": rates,
+            "count": count,
+            "load": loads,
+            "rates": rates,
             "msgs_per_s": {variant: statistics.median(values) for variant, values in rates.items()},
-            "ratio_vs_raw": statistics.median(ratios), "ratios_per_run": ratios,
+            "ratio_vs_raw": statistics.median(ratios),
+            "ratios_per_run": ratios,
         }
     return results
 
@@ -131,11 +148,15 @@ def measure(runs: int = 3, count: int = 3000,
 def print_results(results: dict) -> None:
     for compression, row in results.items():
         rates = row["msgs_per_s"]
-        print(f"bsread {CHANNELS}x{VALUES} float64 {compression} ({row['count']} msgs, load "
-              f"{', '.join(f'{load:.1f}' for load in row['load'])}): "
-              + " | ".join(f"{variant} {rates[variant]:,.0f} msg/s" for variant in VARIANTS)
-              + f" || mflow {row['ratio_vs_raw']:.2f}x raw pyzmq (per run: "
-              + ", ".join(f"{ratio:.2f}" for ratio in row["ratios_per_run"]) + ")", flush=True)
+        print(
+            f"bsread {CHANNELS}x{VALUES} float64 {compression} ({row['count']} msgs, load "
+            f"{', '.join(f'{load:.1f}' for load in row['load'])}): "
+            + " | ".join(f"{variant} {rates[variant]:,.0f} msg/s" for variant in VARIANTS)
+            + f" || mflow {row['ratio_vs_raw']:.2f}x raw pyzmq (per run: "
+            + ", ".join(f"{ratio:.2f}" for ratio in row["ratios_per_run"])
+            + ")",
+            flush=True,
+        )
 
 
 def main() -> None:

@@ -28,8 +28,14 @@ def one_run(curve: bool, count: int, size: int) -> float:
     """MB/s of ``count`` messages of ``size`` bytes."""
     server_public, server_secret = zmq.curve_keypair()
     receiver_curve = Curve(server_public, server_secret) if curve else None
-    receiver = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PULL,
-                             receive_timeout=30_000, queue_size=100, curve=receiver_curve)
+    receiver = mflow.connect(
+        "tcp://127.0.0.1:*",
+        conn_type=mflow.BIND,
+        mode=mflow.PULL,
+        receive_timeout=30_000,
+        queue_size=100,
+        curve=receiver_curve,
+    )
     context = zmq.Context()
     sender = context.socket(zmq.PUSH)
     sender.linger = 0
@@ -64,12 +70,17 @@ def measure(count: int, repeat: int, size: int = MIB) -> dict:
     """Alternating runs of both variants; medians and the per-repetition ratios."""
     plain, curve = [], []
     for repetition in range(repeat):
-        for with_curve in ((False, True) if repetition % 2 == 0 else (True, False)):
+        for with_curve in (False, True) if repetition % 2 == 0 else (True, False):
             (curve if with_curve else plain).append(one_run(with_curve, count, size))
     ratios = [c / p for p, c in zip(plain, curve, strict=True)]
-    return {"size": size, "count": count, "plain_mb_per_s": statistics.median(plain),
-            "curve_mb_per_s": statistics.median(curve), "ratios": ratios,
-            "ratio": statistics.median(ratios)}
+    return {
+        "size": size,
+        "count": count,
+        "plain_mb_per_s": statistics.median(plain),
+        "curve_mb_per_s": statistics.median(curve),
+        "ratios": ratios,
+        "ratio": statistics.median(ratios),
+    }
 
 
 def main() -> None:

@@ -68,13 +68,12 @@ def series_files(workdir: Path) -> tuple[Path, Path, Path]:
     rng = np.random.default_rng(1)
     frame = rng.poisson(0.4, (HEIGHT, WIDTH)).astype(np.uint16)
     blob = encode_bslz4(frame.reshape(-1))
-    tagged = cbor2.CBORTag(40, [[HEIGHT, WIDTH], cbor2.CBORTag(
-        69, cbor2.CBORTag(56500, ["bslz4", 2, blob]))])
+    tagged = cbor2.CBORTag(
+        40, [[HEIGHT, WIDTH], cbor2.CBORTag(69, cbor2.CBORTag(56500, ["bslz4", 2, blob]))]
+    )
     messages = {
-        "start": {"type": "start", "series_id": 1, "image_size_x": WIDTH,
-                  "image_size_y": HEIGHT},
-        "image": {"type": "image", "series_id": 1, "image_id": 0,
-                  "data": {"threshold_1": tagged}},
+        "start": {"type": "start", "series_id": 1, "image_size_x": WIDTH, "image_size_y": HEIGHT},
+        "image": {"type": "image", "series_id": 1, "image_id": 0, "data": {"threshold_1": tagged}},
         "end": {"type": "end", "series_id": 1},
     }
     paths = []
@@ -93,29 +92,45 @@ def free_address() -> str:
 
 
 def one_run(middle: str, outputs: int, count: int, files: tuple[Path, Path, Path]) -> dict:
-    consumers = [subprocess.Popen([sys.executable, "-c", CONSUMER], stdout=subprocess.PIPE,
-                                  text=True) for _ in range(outputs)]
+    consumers = [
+        subprocess.Popen([sys.executable, "-c", CONSUMER], stdout=subprocess.PIPE, text=True)
+        for _ in range(outputs)
+    ]
     addresses = [consumer.stdout.readline().strip() for consumer in consumers]
     source = free_address()
     source_bind = source.replace("127.0.0.1", "*")
-    command = [sys.executable, "-m", "mflow", middle, source_bind, *addresses, "-q",
-               "--queue-size", "20"]
+    command = [
+        sys.executable,
+        "-m",
+        "mflow",
+        middle,
+        source_bind,
+        *addresses,
+        "-q",
+        "--queue-size",
+        "20",
+    ]
     if middle == "fanout":
         command += ["--block", "10", "--output-queue-size", "20"]
     forwarder = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    sender = subprocess.Popen([sys.executable, "-c", SENDER, source, *map(str, files),
-                               str(count)])
+    sender = subprocess.Popen([sys.executable, "-c", SENDER, source, *map(str, files), str(count)])
     try:
-        results = [json.loads(consumer.communicate(timeout=120)[0].splitlines()[-1])
-                   for consumer in consumers]
+        results = [
+            json.loads(consumer.communicate(timeout=120)[0].splitlines()[-1])
+            for consumer in consumers
+        ]
     finally:
         sender.wait(timeout=60)
         forwarder.terminate()
         forwarder.wait(timeout=30)
     images = sum(r["images"] for r in results)
     seconds = max(r["last"] for r in results) - min(r["first"] for r in results if r["first"])
-    return {"images": images, "images_per_s": images / seconds,
-            "per_output": [r["images"] for r in results], "load": os.getloadavg()[0]}
+    return {
+        "images": images,
+        "images_per_s": images / seconds,
+        "per_output": [r["images"] for r in results],
+        "load": os.getloadavg()[0],
+    }
 
 
 def measure(count: int, repeat: int, workdir: Path) -> dict:
@@ -124,7 +139,7 @@ def measure(count: int, repeat: int, workdir: Path) -> dict:
     variants = [("split", 1), ("fanout", 1), ("fanout", 2), ("fanout", 3)]
     rates: dict[str, list[float]] = {f"{m} {n}": [] for m, n in variants}
     for repetition in range(repeat):
-        for middle, outputs in (variants if repetition % 2 == 0 else variants[::-1]):
+        for middle, outputs in variants if repetition % 2 == 0 else variants[::-1]:
             run = one_run(middle, outputs, count, files)
             if run["images"] != count:
                 raise SystemExit(f"{middle} to {outputs}: {run['images']} of {count} images")
@@ -133,8 +148,11 @@ def measure(count: int, repeat: int, workdir: Path) -> dict:
     result: dict = {"count": count, "split_images_per_s": statistics.median(split)}
     for name, values in rates.items():
         ratios = [v / s for v, s in zip(values, split, strict=True)]
-        result[name] = {"images_per_s": statistics.median(values), "ratios": ratios,
-                        "ratio": statistics.median(ratios)}
+        result[name] = {
+            "images_per_s": statistics.median(values),
+            "ratios": ratios,
+            "ratio": statistics.median(ratios),
+        }
     return result
 
 

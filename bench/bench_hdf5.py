@@ -43,16 +43,33 @@ def synthetic_blobs(shape: tuple[int, int], count: int = 4) -> list[bytes]:
 
 def _messages(shape: tuple[int, int], blobs: list[bytes], frames: int) -> list[tuple[str, dict]]:
     y, x = shape
-    header = {"header": {"htype": "dheader-1.0", "series": 1, "header_detail": "basic"},
-              "part_2": {"nimages": frames, "ntrigger": 1, "x_pixels_in_detector": x,
-                         "y_pixels_in_detector": y}}
+    header = {
+        "header": {"htype": "dheader-1.0", "series": 1, "header_detail": "basic"},
+        "part_2": {
+            "nimages": frames,
+            "ntrigger": 1,
+            "x_pixels_in_detector": x,
+            "y_pixels_in_detector": y,
+        },
+    }
     messages = [("dheader-1.0", header)]
     for frame in range(frames):
         blob = blobs[frame % len(blobs)]
-        messages.append(("dimage-1.0", {
-            "header": {"htype": "dimage-1.0", "series": 1, "frame": frame},
-            "part_2": {"shape": [x, y], "type": "uint16", "encoding": "bs16-lz4<",
-                       "size": len(blob)}, "part_3_raw": blob}))
+        messages.append(
+            (
+                "dimage-1.0",
+                {
+                    "header": {"htype": "dimage-1.0", "series": 1, "frame": frame},
+                    "part_2": {
+                        "shape": [x, y],
+                        "type": "uint16",
+                        "encoding": "bs16-lz4<",
+                        "size": len(blob),
+                    },
+                    "part_3_raw": blob,
+                },
+            )
+        )
     messages.append(("dseries_end-1.0", {"header": {"htype": "dseries_end-1.0", "series": 1}}))
     return messages
 
@@ -88,12 +105,19 @@ def run(frames: int, disk: str) -> list[dict]:
                 wall, cpu = min(time_writer(directory, messages) for _ in range(3))
             finally:
                 shutil.rmtree(directory)
-            results.append({
-                "size": size, "to": where, "frames": frames,
-                "mb_per_frame": nbytes / frames / 1e6,
-                "raw_mb_s": nbytes / raw / 1e6, "writer_mb_s": nbytes / wall / 1e6,
-                "ratio": raw / wall, "writer_frames_s": frames / wall,
-                "writer_cpu_ms_per_frame": 1000 * cpu / frames})
+            results.append(
+                {
+                    "size": size,
+                    "to": where,
+                    "frames": frames,
+                    "mb_per_frame": nbytes / frames / 1e6,
+                    "raw_mb_s": nbytes / raw / 1e6,
+                    "writer_mb_s": nbytes / wall / 1e6,
+                    "ratio": raw / wall,
+                    "writer_frames_s": frames / wall,
+                    "writer_cpu_ms_per_frame": 1000 * cpu / frames,
+                }
+            )
     return results
 
 
@@ -107,12 +131,16 @@ def main() -> None:
     if args.json:
         print(json.dumps(results))
         return
-    print(f"{'size':>4} {'to':>6} {'MB/frame':>8} {'raw MB/s':>9} {'writer MB/s':>11} "
-          f"{'ratio':>6} {'frames/s':>8} {'CPU ms/frame':>12}")
+    print(
+        f"{'size':>4} {'to':>6} {'MB/frame':>8} {'raw MB/s':>9} {'writer MB/s':>11} "
+        f"{'ratio':>6} {'frames/s':>8} {'CPU ms/frame':>12}"
+    )
     for r in results:
-        print(f"{r['size']:>4} {r['to']:>6} {r['mb_per_frame']:8.2f} {r['raw_mb_s']:9.0f} "
-              f"{r['writer_mb_s']:11.0f} {r['ratio']:6.2f} {r['writer_frames_s']:8.0f} "
-              f"{r['writer_cpu_ms_per_frame']:12.2f}")
+        print(
+            f"{r['size']:>4} {r['to']:>6} {r['mb_per_frame']:8.2f} {r['raw_mb_s']:9.0f} "
+            f"{r['writer_mb_s']:11.0f} {r['ratio']:6.2f} {r['writer_frames_s']:8.0f} "
+            f"{r['writer_cpu_ms_per_frame']:12.2f}"
+        )
 
 
 if __name__ == "__main__":

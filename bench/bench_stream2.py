@@ -43,13 +43,20 @@ def image_frame(shape: tuple[int, int], seed: int = 1) -> bytes:
 
     image = np.random.default_rng(seed).poisson(1.0, shape).astype("<u2")
     blob = mflow.codecs.encode_bslz4(image)
-    content = cbor2.CBORTag(40, [list(shape), cbor2.CBORTag(
-        69, cbor2.CBORTag(56500, ["bslz4", 2, blob]))])
-    message = {"type": "image", "series_id": 1, "series_unique_id": "bench", "image_id": 0,
-               "real_time": [215873, 50000000],
-               "series_date": cbor2.CBORTag(0, "2026-12-01T00:00:00.000+00:00"),
-               "start_time": [0, 50000000], "stop_time": [215873, 50000000],
-               "data": {"threshold_1": content}}
+    content = cbor2.CBORTag(
+        40, [list(shape), cbor2.CBORTag(69, cbor2.CBORTag(56500, ["bslz4", 2, blob]))]
+    )
+    message = {
+        "type": "image",
+        "series_id": 1,
+        "series_unique_id": "bench",
+        "image_id": 0,
+        "real_time": [215873, 50000000],
+        "series_date": cbor2.CBORTag(0, "2026-12-01T00:00:00.000+00:00"),
+        "start_time": [0, 50000000],
+        "stop_time": [215873, 50000000],
+        "data": {"threshold_1": content},
+    }
     return cbor2.dumps(cbor2.CBORTag(55799, message))
 
 
@@ -94,8 +101,13 @@ def one_run(variant: str, detector: str, count: int) -> float:
     context = zmq.Context()
     stream = None
     if variant.startswith("mflow"):
-        stream = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND,
-                               receive_timeout=30_000, queue_size=8, context=context)
+        stream = mflow.connect(
+            "tcp://127.0.0.1:*",
+            conn_type=mflow.BIND,
+            receive_timeout=30_000,
+            queue_size=8,
+            context=context,
+        )
         endpoint = stream.endpoint
         decode = variant == "mflow decode"
         receive = lambda: stream.receive(decode=decode)  # noqa: E731
@@ -106,8 +118,9 @@ def one_run(variant: str, detector: str, count: int) -> float:
         socket.bind("tcp://127.0.0.1:*")
         endpoint = socket.last_endpoint.decode()
         receive = socket.recv if variant == "raw pyzmq" else reference_client(socket)
-    sender = subprocess.Popen([sys.executable, __file__, "--send", endpoint, detector,
-                               str(count + 3)])
+    sender = subprocess.Popen(
+        [sys.executable, __file__, "--send", endpoint, detector, str(count + 3)]
+    )
     try:
         for _ in range(3):
             check(variant, receive(), detector)
@@ -153,12 +166,18 @@ def measure(runs: int = 3, counts: dict[str, int] | None = None) -> dict:
             loads.append(os.getloadavg()[0])
             for variant in VARIANTS:
                 times[variant].append(one_run(variant, detector, count))
-        pass_through = [raw / mflow_ for raw, mflow_ in
-                        zip(times["raw pyzmq"], times["mflow decode=False"], strict=True)]
-        decoding = [ref / mflow_ for ref, mflow_ in
-                    zip(times["reference"], times["mflow decode"], strict=True)]
+        pass_through = [
+            raw / mflow_
+            for raw, mflow_ in zip(times["raw pyzmq"], times["mflow decode=False"], strict=True)
+        ]
+        decoding = [
+            ref / mflow_
+            for ref, mflow_ in zip(times["reference"], times["mflow decode"], strict=True)
+        ]
         results[detector] = {
-            "count": count, "load": loads, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "count": count,
+            "load": loads,
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "ms": {variant: statistics.median(values) * 1e3 for variant, values in times.items()},
             "ratio_no_decode_vs_raw": statistics.median(pass_through),
             "ratio_decode_vs_reference": statistics.median(decoding),
@@ -170,11 +189,14 @@ def measure(runs: int = 3, counts: dict[str, int] | None = None) -> dict:
 def print_results(results: dict) -> None:
     for detector, row in results.items():
         ms = row["ms"]
-        print(f"Stream V2 {detector} bslz4 ({row['count']} msgs, load "
-              f"{', '.join(f'{load:.1f}' for load in row['load'])}): "
-              + " | ".join(f"{variant} {ms[variant]:.2f} ms" for variant in VARIANTS)
-              + f" || no decode {row['ratio_no_decode_vs_raw']:.2f}x raw pyzmq, decode "
-              f"{row['ratio_decode_vs_reference']:.2f}x reference", flush=True)
+        print(
+            f"Stream V2 {detector} bslz4 ({row['count']} msgs, load "
+            f"{', '.join(f'{load:.1f}' for load in row['load'])}): "
+            + " | ".join(f"{variant} {ms[variant]:.2f} ms" for variant in VARIANTS)
+            + f" || no decode {row['ratio_no_decode_vs_raw']:.2f}x raw pyzmq, decode "
+            f"{row['ratio_decode_vs_reference']:.2f}x reference",
+            flush=True,
+        )
 
 
 def main() -> None:

@@ -35,8 +35,9 @@ def raw_receiver(address: str, copy: bool):
 def mflow_receiver(address: str):
     import mflow
 
-    stream = mflow.connect(address, conn_type="bind", mode=mflow.PULL, receive_timeout=30_000,
-                           queue_size=1000)  # the raw receiver's high-water mark too
+    stream = mflow.connect(
+        address, conn_type="bind", mode=mflow.PULL, receive_timeout=30_000, queue_size=1000
+    )  # the raw receiver's high-water mark too
     return stream.socket.last_endpoint.decode(), stream.receive
 
 
@@ -47,8 +48,9 @@ def mflow_async_receiver(address: str):
     import mflow
     import mflow.asyncio as amflow
 
-    stream = amflow.connect(address, conn_type="bind", mode=mflow.PULL,
-                            receive_timeout=30_000, queue_size=1000)
+    stream = amflow.connect(
+        address, conn_type="bind", mode=mflow.PULL, receive_timeout=30_000, queue_size=1000
+    )
     loop = asyncio.new_event_loop()
 
     async def receive_many(count: int):
@@ -58,7 +60,8 @@ def mflow_async_receiver(address: str):
         return message
 
     return stream.sync.socket.last_endpoint.decode(), lambda count=1: loop.run_until_complete(
-        receive_many(count))
+        receive_many(count)
+    )
 
 
 def payload_is_a_view_on_the_zmq_frame(array) -> bool:
@@ -74,14 +77,19 @@ def payload_is_a_view_on_the_zmq_frame(array) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", required=True,
-                        choices=["raw-copy", "raw-nocopy", "mflow", "mflow-async"])
+    parser.add_argument(
+        "--variant", required=True, choices=["raw-copy", "raw-nocopy", "mflow", "mflow-async"]
+    )
     parser.add_argument("--address", required=True, help="where to bind, e.g. tcp://127.0.0.1:*")
     parser.add_argument("--size", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--warmup", type=int, default=100)
-    parser.add_argument("--rss-samples", type=int, default=0,
-                        help="sample the resident size this many times during the run")
+    parser.add_argument(
+        "--rss-samples",
+        type=int,
+        default=0,
+        help="sample the resident size this many times during the run",
+    )
     args = parser.parse_args()
 
     if args.variant == "mflow":

@@ -50,11 +50,14 @@ DUMP_COUNT = 1_000
 RECEIVERS = ["raw-copy", "raw-nocopy", "mflow"]
 #: glibc serves buffers up to 64 MiB from its heap and never trims it, instead of mapping
 #: each large buffer anew (and page-faulting it in) once its heuristics give up.
-GLIBC_KEEP_FREED_MEMORY = {"MALLOC_MMAP_THRESHOLD_": str(64 * MIB),
-                           "MALLOC_TRIM_THRESHOLD_": str(4096 * MIB)}
+GLIBC_KEEP_FREED_MEMORY = {
+    "MALLOC_MMAP_THRESHOLD_": str(64 * MIB),
+    "MALLOC_TRIM_THRESHOLD_": str(4096 * MIB),
+}
 
 
 # -- processes -------------------------------------------------------------------------
+
 
 def build_sender(workdir: Path) -> list[str]:
     """Compile the C sender against pyzmq's libzmq; fall back to the Python sender."""
@@ -62,13 +65,24 @@ def build_sender(workdir: Path) -> list[str]:
     compiler = shutil.which("cc") or shutil.which("gcc")
     if libs and compiler:
         binary = workdir / "sender"
-        build = subprocess.run([compiler, "-O2", "-o", str(binary), str(HERE / "sender.c"),
-                                str(libs[0]), f"-Wl,-rpath,{libs[0].parent}"],
-                               capture_output=True, text=True)
+        build = subprocess.run(
+            [
+                compiler,
+                "-O2",
+                "-o",
+                str(binary),
+                str(HERE / "sender.c"),
+                str(libs[0]),
+                f"-Wl,-rpath,{libs[0].parent}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if build.returncode == 0:
             return [str(binary)]
-        print(f"note: C sender did not build ({build.stderr.strip()}); using Python",
-              file=sys.stderr)
+        print(
+            f"note: C sender did not build ({build.stderr.strip()}); using Python", file=sys.stderr
+        )
     return [sys.executable, str(HERE / "sender.py")]
 
 
@@ -111,12 +125,33 @@ def ipc_address(workdir: Path, name: str) -> str:
 
 # -- receive ---------------------------------------------------------------------------
 
-def one_receive_run(python: str, variant: str, address: str, size: int, count: int,
-                    sender: list[str], rss_samples: int = 0) -> dict:
+
+def one_receive_run(
+    python: str,
+    variant: str,
+    address: str,
+    size: int,
+    count: int,
+    sender: list[str],
+    rss_samples: int = 0,
+) -> dict:
     load = os.getloadavg()[0]
-    receiver = start([python, str(HERE / "receiver.py"), "--variant", variant,
-                      "--address", address, "--size", str(size), "--count", str(count),
-                      "--rss-samples", str(rss_samples)])
+    receiver = start(
+        [
+            python,
+            str(HERE / "receiver.py"),
+            "--variant",
+            variant,
+            "--address",
+            address,
+            "--size",
+            str(size),
+            "--count",
+            str(count),
+            "--rss-samples",
+            str(rss_samples),
+        ]
+    )
     endpoint = receiver.stdout.readline().strip()
     source = start_sender(sender, endpoint, size, count + 100)
     try:
@@ -127,8 +162,7 @@ def one_receive_run(python: str, variant: str, address: str, size: int, count: i
             receiver.wait()
         sent, sender_cpu = stop_sender(source)
     result = json.loads(out.strip().splitlines()[-1])
-    result.update(load=load, sender_cpu_per_message=sender_cpu / (count + 100),
-                  sender_wall=sent)
+    result.update(load=load, sender_cpu_per_message=sender_cpu / (count + 100), sender_wall=sent)
     return result
 
 
@@ -153,10 +187,14 @@ def bench_receive(args, sender: list[str], workdir: Path) -> list[dict]:
                 order = list(pythons) if repetition % 2 == 0 else list(reversed(pythons))
                 for name in order:
                     variant = "mflow" if name == "psi-mflow" else name
-                    address = ("tcp://127.0.0.1:*" if transport == "tcp"
-                               else ipc_address(workdir, f"{name}-{size}-{repetition}"))
-                    runs[name].append(one_receive_run(pythons[name], variant, address, size,
-                                                      count, sender))
+                    address = (
+                        "tcp://127.0.0.1:*"
+                        if transport == "tcp"
+                        else ipc_address(workdir, f"{name}-{size}-{repetition}")
+                    )
+                    runs[name].append(
+                        one_receive_run(pythons[name], variant, address, size, count, sender)
+                    )
             row = {"transport": transport, "size": size, "count": count}
             for name, results in runs.items():
                 best = median_run(results)
@@ -165,8 +203,10 @@ def bench_receive(args, sender: list[str], workdir: Path) -> list[dict]:
                     "mb_per_s": count * size / best["wall"] / 1e6,
                     "cpu_us_per_message": best["cpu"] / count * 1e6,
                     "sender_cpu_us_per_message": best["sender_cpu_per_message"] * 1e6,
-                    "walls": best["walls"], "loads": best["loads"],
-                    "decoded_ok": best["decoded_ok"], "zero_copy": best.get("zero_copy"),
+                    "walls": best["walls"],
+                    "loads": best["loads"],
+                    "decoded_ok": best["decoded_ok"],
+                    "zero_copy": best.get("zero_copy"),
                 }
             rows.append(row)
             print_receive_row(row)
@@ -178,14 +218,16 @@ def print_receive_row(row: dict) -> None:
     raw = max(row["raw-copy"]["messages_per_s"], row["raw-nocopy"]["messages_per_s"])
     baseline = raw if size <= KIB else row["raw-nocopy"]["messages_per_s"]
     ours = row["mflow"]
-    line = (f"{transport:4} {human_size(size):>7}"
-            f" | raw copy {row['raw-copy']['messages_per_s']:>9,.0f}"
-            f" | raw no-copy {row['raw-nocopy']['messages_per_s']:>9,.0f}"
-            f" | mflow {ours['messages_per_s']:>9,.0f} ({ours['mb_per_s']:>7,.0f} MB/s)"
-            f" = {ours['messages_per_s'] / baseline:4.2f}x"
-            f" | cpu {ours['cpu_us_per_message']:6.1f} us"
-            f" | sender cpu {ours['sender_cpu_us_per_message']:5.2f} us"
-            f" | zero-copy {ours['zero_copy']}")
+    line = (
+        f"{transport:4} {human_size(size):>7}"
+        f" | raw copy {row['raw-copy']['messages_per_s']:>9,.0f}"
+        f" | raw no-copy {row['raw-nocopy']['messages_per_s']:>9,.0f}"
+        f" | mflow {ours['messages_per_s']:>9,.0f} ({ours['mb_per_s']:>7,.0f} MB/s)"
+        f" = {ours['messages_per_s'] / baseline:4.2f}x"
+        f" | cpu {ours['cpu_us_per_message']:6.1f} us"
+        f" | sender cpu {ours['sender_cpu_us_per_message']:5.2f} us"
+        f" | zero-copy {ours['zero_copy']}"
+    )
     if "psi-mflow" in row:
         psi = row["psi-mflow"]["messages_per_s"]
         line += f" | psi-mflow {psi:>9,.0f} = {psi / baseline:4.2f}x"
@@ -204,21 +246,29 @@ def bench_async(args, sender: list[str]) -> list[dict]:
         count = max(50, int(COUNTS[size] * args.scale))
         ratios, rates = [], {"mflow": [], "mflow-async": []}
         for repetition in range(args.repeat):
-            order = ["mflow", "mflow-async"][::1 if repetition % 2 == 0 else -1]
+            order = ["mflow", "mflow-async"][:: 1 if repetition % 2 == 0 else -1]
             walls = {}
             for variant in order:
-                walls[variant] = one_receive_run(sys.executable, variant, "tcp://127.0.0.1:*",
-                                                 size, count, sender)["wall"]
+                walls[variant] = one_receive_run(
+                    sys.executable, variant, "tcp://127.0.0.1:*", size, count, sender
+                )["wall"]
                 rates[variant].append(count / walls[variant])
             ratios.append(walls["mflow"] / walls["mflow-async"])
-        row = {"size": size, "count": count, "ratios": ratios,
-               "ratio": statistics.median(ratios),
-               "messages_per_s": {k: statistics.median(v) for k, v in rates.items()}}
+        row = {
+            "size": size,
+            "count": count,
+            "ratios": ratios,
+            "ratio": statistics.median(ratios),
+            "messages_per_s": {k: statistics.median(v) for k, v in rates.items()},
+        }
         rows.append(row)
-        print(f"async {human_size(size):>7} | sync {row['messages_per_s']['mflow']:>9,.0f}"
-              f" | asyncio {row['messages_per_s']['mflow-async']:>9,.0f} msg/s"
-              f" = {row['ratio']:4.2f}x (per repetition: "
-              f"{', '.join(f'{r:.2f}' for r in ratios)})", flush=True)
+        print(
+            f"async {human_size(size):>7} | sync {row['messages_per_s']['mflow']:>9,.0f}"
+            f" | asyncio {row['messages_per_s']['mflow-async']:>9,.0f} msg/s"
+            f" = {row['ratio']:4.2f}x (per repetition: "
+            f"{', '.join(f'{r:.2f}' for r in ratios)})",
+            flush=True,
+        )
     return rows
 
 
@@ -231,18 +281,24 @@ def human_size(size: int) -> str:
 
 # -- memory ----------------------------------------------------------------------------
 
+
 def bench_memory(args, sender: list[str]) -> dict:
     count = max(10_000, int(1_000_000 * args.scale))
-    result = one_receive_run(sys.executable, "mflow", "tcp://127.0.0.1:*", 16, count, sender,
-                             rss_samples=10)
+    result = one_receive_run(
+        sys.executable, "mflow", "tcp://127.0.0.1:*", 16, count, sender, rss_samples=10
+    )
     rss = result["rss"]
     growth = (rss[-1] - rss[1]) / rss[1]
-    print(f"memory: {count:,} messages of 16 B, resident size {rss[1] / MIB:.1f} MiB after 10 % "
-          f"-> {rss[-1] / MIB:.1f} MiB at the end ({growth:+.1%})", flush=True)
+    print(
+        f"memory: {count:,} messages of 16 B, resident size {rss[1] / MIB:.1f} MiB after 10 % "
+        f"-> {rss[-1] / MIB:.1f} MiB at the end ({growth:+.1%})",
+        flush=True,
+    )
     return {"messages": count, "rss": rss, "growth": growth}
 
 
 # -- split and dump --------------------------------------------------------------------
+
 
 def free_tcp_address() -> str:
     probe = zmq.Context.instance().socket(zmq.PUSH)
@@ -262,17 +318,40 @@ zmq.proxy(frontend, backend)
 
 def one_forward_run(kind: str, size: int, count: int, sender: list[str]) -> dict:
     load = os.getloadavg()[0]
-    receiver = start([sys.executable, str(HERE / "receiver.py"), "--variant", "raw-nocopy",
-                      "--address", "tcp://127.0.0.1:*", "--size", str(size),
-                      "--count", str(count)])
+    receiver = start(
+        [
+            sys.executable,
+            str(HERE / "receiver.py"),
+            "--variant",
+            "raw-nocopy",
+            "--address",
+            "tcp://127.0.0.1:*",
+            "--size",
+            str(size),
+            "--count",
+            str(count),
+        ]
+    )
     output = receiver.stdout.readline().strip()
     source = free_tcp_address()
     if kind == "zmq.proxy":
         middle = subprocess.Popen([sys.executable, "-c", PROXY, source, output])
     else:
-        middle = subprocess.Popen([sys.executable, "-m", "mflow", "split", source, output,
-                                   "--bind", "--queue-size", "1000", "-q"],
-                                  stdout=subprocess.DEVNULL)
+        middle = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mflow",
+                "split",
+                source,
+                output,
+                "--bind",
+                "--queue-size",
+                "1000",
+                "-q",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
     source_process = start_sender(sender, source, size, count + 100)
     try:
         out = finish(receiver)
@@ -294,17 +373,23 @@ def bench_split(args, sender: list[str]) -> list[dict]:
         count = max(50, int(COUNTS[size] * args.scale))
         runs = {"zmq.proxy": [], "mflow split": []}
         for repetition in range(args.repeat):
-            for kind in (runs if repetition % 2 == 0 else reversed(list(runs))):
+            for kind in runs if repetition % 2 == 0 else reversed(list(runs)):
                 runs[kind].append(one_forward_run(kind, size, count, sender))
         row = {"size": size, "count": count}
         for kind, results in runs.items():
             best = median_run(results)
-            row[kind] = {"messages_per_s": count / best["wall"], "walls": best["walls"],
-                         "loads": best["loads"]}
+            row[kind] = {
+                "messages_per_s": count / best["wall"],
+                "walls": best["walls"],
+                "loads": best["loads"],
+            }
         ratio = row["mflow split"]["messages_per_s"] / row["zmq.proxy"]["messages_per_s"]
-        print(f"split {human_size(size):>7}: zmq.proxy {row['zmq.proxy']['messages_per_s']:>9,.0f}"
-              f" msg/s | mflow split {row['mflow split']['messages_per_s']:>9,.0f} msg/s"
-              f" = {ratio:4.2f}x", flush=True)
+        print(
+            f"split {human_size(size):>7}: zmq.proxy {row['zmq.proxy']['messages_per_s']:>9,.0f}"
+            f" msg/s | mflow split {row['mflow split']['messages_per_s']:>9,.0f} msg/s"
+            f" = {ratio:4.2f}x",
+            flush=True,
+        )
         row["ratio"] = ratio
         rows.append(row)
     return rows
@@ -313,16 +398,43 @@ def bench_split(args, sender: list[str]) -> list[dict]:
 def one_align_run(inputs: int, max_wait: float, count: int, sender: list[str]) -> dict:
     """``mflow merge --align frame`` of two inputs, ``inputs`` of them sending."""
     load = os.getloadavg()[0]
-    receiver = start([sys.executable, str(HERE / "receiver.py"), "--variant", "raw-nocopy",
-                      "--address", "tcp://127.0.0.1:*", "--size", str(KIB),
-                      "--count", str(count)])
+    receiver = start(
+        [
+            sys.executable,
+            str(HERE / "receiver.py"),
+            "--variant",
+            "raw-nocopy",
+            "--address",
+            "tcp://127.0.0.1:*",
+            "--size",
+            str(KIB),
+            "--count",
+            str(count),
+        ]
+    )
     output = receiver.stdout.readline().strip()
     sources = [free_tcp_address(), free_tcp_address()]
-    middle = subprocess.Popen([sys.executable, "-m", "mflow", "merge", *sources, "-o", output,
-                               "--connect", "--align", "frame", "--max-wait", str(max_wait),
-                               "--queue-size", "1000", "-q"], stdout=subprocess.DEVNULL)
-    senders = [start_sender(sender, "@" + source, KIB, count + 100)
-               for source in sources[:inputs]]
+    middle = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mflow",
+            "merge",
+            *sources,
+            "-o",
+            output,
+            "--connect",
+            "--align",
+            "frame",
+            "--max-wait",
+            str(max_wait),
+            "--queue-size",
+            "1000",
+            "-q",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    senders = [start_sender(sender, "@" + source, KIB, count + 100) for source in sources[:inputs]]
     try:
         out = finish(receiver)
     finally:
@@ -347,11 +459,19 @@ def bench_align(args, sender: list[str]) -> list[dict]:
     for inputs, max_wait in ((2, 1.0), (1, 1.0), (1, 10.0)):
         runs = [one_align_run(inputs, max_wait, count, sender) for _ in range(args.repeat)]
         best = median_run(runs)
-        row = {"inputs_sending": inputs, "max_wait": max_wait, "count": count,
-               "messages_per_s": count / best["wall"], "walls": best["walls"],
-               "loads": best["loads"]}
-        print(f"merge --align, {inputs} of 2 inputs sending, --max-wait {max_wait:g}: "
-              f"{row['messages_per_s']:>9,.0f} msg/s", flush=True)
+        row = {
+            "inputs_sending": inputs,
+            "max_wait": max_wait,
+            "count": count,
+            "messages_per_s": count / best["wall"],
+            "walls": best["walls"],
+            "loads": best["loads"],
+        }
+        print(
+            f"merge --align, {inputs} of 2 inputs sending, --max-wait {max_wait:g}: "
+            f"{row['messages_per_s']:>9,.0f} msg/s",
+            flush=True,
+        )
         rows.append(row)
     return rows
 
@@ -377,8 +497,22 @@ def one_dump_run(kind: str, count: int, sender: list[str], workdir: Path) -> flo
     if kind == "raw write":
         writer = start([sys.executable, "-c", RAW_DUMP, address, str(path), str(count)])
     else:
-        writer = start([sys.executable, "-m", "mflow", "dump", address, str(path),
-                        "--bind", "--count", str(count), "--queue-size", "1000", "-q"])
+        writer = start(
+            [
+                sys.executable,
+                "-m",
+                "mflow",
+                "dump",
+                address,
+                str(path),
+                "--bind",
+                "--count",
+                str(count),
+                "--queue-size",
+                "1000",
+                "-q",
+            ]
+        )
     try:
         deadline = time.monotonic() + 10
         while not _listening(address) and time.monotonic() < deadline:
@@ -417,27 +551,39 @@ def bench_dump(args, sender: list[str], workdir: Path) -> dict:
     count = max(50, int(DUMP_COUNT * args.scale))
     times = {"raw write": [], "mflow dump": []}
     for repetition in range(args.repeat):
-        for kind in (times if repetition % 2 == 0 else reversed(list(times))):
+        for kind in times if repetition % 2 == 0 else reversed(list(times)):
             times[kind].append(one_dump_run(kind, count, sender, workdir))
     rates = {kind: count * MIB / statistics.median(t) / 1e6 for kind, t in times.items()}
     ratio = rates["mflow dump"] / rates["raw write"]
-    print(f"dump 1 MiB to {workdir.parent}: raw receive+write {rates['raw write']:,.0f} MB/s | "
-          f"mflow dump {rates['mflow dump']:,.0f} MB/s = {ratio:4.2f}x", flush=True)
+    print(
+        f"dump 1 MiB to {workdir.parent}: raw receive+write {rates['raw write']:,.0f} MB/s | "
+        f"mflow dump {rates['mflow dump']:,.0f} MB/s = {ratio:4.2f}x",
+        flush=True,
+    )
     if workdir.parent == shm:
         shutil.rmtree(workdir, ignore_errors=True)
-    return {"count": count, "mb_per_s": rates, "times": times, "ratio": ratio,
-            "directory": str(workdir.parent)}
+    return {
+        "count": count,
+        "mb_per_s": rates,
+        "times": times,
+        "ratio": ratio,
+        "directory": str(workdir.parent),
+    }
 
 
 # -- decode ----------------------------------------------------------------------------
+
 
 def bench_decode(args) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_codecs import measure
 
     result = measure(runs=max(5, args.repeat * 3), seed=1)
-    print(f"decode bitshuffle-LZ4 4148x4362 uint16: mflow {result['mflow_s'] * 1e3:.1f} ms | "
-          f"bitshuffle {result['bitshuffle_s'] * 1e3:.1f} ms = {result['ratio']:.2f}x", flush=True)
+    print(
+        f"decode bitshuffle-LZ4 4148x4362 uint16: mflow {result['mflow_s'] * 1e3:.1f} ms | "
+        f"bitshuffle {result['bitshuffle_s'] * 1e3:.1f} ms = {result['ratio']:.2f}x",
+        flush=True,
+    )
     return result
 
 
@@ -446,9 +592,12 @@ def bench_curve(args) -> dict:
     from bench_curve import measure
 
     result = measure(count=max(100, int(1000 * args.scale)), repeat=args.repeat)
-    print(f"curve 1 MiB: plain {result['plain_mb_per_s']:,.0f} MB/s | CURVE "
-          f"{result['curve_mb_per_s']:,.0f} MB/s = {result['ratio']:.2f}x (per repetition: "
-          f"{', '.join(f'{r:.2f}' for r in result['ratios'])})", flush=True)
+    print(
+        f"curve 1 MiB: plain {result['plain_mb_per_s']:,.0f} MB/s | CURVE "
+        f"{result['curve_mb_per_s']:,.0f} MB/s = {result['ratio']:.2f}x (per repetition: "
+        f"{', '.join(f'{r:.2f}' for r in result['ratios'])})",
+        flush=True,
+    )
     return result
 
 
@@ -456,13 +605,14 @@ def bench_fanout(args, workdir: Path) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_fanout import measure
 
-    result = measure(count=max(100, int(300 * args.scale)), repeat=args.repeat,
-                     workdir=workdir)
+    result = measure(count=max(100, int(300 * args.scale)), repeat=args.repeat, workdir=workdir)
     line = f"fanout 16M bslz4: split to 1 {result['split_images_per_s']:,.0f} images/s"
     for outputs in (1, 2, 3):
         point = result[f"fanout {outputs}"]
-        line += (f" | fanout to {outputs} {point['images_per_s']:,.0f} = {point['ratio']:.2f}x"
-                 f" ({', '.join(f'{r:.2f}' for r in point['ratios'])})")
+        line += (
+            f" | fanout to {outputs} {point['images_per_s']:,.0f} = {point['ratio']:.2f}x"
+            f" ({', '.join(f'{r:.2f}' for r in point['ratios'])})"
+        )
     print(line, flush=True)
     return result
 
@@ -488,29 +638,42 @@ def bench_bsread(args) -> dict:
 
 # -- main ------------------------------------------------------------------------------
 
+
 def machine() -> dict:
-    return {"python": platform.python_version(), "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
-            "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version()}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "pyzmq": zmq.__version__,
+        "libzmq": zmq.zmq_version(),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--psi-mflow-python", metavar="PATH",
-                        help="an interpreter with psi-mflow 1.0 installed, to compare with")
+    parser.add_argument(
+        "--psi-mflow-python",
+        metavar="PATH",
+        help="an interpreter with psi-mflow 1.0 installed, to compare with",
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per point (median)")
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
-    parser.add_argument("--parts",
-                        default="receive,memory,split,dump,decode,align,async,curve,fanout,"
-                                "stream2,bsread",
-                        help="comma-separated parts to run")
+    parser.add_argument(
+        "--parts",
+        default="receive,memory,split,dump,decode,align,async,curve,fanout,stream2,bsread",
+        help="comma-separated parts to run",
+    )
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--transports", default="tcp,ipc")
     parser.add_argument("--json", metavar="FILE", default=str(HERE / "results.json"))
-    parser.add_argument("--keep-freed-memory", action="store_true",
-                        help="run every process with glibc's allocator set to keep freed "
-                             "buffers instead of returning them to the kernel (large "
-                             "messages then cost no page faults; see the README)")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="run every process with glibc's allocator set to keep freed "
+        "buffers instead of returning them to the kernel (large "
+        "messages then cost no page faults; see the README)",
+    )
     args = parser.parse_args()
     if args.keep_freed_memory:
         os.environ.update(GLIBC_KEEP_FREED_MEMORY)
@@ -519,8 +682,11 @@ def main() -> None:
     args.transports = args.transports.split(",")
     parts = args.parts.split(",")
 
-    results: dict = {"machine": machine(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
-                     "keep_freed_memory": args.keep_freed_memory}
+    results: dict = {
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "keep_freed_memory": args.keep_freed_memory,
+    }
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mflow-bench-") as tmp:
         workdir = Path(tmp)

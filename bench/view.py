@@ -40,11 +40,15 @@ def json_line(process: subprocess.Popen, event: str) -> dict:
 
 def measure(name: str, generate: list[str], seconds: float, driver, variable: str) -> None:
     mflow = [sys.executable, "-m", "mflow"]
-    generator = subprocess.Popen([*mflow, "generate", *generate, "-a", "tcp://127.0.0.1:*",
-                                  "--json", "-q"], stdout=subprocess.PIPE, text=True)
+    generator = subprocess.Popen(
+        [*mflow, "generate", *generate, "-a", "tcp://127.0.0.1:*", "--json", "-q"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     endpoint = json_line(generator, "start")["endpoint"]
-    viewer = subprocess.Popen([*mflow, "view", endpoint, "--json", "-i", "1"],
-                              stdout=subprocess.PIPE, text=True)
+    viewer = subprocess.Popen(
+        [*mflow, "view", endpoint, "--json", "-i", "1"], stdout=subprocess.PIPE, text=True
+    )
     try:
         driver.get(json_line(viewer, "serving")["url"])
         time.sleep(3)  # warm up: first frames, page loaded
@@ -53,8 +57,7 @@ def measure(name: str, generate: list[str], seconds: float, driver, variable: st
         time.sleep(seconds)
         cores = (cpu_seconds(viewer.pid) - before) / (time.monotonic() - start)
         latencies = sorted(driver.execute_script(f"return window.{variable} || []"))
-        health = driver.execute_script(
-            "return Bokeh.documents[0].get_model_by_name('health').text")
+        health = driver.execute_script("return Bokeh.documents[0].get_model_by_name('health').text")
     finally:
         viewer.terminate()
         generator.terminate()
@@ -63,8 +66,10 @@ def measure(name: str, generate: list[str], seconds: float, driver, variable: st
     rate = health.split("(", 1)[1].split(")", 1)[0] if "(" in health else "?"
     median = latencies[len(latencies) // 2] if latencies else float("nan")
     worst = latencies[-1] if latencies else float("nan")
-    print(f"{name}: stream {rate}; viewer CPU {cores:.2f} cores; latency median "
-          f"{median:.3f} s, max {worst:.3f} s over {len(latencies)} updates drawn")
+    print(
+        f"{name}: stream {rate}; viewer CPU {cores:.2f} cores; latency median "
+        f"{median:.3f} s, max {worst:.3f} s over {len(latencies)} updates drawn"
+    )
 
 
 def main() -> None:
@@ -73,11 +78,30 @@ def main() -> None:
     seconds = parser.parse_args().seconds
     channels = [f"--channel=CH{i:04d}:float64" for i in range(1000)]
     for driver in chromium():
-        measure("EIGER 16M bslz4 133 Hz",
-                ["dectris", "--shape", "4362x4148", "--compression", "bslz4", "--rate", "133",
-                 "--images", "100000"], seconds, driver, "mflow_latencies")
-        measure("bsread 1,000 channels 100 Hz", ["bsread", *channels, "--rate", "100"],
-                seconds, driver, "mflow_bsread_latencies")
+        measure(
+            "EIGER 16M bslz4 133 Hz",
+            [
+                "dectris",
+                "--shape",
+                "4362x4148",
+                "--compression",
+                "bslz4",
+                "--rate",
+                "133",
+                "--images",
+                "100000",
+            ],
+            seconds,
+            driver,
+            "mflow_latencies",
+        )
+        measure(
+            "bsread 1,000 channels 100 Hz",
+            ["bsread", *channels, "--rate", "100"],
+            seconds,
+            driver,
+            "mflow_bsread_latencies",
+        )
 
 
 if __name__ == "__main__":

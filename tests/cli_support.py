@@ -41,13 +41,22 @@ def command_line(args: list[str], script: str | None) -> list[str]:
 class Tool:
     """A command-line tool running as a child process; stdout is read line by line."""
 
-    def __init__(self, args: list[str], script: str | None = None,
-                 preexec_fn: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        script: str | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.args = args
         self.process = subprocess.Popen(
-            command_line(args, script), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL, text=True, preexec_fn=preexec_fn,
-            env={**os.environ, "COLUMNS": "200"})
+            command_line(args, script),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            preexec_fn=preexec_fn,
+            env={**os.environ, "COLUMNS": "200"},
+        )
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.stdout_lines: list[str] = []
         self.stderr_text: list[str] = []
@@ -67,8 +76,9 @@ class Tool:
     def _read_stderr(self) -> None:
         self.stderr_text.append(self.process.stderr.read())
 
-    def line(self, predicate: Callable[[str], bool] = lambda line: True,
-             timeout: float = DEADLINE) -> str:
+    def line(
+        self, predicate: Callable[[str], bool] = lambda line: True, timeout: float = DEADLINE
+    ) -> str:
         """The next stdout line for which ``predicate`` holds (earlier lines are skipped)."""
         deadline = time.monotonic() + timeout
         while True:
@@ -76,19 +86,24 @@ class Tool:
             try:
                 line = self._lines.get(timeout=max(0.0, left))
             except queue.Empty:
-                pytest.fail(f"no matching line from {self.args} within {timeout} s; "
-                            f"stdout so far: {self.stdout_lines}")
+                pytest.fail(
+                    f"no matching line from {self.args} within {timeout} s; "
+                    f"stdout so far: {self.stdout_lines}"
+                )
             if line is None:
                 self.wait(timeout=5)
-                pytest.fail(f"{self.args} ended (status {self.process.returncode}) without "
-                            f"the line; stdout: {self.stdout_lines}; stderr: {self.stderr}")
+                pytest.fail(
+                    f"{self.args} ended (status {self.process.returncode}) without "
+                    f"the line; stdout: {self.stdout_lines}; stderr: {self.stderr}"
+                )
             if predicate(line):
                 return line
 
     def event(self, kind: str, timeout: float = DEADLINE) -> dict[str, Any]:
         """The next ``--json`` object whose ``event`` is ``kind``."""
-        line = self.line(lambda text: text.startswith("{")
-                         and json.loads(text).get("event") == kind, timeout)
+        line = self.line(
+            lambda text: text.startswith("{") and json.loads(text).get("event") == kind, timeout
+        )
         return json.loads(line)
 
     def endpoint(self, kind: str = "start") -> str:
@@ -105,8 +120,10 @@ class Tool:
             code = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
-            pytest.fail(f"{self.args} did not end within {timeout} s; "
-                        f"stdout: {self.stdout_lines}; stderr: {self.stderr}")
+            pytest.fail(
+                f"{self.args} did not end within {timeout} s; "
+                f"stdout: {self.stdout_lines}; stderr: {self.stderr}"
+            )
         self._close_pipes()
         return code
 
@@ -156,11 +173,17 @@ def tools() -> Iterator[Callable[..., Tool]]:
         tool.kill()
 
 
-def run_tool(*args: str, script: str | None = None, timeout: float = DEADLINE
-             ) -> subprocess.CompletedProcess:
+def run_tool(
+    *args: str, script: str | None = None, timeout: float = DEADLINE
+) -> subprocess.CompletedProcess:
     """Run a tool to its end; its status, stdout and stderr."""
-    return subprocess.run(command_line(list(args), script), capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        command_line(list(args), script),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 class _Context(zmq.Context):
@@ -184,8 +207,13 @@ def zmq_context() -> Iterator[zmq.Context]:
     context.destroy_all()
 
 
-def make_socket(context: zmq.Context, kind: int, bind: bool = True,
-                address: str = "tcp://127.0.0.1:*", hwm: int = 1000) -> tuple[zmq.Socket, str]:
+def make_socket(
+    context: zmq.Context,
+    kind: int,
+    bind: bool = True,
+    address: str = "tcp://127.0.0.1:*",
+    hwm: int = 1000,
+) -> tuple[zmq.Socket, str]:
     """A test socket with bounded timeouts, bound to a random port (or connected); its endpoint."""
     socket = context.socket(kind)
     socket.linger = 0
@@ -239,8 +267,9 @@ def send_messages(socket: zmq.Socket, messages: list[list[bytes]]) -> None:
             pytest.fail("a tool did not take a message in time")
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = DEADLINE,
-             what: str = "condition") -> None:
+def wait_for(
+    condition: Callable[[], bool], timeout: float = DEADLINE, what: str = "condition"
+) -> None:
     """Poll ``condition`` until it holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not condition():

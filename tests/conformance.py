@@ -46,8 +46,9 @@ def decode(handler: Any, parts: list[bytes], copy: bool = True, decode: bool = T
     return handler.receive(receiver)
 
 
-def round_trip(sender: mflow.Stream, receiver: mflow.Stream, message: Any,
-               htype: str | None = None) -> Any:
+def round_trip(
+    sender: mflow.Stream, receiver: mflow.Stream, message: Any, htype: str | None = None
+) -> Any:
     """Forward ``message`` through ``sender`` and return what ``receiver`` decodes."""
     handler = mflow.get_handler(htype) if htype else None
     if handler is None:
@@ -56,7 +57,8 @@ def round_trip(sender: mflow.Stream, receiver: mflow.Stream, message: Any,
         handler.send(message, sender.send)
     received = receiver.receive()
     assert received is not None, (
-        f"round trip lost the message; skipped={receiver.statistics.skipped}")
+        f"round trip lost the message; skipped={receiver.statistics.skipped}"
+    )
     return received.data
 
 
@@ -71,7 +73,8 @@ def assert_same(actual: Any, expected: Any, path: str = "message") -> None:
     elif isinstance(expected, dict):
         assert isinstance(actual, dict), f"{path}: {type(actual).__name__} is no dict"
         assert actual.keys() == expected.keys(), (
-            f"{path}: keys {actual.keys()} != {expected.keys()}")
+            f"{path}: keys {actual.keys()} != {expected.keys()}"
+        )
         for key in expected:
             assert_same(actual[key], expected[key], f"{path}[{key!r}]")
     elif isinstance(expected, (list, tuple)):

@@ -94,8 +94,13 @@ def stream_pair(stream_factory) -> Callable[..., tuple[mflow.Stream, mflow.Strea
     """Makes a bound PUSH stream and a PULL stream connected to it (extra options to both)."""
 
     def make(**kwargs) -> tuple[mflow.Stream, mflow.Stream]:
-        sender = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
-                                send_timeout=TIMEOUT_MS, **kwargs)
+        sender = stream_factory(
+            "tcp://127.0.0.1:*",
+            conn_type=mflow.BIND,
+            mode=mflow.PUSH,
+            send_timeout=TIMEOUT_MS,
+            **kwargs,
+        )
         receiver = stream_factory(sender.endpoint, mode=mflow.PULL, **kwargs)
         return sender, receiver
 
@@ -111,8 +116,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
-def wait_subscribed(publish: Callable[[], None], receive: Callable[[], object],
-                    timeout: float = 5.0) -> None:
+def wait_subscribed(
+    publish: Callable[[], None], receive: Callable[[], object], timeout: float = 5.0
+) -> None:
     """Publish probes until the subscriber gets one (PUB/SUB has no delivery before that)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -60,8 +60,10 @@ def endpoint(socket: zmq.Socket) -> str:
 
 
 def array_message(frame: int) -> dict[str, Any]:
-    return {"header": {"htype": "array-1.0", "frame": frame},
-            "data": [np.full((2, 3), frame, dtype="uint16")]}
+    return {
+        "header": {"htype": "array-1.0", "frame": frame},
+        "data": [np.full((2, 3), frame, dtype="uint16")],
+    }
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -75,8 +77,7 @@ def test_every_conformance_message_decodes_as_in_the_sync_api(name: str, new_pus
     assert expected is not None
 
     async def receive() -> Any:
-        async with amflow.connect(endpoint(async_push),
-                                  receive_timeout=TIMEOUT_MS) as stream:
+        async with amflow.connect(endpoint(async_push), receive_timeout=TIMEOUT_MS) as stream:
             async_push.send_multipart(parts)
             message = await stream.receive()
             return message, stream.statistics.messages_by_htype
@@ -107,8 +108,7 @@ def test_async_for_yields_every_message_in_order_and_ends_at_a_timeout(push) -> 
 
 def _array_parts(frame: int) -> list[bytes]:
     data = np.full((2, 3), frame, dtype="uint16")
-    header = (b'{"htype": "array-1.0", "type": "uint16", "shape": [2, 3], "frame": %d}'
-              % frame)
+    header = b'{"htype": "array-1.0", "type": "uint16", "shape": [2, 3], "frame": %d}' % frame
     return [header, data.tobytes()]
 
 
@@ -158,6 +158,7 @@ def test_cancelled_receives_never_lose_or_split_a_message(push) -> None:
 
 def test_a_wait_started_after_the_events_were_read_still_wakes(push) -> None:
     """pyzmq pitfall: reading ZMQ_EVENTS consumes the edge of the descriptor."""
+
     async def receive() -> Any:
         async with amflow.connect(endpoint(push), receive_timeout=TIMEOUT_MS) as stream:
             push.send_multipart(_array_parts(1))
@@ -170,6 +171,7 @@ def test_a_wait_started_after_the_events_were_read_still_wakes(push) -> None:
 
 def test_a_receive_by_one_task_does_not_swallow_another_tasks_wake_up(push) -> None:
     """pyzmq pitfall: an operation on the socket drains the descriptor others wait on."""
+
     async def receive() -> Any:
         async with amflow.connect(endpoint(push), receive_timeout=TIMEOUT_MS) as stream:
             waiting = asyncio.ensure_future(stream.receive())
@@ -198,8 +200,9 @@ def test_a_stream_made_outside_any_loop_serves_two_loops_in_turn(push) -> None:
 
 def test_awaited_sends_have_left_when_they_return() -> None:
     async def send() -> int:
-        async with amflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND,
-                                  mode=mflow.PUSH, send_timeout=TIMEOUT_MS) as sender:
+        async with amflow.connect(
+            "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH, send_timeout=TIMEOUT_MS
+        ) as sender:
             with mflow.connect(sender.endpoint, receive_timeout=TIMEOUT_MS) as receiver:
                 for frame in range(100):
                     await sender.forward(array_message(frame))
@@ -215,8 +218,9 @@ def test_awaited_sends_have_left_when_they_return() -> None:
 
 def test_a_send_with_no_peer_times_out_like_a_blocking_send() -> None:
     async def send() -> None:
-        async with amflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND,
-                                  mode=mflow.PUSH, send_timeout=30) as sender:
+        async with amflow.connect(
+            "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH, send_timeout=30
+        ) as sender:
             await sender.send_multipart([b"x"])
 
     with pytest.raises(mflow.SendTimeoutError):
@@ -240,9 +244,11 @@ def test_several_streams_and_a_merge_share_one_loop(new_push) -> None:
 
     async def receive() -> Any:
         single = amflow.connect(endpoint(pushes[0]), receive_timeout=TIMEOUT_MS)
-        merged = amflow.Merge(*(amflow.connect(endpoint(p), receive_timeout=200)
-                                for p in pushes[1:]))
+        merged = amflow.Merge(
+            *(amflow.connect(endpoint(p), receive_timeout=200) for p in pushes[1:])
+        )
         async with single, merged:
+
             async def from_merge() -> list[int]:
                 return sorted([m.data["header"]["frame"] async for m in merged])
 
@@ -272,7 +278,11 @@ def test_an_unclosed_stream_does_not_hang_interpreter_exit(push) -> None:
         asyncio.run(main())
         print("done")
         """)
-    result = subprocess.run([sys.executable, "-W", "ignore", "-c", script],
-                            capture_output=True, text=True, timeout=DEADLINE * 2)
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE * 2,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"

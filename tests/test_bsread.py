@@ -30,12 +30,23 @@ from .fixtures.cases import CASES
 pytestmark = pytest.mark.usefixtures("receive_path")
 
 BSREAD_CASES = sorted(name for name in CASES if name.startswith("bsread_"))
-NUMERIC_TYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
-                 "float32", "float64"]
+NUMERIC_TYPES = [
+    "int8",
+    "uint8",
+    "int16",
+    "uint16",
+    "int32",
+    "uint32",
+    "int64",
+    "uint64",
+    "float32",
+    "float64",
+]
 COMPRESSIONS = ["none", "lz4", "bitshuffle_lz4"]
 
 
 # -- hand-made wire messages (independent of mflow's encoder) ---------------------------
+
 
 def compress(raw: bytes, compression: str, itemsize: int, byteorder: str = "<") -> bytes:
     if compression == "lz4":
@@ -43,23 +54,35 @@ def compress(raw: bytes, compression: str, itemsize: int, byteorder: str = "<") 
     if compression == "bitshuffle_lz4":
         elements = np.frombuffer(raw, f"u{itemsize}")
         block = max(128, 8192 // itemsize // 8 * 8)
-        return (struct.pack(">QI", len(raw), block * itemsize)
-                + bitshuffle.compress_lz4(elements, block).tobytes())
+        return (
+            struct.pack(">QI", len(raw), block * itemsize)
+            + bitshuffle.compress_lz4(elements, block).tobytes()
+        )
     return raw
 
 
-def wire(channels: list[dict], values: list[tuple[bytes, bytes]], *, pulse_id: int = 1,
-         htype: str = "bsr_m-1.1", global_timestamp: dict | None = None,
-         dh_compression: str | None = None, **header_keys) -> list[bytes]:
+def wire(
+    channels: list[dict],
+    values: list[tuple[bytes, bytes]],
+    *,
+    pulse_id: int = 1,
+    htype: str = "bsr_m-1.1",
+    global_timestamp: dict | None = None,
+    dh_compression: str | None = None,
+    **header_keys,
+) -> list[bytes]:
     """A bsread message: main header, data header, then (value, timestamp) pairs."""
     data_header = json.dumps({"htype": "bsr_d-1.1", "channels": channels}).encode()
     if dh_compression:
         data_header = compress(data_header, dh_compression, 1)
         header_keys["dh_compression"] = dh_compression
-    header = {"htype": htype, "hash": hashlib.md5(data_header).hexdigest(),
-              "pulse_id": pulse_id,
-              "global_timestamp": global_timestamp or {"sec": 1700000000, "ns": 42},
-              **header_keys}
+    header = {
+        "htype": htype,
+        "hash": hashlib.md5(data_header).hexdigest(),
+        "pulse_id": pulse_id,
+        "global_timestamp": global_timestamp or {"sec": 1700000000, "ns": 42},
+        **header_keys,
+    }
     parts = [json.dumps(header).encode(), data_header]
     for value, timestamp in values:
         parts += [value, timestamp]
@@ -80,7 +103,6 @@ def assert_values(actual: dict, expected: dict) -> None:
 
 
 # -- golden fixtures and round trips ----------------------------------------------------
-
 
 
 @pytest.mark.parametrize("copy", [True, False], ids=["copy", "zero-copy"])
@@ -108,6 +130,7 @@ def test_both_htypes_are_registered():
 
 # -- types, byte orders, compressions ---------------------------------------------------
 
+
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 @pytest.mark.parametrize("encoding", ["little", "big"])
 @pytest.mark.parametrize("type_name", NUMERIC_TYPES + ["bool"])
@@ -116,11 +139,20 @@ def test_every_type_byte_order_and_compression(type_name, encoding, compression)
     dtype = np.dtype(order + ("?" if type_name == "bool" else np.dtype(type_name).str[1:]))
     image = (np.arange(15) % (2 if type_name == "bool" else 100)).astype(dtype).reshape(3, 5)
     scalar = image.reshape(-1)[:1]
-    channels = [{"name": name, "type": type_name, "shape": shape, "encoding": encoding,
-                 "compression": compression}
-                for name, shape in (("scalar", [1]), ("image", [5, 3]))]
-    values = [(compress(array.tobytes(), compression, dtype.itemsize, order), stamp(7, 8, order))
-              for array in (scalar, image)]
+    channels = [
+        {
+            "name": name,
+            "type": type_name,
+            "shape": shape,
+            "encoding": encoding,
+            "compression": compression,
+        }
+        for name, shape in (("scalar", [1]), ("image", [5, 3]))
+    ]
+    values = [
+        (compress(array.tobytes(), compression, dtype.itemsize, order), stamp(7, 8, order))
+        for array in (scalar, image)
+    ]
     message = decode(Handler, wire(channels, values))
     assert_values(message["data"], {"scalar": scalar[0], "image": image})
     assert message["timestamps"] == {"scalar": (7, 8), "image": (7, 8)}
@@ -131,19 +163,36 @@ def test_string_channel_is_text_of_any_length(compression):
     text = "Gr\u00fcezi " * 50
     channels = [{"name": "s", "type": "string", "shape": [1], "compression": compression}]
     raw = text.encode()
-    assert decode(Handler, wire(channels, [(compress(raw, compression, 1), stamp())]))["data"] \
-        == {"s": text}
+    assert decode(Handler, wire(channels, [(compress(raw, compression, 1), stamp())]))["data"] == {
+        "s": text
+    }
 
 
-@pytest.mark.parametrize("alias, dtype", [
-    ("double", "<f8"), ("float", "<f4"), ("integer", "<i4"), ("long", "<i4"),
-    ("ulong", "<u4"), ("short", "<i2"), ("ushort", "<u2"), ("Float64", "<f8"),
-])
+@pytest.mark.parametrize(
+    "alias, dtype",
+    [
+        ("double", "<f8"),
+        ("float", "<f4"),
+        ("integer", "<i4"),
+        ("long", "<i4"),
+        ("ulong", "<u4"),
+        ("short", "<i2"),
+        ("ushort", "<u2"),
+        ("Float64", "<f8"),
+    ],
+)
 def test_legacy_type_aliases_and_bsr_m_1_0_epoch(alias, dtype):
     array = np.arange(4, dtype=dtype)
     channels = [{"name": "a", "type": alias, "shape": [4]}]
-    message = decode(Handler, wire(channels, [(array.tobytes(), stamp())], htype="bsr_m-1.0",
-                                   global_timestamp={"epoch": 1400000000, "ns": 3}))
+    message = decode(
+        Handler,
+        wire(
+            channels,
+            [(array.tobytes(), stamp())],
+            htype="bsr_m-1.0",
+            global_timestamp={"epoch": 1400000000, "ns": 3},
+        ),
+    )
     assert_values(message["data"], {"a": array})
     assert message["global_timestamp"] == (1400000000, 3)
 
@@ -151,14 +200,18 @@ def test_legacy_type_aliases_and_bsr_m_1_0_epoch(alias, dtype):
 def test_channel_without_type_is_float64_and_without_shape_is_unshaped():
     channels = [{"name": "one"}, {"name": "many"}]
     values = [(np.float64(2.5).tobytes(), stamp()), (np.arange(3.0).tobytes(), stamp())]
-    assert_values(decode(Handler, wire(channels, values))["data"],
-                  {"one": np.float64(2.5), "many": np.arange(3.0)})
+    assert_values(
+        decode(Handler, wire(channels, values))["data"],
+        {"one": np.float64(2.5), "many": np.arange(3.0)},
+    )
 
 
 def test_bool_reads_any_nonzero_byte_as_true():
     channels = [{"name": "b", "type": "bool", "shape": [3]}]
-    assert_values(decode(Handler, wire(channels, [(b"\x00\x02\xff", stamp())]))["data"],
-                  {"b": np.array([False, True, True])})
+    assert_values(
+        decode(Handler, wire(channels, [(b"\x00\x02\xff", stamp())]))["data"],
+        {"b": np.array([False, True, True])},
+    )
 
 
 def test_missing_values_and_timestamps():
@@ -176,18 +229,31 @@ def test_missing_global_timestamp_is_none():
     assert decode(Handler, [json.dumps(header).encode(), parts[1]])["global_timestamp"] is None
 
 
-@pytest.mark.parametrize("channel, value", [
-    ({"type": "complex64"}, b"\x00" * 8),
-    ({"type": "int32", "compression": "zstd"}, b"\x00" * 4),
-    ({"type": "int32", "compression": "lz4"}, b"\x10\x00\x00\x00garbage"),
-    ({"type": "int32", "compression": "bitshuffle_lz4"}, b"\x00" * 7),
-    ({"type": "int32", "shape": [3]}, b"\x00" * 8),
-    ({"type": "int32"}, b"\x00" * 5),
-    ({"type": "int32", "shape": "3"}, b"\x00" * 4),
-    ({"type": "string"}, b"\xff\xfe"),
-    ({"type": 5}, b"\x00" * 8),
-], ids=["unknown type", "unknown compression", "corrupt lz4", "truncated bitshuffle",
-        "shape mismatch", "partial element", "shape not a list", "bad utf-8", "type not text"])
+@pytest.mark.parametrize(
+    "channel, value",
+    [
+        ({"type": "complex64"}, b"\x00" * 8),
+        ({"type": "int32", "compression": "zstd"}, b"\x00" * 4),
+        ({"type": "int32", "compression": "lz4"}, b"\x10\x00\x00\x00garbage"),
+        ({"type": "int32", "compression": "bitshuffle_lz4"}, b"\x00" * 7),
+        ({"type": "int32", "shape": [3]}, b"\x00" * 8),
+        ({"type": "int32"}, b"\x00" * 5),
+        ({"type": "int32", "shape": "3"}, b"\x00" * 4),
+        ({"type": "string"}, b"\xff\xfe"),
+        ({"type": 5}, b"\x00" * 8),
+    ],
+    ids=[
+        "unknown type",
+        "unknown compression",
+        "corrupt lz4",
+        "truncated bitshuffle",
+        "shape mismatch",
+        "partial element",
+        "shape not a list",
+        "bad utf-8",
+        "type not text",
+    ],
+)
 def test_a_channel_that_cannot_be_decoded_is_none_and_the_rest_is_delivered(channel, value):
     channels = [{"name": "bad", **channel}, {"name": "good", "type": "uint8"}]
     receiver = ReceiveHandler(None)
@@ -201,10 +267,16 @@ def test_a_channel_that_cannot_be_decoded_is_none_and_the_rest_is_delivered(chan
 
 
 _BLOB = compress(np.arange(400, dtype="<i4").tobytes(), "bitshuffle_lz4", 4)
-CORRUPT_CHANNEL = wire([{"name": "bad", "type": "int32", "compression": "bitshuffle_lz4"},
-                        {"name": "good", "type": "uint8"}],
-                       [(_BLOB[:12] + b"\x00\x00\x10\x00" + _BLOB[16:], stamp()),  # bad length
-                        (b"\x07", stamp())])
+CORRUPT_CHANNEL = wire(
+    [
+        {"name": "bad", "type": "int32", "compression": "bitshuffle_lz4"},
+        {"name": "good", "type": "uint8"},
+    ],
+    [
+        (_BLOB[:12] + b"\x00\x00\x10\x00" + _BLOB[16:], stamp()),  # bad length
+        (b"\x07", stamp()),
+    ],
+)
 
 
 def test_a_corrupt_compressed_channel_is_counted_on_a_stream(stream_pair):
@@ -228,10 +300,20 @@ def test_the_decoded_bytes_budget_covers_all_channels(stream_factory):
     sender = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH)
     receiver = stream_factory(sender.endpoint, max_decoded_bytes=10_000)
     raw = np.arange(1000, dtype="<f8").tobytes()  # 8000 bytes each
-    channels = [{"name": name, "type": "float64", "shape": [1000], "compression": kind}
-                for name, kind in (("a", "lz4"), ("b", "none"), ("c", "bitshuffle_lz4"))]
-    sender.send_multipart(wire(channels, [(compress(raw, "lz4", 8), stamp()), (raw, stamp()),
-                                          (compress(raw, "bitshuffle_lz4", 8), stamp())]))
+    channels = [
+        {"name": name, "type": "float64", "shape": [1000], "compression": kind}
+        for name, kind in (("a", "lz4"), ("b", "none"), ("c", "bitshuffle_lz4"))
+    ]
+    sender.send_multipart(
+        wire(
+            channels,
+            [
+                (compress(raw, "lz4", 8), stamp()),
+                (raw, stamp()),
+                (compress(raw, "bitshuffle_lz4", 8), stamp()),
+            ],
+        )
+    )
     message = receiver.receive().data
     assert message["data"]["a"].nbytes == message["data"]["b"].nbytes == 8000
     assert message["data"]["c"] is None and list(message["payload_errors"]) == ["c"]
@@ -239,6 +321,7 @@ def test_the_decoded_bytes_budget_covers_all_channels(stream_factory):
 
 
 # -- malformed messages -----------------------------------------------------------------
+
 
 def _replace_header(parts: list[bytes], **changes) -> list[bytes]:
     """``parts`` with main-header keys changed (a value of ``...`` removes the key)."""
@@ -250,28 +333,45 @@ def _replace_header(parts: list[bytes], **changes) -> list[bytes]:
 GOOD = wire([{"name": "a", "type": "uint8"}], [(b"\x01", stamp())])
 
 
-@pytest.mark.parametrize("parts", [
-    [b"not json", *GOOD[1:]],
-    [b"[1, 2]", *GOOD[1:]],
-    _replace_header(GOOD, pulse_id=...),
-    _replace_header(GOOD, pulse_id="1"),
-    _replace_header(GOOD, global_timestamp={"ns": 1}),
-    _replace_header(GOOD, global_timestamp={"sec": 1}),
-    _replace_header(GOOD, global_timestamp=12),
-    GOOD[:1],
-    GOOD[:3],
-    GOOD + [b""],
-    [GOOD[0], b"{not json", *GOOD[2:]],
-    wire([], [])[:1] + [b'{"htype": "bsr_d-1.1"}'],
-    wire([{"type": "uint8"}], [(b"\x01", stamp())]),
-    wire([{"name": "a"}, {"name": "a"}], [(b"", b""), (b"", b"")]),
-    _replace_header(GOOD, dh_compression="zip"),
-    _replace_header(GOOD, dh_compression="lz4"),
-], ids=["header not json", "header not object", "no pulse_id", "pulse_id text",
-        "timestamp without sec", "timestamp without ns", "timestamp not object",
-        "no data header", "missing timestamp part", "extra part", "data header not json",
-        "no channels", "channel without name", "duplicate channel", "unknown dh_compression",
-        "corrupt compressed data header"])
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [b"not json", *GOOD[1:]],
+        [b"[1, 2]", *GOOD[1:]],
+        _replace_header(GOOD, pulse_id=...),
+        _replace_header(GOOD, pulse_id="1"),
+        _replace_header(GOOD, global_timestamp={"ns": 1}),
+        _replace_header(GOOD, global_timestamp={"sec": 1}),
+        _replace_header(GOOD, global_timestamp=12),
+        GOOD[:1],
+        GOOD[:3],
+        GOOD + [b""],
+        [GOOD[0], b"{not json", *GOOD[2:]],
+        wire([], [])[:1] + [b'{"htype": "bsr_d-1.1"}'],
+        wire([{"type": "uint8"}], [(b"\x01", stamp())]),
+        wire([{"name": "a"}, {"name": "a"}], [(b"", b""), (b"", b"")]),
+        _replace_header(GOOD, dh_compression="zip"),
+        _replace_header(GOOD, dh_compression="lz4"),
+    ],
+    ids=[
+        "header not json",
+        "header not object",
+        "no pulse_id",
+        "pulse_id text",
+        "timestamp without sec",
+        "timestamp without ns",
+        "timestamp not object",
+        "no data header",
+        "missing timestamp part",
+        "extra part",
+        "data header not json",
+        "no channels",
+        "channel without name",
+        "duplicate channel",
+        "unknown dh_compression",
+        "corrupt compressed data header",
+    ],
+)
 def test_malformed_messages_raise(parts):
     with pytest.raises(MalformedMessageError):
         decode(Handler, parts)
@@ -279,8 +379,9 @@ def test_malformed_messages_raise(parts):
 
 @pytest.mark.parametrize("dh_compression", ["lz4", "bitshuffle_lz4"])
 def test_compressed_data_header(dh_compression):
-    parts = wire([{"name": "a", "type": "uint8"}], [(b"\x09", stamp())],
-                 dh_compression=dh_compression)
+    parts = wire(
+        [{"name": "a", "type": "uint8"}], [(b"\x09", stamp())], dh_compression=dh_compression
+    )
     assert decode(Handler, parts)["data"] == {"a": 9}
 
 
@@ -294,6 +395,7 @@ def test_a_bad_message_is_skipped_and_the_next_one_decodes(stream_pair):
 
 
 # -- data-header caching ----------------------------------------------------------------
+
 
 def _receiver() -> ReceiveHandler:
     receiver = ReceiveHandler(None)
@@ -323,8 +425,9 @@ def test_the_cache_belongs_to_one_receiver():
 def test_a_new_hash_is_parsed_and_the_cache_is_bounded():
     receiver = _receiver()
     for width in range(1, 21):
-        parts = wire([{"name": "w", "type": "uint8", "shape": [width]}],
-                     [(bytes(range(width)), stamp())])
+        parts = wire(
+            [{"name": "w", "type": "uint8", "shape": [width]}], [(bytes(range(width)), stamp())]
+        )
         assert _receive(receiver, parts)["data"]["w"].shape == ((width,) if width > 1 else ())
     cache = receiver.bsread_data_headers
     assert len(cache) == 16
@@ -348,57 +451,97 @@ def test_without_hash_every_data_header_is_parsed():
 
 # -- sending ----------------------------------------------------------------------------
 
+
 def test_sender_infers_types_like_psi_bsread():
-    data = {"b": True, "i": 3, "f": 1.5, "s": "x", "n": None, "l": [1, 2, 3],
-            "u": np.uint16(2), "a": np.zeros((2, 3), ">f4"), "nb": np.bool_(False)}
+    data = {
+        "b": True,
+        "i": 3,
+        "f": 1.5,
+        "s": "x",
+        "n": None,
+        "l": [1, 2, 3],
+        "u": np.uint16(2),
+        "a": np.zeros((2, 3), ">f4"),
+        "nb": np.bool_(False),
+    }
     parts = encode(Handler, {"pulse_id": 1, "global_timestamp": (1, 0), "data": data})
-    channels = {c["name"]: (c["type"], c["shape"], c["encoding"])
-                for c in json.loads(parts[1])["channels"]}
-    assert channels == {"b": ("bool", [1], "little"), "i": ("int64", [1], "little"),
-                        "f": ("float64", [1], "little"), "s": ("string", [1], "little"),
-                        "n": ("float64", [1], "little"), "l": ("int64", [3], "little"),
-                        "u": ("uint16", [1], "little"), "a": ("float32", [3, 2], "big"),
-                        "nb": ("bool", [1], "little")}
+    channels = {
+        c["name"]: (c["type"], c["shape"], c["encoding"]) for c in json.loads(parts[1])["channels"]
+    }
+    assert channels == {
+        "b": ("bool", [1], "little"),
+        "i": ("int64", [1], "little"),
+        "f": ("float64", [1], "little"),
+        "s": ("string", [1], "little"),
+        "n": ("float64", [1], "little"),
+        "l": ("int64", [3], "little"),
+        "u": ("uint16", [1], "little"),
+        "a": ("float32", [3, 2], "big"),
+        "nb": ("bool", [1], "little"),
+    }
     assert parts[10:12] == [b"", b""]  # None: value and timestamp parts empty
 
 
 def _described(name: str, value, **description) -> dict:
-    return {"pulse_id": 1, "data": {name: value},
-            "data_header": {"channels": [{"name": name, **description}]}}
+    return {
+        "pulse_id": 1,
+        "data": {name: value},
+        "data_header": {"channels": [{"name": name, **description}]},
+    }
 
 
-@pytest.mark.parametrize("message", [
-    {"pulse_id": 1, "data": {"h": np.zeros(2, np.float16)}},
-    {"pulse_id": 1, "data": {"c": 1j}},
-    {"pulse_id": 1, "data": {"o": object()}},
-    _described("s", 5, type="string"),
-    _described("x", "abc", type="int32"),
-    _described("x", 1, type="int128"),
-    _described("x", 1, compression="zip"),
-    {"data": {"x": 1}},
-    {"pulse_id": 1, "data": {"x": 1}, "data_header": {"channels": [{"type": "int32"}]}},
-    {"pulse_id": 1, "data": {"x": 1}, "global_timestamp": "now"},
-    {"pulse_id": 1, "data": {"x": 1}, "timestamps": {"x": {"ns": 1}}},
-], ids=["float16", "complex", "object", "string type, int value", "int type, text value",
-        "unknown type", "unknown compression", "no pulse_id", "nameless description",
-        "bad global timestamp", "bad channel timestamp"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"pulse_id": 1, "data": {"h": np.zeros(2, np.float16)}},
+        {"pulse_id": 1, "data": {"c": 1j}},
+        {"pulse_id": 1, "data": {"o": object()}},
+        _described("s", 5, type="string"),
+        _described("x", "abc", type="int32"),
+        _described("x", 1, type="int128"),
+        _described("x", 1, compression="zip"),
+        {"data": {"x": 1}},
+        {"pulse_id": 1, "data": {"x": 1}, "data_header": {"channels": [{"type": "int32"}]}},
+        {"pulse_id": 1, "data": {"x": 1}, "global_timestamp": "now"},
+        {"pulse_id": 1, "data": {"x": 1}, "timestamps": {"x": {"ns": 1}}},
+    ],
+    ids=[
+        "float16",
+        "complex",
+        "object",
+        "string type, int value",
+        "int type, text value",
+        "unknown type",
+        "unknown compression",
+        "no pulse_id",
+        "nameless description",
+        "bad global timestamp",
+        "bad channel timestamp",
+    ],
+)
 def test_sending_what_bsread_cannot_carry_is_a_configuration_error(message):
     with pytest.raises(ConfigurationError):
         encode(Handler, message)
 
 
 def test_sender_uses_psi_bsread_2_type_names_for_legacy_aliases():
-    message = {"pulse_id": 1, "data": {"x": 7},
-               "data_header": {"channels": [{"name": "x", "type": "ulong", "modulo": 2}]}}
+    message = {
+        "pulse_id": 1,
+        "data": {"x": 7},
+        "data_header": {"channels": [{"name": "x", "type": "ulong", "modulo": 2}]},
+    }
     parts = encode(Handler, message)
     assert json.loads(parts[1])["channels"] == [
-        {"name": "x", "type": "uint32", "shape": [1], "encoding": "little", "modulo": 2}]
+        {"name": "x", "type": "uint32", "shape": [1], "encoding": "little", "modulo": 2}
+    ]
     assert parts[2] == np.uint32(7).tobytes()
 
 
 def test_forwarding_keeps_a_missing_channel_of_unknown_type():
-    channels = [{"name": "odd", "type": "complex64", "compression": "zstd"},
-                {"name": "x", "type": "long"}]
+    channels = [
+        {"name": "odd", "type": "complex64", "compression": "zstd"},
+        {"name": "x", "type": "long"},
+    ]
     received = decode(Handler, wire(channels, [(b"", b""), (np.int32(4).tobytes(), stamp())]))
     resent = decode(Handler, encode(Handler, received))
     assert resent["data"] == {"odd": None, "x": 4}
@@ -410,22 +553,32 @@ def test_sender_timestamps_now_none_or_seconds():
     now = decode(Handler, encode(Handler, {"pulse_id": 1, "data": {"x": 1}}))
     assert before - 1 <= now["global_timestamp"][0] <= time.time()
     assert now["timestamps"]["x"] == now["global_timestamp"]
-    none = decode(Handler, encode(Handler, {"pulse_id": 1, "global_timestamp": None,
-                                            "data": {"x": 1}}))
+    none = decode(
+        Handler, encode(Handler, {"pulse_id": 1, "global_timestamp": None, "data": {"x": 1}})
+    )
     assert none["global_timestamp"] is None and none["timestamps"] == {"x": None}
     assert "global_timestamp" not in none["header"]
-    seconds = decode(Handler, encode(Handler, {"pulse_id": 1, "global_timestamp": 12.25,
-                                               "data": {"x": 1}}))
+    seconds = decode(
+        Handler, encode(Handler, {"pulse_id": 1, "global_timestamp": 12.25, "data": {"x": 1}})
+    )
     assert seconds["global_timestamp"] == (12, 250000000)
-    numpy_seconds = decode(Handler, encode(Handler, {"pulse_id": 1, "data": {"x": 1},
-                                                     "global_timestamp": np.int64(12)}))
+    numpy_seconds = decode(
+        Handler,
+        encode(Handler, {"pulse_id": 1, "data": {"x": 1}, "global_timestamp": np.int64(12)}),
+    )
     assert numpy_seconds["global_timestamp"] == (12, 0)
 
 
 def test_sender_writes_lz4_size_prefix_in_the_channel_byte_order():
-    parts = encode(Handler, {"pulse_id": 1, "global_timestamp": (1, 2),
-                             "data": {"x": np.arange(250, dtype=">i4")},
-                             "data_header": {"channels": [{"name": "x", "compression": "lz4"}]}})
+    parts = encode(
+        Handler,
+        {
+            "pulse_id": 1,
+            "global_timestamp": (1, 2),
+            "data": {"x": np.arange(250, dtype=">i4")},
+            "data_header": {"channels": [{"name": "x", "compression": "lz4"}]},
+        },
+    )
     assert parts[2][:4] == struct.pack(">I", 1000)
     assert parts[3] == stamp(1, 2, ">")
 
@@ -461,10 +614,10 @@ def mutated_messages(draw):
         action = draw(st.sampled_from(["flip", "truncate", "drop", "duplicate", "replace"]))
         if action == "flip" and part:
             at = draw(st.integers(0, len(part) - 1))
-            part = part[:at] + bytes([part[at] ^ draw(st.integers(1, 255))]) + part[at + 1:]
+            part = part[:at] + bytes([part[at] ^ draw(st.integers(1, 255))]) + part[at + 1 :]
             parts[index] = part
         elif action == "truncate":
-            parts[index] = part[:draw(st.integers(0, len(part)))]
+            parts[index] = part[: draw(st.integers(0, len(part)))]
         elif action == "drop" and len(parts) > 1:
             del parts[index]
         elif action == "duplicate":
@@ -496,8 +649,7 @@ def one_pair(stream_pair):
     return stream_pair()
 
 
-@settings(deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(sample=mutated_messages())
 def test_fuzzed_messages_through_a_stream_then_a_valid_one(one_pair, sample):
     parts, _ = sample
@@ -511,6 +663,7 @@ def test_fuzzed_messages_through_a_stream_then_a_valid_one(one_pair, sample):
 
 # -- psi-bsread 2.0.1 -------------------------------------------------------------------
 
+
 def interop_channels():
     """(name, metadata, value) for every type, byte order and compression psi-bsread sends."""
     for compression in COMPRESSIONS:
@@ -518,11 +671,16 @@ def interop_channels():
             dtype = np.dtype("?" if type_name == "bool" else type_name)
             ramp = (np.arange(24) % (2 if type_name == "bool" else 120)).astype(dtype)
             yield f"{type_name}-{compression}-scalar", {"type": type_name}, ramp[5]
-            yield (f"{type_name}-{compression}-image", {"type": type_name, "shape": [6, 4]},
-                   ramp.reshape(4, 6))
-            yield (f"{type_name}-{compression}-big", {"type": type_name, "shape": [250],
-                                                     "encoding": "big"},
-                   np.resize(ramp, 250).astype(dtype.newbyteorder(">")))
+            yield (
+                f"{type_name}-{compression}-image",
+                {"type": type_name, "shape": [6, 4]},
+                ramp.reshape(4, 6),
+            )
+            yield (
+                f"{type_name}-{compression}-big",
+                {"type": type_name, "shape": [250], "encoding": "big"},
+                np.resize(ramp, 250).astype(dtype.newbyteorder(">")),
+            )
         yield f"string-{compression}", {"type": "string"}, "Gr\u00fcezi, bsread"
 
 
@@ -538,16 +696,24 @@ def _interop():
 @pytest.mark.parametrize("dh_compression", [None, "lz4", "bitshuffle_lz4"])
 def test_psi_bsread_sender_to_mflow(dh_compression, stream_factory):
     channels, values = _interop()
-    sender = Sender(port="*", address="tcp://127.0.0.1", send_timeout=TIMEOUT_MS,
-                    data_header_compression=dh_compression)
+    sender = Sender(
+        port="*",
+        address="tcp://127.0.0.1",
+        send_timeout=TIMEOUT_MS,
+        data_header_compression=dh_compression,
+    )
     for name, metadata in channels:
         sender.add_channel(name, metadata=dict(metadata))
     sender.open()
     try:
         stream = stream_factory(sender.stream.endpoint)
         for pulse_id in (100, 101):  # the second message takes the cached data header
-            sender.send(*values.values(), pulse_id=pulse_id, timestamp=(1700000000, pulse_id),
-                        check_data=False)
+            sender.send(
+                *values.values(),
+                pulse_id=pulse_id,
+                timestamp=(1700000000, pulse_id),
+                check_data=False,
+            )
             message = stream.receive()
             assert message is not None, stream.statistics.skipped
             assert message.data["pulse_id"] == pulse_id
@@ -560,34 +726,54 @@ def test_psi_bsread_sender_to_mflow(dh_compression, stream_factory):
 @pytest.mark.parametrize("dh_compression", [None, "lz4", "bitshuffle_lz4"])
 def test_mflow_to_psi_bsread_source(dh_compression, stream_factory):
     channels, values = _interop()
-    sender = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
-                            send_timeout=TIMEOUT_MS)
+    sender = stream_factory(
+        "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH, send_timeout=TIMEOUT_MS
+    )
     port = int(sender.endpoint.rsplit(":", 1)[1])
-    message = {"pulse_id": 5, "global_timestamp": (1700000000, 77), "data": values,
-               "data_header": {"channels": [{"name": n, "compression": m["compression"]}
-                                            for n, m in channels]},
-               "header": {"dh_compression": dh_compression} if dh_compression else {}}
+    message = {
+        "pulse_id": 5,
+        "global_timestamp": (1700000000, 77),
+        "data": values,
+        "data_header": {
+            "channels": [{"name": n, "compression": m["compression"]} for n, m in channels]
+        },
+        "header": {"dh_compression": dh_compression} if dh_compression else {},
+    }
     with Source(host="127.0.0.1", port=port, receive_timeout=TIMEOUT_MS) as source:
         for pulse_id in (5, 6):
             Handler.send({**message, "pulse_id": pulse_id}, sender.send)
             received = source.receive()
             assert received is not None
             assert received.data.pulse_id == pulse_id
-            assert (received.data.global_timestamp, received.data.global_timestamp_offset) \
-                == (1700000000, 77)
+            assert (received.data.global_timestamp, received.data.global_timestamp_offset) == (
+                1700000000,
+                77,
+            )
             decoded = {name: value.value for name, value in received.data.data.items()}
             assert_values(decoded, values)
-            assert {(v.timestamp, v.timestamp_offset) for v in received.data.data.values()} \
-                == {(1700000000, 77)}
+            assert {(v.timestamp, v.timestamp_offset) for v in received.data.data.values()} == {
+                (1700000000, 77)
+            }
 
 
 def test_same_bytes_as_psi_bsread_sender_for_the_same_data(context):
-    data = {"b": True, "i": -3, "f": 0.5, "s": "text", "n": None,
-            "u": np.uint32(9), "a": np.arange(6, dtype="i2").reshape(2, 3)}
+    data = {
+        "b": True,
+        "i": -3,
+        "f": 0.5,
+        "s": "text",
+        "n": None,
+        "u": np.uint32(9),
+        "a": np.arange(6, dtype="i2").reshape(2, 3),
+    }
     puller = context.socket(zmq.PULL)
     puller.rcvtimeo = TIMEOUT_MS
-    sender = Sender(port="*", address="tcp://127.0.0.1", send_timeout=TIMEOUT_MS,
-                    data_compression="bitshuffle_lz4")
+    sender = Sender(
+        port="*",
+        address="tcp://127.0.0.1",
+        send_timeout=TIMEOUT_MS,
+        data_compression="bitshuffle_lz4",
+    )
     sender.open()
     try:
         puller.connect(sender.stream.endpoint)
@@ -597,6 +783,13 @@ def test_same_bytes_as_psi_bsread_sender_for_the_same_data(context):
         sender.close()
         puller.close(linger=0)
     channels = [{"name": name, "compression": "bitshuffle_lz4"} for name in data]
-    ours = encode(Handler, {"pulse_id": 12, "global_timestamp": (1700000000, 1), "data": data,
-                            "data_header": {"channels": channels}})
+    ours = encode(
+        Handler,
+        {
+            "pulse_id": 12,
+            "global_timestamp": (1700000000, 1),
+            "data": data,
+            "data_header": {"channels": channels},
+        },
+    )
     assert ours == psi_parts

@@ -44,8 +44,7 @@ def summary(result) -> dict:
 
 
 def test_replay_to_nobody_reports_every_message_undelivered(recording, nobody):
-    result = run_tool("replay", recording, "-a", nobody, "--connect", "--linger", "0.3",
-                      "--json")
+    result = run_tool("replay", recording, "-a", nobody, "--connect", "--linger", "0.3", "--json")
     assert result.returncode == 1, result.stderr
     assert summary(result)["sent"] == 20
     assert summary(result)["undelivered"] == summary(result)["undelivered_max"] == 20
@@ -66,23 +65,35 @@ def test_replay_to_a_listener_delivers_everything(recording, zmq_context):
 
 
 def test_generate_to_nobody_reports_every_message_undelivered(nobody):
-    result = run_tool("generate", "-s", "10B", "-n", "7", "-a", nobody, "--connect",
-                      "--linger", "0.3", "--json")
+    result = run_tool(
+        "generate", "-s", "10B", "-n", "7", "-a", nobody, "--connect", "--linger", "0.3", "--json"
+    )
     assert result.returncode == 1
     assert summary(result)["undelivered"] == 7
 
 
 def test_generate_on_pub_without_subscriber_reports_the_drops(zmq_context):
-    result = run_tool("generate", "-s", "10B", "-n", "7", "-m", "pub", "-a",
-                      "tcp://127.0.0.1:*", "--linger", "0.3", "--json")
+    result = run_tool(
+        "generate",
+        "-s",
+        "10B",
+        "-n",
+        "7",
+        "-m",
+        "pub",
+        "-a",
+        "tcp://127.0.0.1:*",
+        "--linger",
+        "0.3",
+        "--json",
+    )
     assert result.returncode == 1
     assert summary(result)["undelivered"] == 7
 
 
 def test_generate_to_a_listener_delivers_everything(zmq_context):
     pull, endpoint = make_socket(zmq_context, zmq.PULL)
-    result = run_tool("generate", "-s", "10B", "-n", "7", "-a", endpoint, "--connect",
-                      "--json")
+    result = run_tool("generate", "-s", "10B", "-n", "7", "-a", endpoint, "--connect", "--json")
     assert result.returncode == 0
     assert len(receive_messages(pull, 7)) == 7
     assert summary(result)["undelivered"] == 0
@@ -103,8 +114,7 @@ def test_split_to_nobody_reports_the_output_undelivered(tools, zmq_context, nobo
 
 def test_merge_to_nobody_reports_undelivered(tools, zmq_context, nobody):
     push, source = make_socket(zmq_context, zmq.PUSH)
-    tool = tools("merge", source, "-o", nobody, "--connect", "-n", "4", "--linger", "0.3",
-                 "--json")
+    tool = tools("merge", source, "-o", nobody, "--connect", "-n", "4", "--linger", "0.3", "--json")
     tool.event("input")
     send_messages(push, [[header(frame=n)] for n in range(4)])
     assert tool.wait() == 1

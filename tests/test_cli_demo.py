@@ -8,8 +8,7 @@ from .cli_support import run_tool
 
 
 def test_demo_shows_a_decoded_eiger_series():
-    result = run_tool("demo", "-d", "1.5", "--rate", "200", "--images", "10", "--json",
-                      "-i", "0.5")
+    result = run_tool("demo", "-d", "1.5", "--rate", "200", "--images", "10", "--json", "-i", "0.5")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert '"event": "start"' in lines[0] and '"event": "progress"' in lines[1]

@@ -18,11 +18,31 @@ def header_of(message: list[bytes]) -> dict:
 
 def test_a_series_is_divided_by_block_with_headers_and_ends_everywhere(tools, zmq_context):
     consumers = [make_socket(zmq_context, zmq.PULL) for _ in range(3)]
-    detector = tools("generate", "dectris", "-a", "tcp://127.0.0.1:*", "--images", "12",
-                     "--shape", "16x16", "-n", "14", "--json", "--wait-for-peer")
+    detector = tools(
+        "generate",
+        "dectris",
+        "-a",
+        "tcp://127.0.0.1:*",
+        "--images",
+        "12",
+        "--shape",
+        "16x16",
+        "-n",
+        "14",
+        "--json",
+        "--wait-for-peer",
+    )
     source = detector.endpoint()
-    fanout = tools("fanout", source, *(address for _, address in consumers), "--block", "2",
-                   "-n", "14", "--json")
+    fanout = tools(
+        "fanout",
+        source,
+        *(address for _, address in consumers),
+        "--block",
+        "2",
+        "-n",
+        "14",
+        "--json",
+    )
     for index, (socket, _) in enumerate(consumers):
         messages = [socket.recv_multipart() for _ in range(6)]
         kinds = [header_of(m)["htype"] for m in messages]
@@ -36,14 +56,36 @@ def test_a_series_is_divided_by_block_with_headers_and_ends_everywhere(tools, zm
     assert summary["series_started"] == 1 and summary["dropped"] == 0
 
 
-def test_a_consumer_killed_mid_series_does_not_stall_the_others_and_is_named(
-        tools, zmq_context):
+def test_a_consumer_killed_mid_series_does_not_stall_the_others_and_is_named(tools, zmq_context):
     consumers = [make_socket(zmq_context, zmq.PULL, hwm=4) for _ in range(3)]
-    detector = tools("generate", "dectris", "-a", "tcp://127.0.0.1:*", "--images", "30",
-                     "--shape", "16x16", "-n", "32", "--rate", "200", "--json",
-                     "--wait-for-peer")
-    fanout = tools("fanout", detector.endpoint(), *(address for _, address in consumers),
-                   "--block", "2", "-n", "32", "--json", "--output-queue-size", "4")
+    detector = tools(
+        "generate",
+        "dectris",
+        "-a",
+        "tcp://127.0.0.1:*",
+        "--images",
+        "30",
+        "--shape",
+        "16x16",
+        "-n",
+        "32",
+        "--rate",
+        "200",
+        "--json",
+        "--wait-for-peer",
+    )
+    fanout = tools(
+        "fanout",
+        detector.endpoint(),
+        *(address for _, address in consumers),
+        "--block",
+        "2",
+        "-n",
+        "32",
+        "--json",
+        "--output-queue-size",
+        "4",
+    )
     victim, _ = consumers[2]
     assert header_of(victim.recv_multipart())["htype"] == "dheader-1.0"
     first_images = [header_of(victim.recv_multipart())["frame"] for _ in range(2)]

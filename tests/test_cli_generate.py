@@ -39,7 +39,8 @@ def test_raw_with_a_size_and_count(tools):
     assert all(len(d["data"]) == 1 and len(d["data"][0]) == 100 for d in data)
     summary = tool.summary()
     assert summary["messages"] == 3 and summary["bytes"] == 3 * 100 + sum(
-        len(json.dumps(d["header"])) for d in data)
+        len(json.dumps(d["header"])) for d in data
+    )
 
 
 def test_array_dtype_and_shape(tools):
@@ -47,16 +48,33 @@ def test_array_dtype_and_shape(tools):
     data = decoded(endpoint, 2)
     assert tool.wait() == 0
     for frame, message in enumerate(data):
-        assert message["header"] == {"htype": "array-1.0", "type": "float32", "shape": [3, 5],
-                                     "frame": frame}
+        assert message["header"] == {
+            "htype": "array-1.0",
+            "type": "float32",
+            "shape": [3, 5],
+            "frame": frame,
+        }
         assert message["data"][0].shape == (3, 5) and message["data"][0].dtype == np.float32
 
 
-@pytest.mark.parametrize("compression, encoding", [("none", "<"), ("lz4", "lz4<"),
-                                                   ("bslz4", "bs16-lz4<")])
+@pytest.mark.parametrize(
+    "compression, encoding", [("none", "<"), ("lz4", "lz4<"), ("bslz4", "bs16-lz4<")]
+)
 def test_dectris_series(tools, compression, encoding):
-    tool, endpoint = start(tools, "dectris", "--images", "3", "--shape", "40x30",
-                           "--compression", compression, "--header-detail", "all", "-n", "6")
+    tool, endpoint = start(
+        tools,
+        "dectris",
+        "--images",
+        "3",
+        "--shape",
+        "40x30",
+        "--compression",
+        compression,
+        "--header-detail",
+        "all",
+        "-n",
+        "6",
+    )
     data = decoded(endpoint, 6)
     assert tool.wait() == 0
     htypes = [d["header"]["htype"] for d in data]
@@ -72,8 +90,18 @@ def test_dectris_series(tools, compression, encoding):
 
 @pytest.mark.parametrize("compression", ["none", "lz4", "bslz4"])
 def test_stream2_series(tools, compression):
-    tool, endpoint = start(tools, "stream2", "--images", "2", "--shape", "16x24",
-                           "--compression", compression, "-n", "4")
+    tool, endpoint = start(
+        tools,
+        "stream2",
+        "--images",
+        "2",
+        "--shape",
+        "16x24",
+        "--compression",
+        compression,
+        "-n",
+        "4",
+    )
     data = decoded(endpoint, 4)
     assert tool.wait() == 0
     assert [d["type"] for d in data] == ["start", "image", "image", "end"]
@@ -84,9 +112,20 @@ def test_stream2_series(tools, compression):
 
 @pytest.mark.parametrize("compression", ["none", "lz4", "bslz4"])
 def test_bsread_channels(tools, compression):
-    tool, endpoint = start(tools, "bsread", "--channel", "A:float64",
-                           "--channel", "IMG:uint16:4x8", "--channel", "S:string",
-                           "--compression", compression, "-n", "2")
+    tool, endpoint = start(
+        tools,
+        "bsread",
+        "--channel",
+        "A:float64",
+        "--channel",
+        "IMG:uint16:4x8",
+        "--channel",
+        "S:string",
+        "--compression",
+        compression,
+        "-n",
+        "2",
+    )
     data = decoded(endpoint, 2)
     assert tool.wait() == 0
     assert [d["pulse_id"] for d in data] == [0, 1]
@@ -128,8 +167,20 @@ def test_rate_paces_messages(tools):
 
 
 def test_pub_with_wait_for_peer_loses_nothing(tools, zmq_context):
-    tool = tools("generate", "raw", "-s", "10B", "-n", "20", "-m", "pub", "--wait-for-peer",
-                 "-a", "tcp://127.0.0.1:*", "--json")
+    tool = tools(
+        "generate",
+        "raw",
+        "-s",
+        "10B",
+        "-n",
+        "20",
+        "-m",
+        "pub",
+        "--wait-for-peer",
+        "-a",
+        "tcp://127.0.0.1:*",
+        "--json",
+    )
     sub, _ = make_socket(zmq_context, zmq.SUB, bind=False, address=tool.endpoint())
     messages = receive_messages(sub, 20)
     assert tool.wait() == 0
@@ -137,8 +188,9 @@ def test_pub_with_wait_for_peer_loses_nothing(tools, zmq_context):
 
 
 def test_peer_timeout_is_an_error(tools):
-    tool = tools("generate", "-n", "1", "--wait-for-peer", "--peer-timeout", "0.2",
-                 "-a", "tcp://127.0.0.1:*")
+    tool = tools(
+        "generate", "-n", "1", "--wait-for-peer", "--peer-timeout", "0.2", "-a", "tcp://127.0.0.1:*"
+    )
     assert tool.wait() == 1
     assert "Error: no peer connected to tcp://127.0.0.1:" in tool.stderr
 
@@ -158,8 +210,12 @@ def test_m_generate_keeps_the_1_0_stream_with_an_integer_shape(tools):
     endpoint = line.rsplit(" ", 1)[1]
     with mflow.connect(endpoint, receive_timeout=10_000) as stream:
         message = stream.receive()
-    assert message.data["header"] == {"htype": "array-1.0", "type": "int32", "shape": [1, 262],
-                                      "frame": 0}
+    assert message.data["header"] == {
+        "htype": "array-1.0",
+        "type": "int32",
+        "shape": [1, 262],
+        "frame": 0,
+    }
     assert message.data["data"][0].tobytes() == bytes(1048)
     tool.signal()
     assert tool.wait() == 130
@@ -178,8 +234,19 @@ def test_nothing_queued_is_lost_when_the_generator_ends(tools, zmq_context):
     # Unbinding before closing made libzmq drop what a fresh connection still held (about
     # one run in three); closing with LINGER delivers it.
     for _ in range(8):
-        tool = tools("generate", "dectris", "--header-detail", "all", "--shape", "40x30",
-                     "-n", "6", "-a", "tcp://127.0.0.1:*", "--json")
+        tool = tools(
+            "generate",
+            "dectris",
+            "--header-detail",
+            "all",
+            "--shape",
+            "40x30",
+            "-n",
+            "6",
+            "-a",
+            "tcp://127.0.0.1:*",
+            "--json",
+        )
         pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=tool.endpoint())
         assert len(receive_messages(pull, 6)) == 6
         assert tool.wait() == 0
@@ -198,12 +265,29 @@ def test_libertem_dectris_decodes_every_pixel(tools, compression, dtype):
     """
     libertem_dectris = pytest.importorskip("libertem_dectris")
     images, shape = 6, (24, 40)
-    tool, endpoint = start(tools, "dectris", "--images", str(images), "-n", str(images + 2),
-                           "--shape", "24x40", "--dtype", dtype, "--compression", compression)
+    tool, endpoint = start(
+        tools,
+        "dectris",
+        "--images",
+        str(images),
+        "-n",
+        str(images + 2),
+        "--shape",
+        "24x40",
+        "--dtype",
+        dtype,
+        "--compression",
+        compression,
+    )
     with tempfile.TemporaryDirectory(prefix="mflow-") as folder:
         connection = libertem_dectris.DectrisConnection(
-            uri=endpoint, handle_path=os.path.join(folder, "shm"), frame_stack_size=4,
-            num_slots=8, bytes_per_frame=shape[0] * shape[1] * 4, huge=False)
+            uri=endpoint,
+            handle_path=os.path.join(folder, "shm"),
+            frame_stack_size=4,
+            num_slots=8,
+            bytes_per_frame=shape[0] * shape[1] * 4,
+            huge=False,
+        )
         try:
             connection.start_passive(timeout=10)
             armed = connection.wait_for_arm(timeout=10)
@@ -221,7 +305,8 @@ def test_libertem_dectris_decodes_every_pixel(tools, compression, dtype):
                         warnings.simplefilter("ignore", DeprecationWarning)
                         encoding = stack.get_encoding()
                     assert encoding == {"none": "<", "lz4": "lz4<"}.get(
-                        compression, f"bs{8 * np.dtype(dtype).itemsize}-lz4<")
+                        compression, f"bs{8 * np.dtype(dtype).itemsize}-lz4<"
+                    )
                     frames = np.zeros((len(stack), *shape), dtype)
                     if compression != "none":
                         client.decode_range_into_buffer(stack, frames, 0, len(stack))
@@ -249,8 +334,18 @@ def test_m_generate_help_says_what_it_does():
 
 
 def test_m_generate_sends_any_type_as_its_help_says(tools):
-    tool = tools("dectris", "--images", "2", "-n", "4", "--shape", "8x6",
-                 "-a", "tcp://127.0.0.1:*", script="m_generate")
+    tool = tools(
+        "dectris",
+        "--images",
+        "2",
+        "-n",
+        "4",
+        "--shape",
+        "8x6",
+        "-a",
+        "tcp://127.0.0.1:*",
+        script="m_generate",
+    )
     line = tool.line()
     assert line.startswith("Sending messages of size ")
     endpoint = line.rsplit(" ", 1)[1]

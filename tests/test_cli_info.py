@@ -13,8 +13,13 @@ GOLDEN_V1 = Path(__file__).parent / "fixtures" / "recording_v1.mflow"
 
 
 def info(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mflow", "info", *args], capture_output=True,
-                          text=True, timeout=30, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "mflow", "info", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
 
 
 def test_info_json_describes_messages_types_sizes_and_time_span(tmp_path):

@@ -55,8 +55,12 @@ def test_1_0_modules_run_with_python_m(module):
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", f"mflow.cli.{module}", "--help"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [sys.executable, "-m", f"mflow.cli.{module}", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 0
     assert result.stdout.startswith(f"Usage: m_{module} ")
     assert result.stderr == ""  # no RuntimeWarning about the module being imported twice
@@ -69,12 +73,18 @@ def test_version_says_which_receive_path_is_active(monkeypatch):
     assert result.returncode == 0
     assert result.stdout.splitlines() == [
         f"mflow, version {mflow.__version__}",
-        "receive path: " + ("compiled (active)" if compiled else
-                            "pure Python (the compiled receive path is not built or cannot "
-                            "load here)")]
+        "receive path: "
+        + (
+            "compiled (active)"
+            if compiled
+            else "pure Python (the compiled receive path is not built or cannot load here)"
+        ),
+    ]
     monkeypatch.setenv("MFLOW_PURE_PYTHON", "1")
-    assert run_tool("--version").stdout.splitlines()[1] == \
-        "receive path: pure Python (MFLOW_PURE_PYTHON is set)"
+    assert (
+        run_tool("--version").stdout.splitlines()[1]
+        == "receive path: pure Python (MFLOW_PURE_PYTHON is set)"
+    )
 
 
 def test_usage_error_exits_2():
@@ -83,11 +93,14 @@ def test_usage_error_exits_2():
     assert "Missing argument 'SOURCE'" in result.stderr
 
 
-@pytest.mark.parametrize("address, problem", [
-    ("localhost:9999", "is not a ZeroMQ address"),
-    ("tcp://localhost", "has no port"),
-    ("tcp://localhost:99999", "invalid port"),
-])
+@pytest.mark.parametrize(
+    "address, problem",
+    [
+        ("localhost:9999", "is not a ZeroMQ address"),
+        ("tcp://localhost", "has no port"),
+        ("tcp://localhost:99999", "invalid port"),
+    ],
+)
 def test_bad_address_is_one_line_and_exit_1(address, problem):
     result = run_tool("stats", address, "-d", "1")
     assert result.returncode == 1
@@ -131,10 +144,18 @@ def test_quiet_prints_only_the_summary(tools, zmq_context):
 # -- shared parsing --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text, size", [
-    ("1", 1024**2), ("0.5", 512 * 1024), ("100B", 100), ("4KiB", 4096), ("2MB", 2_000_000),
-    ("1.5 kB", 1500), ("3G", 3 * 1024**3),
-])
+@pytest.mark.parametrize(
+    "text, size",
+    [
+        ("1", 1024**2),
+        ("0.5", 512 * 1024),
+        ("100B", 100),
+        ("4KiB", 4096),
+        ("2MB", 2_000_000),
+        ("1.5 kB", 1500),
+        ("3G", 3 * 1024**3),
+    ],
+)
 def test_parse_size(text, size):
     assert parse_size(text) == size
 
@@ -154,8 +175,10 @@ def test_parse_shape():
             parse_shape(bad)
 
 
-@pytest.mark.parametrize("address", ["tcp://*:9999", "tcp://host:1", "tcp://127.0.0.1:*",
-                                     "ipc:///tmp/x", "inproc://name"])
+@pytest.mark.parametrize(
+    "address",
+    ["tcp://*:9999", "tcp://host:1", "tcp://127.0.0.1:*", "ipc:///tmp/x", "inproc://name"],
+)
 def test_check_address_accepts(address):
     _sockets.check_address(address)
 
@@ -182,8 +205,9 @@ def test_legacy_commands_take_argparse_abbreviations_and_1_0_spellings():
     def command(interval, mode, legacy=False):
         seen.update(interval=interval, mode=mode, legacy=legacy)
 
-    legacy = legacy_command(command, "m_x", "help", {"interval": 0.5},
-                            aliases={"--sampling_interval": "--interval"})
+    legacy = legacy_command(
+        command, "m_x", "help", {"interval": 0.5}, aliases={"--sampling_interval": "--interval"}
+    )
     legacy.main(["--sampling_interval", "2", "--mo=sub"], standalone_mode=False)
     assert seen == {"interval": 2.0, "mode": "sub", "legacy": True}
     legacy.main(["--samp", "3"], standalone_mode=False)

@@ -17,11 +17,11 @@ def start_merge(tools, zmq_context, inputs, *args):
 
 def test_every_message_of_every_input_arrives_whole(tools, zmq_context):
     sources = [make_socket(zmq_context, zmq.PUSH) for _ in range(3)]
-    tool, pull = start_merge(tools, zmq_context, [endpoint for _, endpoint in sources],
-                             "-n", "150")
+    tool, pull = start_merge(tools, zmq_context, [endpoint for _, endpoint in sources], "-n", "150")
     for index, (push, _) in enumerate(sources):
-        send_messages(push, [[header(source=index, frame=n), b"", bytes([index])]
-                             for n in range(50)])
+        send_messages(
+            push, [[header(source=index, frame=n), b"", bytes([index])] for n in range(50)]
+        )
     received = receive_messages(pull, 150)
     assert tool.wait() == 0
     for index in range(3):
@@ -35,8 +35,18 @@ def test_every_message_of_every_input_arrives_whole(tools, zmq_context):
 
 def test_inputs_are_served_fairly(tools, zmq_context):
     sources = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
-    tool = tools("merge", *(e for _, e in sources), "-o", "tcp://127.0.0.1:*", "--json",
-                 "--wait-for-peer", "-n", "200", "--queue-size", "1000")
+    tool = tools(
+        "merge",
+        *(e for _, e in sources),
+        "-o",
+        "tcp://127.0.0.1:*",
+        "--json",
+        "--wait-for-peer",
+        "-n",
+        "200",
+        "--queue-size",
+        "1000",
+    )
     for index, (push, _) in enumerate(sources):  # both inputs are full before anyone reads
         send_messages(push, [[header(source=index, frame=n)] for n in range(100)])
     pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=tool.endpoint())
@@ -61,8 +71,9 @@ def test_align_sends_groups_together_in_input_order(tools, zmq_context):
 
 def test_align_waits_a_bounded_time_for_missing_messages(tools, zmq_context):
     (a, a_end), (b, b_end) = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
-    tool, pull = start_merge(tools, zmq_context, [a_end, b_end], "--align", "pulse_id",
-                             "--max-wait", "0.2")
+    tool, pull = start_merge(
+        tools, zmq_context, [a_end, b_end], "--align", "pulse_id", "--max-wait", "0.2"
+    )
     send_messages(a, [[header(pulse_id=7)], [header(pulse_id=8)], [b"no header"]])
     send_messages(b, [[header(pulse_id=8)]])
     received = receive_messages(pull, 4)
@@ -73,8 +84,7 @@ def test_align_waits_a_bounded_time_for_missing_messages(tools, zmq_context):
     assert receive_messages(pull, 1) == [[header(pulse_id=7)]]
     tool.signal()
     assert tool.wait() == 130
-    assert tool.summary()["groups"] == {"complete": 1, "incomplete": 1, "late": 1,
-                                        "unaligned": 1}
+    assert tool.summary()["groups"] == {"complete": 1, "incomplete": 1, "late": 1, "unaligned": 1}
 
 
 def test_align_forwards_a_header_too_deep_to_parse_and_keeps_what_it_held(tools, zmq_context):
@@ -85,5 +95,4 @@ def test_align_forwards_a_header_too_deep_to_parse_and_keeps_what_it_held(tools,
     send_messages(b, [[header(frame=1)]])
     assert receive_messages(pull, 2) == [[header(frame=1)]] * 2
     assert tool.wait() == 0
-    assert tool.summary()["groups"] == {"complete": 1, "incomplete": 0, "late": 0,
-                                        "unaligned": 1}
+    assert tool.summary()["groups"] == {"complete": 1, "incomplete": 0, "late": 0, "unaligned": 1}

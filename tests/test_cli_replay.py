@@ -23,8 +23,15 @@ def write_recording(path, messages, file_format="file", times=None):
 
 def replay(tools, zmq_context, path, *args, script=None):
     """Start a replay to a random port and connect a PULL socket to it."""
-    tool = tools(*(["replay"] if script is None else []), str(path), "-a", "tcp://127.0.0.1:*",
-                 "--json", *args, script=script)
+    tool = tools(
+        *(["replay"] if script is None else []),
+        str(path),
+        "-a",
+        "tcp://127.0.0.1:*",
+        "--json",
+        *args,
+        script=script,
+    )
     pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=tool.endpoint())
     return tool, pull
 
@@ -44,9 +51,15 @@ def test_replay_reads_folders_of_the_1_0_m_dump(tools, zmq_context, tmp_path):
     # 1.0's m_dump numbered messages by receive calls, failed ones included (B23), so
     # numbers may skip; its m_replay sent sorted(listdir) and decided "send more" from the
     # next directory entry, so a stray file sharing a prefix glued messages (B7).
-    files = {"000000_000.raw": b"h0", "000000_001.raw": b"", "000000_002.raw": b"d0",
-             "000000_zz_notes.txt": b"not part of the recording",
-             "000002_000.raw": b"h2", "000002_001.raw": b"d2", "000010_000.raw": b"h10"}
+    files = {
+        "000000_000.raw": b"h0",
+        "000000_001.raw": b"",
+        "000000_002.raw": b"d0",
+        "000000_zz_notes.txt": b"not part of the recording",
+        "000002_000.raw": b"h2",
+        "000002_001.raw": b"d2",
+        "000010_000.raw": b"h10",
+    }
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / "000003_000.raw.d").mkdir()
@@ -89,8 +102,7 @@ def test_count_without_loop_stops_early(tools, zmq_context, tmp_path):
 
 
 def test_realtime_keeps_the_recorded_gaps(tools, zmq_context, tmp_path):
-    path = write_recording(tmp_path / "r", [[b"a"], [b"b"], [b"c"]],
-                           times=[100.0, 100.2, 100.4])
+    path = write_recording(tmp_path / "r", [[b"a"], [b"b"], [b"c"]], times=[100.0, 100.2, 100.4])
     tool, pull = replay(tools, zmq_context, path, "--realtime", "--wait-for-peer")
     receive_messages(pull, 3)
     assert tool.wait() == 0
@@ -156,8 +168,9 @@ def test_missing_or_foreign_path_is_an_error(tools, tmp_path, content):
 def test_pub_with_wait_for_peer_loses_nothing(tools, zmq_context, tmp_path):
     messages = [[header(frame=n), b"x"] for n in range(50)]
     path = write_recording(tmp_path / "r", messages)
-    tool = tools("replay", str(path), "-m", "pub", "--wait-for-peer", "-a",
-                 "tcp://127.0.0.1:*", "--json")
+    tool = tools(
+        "replay", str(path), "-m", "pub", "--wait-for-peer", "-a", "tcp://127.0.0.1:*", "--json"
+    )
     sub, _ = make_socket(zmq_context, zmq.SUB, bind=False, address=tool.endpoint())
     assert receive_messages(sub, 50) == messages
     assert tool.wait() == 0
@@ -169,8 +182,11 @@ def test_m_replay_sends_and_prints(tools, zmq_context, tmp_path):
     tool = tools(str(tmp_path), "-a", endpoint, "--connect", script="m_replay")
     assert receive_messages(pull, 2) == [[b"h", b"d"], [b"e"]]
     assert tool.wait() == 0
-    assert tool.stdout_lines == ["Sending 000000_000.raw [True]", "Sending 000000_001.raw [False]",
-                                 "Sending 000001_000.raw [False]"]
+    assert tool.stdout_lines == [
+        "Sending 000000_000.raw [True]",
+        "Sending 000000_001.raw [False]",
+        "Sending 000001_000.raw [False]",
+    ]
 
 
 def test_interrupt_exits_130(tools, tmp_path):

@@ -43,15 +43,25 @@ def test_dump_replay_dump_is_byte_for_byte(tools, zmq_context, fast_tmp_path, fi
     messages = mixed_messages(COUNT, seed=11, max_parts=4)
     first, second = fast_tmp_path / "first", fast_tmp_path / "second"
     push, source = make_socket(zmq_context, zmq.PUSH)
-    dump = tools("dump", source, str(first), "--format", file_format, "-n", str(COUNT),
-                 "--json", "-q")
+    dump = tools(
+        "dump", source, str(first), "--format", file_format, "-n", str(COUNT), "--json", "-q"
+    )
     dump.event("start")
     send_messages(push, messages)
     assert dump.wait(timeout=90) == 0, dump.stderr
 
     replay = tools("replay", str(first), "-a", "tcp://127.0.0.1:*", "--json", "-q")
-    again = tools("dump", replay.endpoint(), str(second), "--format", file_format,
-                  "-n", str(COUNT), "--json", "-q")
+    again = tools(
+        "dump",
+        replay.endpoint(),
+        str(second),
+        "--format",
+        file_format,
+        "-n",
+        str(COUNT),
+        "--json",
+        "-q",
+    )
     assert replay.wait(timeout=90) == 0, replay.stderr
     assert again.wait(timeout=90) == 0, again.stderr
 

@@ -38,9 +38,11 @@ def test_curve_allow_without_a_secret_key_is_an_error(tmp_path) -> None:
 
 
 def test_a_two_hop_curve_chain_passes_the_authorised_and_refuses_the_rest(
-        tools, zmq_context, tmp_path) -> None:
-    keys, split_clients, merge_clients = (tmp_path / name for name in
-                                          ("keys", "split-clients", "merge-clients"))
+    tools, zmq_context, tmp_path
+) -> None:
+    keys, split_clients, merge_clients = (
+        tmp_path / name for name in ("keys", "split-clients", "merge-clients")
+    )
     for name in ("split", "merge", "consumer", "intruder"):
         create_keys(keys, name)
     split_clients.mkdir()
@@ -49,28 +51,61 @@ def test_a_two_hop_curve_chain_passes_the_authorised_and_refuses_the_rest(
     shutil.copy(keys / "consumer.key", merge_clients)
 
     detector, source = make_socket(zmq_context, zmq.PUSH)
-    split = tools("split", source, "tcp://*:*", "--json", "-n", "20",
-                  "--curve-secret-key", str(keys / "split.key_secret"),
-                  "--curve-allow", str(split_clients))
+    split = tools(
+        "split",
+        source,
+        "tcp://*:*",
+        "--json",
+        "-n",
+        "20",
+        "--curve-secret-key",
+        str(keys / "split.key_secret"),
+        "--curve-allow",
+        str(split_clients),
+    )
     split_output = connectable(split.event("output")["endpoint"])
-    merge = tools("merge", split_output, "-o", "tcp://*:*", "--json", "-n", "20", "-i", "0.1",
-                  "--curve-server-key", str(keys / "split.key"),
-                  "--curve-secret-key", str(keys / "merge.key_secret"),
-                  "--curve-allow", str(merge_clients))
+    merge = tools(
+        "merge",
+        split_output,
+        "-o",
+        "tcp://*:*",
+        "--json",
+        "-n",
+        "20",
+        "-i",
+        "0.1",
+        "--curve-server-key",
+        str(keys / "split.key"),
+        "--curve-secret-key",
+        str(keys / "merge.key_secret"),
+        "--curve-allow",
+        str(merge_clients),
+    )
     merge_output = connectable(merge.event("start")["endpoint"])
 
     # Refused at the second hop: a client whose key is not allowed, and a plain one.
-    intruder = mflow.connect(merge_output, receive_timeout=300, curve=Curve.client(
-        keys / "merge.key", keys / "intruder.key_secret"))
+    intruder = mflow.connect(
+        merge_output,
+        receive_timeout=300,
+        curve=Curve.client(keys / "merge.key", keys / "intruder.key_secret"),
+    )
     plain = mflow.connect(merge_output, receive_timeout=300)
-    merge.line(lambda line: '"refused"' in line
-               and {"key", "handshake"} <= json.loads(line).get("refused", {}).keys())
+    merge.line(
+        lambda line: (
+            '"refused"' in line
+            and {"key", "handshake"} <= json.loads(line).get("refused", {}).keys()
+        )
+    )
 
-    with mflow.connect(merge_output, receive_timeout=SOCKET_TIMEOUT_MS, curve=Curve.client(
-            keys / "merge.key", keys / "consumer.key_secret")) as consumer:
+    with mflow.connect(
+        merge_output,
+        receive_timeout=SOCKET_TIMEOUT_MS,
+        curve=Curve.client(keys / "merge.key", keys / "consumer.key_secret"),
+    ) as consumer:
         for frame in range(20):
-            detector.send_multipart([json.dumps({"htype": "raw-1.0", "frame": frame}).encode(),
-                                     b"payload"])
+            detector.send_multipart(
+                [json.dumps({"htype": "raw-1.0", "frame": frame}).encode(), b"payload"]
+            )
         received = [consumer.receive() for _ in range(20)]
     assert [m.data["header"]["frame"] for m in received if m is not None] == list(range(20))
     assert intruder.receive() is None and plain.receive() is None

@@ -8,7 +8,13 @@ import pytest
 import zmq
 
 from .cli_support import (
-    header, make_socket, mixed_messages, receive_messages, send_messages, wait_for)
+    header,
+    make_socket,
+    mixed_messages,
+    receive_messages,
+    send_messages,
+    wait_for,
+)
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 
@@ -21,8 +27,7 @@ def consumers(zmq_context, count, kind=zmq.PULL, hwm=1000):
 def test_every_output_gets_every_message_whole(tools, zmq_context):
     push, source = make_socket(zmq_context, zmq.PUSH)
     outputs = consumers(zmq_context, 2)
-    split = tools("split", source, *(endpoint for _, endpoint in outputs), "--json",
-                  "-n", "200")
+    split = tools("split", source, *(endpoint for _, endpoint in outputs), "--json", "-n", "200")
     split.event("start")
     messages = mixed_messages(200, seed=5)
     send_messages(push, messages)
@@ -35,17 +40,24 @@ def test_every_output_gets_every_message_whole(tools, zmq_context):
 
 
 def write_config(path, source, streams, **source_fields):
-    path.write_text(json.dumps({"source": {"address": source, **source_fields},
-                                "streams": streams}))
+    path.write_text(
+        json.dumps({"source": {"address": source, **source_fields}, "streams": streams})
+    )
     return str(path)
 
 
 def test_modulo_sends_every_nth_message_with_all_its_parts(tools, zmq_context, tmp_path):
     push, source = make_socket(zmq_context, zmq.PUSH)
     (all_pull, all_end), (half, half_end), (third, third_end) = consumers(zmq_context, 3)
-    config = write_config(tmp_path / "split.json", source, [
-        {"address": all_end}, {"address": half_end, "mode": "push", "modulo": 2},
-        {"address": third_end, "mode": "PUSH", "modulo": 3}])
+    config = write_config(
+        tmp_path / "split.json",
+        source,
+        [
+            {"address": all_end},
+            {"address": half_end, "mode": "push", "modulo": 2},
+            {"address": third_end, "mode": "PUSH", "modulo": 3},
+        ],
+    )
     split = tools("split", "-c", config, "--json", "-n", "12")
     split.event("start")
     messages = [[header(frame=n), b"a" * n, b""] for n in range(12)]  # three parts each (B8)
@@ -61,8 +73,11 @@ def test_a_slow_non_blocking_output_drops_instead_of_stalling(tools, zmq_context
     push, source = make_socket(zmq_context, zmq.PUSH)
     fast, fast_end = make_socket(zmq_context, zmq.PULL)
     slow, slow_end = make_socket(zmq_context, zmq.PULL, hwm=1)  # never read
-    config = write_config(tmp_path / "split.json", source, [
-        {"address": fast_end}, {"address": slow_end, "block": False, "queue_size": 1}])
+    config = write_config(
+        tmp_path / "split.json",
+        source,
+        [{"address": fast_end}, {"address": slow_end, "block": False, "queue_size": 1}],
+    )
     split = tools("split", "-c", config, "--json", "-n", "2000")
     split.event("start")
     messages = [[header(frame=n), bytes(10_000)] for n in range(2000)]
@@ -78,8 +93,9 @@ def test_a_slow_non_blocking_output_drops_instead_of_stalling(tools, zmq_context
 def test_no_block_applies_to_every_output(tools, zmq_context):
     push, source = make_socket(zmq_context, zmq.PUSH)
     slow, slow_end = make_socket(zmq_context, zmq.PULL, hwm=1)  # never read
-    split = tools("split", source, slow_end, "--no-block", "--queue-size", "1", "--json",
-                  "-n", "2000")
+    split = tools(
+        "split", source, slow_end, "--no-block", "--queue-size", "1", "--json", "-n", "2000"
+    )
     split.event("start")
     send_messages(push, [[header(frame=n), bytes(10_000)] for n in range(2000)])
     assert split.wait() == 0
@@ -135,25 +151,47 @@ def test_m_split_without_arguments_is_a_usage_error(tools):
     assert "give SOURCE and at least one OUTPUT, or --config FILE" in split.stderr
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("{not json", "not valid JSON"),
-    ('{"source": {"address": "tcp://h:1"}}', '"streams" list'),
-    ('{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
-     '"mode": "PULL"}]}', "streams[0].mode 'PULL' is not PUSH or PUB"),
-    ('{"source": {"address": "tcp://h:1", "mode": "push"}, "streams": [{"address": '
-     '"tcp://*:2"}]}', "source.mode 'push' is not PULL or SUB"),
-    ('{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
-     '"modulo": -1}]}', "streams[0].modulo -1"),
-    ('{"source": {}, "streams": []}', 'source needs an "address"'),
-    ('{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
-     '"modulo": 0}]}', "streams[0].modulo 0 is not a whole number >= 1"),
-    ('{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
-     '"moduloo": 2}]}', "streams[0] has unknown key(s) 'moduloo'"),
-    ('{"source": {"address": "tcp://h:1", "hwm": 5}, "streams": [{"address": "tcp://*:2"}]}',
-     "source has unknown key(s) 'hwm'"),
-    ('{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2"}], "x": 1}',
-     "the config has unknown key(s) 'x'"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("{not json", "not valid JSON"),
+        ('{"source": {"address": "tcp://h:1"}}', '"streams" list'),
+        (
+            '{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
+            '"mode": "PULL"}]}',
+            "streams[0].mode 'PULL' is not PUSH or PUB",
+        ),
+        (
+            '{"source": {"address": "tcp://h:1", "mode": "push"}, "streams": [{"address": '
+            '"tcp://*:2"}]}',
+            "source.mode 'push' is not PULL or SUB",
+        ),
+        (
+            '{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
+            '"modulo": -1}]}',
+            "streams[0].modulo -1",
+        ),
+        ('{"source": {}, "streams": []}', 'source needs an "address"'),
+        (
+            '{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
+            '"modulo": 0}]}',
+            "streams[0].modulo 0 is not a whole number >= 1",
+        ),
+        (
+            '{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2", '
+            '"moduloo": 2}]}',
+            "streams[0] has unknown key(s) 'moduloo'",
+        ),
+        (
+            '{"source": {"address": "tcp://h:1", "hwm": 5}, "streams": [{"address": "tcp://*:2"}]}',
+            "source has unknown key(s) 'hwm'",
+        ),
+        (
+            '{"source": {"address": "tcp://h:1"}, "streams": [{"address": "tcp://*:2"}], "x": 1}',
+            "the config has unknown key(s) 'x'",
+        ),
+    ],
+)
 def test_malformed_config_is_one_line_and_exit_1(tools, tmp_path, content, problem):
     path = tmp_path / "split.json"
     path.write_text(content)

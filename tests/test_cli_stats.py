@@ -15,15 +15,21 @@ pytestmark = pytest.mark.usefixtures("receive_path")
 
 
 def array_message(frame: int, n: int = 4, **fields) -> list[bytes]:
-    return [header("array-1.0", type="uint8", shape=[n], frame=frame, **fields),
-            np.arange(n, dtype=np.uint8).tobytes()]
+    return [
+        header("array-1.0", type="uint8", shape=[n], frame=frame, **fields),
+        np.arange(n, dtype=np.uint8).tobytes(),
+    ]
 
 
 def test_counts_messages_bytes_types_gaps_and_errors(tools, zmq_context):
     push, endpoint = make_socket(zmq_context, zmq.PUSH)
     messages = [array_message(frame) for frame in (0, 1, 2, 4, 4, 3)]  # missed, dup, back
-    messages += [[b"not json", b""], [header("array-1.0", type="uint8", shape=[4]), b"abc"],
-                 [header("dseries_end-1.0", series=1)], [header("no-such-type-1.0")]]
+    messages += [
+        [b"not json", b""],
+        [header("array-1.0", type="uint8", shape=[4]), b"abc"],
+        [header("dseries_end-1.0", series=1)],
+        [header("no-such-type-1.0")],
+    ]
     stats = tools("stats", endpoint, "--json", "-n", str(len(messages)))
     stats.event("start")
     send_messages(push, messages)
@@ -46,15 +52,16 @@ def test_plain_progress_and_summary(tools, zmq_context):
     assert "by type: array-1.0=1" in line and "decode errors: 0" in line
     send_messages(push, [array_message(1), array_message(2)])
     assert stats.wait() == 0
-    summary = stats.stdout_lines[stats.stdout_lines.index("Summary:"):]
+    summary = stats.stdout_lines[stats.stdout_lines.index("Summary:") :]
     assert "  messages:      3" in summary
     assert any(line.startswith("  gaps:") and "missed=0" in line for line in summary)
 
 
 def test_decode_checks_compressed_images(tools, zmq_context):
     push, endpoint = make_socket(zmq_context, zmq.PUSH)
-    part_2 = json.dumps({"htype": "dimage_d-1.0", "shape": [4, 4], "type": "uint16",
-                         "encoding": "lz4<", "size": 3}).encode()
+    part_2 = json.dumps(
+        {"htype": "dimage_d-1.0", "shape": [4, 4], "type": "uint16", "encoding": "lz4<", "size": 3}
+    ).encode()
     broken = [header("dimage-1.0", series=1, frame=0, hash=""), part_2, b"\xff\xff\xff", b"{}"]
     for decode, errors in (("--no-decode", {}), ("--decode", {"compression_error": 1})):
         stats = tools("stats", endpoint, "--json", "-n", "1", decode)
@@ -96,16 +103,18 @@ def test_m_stats_keeps_the_1_0_output(tools, zmq_context):
     send_messages(push, [array_message(frame) for frame in range(3)])
     assert stats.wait() == 0
     lines = stats.stdout_lines
-    assert any(line.startswith("Data rate: ") and "MB/s    Message rate: " in line
-               for line in lines)
+    assert any(
+        line.startswith("Data rate: ") and "MB/s    Message rate: " in line for line in lines
+    )
     assert "Messages received:             3 messages" in lines
     assert lines[-1] == "_" * 60
 
 
 def test_m_stats_accepts_the_1_0_long_options(tools, zmq_context):
     push, endpoint = make_socket(zmq_context, zmq.PUSH)
-    stats = tools(endpoint, "--mode", "pull", "--sampling_interval", "0.25", "-n", "1",
-                  script="m_stats")
+    stats = tools(
+        endpoint, "--mode", "pull", "--sampling_interval", "0.25", "-n", "1", script="m_stats"
+    )
     assert stats.line() == "mflow stats started. Sampling interval is 0.25 seconds."
     send_messages(push, [array_message(0)])
     assert stats.wait() == 0
@@ -121,8 +130,9 @@ def test_says_connecting_until_a_peer_is_there(tools, zmq_context):
     assert "WARNING" not in stats.stderr
 
 
-@pytest.mark.parametrize("mode, peer_type, needs", [("pull", zmq.PUB, "PUSH"),
-                                                    ("sub", zmq.PUSH, "PUB")])
+@pytest.mark.parametrize(
+    "mode, peer_type, needs", [("pull", zmq.PUB, "PUSH"), ("sub", zmq.PUSH, "PUB")]
+)
 def test_warns_of_a_socket_type_mismatch(tools, zmq_context, mode, peer_type, needs):
     _peer, endpoint = make_socket(zmq_context, peer_type)
     stats = tools("stats", endpoint, "-m", mode, "-d", "4")

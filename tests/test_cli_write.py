@@ -30,18 +30,38 @@ def _plain(messages):
 def test_write_makes_a_master_and_data_files(tools, source, tmp_path, kind):
     push, endpoint = source
     messages = _plain(series(kind, 5))
-    write = tools("write", endpoint, str(tmp_path), "-n", str(len(messages)), "--json",
-                  "--frames-per-file", "2", "--name", "run_{series}")
+    write = tools(
+        "write",
+        endpoint,
+        str(tmp_path),
+        "-n",
+        str(len(messages)),
+        "--json",
+        "--frames-per-file",
+        "2",
+        "--name",
+        "run_{series}",
+    )
     write.event("start")
     send_messages(push, messages)
     assert write.wait() == 0, write.stderr
     summary = write.summary()
     assert summary["images_written"] == 5 and summary["discarded"] == {}
-    assert summary["series"] == [{"series": 1, "master": str(tmp_path / "run_1_master.h5"),
-                                  "images": 5, "missing": 0, "ended": True}]
+    assert summary["series"] == [
+        {
+            "series": 1,
+            "master": str(tmp_path / "run_1_master.h5"),
+            "images": 5,
+            "missing": 0,
+            "ended": True,
+        }
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "run_1_data_000001.h5", "run_1_data_000002.h5", "run_1_data_000003.h5",
-        "run_1_master.h5"]
+        "run_1_data_000001.h5",
+        "run_1_data_000002.h5",
+        "run_1_data_000003.h5",
+        "run_1_master.h5",
+    ]
     with h5py.File(tmp_path / "run_1_master.h5") as f:
         np.testing.assert_array_equal(f["/entry/data/data"][:], np.stack(sent_images(messages)))
 
@@ -70,12 +90,20 @@ def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
 
 
-def test_full_disk_is_one_error_line_and_flushed_images_stay_readable(tools, source,
-                                                                       tmp_path):
+def test_full_disk_is_one_error_line_and_flushed_images_stay_readable(tools, source, tmp_path):
     push, endpoint = source
     messages = _plain(series("dectris", 150, compression="none"))
-    write = tools("write", endpoint, str(tmp_path), "--compression", "none", "--json",
-                  "-i", "0", preexec_fn=_limit_file_size)
+    write = tools(
+        "write",
+        endpoint,
+        str(tmp_path),
+        "--compression",
+        "none",
+        "--json",
+        "-i",
+        "0",
+        preexec_fn=_limit_file_size,
+    )
     write.event("start")
     send_messages(push, messages[:21])
     path = tmp_path / "series_1_data_000001.h5"
@@ -97,8 +125,18 @@ def test_three_parts_make_one_master_in_image_order(tools, zmq_context, tmp_path
     writers = []
     for k in (3, 2, 1):  # part 1 last: its master maps the files the others wrote
         push, endpoint = make_socket(zmq_context, zmq.PUSH)
-        write = tools("write", endpoint, str(tmp_path), "-n", str(len(messages)), "--json",
-                      "--frames-per-file", "2", "--part", f"{k}/3")
+        write = tools(
+            "write",
+            endpoint,
+            str(tmp_path),
+            "-n",
+            str(len(messages)),
+            "--json",
+            "--frames-per-file",
+            "2",
+            "--part",
+            f"{k}/3",
+        )
         write.event("start")
         send_messages(push, messages)
         assert write.wait() == 0, write.stderr
@@ -108,7 +146,8 @@ def test_three_parts_make_one_master_in_image_order(tools, zmq_context, tmp_path
     with h5py.File(tmp_path / "series_1_master.h5") as f:
         np.testing.assert_array_equal(f["/entry/data/data"][:], np.stack(sent_images(messages)))
         assert sorted(k for k in f["/entry/data"] if k.startswith("data_")) == [
-            f"data_{n:06d}" for n in range(1, 5)]
+            f"data_{n:06d}" for n in range(1, 5)
+        ]
 
 
 def test_a_bad_part_is_a_usage_error(tmp_path):

@@ -283,7 +283,8 @@ def test_dectris_compression(dtype, count):
     compression = pytest.importorskip(
         "dectris.compression",
         reason="dectris-compression is not installed: it compiles from source, so it is the "
-        "optional `reference` extra (./dev test installs it)")
+        "optional `reference` extra (./dev test installs it)",
+    )
     data = sample(dtype, count)
     raw = data.tobytes()
     assert compression.decompress(encode_bslz4(data), "bslz4", elem_size=data.itemsize) == raw
@@ -447,15 +448,28 @@ def test_empty_two_dimensional_arrays_encode_and_decode(shape):
     assert codecs.decode_hdf5_lz4(codecs.encode_hdf5_lz4(empty), "<u2", shape).shape == shape
 
 
-@pytest.mark.parametrize("decode, blob", [
-    (lambda blob, **kw: codecs.decode_lz4_block(blob, "u1", 4096, **kw),
-     codecs.encode_lz4_block(bytes(4096))),
-    (lambda blob, **kw: codecs.decode_bslz4(blob, "u1", **kw), codecs.encode_bslz4(bytes(4096))),
-    (lambda blob, **kw: codecs.decode_hdf5_lz4(blob, "u1", **kw),
-     codecs.encode_hdf5_lz4(bytes(4096))),
-    (lambda blob, **kw: codecs.decode_bsread_lz4(blob, "u1", **kw),
-     codecs.encode_bsread_lz4(bytes(4096))),
-], ids=["lz4 block", "bitshuffle-lz4", "hdf5 lz4", "bsread lz4"])
+@pytest.mark.parametrize(
+    "decode, blob",
+    [
+        (
+            lambda blob, **kw: codecs.decode_lz4_block(blob, "u1", 4096, **kw),
+            codecs.encode_lz4_block(bytes(4096)),
+        ),
+        (
+            lambda blob, **kw: codecs.decode_bslz4(blob, "u1", **kw),
+            codecs.encode_bslz4(bytes(4096)),
+        ),
+        (
+            lambda blob, **kw: codecs.decode_hdf5_lz4(blob, "u1", **kw),
+            codecs.encode_hdf5_lz4(bytes(4096)),
+        ),
+        (
+            lambda blob, **kw: codecs.decode_bsread_lz4(blob, "u1", **kw),
+            codecs.encode_bsread_lz4(bytes(4096)),
+        ),
+    ],
+    ids=["lz4 block", "bitshuffle-lz4", "hdf5 lz4", "bsread lz4"],
+)
 def test_max_bytes_refuses_a_bigger_result_unread(decode, blob):
     from mflow.errors import DecodedSizeError
 

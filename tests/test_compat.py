@@ -13,11 +13,37 @@ import mflow
 pytestmark = pytest.mark.usefixtures("receive_path")
 
 ONE_O_NAMES = [
-    "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL", "Stream", "ReceiveHandler", "Statistics",
-    "Message", "connect", "disconnect", "main", "handler_modules", "handlers",
-    "receive_handlers", "send_handlers", "array_1_0", "raw_1_0", "dheader_1_0", "dimage_1_0",
-    "dseries_end_1_0", "ConnectionCountMonitor", "SocketEventListener",
-    "no_clients_timeout_notifier", "zmq", "json", "logging", "logger", "mflow", "utils",
+    "CONNECT",
+    "BIND",
+    "PUB",
+    "SUB",
+    "PUSH",
+    "PULL",
+    "Stream",
+    "ReceiveHandler",
+    "Statistics",
+    "Message",
+    "connect",
+    "disconnect",
+    "main",
+    "handler_modules",
+    "handlers",
+    "receive_handlers",
+    "send_handlers",
+    "array_1_0",
+    "raw_1_0",
+    "dheader_1_0",
+    "dimage_1_0",
+    "dseries_end_1_0",
+    "ConnectionCountMonitor",
+    "SocketEventListener",
+    "no_clients_timeout_notifier",
+    "zmq",
+    "json",
+    "logging",
+    "logger",
+    "mflow",
+    "utils",
 ]
 
 
@@ -53,9 +79,15 @@ def test_mflow_mflow_module_path():
 
 
 def test_utils_names():
-    for name in ("Merge", "RoundRobinStrategy", "ThroughputStatistics",
-                 "ThroughputStatisticsPrinter", "SocketEventListener",
-                 "ConnectionCountMonitor", "no_clients_timeout_notifier"):
+    for name in (
+        "Merge",
+        "RoundRobinStrategy",
+        "ThroughputStatistics",
+        "ThroughputStatisticsPrinter",
+        "SocketEventListener",
+        "ConnectionCountMonitor",
+        "no_clients_timeout_notifier",
+    ):
         assert hasattr(mflow.utils, name)
 
 
@@ -70,9 +102,15 @@ def test_tools_alias_warns_and_forwards():
 
 def test_stream_has_the_1_0_attributes():
     stream = mflow.Stream()
-    for name, value in (("context", None), ("_context_is_owned", False), ("socket", None),
-                        ("address", None), ("zmq_copy", True), ("zmq_track", False),
-                        ("receiver", None), ("_socket_monitors", [])):
+    for name, value in (
+        ("context", None),
+        ("_context_is_owned", False),
+        ("socket", None),
+        ("address", None),
+        ("zmq_copy", True),
+        ("zmq_track", False),
+        ("receiver", None),
+        ("_socket_monitors", []),
+    ):
         assert getattr(stream, name) == value
     assert stream._socket_event_listener.callbacks is stream._socket_monitors
-

@@ -29,8 +29,14 @@ pytestmark = [
 def run(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     environment = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     environment.pop("MFLOW_PURE_PYTHON", None)
-    result = subprocess.run([str(arg) for arg in args], capture_output=True, text=True,
-                            timeout=240, env=environment, cwd=ROOT)
+    result = subprocess.run(
+        [str(arg) for arg in args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env=environment,
+        cwd=ROOT,
+    )
     if check:
         assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
     return result
@@ -40,8 +46,18 @@ def run(*args: str | Path, check: bool = True) -> subprocess.CompletedProcess[st
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with the wheels of mflow, psi-mflow 2, psi-bsread 2.0.1 and their needs."""
     folder = tmp_path_factory.mktemp("wheels")
-    run(sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", folder, ROOT, COMPAT,
-        "psi-bsread==2.0.1")
+    run(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--quiet",
+        "--wheel-dir",
+        folder,
+        ROOT,
+        COMPAT,
+        "psi-bsread==2.0.1",
+    )
     return folder
 
 
@@ -54,8 +70,16 @@ class Environment:
         self.wheels = wheels
 
     def pip(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        return run(self.bin / "python", "-m", "pip", *args[:1], "--no-index", "--find-links",
-                   self.wheels, *args[1:])
+        return run(
+            self.bin / "python",
+            "-m",
+            "pip",
+            *args[:1],
+            "--no-index",
+            "--find-links",
+            self.wheels,
+            *args[1:],
+        )
 
     def python(self, code: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(self.bin / "python", "-W", "error", "-c", code, check=check)
@@ -73,7 +97,8 @@ def test_psi_bsread_installs_the_ordinary_way_on_mflow(tmp_path, wheels):
     result = environment.python(
         "import importlib.metadata as m, mflow, bsread, bsread.sender;"
         "print(mflow.__version__, m.version('psi-mflow'), m.files('psi-mflow') and "
-        "[f for f in m.files('psi-mflow') if f.parts[0] == 'mflow'])")
+        "[f for f in m.files('psi-mflow') if f.parts[0] == 'mflow'])"
+    )
     version = run(sys.executable, "-c", "import mflow; print(mflow.__version__)").stdout.strip()
     assert result.stdout.split() == [version, version, "[]"]
     assert environment.mflow("--version").returncode == 0
@@ -83,8 +108,18 @@ def test_psi_bsread_installs_the_ordinary_way_on_mflow(tmp_path, wheels):
 def original(wheels: Path) -> Path:
     """The wheel of psi-mflow 1.0.0 (the original), from pip's cache or index."""
     folder = wheels.parent / "original"
-    result = run(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--dest",
-                 folder, "psi-mflow==1.0.0", check=False)
+    result = run(
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--dest",
+        folder,
+        "psi-mflow==1.0.0",
+        check=False,
+    )
     if result.returncode != 0:
         pytest.skip(f"psi-mflow 1.0.0 cannot be downloaded: {result.stderr.strip()[-200:]}")
     return next(folder.glob("psi_mflow-1.0.0-*.whl"))
@@ -98,8 +133,9 @@ def test_a_mixed_installation_says_how_to_repair_it(tmp_path, wheels, original):
     over = environment.mflow("--version")  # the old files over mflow's
     assert over.returncode == 1
     assert over.stderr.startswith("Error: psi-mflow 1.0.0 (the original mflow) is installed")
-    assert "Repair: pip uninstall -y psi-mflow mflow && pip install mflow 'psi-mflow>1'" \
-        in over.stderr
+    assert (
+        "Repair: pip uninstall -y psi-mflow mflow && pip install mflow 'psi-mflow>1'" in over.stderr
+    )
 
     environment.pip("install", "--force-reinstall", "--no-deps", "mflow")  # mflow's over them
     imported = environment.python("import mflow", check=False)

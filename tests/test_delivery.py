@@ -58,8 +58,15 @@ def test_a_linger_that_runs_out_loses_at_least_one(context):
     pull = context.socket(zmq.PULL)
     pull.rcvhwm = 1
     endpoint = bind_random(pull)
-    stream = mflow.connect(endpoint, mode=mflow.PUSH, linger=200, queue_size=10,
-                           watch_peers=True, send_timeout=TIMEOUT_MS, copy=False)
+    stream = mflow.connect(
+        endpoint,
+        mode=mflow.PUSH,
+        linger=200,
+        queue_size=10,
+        watch_peers=True,
+        send_timeout=TIMEOUT_MS,
+        copy=False,
+    )
     assert stream.peers.wait(TIMEOUT_MS / 1000)
     big = bytes(4 << 20)  # more than the peer's queue and the OS buffers hold
     for _ in range(8):  # the peer takes none of them: most stay queued
@@ -71,8 +78,9 @@ def test_a_linger_that_runs_out_loses_at_least_one(context):
 
 
 def test_a_pub_counts_what_it_sent_before_anyone_subscribed():
-    stream = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUB,
-                           linger=200, watch_peers=True)
+    stream = mflow.connect(
+        "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUB, linger=200, watch_peers=True
+    )
     for _ in range(3):
         stream.send_multipart([b"x"])
     assert stream.delivery.undelivered == 3

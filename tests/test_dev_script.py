@@ -40,8 +40,12 @@ def run(script: Path, venv: Path, *args: str, **env: str) -> tuple[int, list[str
     """Run ``script ARGS``; its exit status, the stand-ins' calls and its stderr."""
     log = venv / "calls.log"
     result = subprocess.run(
-        [str(script), *args], capture_output=True, text=True, timeout=30,
-        env={**os.environ, "MFLOW_VENV": str(venv), "MFLOW_TEST_LOG": str(log), **env})
+        [str(script), *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "MFLOW_VENV": str(venv), "MFLOW_TEST_LOG": str(log), **env},
+    )
     calls = log.read_text().splitlines() if log.exists() else []
     return result.returncode, calls, result.stderr
 
@@ -57,14 +61,15 @@ def test_demo_installs_once(venv):
     run(DEV, venv, "demo")
     _, calls, _ = run(DEV, venv, "demo")
     assert [call for call in calls if "pip" in call] == [
-        "python -m pip install --progress-bar on -e ."]
+        "python -m pip install --progress-bar on -e ."
+    ]
 
 
 def test_test_installs_the_test_extras_and_psi_bsread_without_its_dependencies(venv):
     status, calls, stderr = run(DEV, venv, "test", "-x", "-q")
     assert status == 0, stderr
     assert calls == [
-        'python -m pip install --progress-bar on -e .[test,hdf5,view,reference,check]',
+        "python -m pip install --progress-bar on -e .[test,hdf5,view,reference,check]",
         "python -m pip install --no-deps psi-bsread==2.0.1",
         "python -m pytest -x -q",
     ]
@@ -77,8 +82,9 @@ def test_demo_after_test_installs_nothing_more(venv):
 
 
 @pytest.mark.parametrize(("pytest_status", "expected"), [(0, 0), (1, 1), (5, 1)])
-def test_test_keeps_pytests_status_and_fails_when_nothing_was_collected(venv, pytest_status,
-                                                                       expected):
+def test_test_keeps_pytests_status_and_fails_when_nothing_was_collected(
+    venv, pytest_status, expected
+):
     status, _, stderr = run(DEV, venv, "test", PYTEST_STATUS=str(pytest_status))
     assert status == expected
     assert ("collected no tests" in stderr) == (pytest_status == 5)
@@ -88,19 +94,26 @@ def test_test_keeps_pytests_status_and_fails_when_nothing_was_collected(venv, py
 def test_check_runs_ruff_lint_ruff_format_and_mypy(venv, check_status):
     status, calls, _ = run(DEV, venv, "check", CHECK_STATUS=str(check_status))
     assert status == check_status
-    assert calls[-3:] == ["ruff check src tests bench", "ruff format --check src tests bench",
-                          "mypy src"]
+    assert calls[-3:] == [
+        "ruff check src tests bench",
+        "ruff format --check src tests bench",
+        "mypy src",
+    ]
 
 
-@pytest.mark.parametrize(("check_status", "pytest_status", "expected"),
-                         [(0, 0, 0), (1, 0, 1), (0, 1, 1), (0, 5, 1)])
-def test_ci_runs_check_then_test_and_fails_when_either_fails(venv, check_status, pytest_status,
-                                                            expected):
-    status, calls, _ = run(CI, venv, CHECK_STATUS=str(check_status),
-                           PYTEST_STATUS=str(pytest_status))
+@pytest.mark.parametrize(
+    ("check_status", "pytest_status", "expected"), [(0, 0, 0), (1, 0, 1), (0, 1, 1), (0, 5, 1)]
+)
+def test_ci_runs_check_then_test_and_fails_when_either_fails(
+    venv, check_status, pytest_status, expected
+):
+    status, calls, _ = run(
+        CI, venv, CHECK_STATUS=str(check_status), PYTEST_STATUS=str(pytest_status)
+    )
     assert status == expected
-    ran = [call.split()[0] if "pytest" not in call else "pytest" for call in calls
-           if "pip" not in call]
+    ran = [
+        call.split()[0] if "pytest" not in call else "pytest" for call in calls if "pip" not in call
+    ]
     assert ran == ["ruff", "ruff", "mypy", "pytest"]
 
 

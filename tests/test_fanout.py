@@ -11,8 +11,17 @@ import pytest
 import zmq
 
 import mflow
-from mflow.fanout import END, HEADER, IMAGE, OTHER, Classified, FanOut, FanOutput, \
-    cbor_peek, classify
+from mflow.fanout import (
+    END,
+    HEADER,
+    IMAGE,
+    OTHER,
+    Classified,
+    FanOut,
+    FanOutput,
+    cbor_peek,
+    classify,
+)
 
 from .conftest import TIMEOUT_MS, wait_until
 
@@ -20,17 +29,18 @@ pytestmark = pytest.mark.usefixtures("receive_path")
 
 
 def v1_header(series: int) -> list[bytes]:
-    return [json.dumps({"htype": "dheader-1.0", "series": series,
-                        "header_detail": "none"}).encode()]
+    return [
+        json.dumps({"htype": "dheader-1.0", "series": series, "header_detail": "none"}).encode()
+    ]
 
 
 def v1_image(series: int, frame: int, size: int = 8) -> list[bytes]:
-    return [json.dumps({"htype": "dimage-1.0", "series": series, "frame": frame,
-                        "hash": ""}).encode(),
-            b'{"htype": "dimage_d-1.0", "shape": [2, 2], "type": "uint16", '
-            b'"encoding": "<", "size": 8}',
-            bytes([frame % 256]) * size,
-            b'{"htype": "dconfig-1.0", "start_time": 0, "stop_time": 1, "real_time": 1}']
+    return [
+        json.dumps({"htype": "dimage-1.0", "series": series, "frame": frame, "hash": ""}).encode(),
+        b'{"htype": "dimage_d-1.0", "shape": [2, 2], "type": "uint16", "encoding": "<", "size": 8}',
+        bytes([frame % 256]) * size,
+        b'{"htype": "dconfig-1.0", "start_time": 0, "stop_time": 1, "real_time": 1}',
+    ]
 
 
 def v1_end(series: int) -> list[bytes]:
@@ -50,24 +60,30 @@ def test_classify_knows_every_kind_of_message() -> None:
     image = {"type": "image", "series_id": 5, "data": {"t1": b"\0" * 100_000}, "image_id": 9}
     assert classify(v2(image)) == Classified(IMAGE, 5, 9)  # found past the blob
     assert classify(v2({"type": "end", "series_id": 5}, False)) == Classified(END, 5, None)
-    assert classify([b'{"htype": "bsr_m-1.1", "pulse_id": 42}', b"{}"]) == \
-        Classified(IMAGE, None, 42)
-    assert classify([b'{"htype": "array-1.0", "frame": 4, "type": "uint8", "shape": [1]}',
-                     b"x"]) == Classified(IMAGE, None, 4)
-    assert classify([b'{"jsonversion": 5, "frameIndex": 8, "data": 1}\n', b""]) == \
-        Classified(IMAGE, None, 8)
+    assert classify([b'{"htype": "bsr_m-1.1", "pulse_id": 42}', b"{}"]) == Classified(
+        IMAGE, None, 42
+    )
+    assert classify(
+        [b'{"htype": "array-1.0", "frame": 4, "type": "uint8", "shape": [1]}', b"x"]
+    ) == Classified(IMAGE, None, 4)
+    assert classify([b'{"jsonversion": 5, "frameIndex": 8, "data": 1}\n', b""]) == Classified(
+        IMAGE, None, 8
+    )
     assert classify([b'{"jsonversion": 5, "frameIndex": 0, "data": 0}\n']) == Classified(END)
     assert classify([b'{"htype": "raw-1.0"}']) == Classified(OTHER)
     assert classify([b"\xff\x00garbage"]) == Classified(OTHER)
     assert classify([]) == Classified(OTHER)
 
 
-@pytest.mark.parametrize("data", [
-    b"\xa1" + b"\x81" * 10_000,  # nested far too deep
-    b"\xbf\x64type\x65image\x6a",  # truncated inside a key
-    b"\xa2\x64type\x65image\x68image_id\x1b\xff",  # truncated integer
-    b"\xd9\xd9\xf7\xa1\x1c\x00",  # reserved additional information
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xa1" + b"\x81" * 10_000,  # nested far too deep
+        b"\xbf\x64type\x65image\x6a",  # truncated inside a key
+        b"\xa2\x64type\x65image\x68image_id\x1b\xff",  # truncated integer
+        b"\xd9\xd9\xf7\xa1\x1c\x00",  # reserved additional information
+    ],
+)
 def test_cbor_peek_survives_hostile_input(data: bytes) -> None:
     assert cbor_peek(memoryview(data), ("type", "image_id")).get("image_id") is None
 
@@ -80,6 +96,7 @@ def test_cbor_peek_ignores_unbounded_and_unhashable_values() -> None:
 @pytest.fixture
 def consumers(zmq_context: zmq.Context) -> Callable[[int], list[tuple[zmq.Socket, str]]]:
     """Bound PULL sockets for the fan-out's outputs to connect to."""
+
     def make(count: int, hwm: int = 1000) -> list[tuple[zmq.Socket, str]]:
         made = []
         for _ in range(count):
@@ -90,6 +107,7 @@ def consumers(zmq_context: zmq.Context) -> Callable[[int], list[tuple[zmq.Socket
             socket.bind("tcp://127.0.0.1:*")
             made.append((socket, socket.last_endpoint.decode()))
         return made
+
     return make
 
 
@@ -99,10 +117,11 @@ def outputs() -> Iterator[Callable[..., list[FanOutput]]]:
 
     def make(addresses: list[str], queue_size: int = 100) -> list[FanOutput]:
         for address in addresses:
-            stream = mflow.connect(address, mode=mflow.PUSH, queue_size=queue_size,
-                                   linger=0, watch_peers=True)
+            stream = mflow.connect(
+                address, mode=mflow.PUSH, queue_size=queue_size, linger=0, watch_peers=True
+            )
             opened.append(FanOutput(stream, address))
-        return opened[-len(addresses):]
+        return opened[-len(addresses) :]
 
     yield make
     for output in opened:
@@ -117,8 +136,7 @@ def frames_of(socket: zmq.Socket, count: int) -> list[list[bytes]]:
     return [socket.recv_multipart() for _ in range(count)]
 
 
-def test_block_division_sends_headers_and_ends_to_all_and_whole_blocks(consumers,
-                                                                       outputs) -> None:
+def test_block_division_sends_headers_and_ends_to_all_and_whole_blocks(consumers, outputs) -> None:
     sockets = consumers(3)
     fan_outputs = outputs([address for _, address in sockets])
     connected(*fan_outputs)
@@ -129,8 +147,7 @@ def test_block_division_sends_headers_and_ends_to_all_and_whole_blocks(consumers
     fanout.forward(v1_end(1))
     for index, (socket, _) in enumerate(sockets):
         mine = [frame for frame in range(12) if frame // 2 % 3 == index]
-        assert frames_of(socket, 6) == [v1_header(1), *(v1_image(1, f) for f in mine),
-                                        v1_end(1)]
+        assert frames_of(socket, 6) == [v1_header(1), *(v1_image(1, f) for f in mine), v1_end(1)]
     assert [o.images for o in fan_outputs] == [4, 4, 4]
     assert fanout.counts()["series_started"] == 1 and fanout.dropped == 0
 
@@ -151,9 +168,10 @@ def test_stream2_and_bsread_are_divided_alike(consumers, outputs) -> None:
     assert [classify(m).number for m in second] == [None, 1, 3, 101]
 
 
-def test_a_consumer_that_joins_mid_series_gets_the_header_first(consumers, outputs,
-                                                                zmq_context) -> None:
-    (early, early_address), = consumers(1)
+def test_a_consumer_that_joins_mid_series_gets_the_header_first(
+    consumers, outputs, zmq_context
+) -> None:
+    ((early, early_address),) = consumers(1)
     late = zmq_context.socket(zmq.PULL)
     late.linger = 0
     late.rcvtimeo = TIMEOUT_MS
@@ -174,7 +192,8 @@ def test_a_consumer_that_joins_mid_series_gets_the_header_first(consumers, outpu
 
 
 def test_a_consumer_that_leaves_gets_nothing_more_and_its_queue_is_counted(
-        consumers, outputs) -> None:
+    consumers, outputs
+) -> None:
     (keeper, keeper_address), (leaver, leaver_address) = consumers(2)
     fan_outputs = outputs([keeper_address, leaver_address])
     connected(*fan_outputs)
@@ -217,7 +236,7 @@ def test_by_load_passes_a_slow_consumer_by(consumers, outputs) -> None:
 
 
 def test_aborted_restarted_and_stray_series_are_counted(consumers, outputs) -> None:
-    (socket, address), = consumers(1)
+    ((socket, address),) = consumers(1)
     fan_outputs = outputs([address])
     connected(*fan_outputs)
     fanout = FanOut(fan_outputs, block=10)
@@ -232,8 +251,14 @@ def test_aborted_restarted_and_stray_series_are_counted(consumers, outputs) -> N
     counts = fanout.counts()
     assert (counts["aborted"], counts["restarted"], counts["stray"]) == (1, 1, 2)
     assert counts["series_started"] == 3
-    assert frames_of(socket, 6) == [v1_header(1), v1_image(1, 0), v1_header(2),
-                                    v1_header(2), v1_image(2, 0), v1_end(2)]
+    assert frames_of(socket, 6) == [
+        v1_header(1),
+        v1_image(1, 0),
+        v1_header(2),
+        v1_header(2),
+        v1_image(2, 0),
+        v1_end(2),
+    ]
 
 
 def test_a_fanout_needs_an_output_and_a_positive_block() -> None:

@@ -24,6 +24,7 @@ from mflow.statistics import SequenceGaps, Statistics
 
 from .conftest import TIMEOUT_MS
 
+
 def array_header(**fields: Any) -> bytes:
     return json.dumps({"htype": "array-1.0", "type": "uint16", "shape": [2, 3], **fields}).encode()
 
@@ -66,8 +67,14 @@ MESSAGES: list[list[bytes]] = [
 def comparable(value: Any) -> Any:
     """``value`` with arrays replaced by what identifies them, for equality checks."""
     if isinstance(value, np.ndarray):
-        return ("array", value.dtype.str, value.shape, value.tobytes(), value.flags.writeable,
-                isinstance(value.base, _fastpath.FRAME_TYPES))
+        return (
+            "array",
+            value.dtype.str,
+            value.shape,
+            value.tobytes(),
+            value.flags.writeable,
+            isinstance(value.base, _fastpath.FRAME_TYPES),
+        )
     if isinstance(value, dict):
         return {key: comparable(item) for key, item in value.items()}
     if isinstance(value, list):
@@ -77,8 +84,9 @@ def comparable(value: Any) -> Any:
     return value
 
 
-def receive_all(path: str, monkeypatch: pytest.MonkeyPatch, context: zmq.Context
-                ) -> tuple[list[Any], mflow.Stream]:
+def receive_all(
+    path: str, monkeypatch: pytest.MonkeyPatch, context: zmq.Context
+) -> tuple[list[Any], mflow.Stream]:
     """Send MESSAGES to a new stream on ``path`` ("compiled" or "python"); what it got."""
     if path == "python":
         monkeypatch.setenv("MFLOW_PURE_PYTHON", "1")
@@ -183,8 +191,11 @@ def test_a_statistics_subclass_is_called_on_both_paths(receive_path, push):
 
 def test_a_replaced_array_handler_is_used_on_both_paths(receive_path, monkeypatch, pull_stream):
     socket, stream = pull_stream
-    monkeypatch.setitem(receive_handlers, "array-1.0",
-                        lambda receiver: {"replaced": receiver.next(as_json=True)["pulse_id"]})
+    monkeypatch.setitem(
+        receive_handlers,
+        "array-1.0",
+        lambda receiver: {"replaced": receiver.next(as_json=True)["pulse_id"]},
+    )
     socket.send_multipart([array_header(pulse_id=42), SIX])
     assert stream.receive().data == {"replaced": 42}
 
@@ -207,8 +218,12 @@ def test_received_frames_behave_like_zmq_frames(receive_path, pull_stream):
 def test_received_frames_are_forwarded_to_several_outputs(receive_path, stream_factory, push):
     socket, endpoint = push
     source = stream_factory(endpoint)
-    outputs = [stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
-                              send_timeout=TIMEOUT_MS) for _ in range(2)]
+    outputs = [
+        stream_factory(
+            "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH, send_timeout=TIMEOUT_MS
+        )
+        for _ in range(2)
+    ]
     sinks = [stream_factory(output.endpoint) for output in outputs]
     big = os.urandom(200_000)
     socket.send_multipart([b"small", big, b""])
@@ -294,16 +309,19 @@ def test_replaced_statistics_count_every_message(receive_path, pull_stream):
     assert replaced.total_bytes_received == len(array_header(pulse_id=1)) + len(SIX) + len(raw) + 1
 
 
-def test_statistics_methods_patched_on_the_class_are_called(receive_path, monkeypatch,
-                                                            pull_stream):
+def test_statistics_methods_patched_on_the_class_are_called(receive_path, monkeypatch, pull_stream):
     calls = []
-    for cls, name in ((Statistics, "message_succeeded"), (Statistics, "observe_sequence"),
-                      (SequenceGaps, "observe")):
+    for cls, name in (
+        (Statistics, "message_succeeded"),
+        (Statistics, "observe_sequence"),
+        (SequenceGaps, "observe"),
+    ):
         original = getattr(cls, name)
 
         def patched(*args, original=original, name=name):
             calls.append(name)
             return original(*args)
+
         monkeypatch.setattr(cls, name, patched)
     socket, stream = pull_stream
     socket.send_multipart([array_header(pulse_id=1), SIX])

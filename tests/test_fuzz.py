@@ -34,8 +34,9 @@ def link(request):
     push.linger = 0
     push.sndtimeo = TIMEOUT_MS
     push.bind("tcp://127.0.0.1:*")
-    stream = mflow.connect(push.last_endpoint.decode(), receive_timeout=TIMEOUT_MS,
-                           context=context, copy=request.param)
+    stream = mflow.connect(
+        push.last_endpoint.decode(), receive_timeout=TIMEOUT_MS, context=context, copy=request.param
+    )
     yield push, stream
     stream.disconnect()
     push.close(linger=0)
@@ -51,9 +52,9 @@ def mutate(data: st.DataObject, parts: list[bytes]) -> list[bytes]:
         action = data.draw(st.sampled_from(["flip", "cut", "extend", "drop", "dup", "empty"]))
         if action == "flip" and part:
             at = data.draw(st.integers(0, len(part) - 1))
-            part = part[:at] + bytes([part[at] ^ data.draw(st.integers(1, 255))]) + part[at + 1:]
+            part = part[:at] + bytes([part[at] ^ data.draw(st.integers(1, 255))]) + part[at + 1 :]
         elif action == "cut":
-            part = part[:data.draw(st.integers(0, len(part)))]
+            part = part[: data.draw(st.integers(0, len(part)))]
         elif action == "extend":
             part = part + data.draw(st.binary(max_size=16))
         elif action == "drop" and len(parts) > 1:
@@ -85,10 +86,13 @@ def test_mutated_valid_messages(link, data):
 
 headers = st.fixed_dictionaries(
     {"htype": st.sampled_from(sorted(mflow.receive_handlers) + ["x", ""])},
-    optional={"type": st.sampled_from(["int32", "uint8", "float64", "object", "V0", "S3", 5]),
-              "shape": st.one_of(st.lists(st.integers(-2, 10**12), max_size=3), st.text()),
-              "header_detail": st.sampled_from(["none", "basic", "all", "bogus"]),
-              "frame": st.integers()})
+    optional={
+        "type": st.sampled_from(["int32", "uint8", "float64", "object", "V0", "S3", 5]),
+        "shape": st.one_of(st.lists(st.integers(-2, 10**12), max_size=3), st.text()),
+        "header_detail": st.sampled_from(["none", "basic", "all", "bogus"]),
+        "frame": st.integers(),
+    },
+)
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -107,8 +111,9 @@ def test_bad_messages_do_not_grow_memory(link):
     import tracemalloc
 
     push, stream = link
-    bad = [[b'{"htype": "array-1.0", "type": "int32", "shape": [%d]}' % n, b"xx"]
-           for n in range(50)] + [[b"\xff"], [b'{"htype": "nope-%d"}' % 1]]
+    bad = [
+        [b'{"htype": "array-1.0", "type": "int32", "shape": [%d]}' % n, b"xx"] for n in range(50)
+    ] + [[b"\xff"], [b'{"htype": "nope-%d"}' % 1]]
 
     def churn(rounds: int) -> None:
         for _ in range(rounds):
@@ -146,7 +151,7 @@ def _cbor_head(major: int, argument: int) -> bytes:
 
 
 def _cbor_map(type_name: str, key: str, value: bytes) -> bytes:
-    return (b"\xa2" + cbor2.dumps("type") + cbor2.dumps(type_name) + cbor2.dumps(key) + value)
+    return b"\xa2" + cbor2.dumps("type") + cbor2.dumps(type_name) + cbor2.dumps(key) + value
 
 
 def cbor_sharing(levels: int, width: int) -> list[bytes]:
@@ -163,8 +168,12 @@ def deep_nesting(levels: int, kind: int) -> list[bytes]:
     """Nesting ``levels`` deep: CBOR arrays (definite, indefinite), maps, tags, or JSON."""
     if kind == 4:
         return [b"[" * levels]
-    opening, closing = [(b"\x81", b""), (b"\x9f", b"\xff"), (b"\xa1\x00", b""),
-                        (b"\xd9\x13\x88", b"")][kind]
+    opening, closing = [
+        (b"\x81", b""),
+        (b"\x9f", b"\xff"),
+        (b"\xa1\x00", b""),
+        (b"\xd9\x13\x88", b""),
+    ][kind]
     return [_cbor_map("start", "x", opening * levels + b"\x00" + closing * levels)]
 
 
@@ -172,8 +181,9 @@ def unhashable_tag(tag: int, kind: int) -> list[bytes]:
     """A Stream V2 image whose ``series_id`` (the sequence source) is a tag around a list or
     map, which cannot be hashed."""
     inner = [[1, 2], {"a": [1]}, cbor2.CBORTag(tag, [3])][kind]
-    return [cbor2.dumps({"type": "image", "series_id": cbor2.CBORTag(tag, inner),
-                         "image_id": tag % 7})]
+    return [
+        cbor2.dumps({"type": "image", "series_id": cbor2.CBORTag(tag, inner), "image_id": tag % 7})
+    ]
 
 
 @functools.lru_cache(maxsize=None)
@@ -196,19 +206,46 @@ def decompression_bomb(kind: int, megabytes: int, count: int) -> list[bytes]:
     if kind < 2:
         encoding = ("lz4<", "bs16-lz4<")[kind]
         blob = _zeros_blob(encoding, nbytes)
-        return [json.dumps({"htype": "dimage-1.0", "series": 1, "frame": 0, "hash": ""}).encode(),
-                json.dumps({"htype": "dimage_d-1.0", "shape": [width, height], "type": "uint16",
-                            "encoding": encoding, "size": len(blob)}).encode(), blob, b"{}"]
+        return [
+            json.dumps({"htype": "dimage-1.0", "series": 1, "frame": 0, "hash": ""}).encode(),
+            json.dumps(
+                {
+                    "htype": "dimage_d-1.0",
+                    "shape": [width, height],
+                    "type": "uint16",
+                    "encoding": encoding,
+                    "size": len(blob),
+                }
+            ).encode(),
+            blob,
+            b"{}",
+        ]
     if kind == 2:
         algorithm = ("bslz4", "lz4")[count % 2]
         blob = _zeros_blob("bslz4" if algorithm == "bslz4" else "hdf5-lz4", nbytes)
-        image = cbor2.CBORTag(40, [[height, width], cbor2.CBORTag(
-            69, cbor2.CBORTag(56500, [algorithm, 2, blob]))])
-        return [cbor2.dumps({"type": "image", "series_id": 1, "image_id": 0,
-                             "data": {f"c{n}": image for n in range(count)}})]
+        image = cbor2.CBORTag(
+            40, [[height, width], cbor2.CBORTag(69, cbor2.CBORTag(56500, [algorithm, 2, blob]))]
+        )
+        return [
+            cbor2.dumps(
+                {
+                    "type": "image",
+                    "series_id": 1,
+                    "image_id": 0,
+                    "data": {f"c{n}": image for n in range(count)},
+                }
+            )
+        ]
     blob = _zeros_blob("bslz4", nbytes)
-    channels = [{"name": f"c{n}", "type": "uint16", "shape": [width, height],
-                 "compression": "bitshuffle_lz4"} for n in range(count)]
+    channels = [
+        {
+            "name": f"c{n}",
+            "type": "uint16",
+            "shape": [width, height],
+            "compression": "bitshuffle_lz4",
+        }
+        for n in range(count)
+    ]
     data_header = json.dumps({"htype": "bsr_d-1.1", "channels": channels}).encode()
     header = {"htype": "bsr_m-1.1", "hash": hashlib.md5(data_header).hexdigest(), "pulse_id": 1}
     return [json.dumps(header).encode(), data_header, *[blob, b""] * count]
@@ -218,8 +255,7 @@ hostile_messages = st.one_of(
     st.builds(cbor_sharing, st.integers(1, 64), st.integers(2, 4)),
     st.builds(deep_nesting, st.integers(1, 3000), st.integers(0, 4)),
     st.builds(unhashable_tag, st.integers(6, 70000), st.integers(0, 2)),
-    st.builds(decompression_bomb, st.integers(0, 3), st.sampled_from([1, 2, 4]),
-              st.integers(1, 4)),
+    st.builds(decompression_bomb, st.integers(0, 3), st.sampled_from([1, 2, 4]), st.integers(1, 4)),
 )
 
 
@@ -238,8 +274,12 @@ def hostile_link(request):
             patch.delenv("MFLOW_PURE_PYTHON", raising=False)
             if _fastpath.speedups() is None:
                 pytest.skip("the compiled receive path is not built")
-        stream = mflow.connect(push.last_endpoint.decode(), receive_timeout=TIMEOUT_MS,
-                               context=context, max_decoded_bytes=HOSTILE_BUDGET)
+        stream = mflow.connect(
+            push.last_endpoint.decode(),
+            receive_timeout=TIMEOUT_MS,
+            context=context,
+            max_decoded_bytes=HOSTILE_BUDGET,
+        )
     yield push, stream
     stream.disconnect()
     push.close(linger=0)
@@ -271,13 +311,19 @@ def test_hostile_messages_are_received_quickly(hostile_link, parts):
 def test_hostile_messages_are_counted(hostile_link):
     push, stream = hostile_link
     before = stream.statistics.as_dict()
-    for parts in (cbor_sharing(3, 2), deep_nesting(100, 0), decompression_bomb(0, 2, 1),
-                  decompression_bomb(3, 1, 2)):
+    for parts in (
+        cbor_sharing(3, 2),
+        deep_nesting(100, 0),
+        decompression_bomb(0, 2, 1),
+        decompression_bomb(3, 1, 2),
+    ):
         receive_hostile(hostile_link, parts)
     after = stream.statistics.as_dict()
     assert after["skipped"].get("malformed", 0) == before["skipped"].get("malformed", 0) + 1
-    assert (after["payload_errors"].get("decoded_size", 0)
-            == before["payload_errors"].get("decoded_size", 0) + 2)
+    assert (
+        after["payload_errors"].get("decoded_size", 0)
+        == before["payload_errors"].get("decoded_size", 0) + 2
+    )
 
 
 def seconds_per_mib(link, parts: list[bytes]) -> float:
@@ -293,8 +339,10 @@ def _rss_bytes() -> int:
 
 @pytest.mark.soak
 @pytest.mark.timeout(3600)
-@pytest.mark.skipif(not os.environ.get("MFLOW_SOAK"),
-                    reason="long run: MFLOW_SOAK=100000 pytest -m soak tests/test_fuzz.py")
+@pytest.mark.skipif(
+    not os.environ.get("MFLOW_SOAK"),
+    reason="long run: MFLOW_SOAK=100000 pytest -m soak tests/test_fuzz.py",
+)
 def test_long_run_of_hostile_messages(hostile_link):
     """MFLOW_SOAK messages from the generators above, drawn with a fixed seed: no exception
     out of receive(), no message slower than its size allows (time per MiB bounded), RSS
@@ -322,12 +370,15 @@ def test_long_run_of_hostile_messages(hostile_link):
     slowest.sort(key=lambda entry: -entry[0])
     # A loaded machine can stall any one receive; the slowest messages are timed again
     # and the best of three counts.
-    again = [min(seconds_per_mib(hostile_link, parts) for _ in range(3))
-             for _, parts in slowest[:20]]
+    again = [
+        min(seconds_per_mib(hostile_link, parts) for _ in range(3)) for _, parts in slowest[:20]
+    ]
     _, stream = hostile_link
-    print(f"\n{count} hostile messages in {elapsed:.1f} s; slowest {slowest[0][0]:.2f} s/MiB "
-          f"in the run, {max(again):.2f} s/MiB timed again; RSS growth {growth / 1e6:.1f} MB; "
-          f"skipped {dict(stream.statistics.skipped)}; payload errors "
-          f"{dict(stream.statistics.payload_errors)}")
+    print(
+        f"\n{count} hostile messages in {elapsed:.1f} s; slowest {slowest[0][0]:.2f} s/MiB "
+        f"in the run, {max(again):.2f} s/MiB timed again; RSS growth {growth / 1e6:.1f} MB; "
+        f"skipped {dict(stream.statistics.skipped)}; payload errors "
+        f"{dict(stream.statistics.payload_errors)}"
+    )
     assert growth < 50e6
     assert max(again) < 10.0  # a 4 KiB message within 40 ms, 1 MiB within 10 s

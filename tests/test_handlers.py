@@ -39,8 +39,11 @@ def test_round_trip_through_real_sockets(name, stream_pair):
 
 def test_every_handler_module_is_registered():
     package = importlib.import_module("mflow.handlers")
-    modules = {info.name for info in pkgutil.iter_modules(package.__path__)
-               if not info.name.startswith("_")}
+    modules = {
+        info.name
+        for info in pkgutil.iter_modules(package.__path__)
+        if not info.name.startswith("_")
+    }
     registered = {module.__name__.rsplit(".", 1)[1] for module in mflow.handler_modules.values()}
     assert modules == registered
 
@@ -92,6 +95,7 @@ def test_get_array_helper():
 
 # -- the fixed send bugs -----------------------------------------------------------------
 
+
 def test_raw_send_keeps_all_segments_in_one_message(stream_pair):
     """Bug B1: 1.0 sent every segment after the first as a message of its own."""
     sender, receiver = stream_pair()
@@ -116,15 +120,21 @@ def test_array_send_accepts_any_buffer(stream_pair):
     """(read) 1.0 called .tobytes() on a bytearray segment and failed."""
     sender, receiver = stream_pair()
     payload = bytearray(np.arange(3, dtype="uint8").tobytes())
-    sender.forward({"header": {"htype": "array-1.0", "type": "uint8", "shape": [3]},
-                    "data": [payload, memoryview(payload)]})
+    sender.forward(
+        {
+            "header": {"htype": "array-1.0", "type": "uint8", "shape": [3]},
+            "data": [payload, memoryview(payload)],
+        }
+    )
     data = receiver.receive().data["data"]
     assert [a.tolist() for a in data] == [[0, 1, 2], [0, 1, 2]]
 
 
 def test_array_send_fills_in_type_and_shape():
-    parts = encode(mflow.get_handler("array-1.0"),
-                   {"header": {"htype": "array-1.0"}, "data": [np.zeros((2, 2), "<u2")]})
+    parts = encode(
+        mflow.get_handler("array-1.0"),
+        {"header": {"htype": "array-1.0"}, "data": [np.zeros((2, 2), "<u2")]},
+    )
     decoded = decode(mflow.get_handler("array-1.0"), parts)
     assert decoded["data"][0].shape == (2, 2) and decoded["data"][0].dtype == "<u2"
 
@@ -146,11 +156,13 @@ def test_dimage_send_includes_the_appendix():
 
 # -- tolerated producer deviations and error cases ---------------------------------------
 
+
 def test_dheader_with_placeholder_blobs_keeps_raw_parts():
     _, message, _ = CASES["dheader_all_with_appendix"]()
     message = {**message, "part_4_raw": b"flatfield-blob"}
-    decoded = decode(mflow.get_handler("dheader-1.0"),
-                     encode(mflow.get_handler("dheader-1.0"), message))
+    decoded = decode(
+        mflow.get_handler("dheader-1.0"), encode(mflow.get_handler("dheader-1.0"), message)
+    )
     assert decoded["flatfield"] is None
     assert decoded["part_4_raw"] == b"flatfield-blob"
     assert decoded["pixel_mask"].shape == (2, 3)
@@ -159,8 +171,9 @@ def test_dheader_with_placeholder_blobs_keeps_raw_parts():
 def test_dheader_flatfield_htype_typo_is_tolerated():
     _, message, expected = CASES["dheader_all_with_appendix"]()
     message["part_3"] = {**message["part_3"], "htype": "flatfield-1.0"}
-    decoded = decode(mflow.get_handler("dheader-1.0"),
-                     encode(mflow.get_handler("dheader-1.0"), message))
+    decoded = decode(
+        mflow.get_handler("dheader-1.0"), encode(mflow.get_handler("dheader-1.0"), message)
+    )
     assert_same(decoded["flatfield"], expected["flatfield"])
 
 
@@ -178,28 +191,34 @@ def test_dheader_appendix_that_is_not_json_is_text_or_bytes():
     assert decode(handler, [header, b"\xff\xfe"])["appendix"] == b"\xff\xfe"
 
 
-@pytest.mark.parametrize("htype, parts", [
-    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b"{}"]),
-    ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b"not json", b"blob", b"{}"]),
-    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [-2]}', b"abcd"]),
-    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [-1, -1]}', b"abcd"]),
-    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [3, -1]}', b"abcd"]),
-    ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [1e30]}', b"abcd"]),
-    ("array-1.0", [b'{"htype": "array-1.0", "type": "V0", "shape": [1]}', b"abcd"]),
-    ("raw-1.0", [b'"not an object"']),
-])
+@pytest.mark.parametrize(
+    "htype, parts",
+    [
+        ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b"{}"]),
+        ("dimage-1.0", [b'{"htype": "dimage-1.0"}', b"not json", b"blob", b"{}"]),
+        ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [-2]}', b"abcd"]),
+        ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [-1, -1]}', b"abcd"]),
+        ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [3, -1]}', b"abcd"]),
+        ("array-1.0", [b'{"htype": "array-1.0", "type": "int32", "shape": [1e30]}', b"abcd"]),
+        ("array-1.0", [b'{"htype": "array-1.0", "type": "V0", "shape": [1]}', b"abcd"]),
+        ("raw-1.0", [b'"not an object"']),
+    ],
+)
 def test_malformed_messages_raise_malformed(htype, parts):
     with pytest.raises(MalformedMessageError):
         decode(mflow.get_handler(htype), parts)
 
 
-@pytest.mark.parametrize("part_2, blob", [
-    (b"{}", b"blob"),
-    (b'{"shape": [2, 2], "type": "uint8", "encoding": "<"}', b"abc"),
-    (b'{"shape": [2], "type": "uint8"}', b"abcd"),
-    (b'{"shape": [2, 2], "type": "uint8", "encoding": "bs16-zstd<"}', b"abcd"),
-    (b'{"shape": [4, 2], "type": "uint16", "encoding": "bs16-lz4<"}', b"\x01" * 16),
-])
+@pytest.mark.parametrize(
+    "part_2, blob",
+    [
+        (b"{}", b"blob"),
+        (b'{"shape": [2, 2], "type": "uint8", "encoding": "<"}', b"abc"),
+        (b'{"shape": [2], "type": "uint8"}', b"abcd"),
+        (b'{"shape": [2, 2], "type": "uint8", "encoding": "bs16-zstd<"}', b"abcd"),
+        (b'{"shape": [4, 2], "type": "uint16", "encoding": "bs16-lz4<"}', b"\x01" * 16),
+    ],
+)
 def test_dimage_that_cannot_be_decoded_keeps_its_parts(part_2, blob):
     """As in 1.0 the message arrives; ``image`` is None and ``image_error`` says why."""
     decoded = decode(mflow.get_handler("dimage-1.0"), [b'{"htype": "dimage-1.0"}', part_2, blob])
@@ -209,15 +228,20 @@ def test_dimage_that_cannot_be_decoded_keeps_its_parts(part_2, blob):
 
 def test_dimage_with_a_subarray_type_is_delivered_with_the_error():
     part_2 = b'{"shape": [2, 2], "type": "(2,)u2", "encoding": "<"}'
-    decoded = decode(mflow.get_handler("dimage-1.0"),
-                     [b'{"htype": "dimage-1.0"}', part_2, b"\x00" * 16, b"{}"])
+    decoded = decode(
+        mflow.get_handler("dimage-1.0"), [b'{"htype": "dimage-1.0"}', part_2, b"\x00" * 16, b"{}"]
+    )
     assert decoded["image"] is None and "pixel type" in decoded["image_error"]
     assert decoded["payload_errors"] == {"image": decoded["image_error"]}
 
 
 def dimage_parts(image: np.ndarray, encoding: str) -> list[bytes]:
-    message = {"header": {"htype": "dimage-1.0", "series": 1, "frame": 0, "hash": ""},
-               "part_2": {"encoding": encoding}, "image": image, "part_4": {}}
+    message = {
+        "header": {"htype": "dimage-1.0", "series": 1, "frame": 0, "hash": ""},
+        "part_2": {"encoding": encoding},
+        "image": image,
+        "part_4": {},
+    }
     return encode(mflow.get_handler("dimage-1.0"), message)
 
 
@@ -246,8 +270,12 @@ def test_max_decoded_bytes_refuses_a_bigger_image(stream_factory):
 def test_the_series_header_sets_the_default_budget(stream_pair):
     sender, receiver = stream_pair()
     config = {"x_pixels_in_detector": 50, "y_pixels_in_detector": 10, "bit_depth_image": 16}
-    sender.forward({"header": {"htype": "dheader-1.0", "series": 1, "header_detail": "basic"},
-                    "part_2": config})
+    sender.forward(
+        {
+            "header": {"htype": "dheader-1.0", "series": 1, "header_detail": "basic"},
+            "part_2": config,
+        }
+    )
     sender.send_multipart(dimage_parts(np.ones((10, 50), "<u2"), "lz4<"))
     sender.send_multipart(dimage_parts(np.ones((11, 50), "<u2"), "lz4<"))
     assert receiver.receive().data["part_2"] == config
@@ -278,8 +306,9 @@ def test_array_shape_may_be_a_number_or_hold_minus_one():
 
 def test_dimage_decode_can_be_switched_off():
     _, message, _ = CASES["dimage_uncompressed"]()
-    decoded = decode(mflow.get_handler("dimage-1.0"), load_golden("dimage_uncompressed"),
-                     decode=False)
+    decoded = decode(
+        mflow.get_handler("dimage-1.0"), load_golden("dimage_uncompressed"), decode=False
+    )
     assert "image" not in decoded and decoded["part_3_raw"] == message["part_3_raw"]
 
 
@@ -304,8 +333,10 @@ def test_entry_point_plugins_are_loaded_on_first_miss(monkeypatch):
     plugin.Plugin = Plugin
     monkeypatch.setitem(sys.modules, "mflow_test_plugin", plugin)
     entry = EntryPoint("plugin-1.0", "mflow_test_plugin:Plugin", handlers_module.ENTRY_POINT_GROUP)
-    monkeypatch.setattr("importlib.metadata.entry_points",
-                        lambda group: [entry] if group == handlers_module.ENTRY_POINT_GROUP else [])
+    monkeypatch.setattr(
+        "importlib.metadata.entry_points",
+        lambda group: [entry] if group == handlers_module.ENTRY_POINT_GROUP else [],
+    )
     monkeypatch.setattr(handlers_module, "_plugins", None)
     try:
         assert mflow.get_handler("plugin-1.0") is Plugin
@@ -320,13 +351,16 @@ def run_python(code: str) -> str:
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, timeout=30).stdout
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
 
 
 def test_import_mflow_imports_no_numpy_asyncio_or_entry_points():
-    loaded = run_python("import sys, mflow; print(sorted(m for m in ('numpy', 'asyncio', "
-                        "'importlib.metadata', 'mflow.handlers.array_1_0') if m in sys.modules))")
+    loaded = run_python(
+        "import sys, mflow; print(sorted(m for m in ('numpy', 'asyncio', "
+        "'importlib.metadata', 'mflow.handlers.array_1_0') if m in sys.modules))"
+    )
     assert loaded.strip() == "[]"
 
 
@@ -334,7 +368,8 @@ def test_builtins_are_imported_on_first_use_only():
     loaded = run_python(
         "import sys, mflow\n"
         "assert mflow.get_handler('raw-1.0')\n"
-        "print(sorted(m for m in sys.modules if m.startswith('mflow.handlers.')))")
+        "print(sorted(m for m in sys.modules if m.startswith('mflow.handlers.')))"
+    )
     assert loaded.strip() == "['mflow.handlers._parts', 'mflow.handlers.raw_1_0']"
 
 
@@ -346,5 +381,6 @@ def test_1_0_tables_and_module_attributes_are_complete_when_read():
         "assert mflow.receive_handlers['array-1.0'] is mine\n"
         "assert mflow.handlers['array-1.0'] is mflow.array_1_0.Handler\n"
         "assert mflow.mflow.dimage_1_0 is mflow.dimage_1_0\n"
-        "print(sorted(mflow.handler_modules), 'raw-1.0' in mflow.send_handlers)")
+        "print(sorted(mflow.handler_modules), 'raw-1.0' in mflow.send_handlers)"
+    )
     assert out.split()[-1] == "True" and "'sls-receiver'" in out and "'bsr_m-1.1'" in out

@@ -55,8 +55,11 @@ def test_a_data_header_change_adds_and_stops_channels(tmp_path: Path) -> None:
     def message(pulse: int, channels: dict) -> list:
         return encode_with("bsr_m-1.1", {"pulse_id": pulse, "data": channels})
 
-    messages = [message(0, {"A": 1.0}), message(1, {"A": 2.0, "B": "text"}),
-                message(2, {"B": "more"})]
+    messages = [
+        message(0, {"A": 1.0}),
+        message(1, {"A": 2.0, "B": "text"}),
+        message(2, {"B": "more"}),
+    ]
     writer = StreamWriter(str(tmp_path))
     writer.write(*received(messages[0]))
     with h5py.File(tmp_path / "series_1.h5", "r", swmr=True) as f:

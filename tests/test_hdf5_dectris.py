@@ -51,8 +51,9 @@ def decoded(parts: list[Any]) -> Any:
 
 def series(kind: str, images: int, **spec: Any) -> list[list[Any]]:
     """One generated series (header, images, end) with a distance and a rotation added."""
-    messages = list(itertools.islice(SOURCES[kind](Spec(images=images, shape=SHAPE, **spec)),
-                                     images + 2))
+    messages = list(
+        itertools.islice(SOURCES[kind](Spec(images=images, shape=SHAPE, **spec)), images + 2)
+    )
     if kind == "dectris":
         header = decoded(messages[0])
         if "part_2" not in header:  # header_detail none: nothing to add to
@@ -61,8 +62,9 @@ def series(kind: str, images: int, **spec: Any) -> list[list[Any]]:
         messages[0] = encode_with("dheader-1.0", header)
     else:
         start = decoded(messages[0])
-        start.update(detector_distance=0.12, goniometer={"omega": {"start": 10.0,
-                                                                   "increment": 0.1}})
+        start.update(
+            detector_distance=0.12, goniometer={"omega": {"start": 10.0, "increment": 0.1}}
+        )
         messages[0] = [stream2.encode_stream2(start, None)]
     return messages
 
@@ -75,8 +77,11 @@ def sent_images(messages: list[list[Any]]) -> list[np.ndarray]:
         if "image" in data:
             images.append(data["image"])
         else:
-            images.append(np.stack(list(data["data"].values())).squeeze(0)
-                          if len(data["data"]) == 1 else np.stack(list(data["data"].values())))
+            images.append(
+                np.stack(list(data["data"].values())).squeeze(0)
+                if len(data["data"]) == 1
+                else np.stack(list(data["data"].values()))
+            )
     return images
 
 
@@ -88,11 +93,16 @@ def write_all(directory: Path, messages: list[list[Any]], **options: Any) -> Dec
     return writer
 
 
-CASES = [("dectris", {"compression": c, "header_detail": d})
-         for c in ("bslz4", "lz4", "none") for d in ("all", "basic", "none")]
+CASES = [
+    ("dectris", {"compression": c, "header_detail": d})
+    for c in ("bslz4", "lz4", "none")
+    for d in ("all", "basic", "none")
+]
 CASES += [("stream2", {"compression": c}) for c in ("bslz4", "lz4", "none")]
-CASES += [("dectris", {"compression": "bslz4", "dtype": "uint32"}),
-          ("dectris", {"compression": "bslz4", "dtype": "uint8"})]
+CASES += [
+    ("dectris", {"compression": "bslz4", "dtype": "uint32"}),
+    ("dectris", {"compression": "bslz4", "dtype": "uint8"}),
+]
 
 
 @pytest.mark.parametrize("kind, spec", CASES)
@@ -106,8 +116,11 @@ def test_every_image_reads_back_pixel_exact(tmp_path: Path, kind: str, spec: dic
         assert data.shape == (7, *SHAPE) and data.is_virtual
         for index, image in enumerate(sent):
             np.testing.assert_array_equal(data[index], image)
-        assert sorted(k for k in f["/entry/data"] if k.startswith("data_")) == \
-            ["data_000001", "data_000002", "data_000003"]
+        assert sorted(k for k in f["/entry/data"] if k.startswith("data_")) == [
+            "data_000001",
+            "data_000002",
+            "data_000003",
+        ]
         np.testing.assert_array_equal(f["/entry/data/data_000003"][:], np.stack(sent[6:]))
 
 
@@ -135,8 +148,9 @@ def test_independent_decoders_agree_on_the_stored_chunks(tmp_path: Path) -> None
         data = f["/entry/data/data"]
         for row, image in enumerate(sent_images(messages)):
             chunk = data.id.read_direct_chunk((row, 0, 0))[1]
-            ours = bitshuffle.decompress_lz4(np.frombuffer(chunk[12:], np.uint8), SHAPE,
-                                             np.dtype("<u2"), 0)
+            ours = bitshuffle.decompress_lz4(
+                np.frombuffer(chunk[12:], np.uint8), SHAPE, np.dtype("<u2"), 0
+            )
             theirs = np.frombuffer(dectris.decompress(chunk, "bslz4", elem_size=2), "<u2")
             np.testing.assert_array_equal(ours, image)
             np.testing.assert_array_equal(theirs.reshape(SHAPE), image)
@@ -144,11 +158,21 @@ def test_independent_decoders_agree_on_the_stored_chunks(tmp_path: Path) -> None
 
 def _bslz4_dimage(blob: bytes, image: np.ndarray) -> list[Any]:
     y, x = image.shape
-    return encode_with("dimage-1.0", {
-        "header": {"htype": "dimage-1.0", "series": 1, "frame": 0, "hash": ""},
-        "part_2": {"htype": "dimage_d-1.0", "shape": [x, y], "type": "uint16",
-                   "encoding": "bs16-lz4<", "size": len(blob)},
-        "part_3_raw": blob, "part_4": {"htype": "dconfig-1.0"}})
+    return encode_with(
+        "dimage-1.0",
+        {
+            "header": {"htype": "dimage-1.0", "series": 1, "frame": 0, "hash": ""},
+            "part_2": {
+                "htype": "dimage_d-1.0",
+                "shape": [x, y],
+                "type": "uint16",
+                "encoding": "bs16-lz4<",
+                "size": len(blob),
+            },
+            "part_3_raw": blob,
+            "part_4": {"htype": "dconfig-1.0"},
+        },
+    )
 
 
 @pytest.mark.parametrize("variant", ["zeroed", "headerless"])
@@ -156,8 +180,9 @@ def test_blobs_without_a_usable_header_get_a_correct_one(tmp_path: Path, variant
     image = detector_images(SHAPE, "uint16", 1)[0]
     blob = mflow.codecs.encode_bslz4(image)
     blob = bytes(12) + blob[12:] if variant == "zeroed" else blob[12:]
-    header = encode_with("dheader-1.0", {"header": {"htype": "dheader-1.0", "series": 1,
-                                                    "header_detail": "none"}})
+    header = encode_with(
+        "dheader-1.0", {"header": {"htype": "dheader-1.0", "series": 1, "header_detail": "none"}}
+    )
     write_all(tmp_path, [header, _bslz4_dimage(blob, image)])
     with h5py.File(tmp_path / "series_1_master.h5") as f:
         np.testing.assert_array_equal(f["/entry/data/data"][0], image)
@@ -165,24 +190,43 @@ def test_blobs_without_a_usable_header_get_a_correct_one(tmp_path: Path, variant
 
 def test_multi_threshold_images_are_one_chunk_per_channel(tmp_path: Path) -> None:
     frames = detector_images(SHAPE, "uint16", 4)
-    start = {"type": "start", "series_id": 3, "series_unique_id": "u3",
-             "channels": ["threshold_1", "threshold_2"], "image_size_x": SHAPE[1],
-             "image_size_y": SHAPE[0], "number_of_images": 2, "image_dtype": "uint16",
-             "threshold_energy": {"threshold_1": 6000.0, "threshold_2": 9000.0}}
+    start = {
+        "type": "start",
+        "series_id": 3,
+        "series_unique_id": "u3",
+        "channels": ["threshold_1", "threshold_2"],
+        "image_size_x": SHAPE[1],
+        "image_size_y": SHAPE[0],
+        "number_of_images": 2,
+        "image_dtype": "uint16",
+        "threshold_energy": {"threshold_1": 6000.0, "threshold_2": 9000.0},
+    }
     messages = [[stream2.encode_stream2(start, None)]]
     for image_id in range(2):
         data = {f"threshold_{c + 1}": frames[2 * image_id + c] for c in range(2)}
-        messages.append([stream2.encode_stream2(
-            {"type": "image", "series_id": 3, "series_unique_id": "u3", "image_id": image_id,
-             "data": data}, "bslz4")])
+        messages.append(
+            [
+                stream2.encode_stream2(
+                    {
+                        "type": "image",
+                        "series_id": 3,
+                        "series_unique_id": "u3",
+                        "image_id": image_id,
+                        "data": data,
+                    },
+                    "bslz4",
+                )
+            ]
+        )
     messages.append([stream2.encode_stream2({"type": "end", "series_id": 3}, None)])
     write_all(tmp_path, messages)
     with h5py.File(tmp_path / "series_3_master.h5") as f:
         data = f["/entry/data/data"]
         assert data.shape == (2, 2, *SHAPE)
         np.testing.assert_array_equal(data[:], np.stack(frames).reshape(2, 2, *SHAPE))
-        np.testing.assert_array_equal(f["/entry/instrument/detector/threshold_energy"][:],
-                                      [6000.0, 9000.0])
+        np.testing.assert_array_equal(
+            f["/entry/instrument/detector/threshold_energy"][:], [6000.0, 9000.0]
+        )
     with h5py.File(tmp_path / "series_3_data_000001.h5") as f:
         assert f["/entry/data/data"].chunks == (1, 1, *SHAPE)
 
@@ -215,8 +259,11 @@ def test_master_is_valid_nxmx_for_the_nxmx_reader(tmp_path: Path) -> None:
         module = detector.modules[0]
         assert list(module.data_size) == list(SHAPE)
         chain = nxmx.get_dependency_chain(module.fast_pixel_direction)
-        assert [t.path.rsplit("/", 1)[1] for t in chain] == \
-            ["fast_pixel_direction", "module_offset", "translation"]
+        assert [t.path.rsplit("/", 1)[1] for t in chain] == [
+            "fast_pixel_direction",
+            "module_offset",
+            "translation",
+        ]
         sample_chain = nxmx.get_dependency_chain(entry.samples[0].depends_on)
         omega = sample_chain[0]
         assert omega.path.endswith("omega") and omega[()].shape == (4,)
@@ -230,8 +277,13 @@ def test_nxvalidate_reports_no_errors(tmp_path: Path, kind: str) -> None:
     if nxvalidate is None:
         pytest.skip("nexusformat's nxvalidate is not installed")
     write_all(tmp_path, series(kind, 3))
-    result = subprocess.run([nxvalidate, "-a", "NXmx", str(tmp_path / "series_1_master.h5")],
-                            capture_output=True, text=True, timeout=50, check=False)
+    result = subprocess.run(
+        [nxvalidate, "-a", "NXmx", str(tmp_path / "series_1_master.h5")],
+        capture_output=True,
+        text=True,
+        timeout=50,
+        check=False,
+    )
     assert "Total number of errors: 0" in result.stdout + result.stderr, result.stdout
 
 
@@ -276,16 +328,20 @@ def test_stray_images_of_an_old_series_are_discarded_and_counted(tmp_path: Path)
         writer.write(*message)
     writer.close()
     assert writer.discarded == {"stray": 1}
-    assert [(s.series, s.images_written, s.ended) for s in writer.series] == \
-        [(1, 1, False), (2, 2, True)]
+    assert [(s.series, s.images_written, s.ended) for s in writer.series] == [
+        (1, 1, False),
+        (2, 2, True),
+    ]
     assert writer.series[0].missing == [2, 3]
 
 
 def test_a_series_number_used_again_gets_new_files(tmp_path: Path) -> None:
     messages = series("dectris", 2)
     writer = write_all(tmp_path, messages + messages)
-    assert [Path(s.master).name for s in writer.series] == \
-        ["series_1_master.h5", "series_1_r2_master.h5"]
+    assert [Path(s.master).name for s in writer.series] == [
+        "series_1_master.h5",
+        "series_1_r2_master.h5",
+    ]
 
 
 def test_existing_files_are_not_overwritten(tmp_path: Path) -> None:
@@ -297,15 +353,27 @@ def test_existing_files_are_not_overwritten(tmp_path: Path) -> None:
     assert h5py.is_hdf5(tmp_path / "series_1_master.h5")
 
 
-@pytest.mark.parametrize("pattern, series_id", [("{series}", "../escape"),
-                                                ("{series}", "/tmp/abs"),
-                                                ("../{series}", 1)])
+@pytest.mark.parametrize(
+    "pattern, series_id", [("{series}", "../escape"), ("{series}", "/tmp/abs"), ("../{series}", 1)]
+)
 def test_names_cannot_leave_the_directory(tmp_path: Path, pattern: str, series_id: Any) -> None:
     writer = DectrisWriter(str(tmp_path / "out"), name=pattern)
     with pytest.raises(ConfigurationError):
         writer.write("dseries_end-1.0", {"header": {}})  # nothing open: fine
-        writer.write(*received(encode_with("dheader-1.0", {"header": {
-            "htype": "dheader-1.0", "series": series_id, "header_detail": "none"}})))
+        writer.write(
+            *received(
+                encode_with(
+                    "dheader-1.0",
+                    {
+                        "header": {
+                            "htype": "dheader-1.0",
+                            "series": series_id,
+                            "header_detail": "none",
+                        }
+                    },
+                )
+            )
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -329,9 +397,11 @@ def test_a_swmr_reader_sees_frames_arrive(tmp_path: Path) -> None:
 
 def test_chunk_framing_of_a_plain_lz4_block() -> None:
     image = detector_images(SHAPE, "uint16", 1)[0]
-    chunk = chunks.dimage_chunk({"shape": [SHAPE[1], SHAPE[0]], "type": "uint16",
-                                 "encoding": "lz4<"}, mflow.codecs.encode_lz4_block(image),
-                                "bslz4")
+    chunk = chunks.dimage_chunk(
+        {"shape": [SHAPE[1], SHAPE[0]], "type": "uint16", "encoding": "lz4<"},
+        mflow.codecs.encode_lz4_block(image),
+        "bslz4",
+    )
     np.testing.assert_array_equal(mflow.codecs.decode_hdf5_lz4(chunk.data, "<u2", SHAPE), image)
 
 

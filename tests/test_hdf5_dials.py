@@ -20,8 +20,9 @@ hdf5plugin = pytest.importorskip("hdf5plugin")
 from .test_hdf5_dectris import sent_images, series, write_all
 
 DIALS_IMPORT = shutil.which("dials.import")
-pytestmark = pytest.mark.skipif(DIALS_IMPORT is None,
-                                reason="dials.import is not on PATH (Debian: python3-dials)")
+pytestmark = pytest.mark.skipif(
+    DIALS_IMPORT is None, reason="dials.import is not on PATH (Debian: python3-dials)"
+)
 
 _READ_FRAMES = """
 import sys, numpy
@@ -50,13 +51,26 @@ def test_dials_imports_the_series_and_reads_every_frame(tmp_path: Path, kind: st
     master = str(tmp_path / "series_1_master.h5")
     env = {**os.environ, "HDF5_PLUGIN_PATH": hdf5plugin.PLUGIN_PATH}
     assert DIALS_IMPORT is not None
-    imported = subprocess.run([DIALS_IMPORT, master], cwd=tmp_path, env=env, text=True,
-                              capture_output=True, timeout=55, check=False)
+    imported = subprocess.run(
+        [DIALS_IMPORT, master],
+        cwd=tmp_path,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=55,
+        check=False,
+    )
     assert imported.returncode == 0, imported.stderr
     assert "num images: 5" in imported.stdout and "sweep:    1" in imported.stdout
     frames = tmp_path / "frames.npy"
-    read = subprocess.run([_python_of(DIALS_IMPORT), "-c", _READ_FRAMES, master, str(frames)],
-                          env=env, text=True, capture_output=True, timeout=55, check=False)
+    read = subprocess.run(
+        [_python_of(DIALS_IMPORT), "-c", _READ_FRAMES, master, str(frames)],
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=55,
+        check=False,
+    )
     assert read.returncode == 0, read.stderr
     last_line = read.stdout.strip().splitlines()[-1]
     size, distance, wavelength, centre, oscillation = ast.literal_eval(last_line)

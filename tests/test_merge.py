@@ -92,8 +92,10 @@ def test_aligner_releases_everything_at_the_end():
     assert aligner.add(0, [frame_header(frame=2)]) == []
     assert aligner.add(0, [frame_header(frame=1)]) == []
     assert list(aligner.expired()) == []
-    assert list(aligner.expired(everything=True)) == [[frame_header(frame=1)],
-                                                       [frame_header(frame=2)]]
+    assert list(aligner.expired(everything=True)) == [
+        [frame_header(frame=1)],
+        [frame_header(frame=2)],
+    ]
     assert aligner.counts["incomplete"] == 2 and not aligner.pending
 
 
@@ -101,7 +103,9 @@ def test_aligner_sends_complete_groups_in_input_order_and_late_ones_at_once():
     aligner = Aligner("frame", 2, max_wait=60)
     assert aligner.add(1, [frame_header(frame=5, source="b")]) == []
     assert aligner.add(0, [frame_header(frame=5, source="a")]) == [
-        [frame_header(frame=5, source="a")], [frame_header(frame=5, source="b")]]
+        [frame_header(frame=5, source="a")],
+        [frame_header(frame=5, source="b")],
+    ]
     assert aligner.add(1, [frame_header(frame=5)]) == [[frame_header(frame=5)]]
     assert aligner.add(0, [b"not json"]) == [[b"not json"]]
     assert aligner.counts == {"complete": 1, "incomplete": 0, "late": 1, "unaligned": 1}
@@ -136,8 +140,7 @@ def test_aligner_cost_does_not_grow_with_the_waiting_groups():
             comparisons += 1
             return float.__le__(self, other)
 
-    aligner._deadlines[0] = (CountingDeadline(aligner._deadlines[0][0]),
-                             *aligner._deadlines[0][1:])
+    aligner._deadlines[0] = (CountingDeadline(aligner._deadlines[0][0]), *aligner._deadlines[0][1:])
     for _ in range(100):  # 100 rounds with nothing due
         assert list(aligner.expired()) == []
     assert comparisons == 100  # one look at the earliest deadline per round
@@ -151,8 +154,9 @@ def test_aligner_ignores_a_header_that_is_too_deep_to_parse():
 
 
 def test_arrival_merge_takes_one_message_from_every_ready_stream(stream_factory):
-    senders = [stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH)
-               for _ in range(3)]
+    senders = [
+        stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH) for _ in range(3)
+    ]
     receivers = [stream_factory(sender.endpoint, mode=mflow.PULL) for sender in senders]
     for number in range(2):
         senders[0].send_multipart([b"a%d" % number])
@@ -161,8 +165,7 @@ def test_arrival_merge_takes_one_message_from_every_ready_stream(stream_factory)
     taken: list = []
     deadline = time.monotonic() + 5
     while len(taken) < 3 and time.monotonic() < deadline:
-        taken += [(index, [bytes(f) for f in frames])
-                  for index, frames in merge.receive_round(100)]
+        taken += [(index, [bytes(f) for f in frames]) for index, frames in merge.receive_round(100)]
     assert sorted(taken) == [(0, [b"a0"]), (0, [b"a1"]), (2, [b"c0"])]
     assert merge.received == [2, 0, 1]
     assert merge.receive_round(0, limit=1) == []

@@ -121,9 +121,13 @@ def test_notifier_fires_after_timeout_without_clients(monkeypatch):
 def test_no_client_action_fires_until_a_client_connects(stream_factory, monkeypatch):
     calls = []
     monkeypatch.setattr(SocketEventListener, "DEFAULT_SOCKET_RECEIVE_TIMEOUT", 0.01)
-    server = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
-                            no_client_action=lambda: calls.append(time.monotonic()),
-                            no_client_timeout=0.1)
+    server = stream_factory(
+        "tcp://127.0.0.1:*",
+        conn_type=mflow.BIND,
+        mode=mflow.PUSH,
+        no_client_action=lambda: calls.append(time.monotonic()),
+        no_client_timeout=0.1,
+    )
     wait_until(lambda: len(calls) >= 2)
     stream_factory(server.endpoint, mode=mflow.PULL)
     server.send(b"ping")  # returns once the peer is connected
@@ -135,17 +139,25 @@ def test_no_client_action_fires_until_a_client_connects(stream_factory, monkeypa
 
 
 def test_bsread_style_none_timeout_is_accepted(stream_factory):
-    stream = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
-                            no_client_action=None, no_client_timeout=None)
+    stream = stream_factory(
+        "tcp://127.0.0.1:*",
+        conn_type=mflow.BIND,
+        mode=mflow.PUSH,
+        no_client_action=None,
+        no_client_timeout=None,
+    )
     assert not stream._socket_monitors
 
 
-@pytest.mark.parametrize("events, expected", [
-    ([zmq.EVENT_ACCEPTED, zmq.EVENT_ACCEPTED, zmq.EVENT_DISCONNECTED], 1),
-    ([zmq.EVENT_CONNECTED, zmq.EVENT_DISCONNECTED, zmq.EVENT_DISCONNECTED], 0),
-    ([zmq.EVENT_ACCEPTED, zmq.EVENT_MONITOR_STOPPED], 0),
-    ([zmq.EVENT_ACCEPTED, zmq.EVENT_CLOSED], 1),
-])
+@pytest.mark.parametrize(
+    "events, expected",
+    [
+        ([zmq.EVENT_ACCEPTED, zmq.EVENT_ACCEPTED, zmq.EVENT_DISCONNECTED], 1),
+        ([zmq.EVENT_CONNECTED, zmq.EVENT_DISCONNECTED, zmq.EVENT_DISCONNECTED], 0),
+        ([zmq.EVENT_ACCEPTED, zmq.EVENT_MONITOR_STOPPED], 0),
+        ([zmq.EVENT_ACCEPTED, zmq.EVENT_CLOSED], 1),
+    ],
+)
 def test_connection_count_arithmetic(events, expected):
     counts = Counts()
     monitor = ConnectionCountMonitor(counts)

@@ -14,16 +14,21 @@ import mflow
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(not (ROOT / "MANIFEST.in").exists(),
-                                reason="needs mflow's source tree")
+pytestmark = pytest.mark.skipif(
+    not (ROOT / "MANIFEST.in").exists(), reason="needs mflow's source tree"
+)
 
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sdist built from this tree, unpacked."""
     out = tmp_path_factory.mktemp("sdist")
-    subprocess.run([sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(ROOT)],
-                   check=True, capture_output=True, timeout=240)
+    subprocess.run(
+        [sys.executable, "-m", "build", "--sdist", "--outdir", str(out), str(ROOT)],
+        check=True,
+        capture_output=True,
+        timeout=240,
+    )
     (archive,) = out.glob("mflow-*.tar.gz")
     with tarfile.open(archive) as tar:
         tar.extractall(out, filter="data")
@@ -33,15 +38,27 @@ def sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_the_sdist_has_everything_its_tests_need_and_they_run(sdist):
-    for name in ("LICENSE", "tests/__init__.py", "tests/conftest.py", "tests/conformance.py",
-                 "tests/cli_support.py", "tests/fixtures/__init__.py",
-                 "tests/fixtures/dheader_basic.json", "compat/psi-mflow/setup.py",
-                 "src/mflow/_speedups.c", "src/mflow/py.typed"):
+    for name in (
+        "LICENSE",
+        "tests/__init__.py",
+        "tests/conftest.py",
+        "tests/conformance.py",
+        "tests/cli_support.py",
+        "tests/fixtures/__init__.py",
+        "tests/fixtures/dheader_basic.json",
+        "compat/psi-mflow/setup.py",
+        "src/mflow/_speedups.c",
+        "src/mflow/py.typed",
+    ):
         assert (sdist / name).is_file(), name
     assert not list(sdist.glob("compat/**/*.egg-info"))
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "tests/test_synthetic.py"], cwd=sdist, capture_output=True,
-                            text=True, timeout=240)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_synthetic.py"],
+        cwd=sdist,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert result.returncode == 0, result.stdout[-2000:]
     assert " passed" in result.stdout
 

@@ -465,8 +465,15 @@ def test_folder_reader_ignores_everything_but_part_files(tmp_path):
     (tmp_path / "000001_000.raw").write_bytes(b"b0")
     # 1.0's m_replay glued messages 0 and 1 together because of this file (B7).
     (tmp_path / "000000_zz_notes.txt").write_bytes(b"notes")
-    for name in ["000000_002.raw.bak", "x000000_002.raw", "000000_002.RAW", "000000-002.raw",
-                 "abc_000.raw", "000000_002.raw.partial", "README"]:
+    for name in [
+        "000000_002.raw.bak",
+        "x000000_002.raw",
+        "000000_002.RAW",
+        "000000-002.raw",
+        "abc_000.raw",
+        "000000_002.raw.partial",
+        "README",
+    ]:
         (tmp_path / name).write_bytes(b"ignored")
     (tmp_path / "000000_003.raw").mkdir()
     assert read_all(FolderReader(tmp_path)) == [([b"a0", b"a1"], None), ([b"b0"], None)]
@@ -493,8 +500,10 @@ def test_folder_message_without_part_0_at_the_end_is_a_truncated_tail(tmp_path):
     [
         (["000001_001.raw", "000002_000.raw"], "message 1 lacks part.s. 0"),
         (["000001_000.raw", "000001_002.raw"], "message 1 lacks part.s. 1"),
-        (["000001_000.raw", "1_0.raw"], "message 1 has several files for part 0: "
-                                        "000001_000.raw, 1_0.raw"),
+        (
+            ["000001_000.raw", "1_0.raw"],
+            "message 1 has several files for part 0: 000001_000.raw, 1_0.raw",
+        ),
     ],
 )
 def test_folder_damage_in_the_middle_is_corruption(tmp_path, names, problem):
@@ -614,8 +623,11 @@ GOLDEN_V1 = Path(__file__).parent / "fixtures" / "recording_v1.mflow"
 
 def test_a_flipped_byte_inside_a_part_is_corruption_naming_the_record(tmp_path):
     path = tmp_path / "run.mflow"
-    messages = [([b"h0", b"payload-0"], 1.0), ([b"h1", b"payload-1"], 2.0),
-                ([b"h2", b"payload-2"], 3.0)]
+    messages = [
+        ([b"h0", b"payload-0"], 1.0),
+        ([b"h1", b"payload-1"], 2.0),
+        ([b"h2", b"payload-2"], 3.0),
+    ]
     write_recording(path, messages)
     data = bytearray(path.read_bytes())
     second = FILE_HEADER_SIZE + record_size(messages[0][0])
@@ -633,8 +645,10 @@ def test_golden_version_1_file_is_still_read():
     reader = RecordingReader(GOLDEN_V1)
     assert reader.version == 1
     assert read_all(reader) == [
-        ([b'{"htype":"array-1.0","type":"uint8","shape":[2,2]}', b"\x00\x01\x02\x03"],
-         1700000000.25),
+        (
+            [b'{"htype":"array-1.0","type":"uint8","shape":[2,2]}', b"\x00\x01\x02\x03"],
+            1700000000.25,
+        ),
         ([b""], 1700000000.5),
         ([b'{"htype":"raw-1.0"}', b"", b"tail"], 1700000001.0),
     ]
@@ -651,10 +665,16 @@ def test_new_recordings_are_version_2(tmp_path):
 
 def craft_record(parts: list[bytes], receive_time: float) -> bytes:
     """A version 2 record with valid CRCs and checksums, whatever its fields hold."""
-    table = b"".join(len(p).to_bytes(8, "little") + xxhash.xxh3_64_intdigest(p).to_bytes(
-        8, "little") for p in parts)
-    start = b"MREC" + len(parts).to_bytes(4, "little") + np.float64(receive_time).tobytes() \
+    table = b"".join(
+        len(p).to_bytes(8, "little") + xxhash.xxh3_64_intdigest(p).to_bytes(8, "little")
+        for p in parts
+    )
+    start = (
+        b"MREC"
+        + len(parts).to_bytes(4, "little")
+        + np.float64(receive_time).tobytes()
         + zlib.crc32(table).to_bytes(4, "little")
+    )
     return start + zlib.crc32(start).to_bytes(4, "little") + table + b"".join(parts)
 
 
@@ -667,12 +687,12 @@ def craft_record(parts: list[bytes], receive_time: float) -> bytes:
         ([b"x"], -5.0, "has an impossible receive time"),
     ],
 )
-def test_crafted_records_with_valid_crcs_are_corruption(tmp_path, parts, receive_time,
-                                                        problem):
+def test_crafted_records_with_valid_crcs_are_corruption(tmp_path, parts, receive_time, problem):
     path = tmp_path / "run.mflow"
     write_recording(path, [([b"ok"], 1.0)])
-    path.write_bytes(path.read_bytes() + craft_record(parts, receive_time)
-                     + craft_record([b"after"], 2.0))
+    path.write_bytes(
+        path.read_bytes() + craft_record(parts, receive_time) + craft_record([b"after"], 2.0)
+    )
     with pytest.raises(RecordingError, match=f"record 1 at byte [0-9]+ {problem}"):
         read_all(RecordingReader(path))
     reader = RecordingReader(path, on_corruption="stop")
@@ -681,8 +701,10 @@ def test_crafted_records_with_valid_crcs_are_corruption(tmp_path, parts, receive
 
 @pytest.mark.parametrize("receive_time", [float("nan"), float("inf"), -1.0, 1e300])
 def test_writer_refuses_impossible_receive_times(tmp_path, receive_time):
-    with RecordingWriter(tmp_path / "run.mflow") as writer, \
-            pytest.raises(ConfigurationError, match="receive_time must be"):
+    with (
+        RecordingWriter(tmp_path / "run.mflow") as writer,
+        pytest.raises(ConfigurationError, match="receive_time must be"),
+    ):
         writer.write([b"x"], receive_time)
     assert read_all(RecordingReader(tmp_path / "run.mflow")) == []
 
@@ -730,8 +752,9 @@ def test_folder_reader_refuses_linked_part_files(tmp_path, name):
         if part != name:
             (folder / part).write_bytes(b"x")
     (folder / name).symlink_to(secret)
-    with pytest.raises(RecordingError, match=f"'{folder / name}' is a symbolic link, not a "
-                                             "regular file"):
+    with pytest.raises(
+        RecordingError, match=f"'{folder / name}' is a symbolic link, not a regular file"
+    ):
         FolderReader(folder)
 
 

@@ -41,8 +41,13 @@ def streams() -> Iterator[Callable[..., mflow.Stream]]:
 
 def server(streams, **kwargs) -> mflow.Stream:
     """A CURVE-capable PULL stream bound on 127.0.0.1 (the receiving server)."""
-    return streams("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PULL,
-                   receive_timeout=TIMEOUT_MS, **kwargs)
+    return streams(
+        "tcp://127.0.0.1:*",
+        conn_type=mflow.BIND,
+        mode=mflow.PULL,
+        receive_timeout=TIMEOUT_MS,
+        **kwargs,
+    )
 
 
 def client(streams, address: str, **kwargs) -> mflow.Stream:
@@ -71,8 +76,9 @@ def test_an_allowed_client_gets_through_and_an_unknown_key_is_refused(keys, stre
     _, good_secret = keys("good")
     _, bad_secret = keys("bad")
     good_public, _ = keys("good-public-only")  # a key pair whose secret the client lacks
-    receiver = server(streams, curve=Curve.server(
-        server_secret, [load_secret_key(good_secret)[0], good_public]))
+    receiver = server(
+        streams, curve=Curve.server(server_secret, [load_secret_key(good_secret)[0], good_public])
+    )
 
     good = client(streams, receiver.endpoint, curve=Curve.client(server_public, good_secret))
     send_frames(good, 5)
@@ -109,8 +115,7 @@ def test_a_client_with_the_wrong_server_key_gets_nothing_through(keys, streams) 
     assert receiver.receive() is None
 
 
-def test_curve_without_an_allow_list_admits_any_client_that_knows_the_key(keys,
-                                                                          streams) -> None:
+def test_curve_without_an_allow_list_admits_any_client_that_knows_the_key(keys, streams) -> None:
     server_public, server_secret = keys("server")
     receiver = server(streams, curve=Curve.server(server_secret))
     anyone = client(streams, receiver.endpoint, curve=Curve.client(server_public))
@@ -157,15 +162,19 @@ def test_refusals_are_logged_at_info(keys, streams, caplog) -> None:
 
 
 def test_a_zap_authenticator_is_shared_per_context_and_stopped_with_the_last_stream(
-        keys, context: zmq.Context) -> None:
+    keys, context: zmq.Context
+) -> None:
     _, secret = keys("server")
-    first = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND, context=context,
-                          curve=Curve.server(secret))
-    second = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND, context=context,
-                           allow=["127.0.0.1"])
+    first = mflow.connect(
+        "tcp://127.0.0.1:*", conn_type=mflow.BIND, context=context, curve=Curve.server(secret)
+    )
+    second = mflow.connect(
+        "tcp://127.0.0.1:*", conn_type=mflow.BIND, context=context, allow=["127.0.0.1"]
+    )
     first.disconnect()
     second.disconnect()
     # A third one binds the ZAP endpoint again: the shared authenticator was stopped.
-    third = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND, context=context,
-                          curve=Curve.server(secret))
+    third = mflow.connect(
+        "tcp://127.0.0.1:*", conn_type=mflow.BIND, context=context, curve=Curve.server(secret)
+    )
     third.disconnect()

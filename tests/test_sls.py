@@ -23,8 +23,7 @@ SLS_CASES = sorted(name for name in CASES if name.startswith("sls_"))
 
 
 def header(bitmode: int, x: int, y: int, size: int, **extra) -> dict:
-    return {"jsonversion": 5, "bitmode": bitmode, "shape": [x, y], "size": size, "data": 1,
-            **extra}
+    return {"jsonversion": 5, "bitmode": bitmode, "shape": [x, y], "size": size, "data": 1, **extra}
 
 
 def frames(head: dict, *parts: bytes) -> list[bytes]:
@@ -34,16 +33,12 @@ def frames(head: dict, *parts: bytes) -> list[bytes]:
 # -- golden fixtures and round trips ----------------------------------------------------
 
 
-
-
-
-
-
 def test_registered_under_the_sls_dispatch_key():
     assert mflow.get_handler(dispatch.SLS) is Handler
 
 
 # -- bitmodes ---------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("bitmode, dtype", [(8, "<u1"), (16, "<u2"), (32, "<u4")])
 def test_whole_byte_bitmodes_are_views_in_y_x_order(bitmode, dtype):
@@ -85,18 +80,32 @@ def test_end_of_acquisition_has_no_image():
 
 # -- malformed messages -----------------------------------------------------------------
 
-@pytest.mark.parametrize("parts", [
-    frames(header(16, 4, 2, 16), b"\x00" * 15),
-    frames(header(16, 4, 2, 16), b"\x00" * 17),
-    frames(header(16, 4, 2, 15), b"\x00" * 16),
-    frames(header(4, 4, 2, 4), b"\x00" * 5),
-    frames(header(12, 4, 2, 12), b"\x00" * 11),
-    frames(header(24, 4, 2, 24), b"\x00" * 24),
-    frames(header("16", 4, 2, 16), b"\x00" * 16),
-    frames({**header(16, 4, 2, 16), "shape": [4]}, b"\x00" * 16),
-    frames({**header(16, 4, 2, 16), "shape": [4, -2]}, b"\x00" * 16),
-], ids=["short part", "long part", "header size disagrees", "4-bit size", "12-bit size",
-        "unsupported bitmode", "bitmode text", "shape not x, y", "negative size"])
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        frames(header(16, 4, 2, 16), b"\x00" * 15),
+        frames(header(16, 4, 2, 16), b"\x00" * 17),
+        frames(header(16, 4, 2, 15), b"\x00" * 16),
+        frames(header(4, 4, 2, 4), b"\x00" * 5),
+        frames(header(12, 4, 2, 12), b"\x00" * 11),
+        frames(header(24, 4, 2, 24), b"\x00" * 24),
+        frames(header("16", 4, 2, 16), b"\x00" * 16),
+        frames({**header(16, 4, 2, 16), "shape": [4]}, b"\x00" * 16),
+        frames({**header(16, 4, 2, 16), "shape": [4, -2]}, b"\x00" * 16),
+    ],
+    ids=[
+        "short part",
+        "long part",
+        "header size disagrees",
+        "4-bit size",
+        "12-bit size",
+        "unsupported bitmode",
+        "bitmode text",
+        "shape not x, y",
+        "negative size",
+    ],
+)
 def test_an_image_that_cannot_be_decoded_is_none_and_named(parts):
     receiver = ReceiveHandler(None)
     receiver.load(parts)
@@ -107,11 +116,15 @@ def test_an_image_that_cannot_be_decoded_is_none_and_named(parts):
     assert receiver.statistics.payload_errors == {"malformed": 1}
 
 
-@pytest.mark.parametrize("parts", [
-    frames(header(16, 4, 2, 16)),
-    frames(header(16, 4, 2, 16), b"\x00" * 16, b""),
-    [b"[1, 2]", b"\x00"],
-], ids=["missing image", "extra part", "header not an object"])
+@pytest.mark.parametrize(
+    "parts",
+    [
+        frames(header(16, 4, 2, 16)),
+        frames(header(16, 4, 2, 16), b"\x00" * 16, b""),
+        [b"[1, 2]", b"\x00"],
+    ],
+    ids=["missing image", "extra part", "header not an object"],
+)
 def test_malformed_messages_raise(parts):
     with pytest.raises(MalformedMessageError):
         decode(Handler, parts)
@@ -151,10 +164,16 @@ def test_unpacking_stays_within_the_decoded_bytes_budget(stream_factory):
 
 # -- sending ----------------------------------------------------------------------------
 
+
 def test_send_sets_shape_size_bitmode_and_jsonversion():
     parts = encode(Handler, {"header": {"frameIndex": 3}, "image": np.zeros((2, 5), "<u4")})
-    assert json.loads(parts[0]) == {"jsonversion": 5, "frameIndex": 3, "bitmode": 32,
-                                    "shape": [5, 2], "size": 40}
+    assert json.loads(parts[0]) == {
+        "jsonversion": 5,
+        "frameIndex": 3,
+        "bitmode": 32,
+        "shape": [5, 2],
+        "size": 40,
+    }
     assert parts[1] == b"\x00" * 40
 
 
@@ -163,13 +182,17 @@ def test_send_end_of_acquisition_is_one_part():
     assert [json.loads(part) for part in parts] == [{"jsonversion": 5, "frameIndex": 0, "data": 0}]
 
 
-@pytest.mark.parametrize("message", [
-    {"header": {"bitmode": 4}, "image": np.full((2, 2), 16, "u1")},
-    {"header": {"bitmode": 12}, "image": np.full((2, 2), 4096, "<u2")},
-    {"header": {"bitmode": 12}, "image": np.full((2, 2), -1, "<i2")},
-    {"header": {"bitmode": 24}, "image": np.zeros((2, 2), "<u4")},
-    {"header": {}, "image": np.zeros(4, "<u2")},
-], ids=["4-bit overflow", "12-bit overflow", "negative", "unsupported bitmode", "not 2-D"])
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"header": {"bitmode": 4}, "image": np.full((2, 2), 16, "u1")},
+        {"header": {"bitmode": 12}, "image": np.full((2, 2), 4096, "<u2")},
+        {"header": {"bitmode": 12}, "image": np.full((2, 2), -1, "<i2")},
+        {"header": {"bitmode": 24}, "image": np.zeros((2, 2), "<u4")},
+        {"header": {}, "image": np.zeros(4, "<u2")},
+    ],
+    ids=["4-bit overflow", "12-bit overflow", "negative", "unsupported bitmode", "not 2-D"],
+)
 def test_sending_what_the_bitmode_cannot_carry_is_a_configuration_error(message):
     with pytest.raises(ConfigurationError):
         encode(Handler, message)

@@ -11,13 +11,16 @@ from mflow.statistics import SequenceGaps, Statistics
 pytestmark = pytest.mark.usefixtures("receive_path")
 
 
-@pytest.mark.parametrize("numbers, missed, duplicated, reverted", [
-    ([0, 1, 2, 3], 0, 0, 0),
-    ([0, 1, 5, 6], 3, 0, 0),
-    ([0, 1, 1, 2], 0, 1, 0),
-    ([0, 3, 2, 3], 2, 0, 1),
-    ([10], 0, 0, 0),
-])
+@pytest.mark.parametrize(
+    "numbers, missed, duplicated, reverted",
+    [
+        ([0, 1, 2, 3], 0, 0, 0),
+        ([0, 1, 5, 6], 3, 0, 0),
+        ([0, 1, 1, 2], 0, 1, 0),
+        ([0, 3, 2, 3], 2, 0, 1),
+        ([10], 0, 0, 0),
+    ],
+)
 def test_sequence_gaps(numbers, missed, duplicated, reverted):
     gaps = SequenceGaps()
     for number in numbers:
@@ -27,8 +30,12 @@ def test_sequence_gaps(numbers, missed, duplicated, reverted):
 
 def test_sources_are_tracked_separately():
     stats = Statistics()
-    for header in ({"frame": 0, "series": 1}, {"frame": 0, "series": 2},
-                   {"frame": 1, "series": 1}, {"frame": 3, "series": 2}):
+    for header in (
+        {"frame": 0, "series": 1},
+        {"frame": 0, "series": 2},
+        {"frame": 1, "series": 1},
+        {"frame": 3, "series": 2},
+    ):
         stats.bytes_received = 10
         stats.message_succeeded("dimage-1.0", header)
     assert stats.missed == 2 and stats.duplicated == 0 and stats.reverted == 0
@@ -77,8 +84,9 @@ def test_seconds_since_last_message():
 def test_stream_v2_and_sls_numbers_are_tracked():
     stats = Statistics()
     for number in (0, 1, 3):
-        stats.message_succeeded("dectris-stream2", {"type": "image", "image_id": number,
-                                                    "series_id": 7})
+        stats.message_succeeded(
+            "dectris-stream2", {"type": "image", "image_id": number, "series_id": 7}
+        )
     for number in (0, 0):
         stats.message_succeeded("sls-receiver", {"jsonversion": 5, "frameIndex": number})
     assert stats.missed == 1 and stats.duplicated == 1
@@ -94,16 +102,23 @@ def test_a_new_series_header_starts_a_new_sequence():
     for _ in range(2):  # a simulator that always uses series 34
         stats.message_succeeded("dheader-1.0", {"htype": "dheader-1.0", "series": 34})
         for frame in (0, 1, 2):
-            stats.message_succeeded("dimage-1.0", {"htype": "dimage-1.0", "series": 34,
-                                                   "frame": frame})
+            stats.message_succeeded(
+                "dimage-1.0", {"htype": "dimage-1.0", "series": 34, "frame": frame}
+            )
     assert (stats.reverted, stats.duplicated, stats.missed) == (0, 0, 0)
     assert stats.series_started == 2 and stats.as_dict()["series_started"] == 2
 
 
 def test_a_stream_v2_start_starts_a_new_sequence_and_images_do_not():
     stats = Statistics()
-    for kind, image_id in (("start", None), ("image", 0), ("image", 1), ("start", None),
-                           ("image", 0), ("image", 0)):
+    for kind, image_id in (
+        ("start", None),
+        ("image", 0),
+        ("image", 1),
+        ("start", None),
+        ("image", 0),
+        ("image", 0),
+    ):
         header = {"type": kind, "series_id": 7}
         if image_id is not None:
             header["image_id"] = image_id
@@ -120,8 +135,9 @@ def test_sources_that_cannot_be_keys_are_counted_and_ignored():
     stats = Statistics()
     for source in ([1, 2], cbor2.CBORTag(4242, [1, 2]), deep, "s" * 10_000, {"a": 1}, 1.5):
         stats.message_succeeded("dectris-stream2", {"type": "start", "series_id": source})
-        stats.message_succeeded("dectris-stream2", {"type": "image", "image_id": 3,
-                                                    "series_id": source})
+        stats.message_succeeded(
+            "dectris-stream2", {"type": "image", "image_id": 3, "series_id": source}
+        )
     assert stats.unusable_source == 6 and stats.sequences == {}
     assert stats.series_started == 6
 
@@ -140,11 +156,15 @@ def test_series_sources_and_the_cap_on_both_paths(pull_stream):
     socket, stream = pull_stream
     stream.statistics = Statistics(max_sources=2)
     messages = [
-        array_message(frame=0, series=34), array_message(frame=1, series=34),
+        array_message(frame=0, series=34),
+        array_message(frame=1, series=34),
         [json.dumps({"htype": "dheader-1.0", "header_detail": "none", "series": 34}).encode()],
-        array_message(frame=0, series=34), array_message(frame=1, series=34),
-        array_message(frame=5, source="b"), array_message(frame=6, source="c"),
-        array_message(frame=7, source=["l"]), array_message(frame=8, source="y" * 300),
+        array_message(frame=0, series=34),
+        array_message(frame=1, series=34),
+        array_message(frame=5, source="b"),
+        array_message(frame=6, source="c"),
+        array_message(frame=7, source=["l"]),
+        array_message(frame=8, source="y" * 300),
     ]
     for parts in messages:
         socket.send_multipart(parts)

@@ -11,8 +11,14 @@ import zmq
 
 import mflow
 from mflow._fastpath import FRAME_TYPES
-from mflow.errors import (ConfigurationError, ConnectError, MalformedMessageError,
-                          SendTimeoutError, StreamClosedError, UnknownHtypeError)
+from mflow.errors import (
+    ConfigurationError,
+    ConnectError,
+    MalformedMessageError,
+    SendTimeoutError,
+    StreamClosedError,
+    UnknownHtypeError,
+)
 
 from .conftest import TIMEOUT_MS, wait_subscribed
 
@@ -39,8 +45,7 @@ def test_connect_defaults_match_1_0(stream_factory, push):
 
 def test_queue_size_linger_and_timeouts_are_applied(stream_factory, push):
     _, endpoint = push
-    stream = stream_factory(endpoint, queue_size=7, linger=3, receive_timeout=0,
-                            send_timeout=0)
+    stream = stream_factory(endpoint, queue_size=7, linger=3, receive_timeout=0, send_timeout=0)
     assert (stream.socket.rcvhwm, stream.socket.sndhwm, stream.socket.linger) == (7, 7, 3)
     # 1.0 ignored a timeout of 0 (bug B13); here it means "return at once".
     assert stream.socket.rcvtimeo == 0 and stream.socket.sndtimeo == 0
@@ -75,8 +80,9 @@ def test_any_conn_type_other_than_connect_binds(stream_factory):
 def test_large_payloads_are_never_copied(pull_stream):
     socket, stream = pull_stream
     payload = np.arange(1 << 18, dtype="uint32")
-    socket.send_multipart([json.dumps({"htype": "array-1.0", "type": "uint32",
-                                       "shape": [1 << 18]}).encode(), payload])
+    socket.send_multipart(
+        [json.dumps({"htype": "array-1.0", "type": "uint32", "shape": [1 << 18]}).encode(), payload]
+    )
     array = stream.receive().data["data"][0]
     assert isinstance(array.base, FRAME_TYPES)  # a view on the received frame
     np.testing.assert_array_equal(array, payload)
@@ -134,7 +140,8 @@ def test_handler_that_stops_early_leaves_no_frames_behind(pull_stream):
     assert stream.receive().data["header"]["frame"] == 9
     # only the frame the handler read is counted, as in 1.0
     assert stream.statistics.total_bytes_received == len(b'{"htype": "x"}') + sum(
-        map(len, array_frames(frame=9)))
+        map(len, array_frames(frame=9))
+    )
 
 
 def test_falsy_handler_result_is_none_and_counted(pull_stream):
@@ -174,18 +181,21 @@ def test_unknown_htype_does_not_leave_a_stale_header(pull_stream):
     assert message.data["data"] == [b"y"]
 
 
-@pytest.mark.parametrize("frames, reason", [
-    ([b"\xff\xfe not utf-8"], "bad_header"),
-    ([b"not json at all"], "bad_header"),
-    ([b'["a", "list"]'], "bad_header"),
-    ([b'{"no": "htype"}'], "bad_header"),
-    ([b'{"htype": "unknown-9.9"}'], "unknown_htype"),
-    ([b'{"htype": "array-1.0", "type": "int32", "shape": [10]}', b"short"], "malformed"),
-    ([b'{"htype": "array-1.0", "type": "object", "shape": [1]}', b"12345678"], "malformed"),
-    ([b'{"htype": "array-1.0", "type": "int32", "shape": "x"}', b"1234"], "malformed"),
-    ([b'{"htype": "array-1.0", "shape": [1]}', b"1234"], "malformed"),
-    ([b'{"htype": "dimage-1.0"}', b"{}"], "malformed"),
-])
+@pytest.mark.parametrize(
+    "frames, reason",
+    [
+        ([b"\xff\xfe not utf-8"], "bad_header"),
+        ([b"not json at all"], "bad_header"),
+        ([b'["a", "list"]'], "bad_header"),
+        ([b'{"no": "htype"}'], "bad_header"),
+        ([b'{"htype": "unknown-9.9"}'], "unknown_htype"),
+        ([b'{"htype": "array-1.0", "type": "int32", "shape": [10]}', b"short"], "malformed"),
+        ([b'{"htype": "array-1.0", "type": "object", "shape": [1]}', b"12345678"], "malformed"),
+        ([b'{"htype": "array-1.0", "type": "int32", "shape": "x"}', b"1234"], "malformed"),
+        ([b'{"htype": "array-1.0", "shape": [1]}', b"1234"], "malformed"),
+        ([b'{"htype": "dimage-1.0"}', b"{}"], "malformed"),
+    ],
+)
 def test_bad_messages_are_none_counted_and_the_next_decodes(pull_stream, frames, reason):
     socket, stream = pull_stream
     socket.send_multipart(frames)
@@ -306,8 +316,9 @@ def test_send_builds_frames_with_send_more(stream_pair):
 
 
 def test_blocking_send_timeout_raises_zmq_again_compatible_error(stream_factory):
-    stream = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
-                            send_timeout=10)
+    stream = stream_factory(
+        "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH, send_timeout=10
+    )
     with pytest.raises(SendTimeoutError) as raised:
         stream.send(b"nobody listens")
     assert isinstance(raised.value, zmq.Again) and isinstance(raised.value, TimeoutError)
@@ -323,8 +334,10 @@ def test_non_blocking_send_drop_is_counted(stream_factory):
 
 def test_forward_round_trips_every_builtin_type(stream_pair):
     sender, receiver = stream_pair()
-    message = {"header": {"htype": "array-1.0", "type": "uint16", "shape": [2, 3]},
-               "data": [np.arange(6, dtype="uint16").reshape(2, 3)]}
+    message = {
+        "header": {"htype": "array-1.0", "type": "uint16", "shape": [2, 3]},
+        "data": [np.arange(6, dtype="uint16").reshape(2, 3)],
+    }
     sender.forward(message)
     received = receiver.receive().data
     assert received["header"] == message["header"]
@@ -341,8 +354,9 @@ def test_forward_of_unknown_htype_is_logged_not_raised(stream_pair, caplog):
 
 
 def test_closed_and_timeout_errors_are_also_the_zmq_errors_of_1_0(stream_factory):
-    stream = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
-                            send_timeout=1)
+    stream = stream_factory(
+        "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH, send_timeout=1
+    )
     with pytest.raises(zmq.Again) as raised:
         stream.send(b"nobody listens")
     assert raised.value.errno == zmq.EAGAIN
@@ -422,7 +436,6 @@ def test_disconnect_delivers_what_a_sender_still_queues(stream_factory, context)
     assert frames == list(range(200))
 
 
-
 def test_receive_parts_gives_the_undecoded_frames(pull_stream):
     socket, stream = pull_stream
     socket.send_multipart([b"not json", b"", b"x"])
@@ -499,8 +512,9 @@ def test_recording_error_is_part_of_the_one_error_tree():
     assert issubclass(mflow.RecordingError, mflow.MflowError)
 
 
-@pytest.mark.parametrize("arguments", [{"mode": 12345}, {"mode": "pull"}, {"queue_size": -5},
-                                       {"queue_size": 1.5}])
+@pytest.mark.parametrize(
+    "arguments", [{"mode": 12345}, {"mode": "pull"}, {"queue_size": -5}, {"queue_size": 1.5}]
+)
 def test_bad_connect_arguments_are_configuration_errors(push, arguments):
     _, endpoint = push
     with pytest.raises(ConfigurationError) as raised:
@@ -563,8 +577,7 @@ def test_forward_honours_the_streams_handlers(stream_pair):
             send(json.dumps({**message["header"], "tagged": True}).encode())
 
     sender.handlers["array-1.0"] = Tagged
-    sender.forward({"header": {"htype": "array-1.0", "type": "int32", "shape": [1]},
-                    "data": []})
+    sender.forward({"header": {"htype": "array-1.0", "type": "int32", "shape": [1]}, "data": []})
     assert receiver.receive().data["header"]["tagged"] is True
 
 
@@ -585,14 +598,23 @@ def test_twenty_thousand_unknown_htypes_log_and_remember_a_bounded_number(pull_s
 def test_disconnect_counts_the_received_messages_it_discards(context, caplog, receiver_binds):
     # inproc: a message sent is in the receiver's queue when send returns.
     address = f"inproc://discard-{receiver_binds}"
-    receiver_side, sender_side = (mflow.BIND, mflow.CONNECT) if receiver_binds else (
-        mflow.CONNECT, mflow.BIND)
+    receiver_side, sender_side = (
+        (mflow.BIND, mflow.CONNECT) if receiver_binds else (mflow.CONNECT, mflow.BIND)
+    )
     streams = [("receiver", receiver_side, mflow.PULL), ("sender", sender_side, mflow.PUSH)]
     if not receiver_binds:
         streams.reverse()  # inproc: bind first
-    made = {name: mflow.connect(address, conn_type=side, mode=mode, context=context,
-                                receive_timeout=TIMEOUT_MS, send_timeout=TIMEOUT_MS)
-            for name, side, mode in streams}
+    made = {
+        name: mflow.connect(
+            address,
+            conn_type=side,
+            mode=mode,
+            context=context,
+            receive_timeout=TIMEOUT_MS,
+            send_timeout=TIMEOUT_MS,
+        )
+        for name, side, mode in streams
+    }
     receiver, sender = made["receiver"], made["sender"]
     with sender:
         for n in range(5):
@@ -605,8 +627,13 @@ def test_disconnect_counts_the_received_messages_it_discards(context, caplog, re
 
 
 def test_drain_gives_what_was_received_so_nothing_is_discarded(context):
-    with mflow.connect("inproc://drain", conn_type=mflow.BIND, mode=mflow.PUSH, context=context,
-                       send_timeout=TIMEOUT_MS) as sender:
+    with mflow.connect(
+        "inproc://drain",
+        conn_type=mflow.BIND,
+        mode=mflow.PUSH,
+        context=context,
+        send_timeout=TIMEOUT_MS,
+    ) as sender:
         receiver = mflow.connect("inproc://drain", context=context, receive_timeout=TIMEOUT_MS)
         for n in range(3):
             sender.send_multipart(array_frames(frame=n))
@@ -620,12 +647,16 @@ def test_drain_gives_what_was_received_so_nothing_is_discarded(context):
 DEEP = "[" * 1000 + "]" * 1000
 
 
-@pytest.mark.parametrize("header", [
-    '{"htype": "array-1.0", "type": "int32", "shape": [2], "frame": 1, "source": %s}' % DEEP,
-    '{"htype": "raw-1.0", "frame": 1, "source": %s}' % DEEP,
-])
-def test_a_deeply_nested_source_is_counted_as_unusable_not_an_exception(pull_stream, header,
-                                                                        caplog):
+@pytest.mark.parametrize(
+    "header",
+    [
+        '{"htype": "array-1.0", "type": "int32", "shape": [2], "frame": 1, "source": %s}' % DEEP,
+        '{"htype": "raw-1.0", "frame": 1, "source": %s}' % DEEP,
+    ],
+)
+def test_a_deeply_nested_source_is_counted_as_unusable_not_an_exception(
+    pull_stream, header, caplog
+):
     socket, stream = pull_stream
     socket.send_multipart([header.encode(), np.arange(2, dtype="int32").tobytes()])
     socket.send_multipart(array_frames(frame=7))

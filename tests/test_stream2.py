@@ -30,9 +30,27 @@ IMAGE = (np.arange(35, dtype="<u2") * 31).reshape(5, 7)
 
 # RFC 8746 typed-array tags and the numpy type they stand for
 TYPED_ARRAYS = {
-    64: "u1", 65: ">u2", 66: ">u4", 67: ">u8", 68: "u1", 69: "<u2", 70: "<u4", 71: "<u8",
-    72: "i1", 73: ">i2", 74: ">i4", 75: ">i8", 77: "<i2", 78: "<i4", 79: "<i8",
-    80: ">f2", 81: ">f4", 82: ">f8", 84: "<f2", 85: "<f4", 86: "<f8",
+    64: "u1",
+    65: ">u2",
+    66: ">u4",
+    67: ">u8",
+    68: "u1",
+    69: "<u2",
+    70: "<u4",
+    71: "<u8",
+    72: "i1",
+    73: ">i2",
+    74: ">i4",
+    75: ">i8",
+    77: "<i2",
+    78: "<i4",
+    79: "<i8",
+    80: ">f2",
+    81: ">f4",
+    82: ">f8",
+    84: "<f2",
+    85: "<f4",
+    86: "<f8",
 }
 
 
@@ -43,8 +61,10 @@ def cbor(message, prefix: bool = True) -> bytes:
 
 def bslz4_blob(array: np.ndarray) -> bytes:
     block = 8192 // array.itemsize
-    return (struct.pack(">QI", array.nbytes, block * array.itemsize)
-            + bitshuffle.compress_lz4(array.reshape(-1), block).tobytes())
+    return (
+        struct.pack(">QI", array.nbytes, block * array.itemsize)
+        + bitshuffle.compress_lz4(array.reshape(-1), block).tobytes()
+    )
 
 
 def hdf5_lz4_blob(array: np.ndarray) -> bytes:
@@ -78,11 +98,6 @@ def assert_plain(value, path="message"):
 # -- golden fixtures and round trips ----------------------------------------------------
 
 
-
-
-
-
-
 def test_registered_under_the_stream2_dispatch_key():
     assert mflow.get_handler(dispatch.STREAM2) is Handler
 
@@ -96,6 +111,7 @@ def test_sniffer_dispatches_cbor_with_and_without_the_prefix(prefix, pull_stream
 
 # -- tags -------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("tag", sorted(TYPED_ARRAYS))
 def test_every_typed_array_tag(tag):
     dtype = np.dtype(TYPED_ARRAYS[tag])
@@ -106,20 +122,25 @@ def test_every_typed_array_tag(tag):
 
 
 def test_reserved_and_float128_tags_stay_tags():
-    message = decode_stream2(cbor({"type": "x", "r": cbor2.CBORTag(76, b"\x01"),
-                                   "q": cbor2.CBORTag(87, b"\x00" * 16)}))
+    message = decode_stream2(
+        cbor({"type": "x", "r": cbor2.CBORTag(76, b"\x01"), "q": cbor2.CBORTag(87, b"\x00" * 16)})
+    )
     assert message["r"] == cbor2.CBORTag(76, b"\x01")
     assert message["q"] == cbor2.CBORTag(87, b"\x00" * 16)
 
 
 def test_multi_dimensional_arrays_row_and_column_major():
     flat = np.arange(6, dtype="<u4")
-    message = decode_stream2(cbor({
-        "type": "start",
-        "row": cbor2.CBORTag(40, [[2, 3], cbor2.CBORTag(70, flat.tobytes())]),
-        "column": cbor2.CBORTag(1040, [[2, 3], cbor2.CBORTag(70, flat.tobytes())]),
-        "classic": cbor2.CBORTag(40, [[2], [1, 2]]),
-    }))
+    message = decode_stream2(
+        cbor(
+            {
+                "type": "start",
+                "row": cbor2.CBORTag(40, [[2, 3], cbor2.CBORTag(70, flat.tobytes())]),
+                "column": cbor2.CBORTag(1040, [[2, 3], cbor2.CBORTag(70, flat.tobytes())]),
+                "classic": cbor2.CBORTag(40, [[2], [1, 2]]),
+            }
+        )
+    )
     np.testing.assert_array_equal(message["row"], flat.reshape(2, 3))
     np.testing.assert_array_equal(message["column"], flat.reshape(2, 3, order="F"))
     assert message["classic"] == cbor2.CBORTag(40, [[2], [1, 2]])
@@ -145,8 +166,12 @@ def test_without_decoding_the_compressed_blob_is_kept_with_dtype_and_shape():
     message = decode(Handler, [frame], decode=False)
     kept = message["data"]["threshold_1"]
     assert isinstance(kept, CompressedData)
-    assert (kept.algorithm, kept.modifier, kept.dtype, kept.shape) == \
-        ("bslz4", 2, np.dtype("<u2"), (4, 6))
+    assert (kept.algorithm, kept.modifier, kept.dtype, kept.shape) == (
+        "bslz4",
+        2,
+        np.dtype("<u2"),
+        (4, 6),
+    )
     assert_same(kept.decode(), CASES["stream2_image"]()[2]["data"]["threshold_1"])
     assert encode(Handler, message) == [frame]  # forwarded without recompressing
 
@@ -167,26 +192,39 @@ def test_unsupported_algorithm_is_kept_compressed():
 
 
 def test_dates_unknown_tags_and_plain_containers():
-    when = datetime.datetime(2023, 10, 3, 17, 47, 49, 434000,
-                             tzinfo=datetime.timezone(datetime.timedelta(hours=2)))
-    message = decode_stream2(cbor({"type": "start", "arm_date": when,
-                                   "odd": cbor2.CBORTag(12345, {"a": [1, {"b": [2]}]}),
-                                   "user_data": {"nested": [[1, 2], {"x": (3,)}]}}))
+    when = datetime.datetime(
+        2023, 10, 3, 17, 47, 49, 434000, tzinfo=datetime.timezone(datetime.timedelta(hours=2))
+    )
+    message = decode_stream2(
+        cbor(
+            {
+                "type": "start",
+                "arm_date": when,
+                "odd": cbor2.CBORTag(12345, {"a": [1, {"b": [2]}]}),
+                "user_data": {"nested": [[1, 2], {"x": (3,)}]},
+            }
+        )
+    )
     assert message["arm_date"] == when
     assert message["odd"] == cbor2.CBORTag(12345, {"a": [1, {"b": [2]}]})
     assert_plain(message)
 
 
-@pytest.mark.parametrize("call", [
-    lambda hook, tag: hook(object(), tag),  # cbor2 5: tag_hook(decoder, tag)
-    lambda hook, tag: hook(tag, True),  # cbor2 6: tag_hook(tag, immutable)
-], ids=["cbor2 5", "cbor2 6"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda hook, tag: hook(object(), tag),  # cbor2 5: tag_hook(decoder, tag)
+        lambda hook, tag: hook(tag, True),  # cbor2 6: tag_hook(tag, immutable)
+    ],
+    ids=["cbor2 5", "cbor2 6"],
+)
 def test_both_cbor2_tag_hook_signatures(call, monkeypatch):
     loads = cbor2.loads
 
     def loads_calling_the_hook_so(data, tag_hook=None, **kwargs):
         def native(*args):
             return call(tag_hook, args[0] if isinstance(args[0], cbor2.CBORTag) else args[1])
+
         return loads(data, tag_hook=native, **kwargs)
 
     monkeypatch.setattr(cbor2, "loads", loads_calling_the_hook_so)
@@ -198,33 +236,53 @@ def test_both_cbor2_tag_hook_signatures(call, monkeypatch):
 GOOD_IMAGE = load_golden("stream2_image")[0]
 
 
-@pytest.mark.parametrize("frame", [
-    b"",
-    GOOD_IMAGE[:-5],
-    b"\xff\xff",
-    cbor([1, 2]),
-    cbor({"series_id": 1}),
-    cbor({"type": 3}),
-    cbor({"type": "x", "a": cbor2.CBORTag(69, b"\x00\x01\x02")}),
-    cbor({"type": "x", "a": cbor2.CBORTag(69, "text")}),
-    cbor({"type": "x", "a": cbor2.CBORTag(40, [[5, 5], cbor2.CBORTag(69, b"\x00\x01")])}),
-    cbor({"type": "x", "a": cbor2.CBORTag(40, [["y"], cbor2.CBORTag(69, b"\x00\x01")])}),
-    cbor({"type": "x", "a": cbor2.CBORTag(56500, ["bslz4", 2])}),
-    cbor({"type": "x", "a": cbor2.CBORTag(1, "not a time")}),
-    b"\xa2\x64type\x61x\x61a\xd8\x1c\x81\xd8\x1d\x00",
-], ids=["empty", "truncated", "not cbor", "not a map", "no type", "type not text",
-        "partial element", "typed array of text", "dimensions mismatch", "bad dimensions",
-        "bad compression tag", "bad date", "refers to itself"])
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"",
+        GOOD_IMAGE[:-5],
+        b"\xff\xff",
+        cbor([1, 2]),
+        cbor({"series_id": 1}),
+        cbor({"type": 3}),
+        cbor({"type": "x", "a": cbor2.CBORTag(69, b"\x00\x01\x02")}),
+        cbor({"type": "x", "a": cbor2.CBORTag(69, "text")}),
+        cbor({"type": "x", "a": cbor2.CBORTag(40, [[5, 5], cbor2.CBORTag(69, b"\x00\x01")])}),
+        cbor({"type": "x", "a": cbor2.CBORTag(40, [["y"], cbor2.CBORTag(69, b"\x00\x01")])}),
+        cbor({"type": "x", "a": cbor2.CBORTag(56500, ["bslz4", 2])}),
+        cbor({"type": "x", "a": cbor2.CBORTag(1, "not a time")}),
+        b"\xa2\x64type\x61x\x61a\xd8\x1c\x81\xd8\x1d\x00",
+    ],
+    ids=[
+        "empty",
+        "truncated",
+        "not cbor",
+        "not a map",
+        "no type",
+        "type not text",
+        "partial element",
+        "typed array of text",
+        "dimensions mismatch",
+        "bad dimensions",
+        "bad compression tag",
+        "bad date",
+        "refers to itself",
+    ],
+)
 def test_malformed_messages_raise(frame):
     with pytest.raises(MalformedMessageError):
         decode_stream2(frame)
 
 
-@pytest.mark.parametrize("content", [
-    cbor2.CBORTag(56500, ["bslz4", 2, b"\x00" * 20]),
-    cbor2.CBORTag(56500, ["lz4", 0, hdf5_lz4_blob(IMAGE)[:-3]]),
-    cbor2.CBORTag(56500, ["bslz4", 3, bslz4_blob(IMAGE)]),
-], ids=["corrupt bslz4", "truncated lz4", "bad element size"])
+@pytest.mark.parametrize(
+    "content",
+    [
+        cbor2.CBORTag(56500, ["bslz4", 2, b"\x00" * 20]),
+        cbor2.CBORTag(56500, ["lz4", 0, hdf5_lz4_blob(IMAGE)[:-3]]),
+        cbor2.CBORTag(56500, ["bslz4", 3, bslz4_blob(IMAGE)]),
+    ],
+    ids=["corrupt bslz4", "truncated lz4", "bad element size"],
+)
 def test_bad_compressed_blob_raises_compression_error(content):
     with pytest.raises(CompressionError):
         decode_stream2(cbor(image_message(multi_dim(IMAGE, content))))
@@ -269,6 +327,7 @@ def test_a_strict_stream_raises_for_a_corrupt_blob(stream_pair):
 
 # -- encoding ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("compression", ["bslz4", "lz4", None])
 def test_encode_round_trips_with_every_compression(compression):
     _, message, expected = CASES["stream2_start"]()
@@ -278,18 +337,23 @@ def test_encode_round_trips_with_every_compression(compression):
 
 
 def test_encode_turns_numpy_scalars_and_zero_dim_arrays_into_numbers():
-    frame = encode_stream2({"type": "x", "a": np.uint16(3), "b": np.array(2.5),
-                            "c": np.bool_(True)})
+    frame = encode_stream2(
+        {"type": "x", "a": np.uint16(3), "b": np.array(2.5), "c": np.bool_(True)}
+    )
     assert cbor2.loads(frame) == {"type": "x", "a": 3, "b": 2.5, "c": True}
 
 
-@pytest.mark.parametrize("message, compression", [
-    ({"type": "x", "a": np.zeros(2, bool)}, "bslz4"),
-    ({"type": "x", "a": np.zeros(2, complex)}, "bslz4"),
-    ({"type": "x", "a": object()}, "bslz4"),
-    ({"type": "x", "a": datetime.datetime(2024, 1, 1)}, "bslz4"),
-    ({"type": "x"}, "zstd"),
-], ids=["bool array", "complex array", "object", "naive datetime", "unknown compression"])
+@pytest.mark.parametrize(
+    "message, compression",
+    [
+        ({"type": "x", "a": np.zeros(2, bool)}, "bslz4"),
+        ({"type": "x", "a": np.zeros(2, complex)}, "bslz4"),
+        ({"type": "x", "a": object()}, "bslz4"),
+        ({"type": "x", "a": datetime.datetime(2024, 1, 1)}, "bslz4"),
+        ({"type": "x"}, "zstd"),
+    ],
+    ids=["bool array", "complex array", "object", "naive datetime", "unknown compression"],
+)
 def test_encoding_what_stream2_cannot_carry_is_a_configuration_error(message, compression):
     with pytest.raises(ConfigurationError):
         encode_stream2(message, compression)
@@ -313,25 +377,39 @@ def mutated_frames(draw):
         elif action == "insert":
             frame[at:at] = draw(st.binary(min_size=1, max_size=8))
         elif frame:
-            del frame[at:at + draw(st.integers(1, 8))]
+            del frame[at : at + draw(st.integers(1, 8))]
     return bytes(frame)
 
 
-LEAVES = (st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats()
-          | st.text(max_size=8) | st.binary(max_size=40))
+LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.binary(max_size=40)
+)
 TAGS = st.sampled_from([0, 1, 28, 29, 40, 1040, 56500, 55799, 12345, *range(64, 88)])
 TREES = st.recursive(
     LEAVES,
-    lambda children: (st.lists(children, max_size=4)
-                      | st.dictionaries(st.text(max_size=4), children, max_size=4)
-                      | st.builds(cbor2.CBORTag, TAGS, children)
-                      | st.builds(lambda alg, mod, data: cbor2.CBORTag(56500, [alg, mod, data]),
-                                  st.sampled_from(["bslz4", "lz4", "bszstd"]),
-                                  st.integers(-1, 9), st.binary(max_size=40))),
-    max_leaves=16)
-MESSAGES = st.builds(lambda kind, rest: {**rest, "type": kind},
-                     st.sampled_from(["start", "image", "end"]),
-                     st.dictionaries(st.text(max_size=6), TREES, max_size=5))
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=4), children, max_size=4)
+        | st.builds(cbor2.CBORTag, TAGS, children)
+        | st.builds(
+            lambda alg, mod, data: cbor2.CBORTag(56500, [alg, mod, data]),
+            st.sampled_from(["bslz4", "lz4", "bszstd"]),
+            st.integers(-1, 9),
+            st.binary(max_size=40),
+        )
+    ),
+    max_leaves=16,
+)
+MESSAGES = st.builds(
+    lambda kind, rest: {**rest, "type": kind},
+    st.sampled_from(["start", "image", "end"]),
+    st.dictionaries(st.text(max_size=6), TREES, max_size=5),
+)
 
 
 def _decodes_or_raises_decode_error(frame: bytes, decoding: bool = True) -> None:
@@ -351,8 +429,7 @@ def test_fuzzed_frames_raise_only_decode_errors(frame, decoding):
 
 @settings(deadline=None)
 @given(MESSAGES, st.booleans(), st.booleans())
-def test_arbitrary_cbor_trees_with_stream2_tags_raise_only_decode_errors(message, prefix,
-                                                                         decoding):
+def test_arbitrary_cbor_trees_with_stream2_tags_raise_only_decode_errors(message, prefix, decoding):
     _decodes_or_raises_decode_error(cbor(message, prefix), decoding)
 
 
@@ -362,8 +439,7 @@ def one_pair(stream_pair):
     return stream_pair()
 
 
-@settings(deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(frame=mutated_frames())
 def test_fuzzed_frames_through_a_stream_then_a_valid_one(one_pair, frame):
     sender, receiver = one_pair
@@ -384,6 +460,7 @@ def test_image_id_gaps_are_counted(stream_pair):
 
 
 # -- hostile structure: value sharing, self-reference, nesting --------------------------
+
 
 def _uint(number: int) -> bytes:
     return bytes([number]) if number < 24 else bytes([0x18, number])
@@ -418,14 +495,22 @@ def test_a_value_that_contains_itself_is_refused():
         decode_stream2(frame + b"\xd8\x1c\x81\xd8\x1d\x00")
 
 
-@pytest.mark.parametrize("opening, closing", [(b"\x81", b""), (b"\x9f", b"\xff")],
-                         ids=["definite", "indefinite"])
+@pytest.mark.parametrize(
+    "opening, closing", [(b"\x81", b""), (b"\x9f", b"\xff")], ids=["definite", "indefinite"]
+)
 def test_nesting_deeper_than_the_cap_is_refused(opening, closing):
     from mflow.handlers.stream2 import MAX_DEPTH
 
     def nested(levels):
-        return (b"\xa2" + cbor2.dumps("type") + cbor2.dumps("end") + cbor2.dumps("x")
-                + opening * levels + b"\x00" + closing * levels)
+        return (
+            b"\xa2"
+            + cbor2.dumps("type")
+            + cbor2.dumps("end")
+            + cbor2.dumps("x")
+            + opening * levels
+            + b"\x00"
+            + closing * levels
+        )
 
     assert decode_stream2(nested(MAX_DEPTH - 2))["type"] == "end"
     with pytest.raises(MalformedMessageError, match="deeper"):
@@ -433,6 +518,7 @@ def test_nesting_deeper_than_the_cap_is_refused(opening, closing):
 
 
 # -- zero copy --------------------------------------------------------------------------
+
 
 def test_arrays_and_blobs_are_views_on_the_received_frame(stream_pair):
     sender, receiver = stream_pair()
@@ -457,9 +543,18 @@ def test_cbor_is_recognised_without_parsing_it_as_json():
 
 # -- decoded-bytes budget ---------------------------------------------------------------
 
+
 def start_message(x: int, y: int, channels: int = 1) -> bytes:
-    return cbor({"type": "start", "series_id": 1, "image_size_x": x, "image_size_y": y,
-                 "image_dtype": "uint16", "channels": [f"c{n}" for n in range(channels)]})
+    return cbor(
+        {
+            "type": "start",
+            "series_id": 1,
+            "image_size_x": x,
+            "image_size_y": y,
+            "image_dtype": "uint16",
+            "channels": [f"c{n}" for n in range(channels)],
+        }
+    )
 
 
 def compressed_image(array: np.ndarray) -> cbor2.CBORTag:

@@ -26,10 +26,14 @@ def decoded(parts: list) -> object:
     return decode(handler, [bytes(memoryview(part)) for part in parts])
 
 
-SMALL = {"raw": synthetic.Spec(size=100), "array": synthetic.Spec(shape=(8, 4)),
-         "dectris": synthetic.Spec(shape=(8, 6), images=3),
-         "stream2": synthetic.Spec(shape=(8, 6), images=3), "bsread": synthetic.Spec(),
-         "sls": synthetic.Spec(shape=(8, 6), images=3)}
+SMALL = {
+    "raw": synthetic.Spec(size=100),
+    "array": synthetic.Spec(shape=(8, 4)),
+    "dectris": synthetic.Spec(shape=(8, 6), images=3),
+    "stream2": synthetic.Spec(shape=(8, 6), images=3),
+    "bsread": synthetic.Spec(),
+    "sls": synthetic.Spec(shape=(8, 6), images=3),
+}
 
 
 def test_every_source_has_a_small_spec_here():
@@ -75,8 +79,10 @@ def test_dectris_images_are_the_detector_images_cycled(compression, dtype):
 
 
 def test_detector_images_are_deterministic_and_realistic():
-    first, again = synthetic.detector_images((64, 64), "uint16", count=2), \
-        synthetic.detector_images((64, 64), "uint16", count=2)
+    first, again = (
+        synthetic.detector_images((64, 64), "uint16", count=2),
+        synthetic.detector_images((64, 64), "uint16", count=2),
+    )
     assert all(np.array_equal(a, b) for a, b in zip(first, again, strict=True))
     assert not np.array_equal(first[0], first[1])
     assert first[0].max() == np.iinfo(np.uint16).max  # a hot pixel

@@ -39,12 +39,24 @@ PATTERN = (np.arange(ROWS * COLUMNS, dtype=np.uint32).reshape(ROWS, COLUMNS) * 7
 
 def _dectris_series() -> list[list[Any]]:
     part_2, blob = dimage_1_0.encode_image(PATTERN)
-    messages = [_synthetic.encode_with("dheader-1.0", {
-        "header": {"htype": "dheader-1.0", "series": 7, "header_detail": "none"}})]
+    messages = [
+        _synthetic.encode_with(
+            "dheader-1.0",
+            {"header": {"htype": "dheader-1.0", "series": 7, "header_detail": "none"}},
+        )
+    ]
     for frame in range(20):
-        messages.append(_synthetic.encode_with("dimage-1.0", {
-            "header": {"htype": "dimage-1.0", "series": 7, "frame": frame, "hash": ""},
-            "part_2": part_2, "part_3_raw": blob, "part_4": {"htype": "dconfig-1.0"}}))
+        messages.append(
+            _synthetic.encode_with(
+                "dimage-1.0",
+                {
+                    "header": {"htype": "dimage-1.0", "series": 7, "frame": frame, "hash": ""},
+                    "part_2": part_2,
+                    "part_3_raw": blob,
+                    "part_4": {"htype": "dconfig-1.0"},
+                },
+            )
+        )
     return messages
 
 
@@ -52,13 +64,28 @@ def _stream2_series() -> list[list[Any]]:
     low = _synthetic.detector_images((300, 400), "uint16", count=1)[0]
     high = np.full((300, 400), 5, np.uint16)
     high[:150] = 5000
-    start = {"type": "start", "series_id": 3, "series_unique_id": "s3",
-             "channels": ["threshold_1", "threshold_2"]}
+    start = {
+        "type": "start",
+        "series_id": 3,
+        "series_unique_id": "s3",
+        "channels": ["threshold_1", "threshold_2"],
+    }
     messages = [[stream2.encode_stream2(start, None)]]
     for image in range(20):
-        messages.append([stream2.encode_stream2({
-            "type": "image", "series_id": 3, "series_unique_id": "s3", "image_id": image,
-            "data": {"threshold_1": low, "threshold_2": high}}, None)])
+        messages.append(
+            [
+                stream2.encode_stream2(
+                    {
+                        "type": "image",
+                        "series_id": 3,
+                        "series_unique_id": "s3",
+                        "image_id": image,
+                        "data": {"threshold_1": low, "threshold_2": high},
+                    },
+                    None,
+                )
+            ]
+        )
     return messages
 
 
@@ -112,11 +139,13 @@ def _download_frame(driver: Any, url: str) -> tuple[np.ndarray] | None:
 
 
 def test_the_image_updates_and_the_value_under_the_cursor_is_the_full_frames(
-        viewer: Any, browser: Any, tmp_path: Path) -> None:
+    viewer: Any, browser: Any, tmp_path: Path
+) -> None:
     _, url = viewer(_dectris_series)
     browser.get(url)
-    first = wait_for(lambda: _image_number(browser) is not None and _image_number(browser),
-                     "an image number")
+    first = wait_for(
+        lambda: _image_number(browser) is not None and _image_number(browser), "an image number"
+    )
     wait_for(lambda: _image_number(browser) not in (None, first), "a newer image")
     assert "1000×1200 uint32" in model(browser, "status", "m.text")
     left, top, width, height = frame_box(browser)
@@ -131,7 +160,8 @@ def test_the_image_updates_and_the_value_under_the_cursor_is_the_full_frames(
 
 
 def test_log_scale_and_channel_selection_change_what_is_drawn(
-        viewer: Any, browser: Any, tmp_path: Path) -> None:
+    viewer: Any, browser: Any, tmp_path: Path
+) -> None:
     _, url = viewer(_stream2_series)
     browser.get(url)
     wait_for(lambda: model(browser, "channel", "m.options.length") == 2, "two channels")
@@ -139,23 +169,34 @@ def test_log_scale_and_channel_selection_change_what_is_drawn(
     wait_for(lambda: model(browser, "image_source", "m.data.dw[0]") == 400, "the image")
     linear = plot_pixels(browser, tmp_path / "stream2-linear.png")
     set_model(browser, "scale", "active", 1)
-    wait_for(lambda: model(browser, "histogram", "m.title.text").startswith("Histogram")
-             and plot_pixels(browser, tmp_path / "stream2-log.png") != linear, "the log scale")
+    wait_for(
+        lambda: (
+            model(browser, "histogram", "m.title.text").startswith("Histogram")
+            and plot_pixels(browser, tmp_path / "stream2-log.png") != linear
+        ),
+        "the log scale",
+    )
     log = plot_pixels(browser, tmp_path / "stream2-log.png")
     set_model(browser, "channel", "value", "threshold_2")
-    wait_for(lambda: plot_pixels(browser, tmp_path / "stream2-threshold_2.png") != log,
-             "the second threshold")
-    top_half = model(browser, "image_source",
-                     "Math.max(...Array.from(m.data.image[0]).slice(0, 400))")
+    wait_for(
+        lambda: plot_pixels(browser, tmp_path / "stream2-threshold_2.png") != log,
+        "the second threshold",
+    )
+    top_half = model(
+        browser, "image_source", "Math.max(...Array.from(m.data.image[0]).slice(0, 400))"
+    )
     assert top_half == 5000
 
 
 def test_the_rate_plots_have_points_and_the_health_counts_messages(
-        viewer: Any, browser: Any, tmp_path: Path) -> None:
+    viewer: Any, browser: Any, tmp_path: Path
+) -> None:
     sender, url = viewer(_dectris_series)
     browser.get(url)
-    wait_for(lambda: (model(browser, "rates", "m.data.rate.filter(r => r > 0).length") or 0) >= 2,
-             "two non-zero rate points")
+    wait_for(
+        lambda: (model(browser, "rates", "m.data.rate.filter(r => r > 0).length") or 0) >= 2,
+        "two non-zero rate points",
+    )
     assert model(browser, "rates", "m.data.mbytes.filter(r => r > 0).length") >= 2
     health = model(browser, "health", "m.text")
     assert "dimage-1.0" in health and "missed 0" in health
@@ -163,7 +204,8 @@ def test_the_rate_plots_have_points_and_the_health_counts_messages(
 
 
 def test_the_bsread_table_lists_the_channels_and_plots_a_picked_one(
-        viewer: Any, browser: Any, tmp_path: Path) -> None:
+    viewer: Any, browser: Any, tmp_path: Path
+) -> None:
     _, url = viewer(_bsread_messages)
     browser.get(url)
     names = [name for name, _, _ in _synthetic._BSREAD_CHANNELS]
@@ -171,11 +213,24 @@ def test_the_bsread_table_lists_the_channels_and_plots_a_picked_one(
     assert model(browser, "bsread_panel", "m.visible")
     assert "SIM:ENERGY" in model(browser, "picked", "m.options")
     set_model(browser, "picked", "value", ["SIM:ENERGY"])
-    wait_for(lambda: (model(browser, "pulse_plot", "m.renderers.length == 1 && "
-                            "m.renderers[0].data_source.data.value.length") or 0) > 2,
-             "a plot of SIM:ENERGY")
-    wait_for(lambda: model(browser, "status", "m.text").startswith("<b>bsread"),
-             "the 2-D channel as the image")
+    wait_for(
+        lambda: (
+            (
+                model(
+                    browser,
+                    "pulse_plot",
+                    "m.renderers.length == 1 && m.renderers[0].data_source.data.value.length",
+                )
+                or 0
+            )
+            > 2
+        ),
+        "a plot of SIM:ENERGY",
+    )
+    wait_for(
+        lambda: model(browser, "status", "m.text").startswith("<b>bsread"),
+        "the 2-D channel as the image",
+    )
     browser.save_screenshot(str(tmp_path / "bsread.png"))
 
 

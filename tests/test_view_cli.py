@@ -15,8 +15,9 @@ def _page(url: str) -> str:
         return response.read().decode()
 
 
-def test_demo_view_serves_the_simulated_detector(tools: Callable[..., Any],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_view_serves_the_simulated_detector(
+    tools: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BROWSER", "true")  # --view opens the browser: a no-op command here
     demo = tools("demo", "--view", "--json", "-d", "4", "--shape", "64x80")
     url = demo.event("serving")["url"]
@@ -28,8 +29,17 @@ def test_demo_view_serves_the_simulated_detector(tools: Callable[..., Any],
 
 
 def test_view_says_how_many_images_it_decoded(tools: Callable[..., Any]) -> None:
-    generator = tools("generate", "stream2", "--rate", "200", "-a", "tcp://127.0.0.1:*",
-                      "--shape", "64x80", "--json")
+    generator = tools(
+        "generate",
+        "stream2",
+        "--rate",
+        "200",
+        "-a",
+        "tcp://127.0.0.1:*",
+        "--shape",
+        "64x80",
+        "--json",
+    )
     endpoint = generator.endpoint()
     view = tools("view", endpoint, "--json", "-d", "3", "--max-fps", "2")
     view.event("serving")

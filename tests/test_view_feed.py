@@ -16,8 +16,9 @@ DEADLINE = 10.0
 
 def _feed_of(kind: str, spec: _synthetic.Spec, messages: int, max_fps: float = 100.0) -> Feed:
     """A feed that received ``messages`` of ``kind`` (sent before it starts)."""
-    sender = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
-                           send_timeout=5000, linger=0)
+    sender = mflow.connect(
+        "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH, send_timeout=5000, linger=0
+    )
     receiver = mflow.connect(sender.endpoint, mode=mflow.PULL, receive_timeout=100)
     feed = Feed(receiver, max_fps)
     try:
@@ -36,13 +37,16 @@ def _feed_of(kind: str, spec: _synthetic.Spec, messages: int, max_fps: float = 1
     return feed
 
 
-@pytest.mark.parametrize("kind, channels, shape", [
-    ("dectris", ["image"], (64, 80)),
-    ("stream2", ["threshold_1"], (64, 80)),
-    ("sls", ["image"], (64, 80)),
-    ("array", ["part 0"], (64, 80)),
-    ("bsread", ["SIM:IMAGE"], (64, 64)),
-])
+@pytest.mark.parametrize(
+    "kind, channels, shape",
+    [
+        ("dectris", ["image"], (64, 80)),
+        ("stream2", ["threshold_1"], (64, 80)),
+        ("sls", ["image"], (64, 80)),
+        ("array", ["part 0"], (64, 80)),
+        ("bsread", ["SIM:IMAGE"], (64, 64)),
+    ],
+)
 def test_each_kind_of_stream_gives_its_image(kind: str, channels: list[str], shape) -> None:
     spec = _synthetic.Spec(shape=None if kind == "bsread" else shape, images=5)
     feed = _feed_of(kind, spec, 4)

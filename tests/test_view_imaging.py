@@ -19,8 +19,16 @@ from mflow.view.imaging import (
 def _reference(frame: np.ndarray, factor: int, reduce) -> np.ndarray:
     rows = -(-frame.shape[0] // factor)
     columns = -(-frame.shape[1] // factor)
-    return np.array([[reduce(frame[i * factor:(i + 1) * factor, j * factor:(j + 1) * factor])
-                      for j in range(columns)] for i in range(rows)], dtype=np.float32)
+    return np.array(
+        [
+            [
+                reduce(frame[i * factor : (i + 1) * factor, j * factor : (j + 1) * factor])
+                for j in range(columns)
+            ]
+            for i in range(rows)
+        ],
+        dtype=np.float32,
+    )
 
 
 @pytest.mark.parametrize("dtype", ["uint16", "int32", "float32"])

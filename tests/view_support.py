@@ -32,8 +32,9 @@ class Sender:
     one every `SEND_PERIOD`, in a thread until `stop`."""
 
     def __init__(self, messages: Callable[[], Iterable[list[Any]]]) -> None:
-        self.stream = mflow.connect("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH,
-                                    send_timeout=100, linger=0)
+        self.stream = mflow.connect(
+            "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH, send_timeout=100, linger=0
+        )
         self.endpoint = self.stream.endpoint
         self.sent = 0
         self._messages = messages
@@ -64,7 +65,7 @@ def browser_missing() -> str | None:
     """Why the browser tests cannot run here, or None."""
     for path in (CHROMIUM, CHROMEDRIVER):
         if not path.exists():
-            return (f"{path} is missing (apt-get install -y chromium chromium-driver)")
+            return f"{path} is missing (apt-get install -y chromium chromium-driver)"
     try:
         import bokeh  # noqa: F401
         import selenium  # noqa: F401
@@ -81,10 +82,19 @@ def chromium() -> Iterator[Any]:
     profile = tempfile.mkdtemp(prefix="mflow-view-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                     "--no-first-run", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-                     f"--user-data-dir={profile}", "--window-size=1500,1400"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={profile}",
+        "--window-size=1500,1400",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
@@ -100,13 +110,15 @@ def model(driver: Any, name: str, expression: str) -> Any:
     return driver.execute_script(
         "const doc = window.Bokeh && Bokeh.documents[0];"
         f"const m = doc && doc.get_model_by_name({name!r});"
-        f"return m ? ({expression}) : null;")
+        f"return m ? ({expression}) : null;"
+    )
 
 
 def set_model(driver: Any, name: str, attribute: str, value: Any) -> None:
     """Set a widget's property in the page, as the user's click does."""
     driver.execute_script(
-        f"Bokeh.documents[0].get_model_by_name({name!r})[{attribute!r}] = arguments[0];", value)
+        f"Bokeh.documents[0].get_model_by_name({name!r})[{attribute!r}] = arguments[0];", value
+    )
 
 
 def wait_for(check: Callable[[], Any], what: str, timeout: float = PAGE_DEADLINE) -> Any:

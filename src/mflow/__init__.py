@@ -12,12 +12,28 @@ from typing import Any as _Any  # private: every public name here is 1.0 API or 
 import zmq
 
 from . import errors, utils
-from .errors import (BadHeaderError, CompressionError, ConfigurationError, ConnectError,
-                     DecodeError, MalformedMessageError, MflowError, RecordingError,
-                     SendTimeoutError, StreamClosedError, StreamError, StreamTimeoutError,
-                     UnknownHtypeError)
-from .handlers import (get_handler, handler_modules, receive_handlers, register_handler,
-                       send_handlers)
+from .errors import (
+    BadHeaderError,
+    CompressionError,
+    ConfigurationError,
+    ConnectError,
+    DecodeError,
+    MalformedMessageError,
+    MflowError,
+    RecordingError,
+    SendTimeoutError,
+    StreamClosedError,
+    StreamError,
+    StreamTimeoutError,
+    UnknownHtypeError,
+)
+from .handlers import (
+    get_handler,
+    handler_modules,
+    receive_handlers,
+    register_handler,
+    send_handlers,
+)
 from .handlers import handlers  # noqa: E402  (rebinds ``mflow.handlers`` to the 1.0 dict)
 from .delivery import Delivery, PeerTracker
 from .merge import Merge, RoundRobinStrategy
@@ -39,20 +55,61 @@ logger.addHandler(logging.NullHandler())
 __all__ = [
     "__version__",
     # streams
-    "connect", "disconnect", "Stream", "CONNECT", "BIND", "PUB", "SUB", "PUSH", "PULL",
-    "ReceiveHandler", "Statistics", "Message", "Merge", "RoundRobinStrategy",
+    "connect",
+    "disconnect",
+    "Stream",
+    "CONNECT",
+    "BIND",
+    "PUB",
+    "SUB",
+    "PUSH",
+    "PULL",
+    "ReceiveHandler",
+    "Statistics",
+    "Message",
+    "Merge",
+    "RoundRobinStrategy",
     # message types
-    "register_handler", "get_handler", "handlers", "receive_handlers", "send_handlers",
-    "handler_modules", "array_1_0", "raw_1_0", "dheader_1_0", "dimage_1_0", "dseries_end_1_0",
+    "register_handler",
+    "get_handler",
+    "handlers",
+    "receive_handlers",
+    "send_handlers",
+    "handler_modules",
+    "array_1_0",
+    "raw_1_0",
+    "dheader_1_0",
+    "dimage_1_0",
+    "dseries_end_1_0",
     # monitoring
-    "SocketEventListener", "ConnectionCountMonitor", "no_clients_timeout_notifier",
-    "PeerTracker", "Delivery",
+    "SocketEventListener",
+    "ConnectionCountMonitor",
+    "no_clients_timeout_notifier",
+    "PeerTracker",
+    "Delivery",
     # errors
-    "MflowError", "DecodeError", "UnknownHtypeError", "MalformedMessageError",
-    "BadHeaderError", "CompressionError", "StreamError", "ConnectError", "StreamTimeoutError",
-    "SendTimeoutError", "StreamClosedError", "RecordingError", "ConfigurationError",
+    "MflowError",
+    "DecodeError",
+    "UnknownHtypeError",
+    "MalformedMessageError",
+    "BadHeaderError",
+    "CompressionError",
+    "StreamError",
+    "ConnectError",
+    "StreamTimeoutError",
+    "SendTimeoutError",
+    "StreamClosedError",
+    "RecordingError",
+    "ConfigurationError",
     # modules and 1.0 incidentals
-    "errors", "utils", "mflow", "main", "zmq", "json", "logging", "logger",
+    "errors",
+    "utils",
+    "mflow",
+    "main",
+    "zmq",
+    "json",
+    "logging",
+    "logger",
 ]
 
 
@@ -65,10 +122,14 @@ def main() -> None:
 
 #: Modules imported on first use (the handler modules import numpy, which takes longer
 #: than ZeroMQ itself to import).
-_LAZY_MODULES = {"tools": ".tools", "array_1_0": ".handlers.array_1_0",
-                 "raw_1_0": ".handlers.raw_1_0", "dheader_1_0": ".handlers.dheader_1_0",
-                 "dimage_1_0": ".handlers.dimage_1_0",
-                 "dseries_end_1_0": ".handlers.dseries_end_1_0"}
+_LAZY_MODULES = {
+    "tools": ".tools",
+    "array_1_0": ".handlers.array_1_0",
+    "raw_1_0": ".handlers.raw_1_0",
+    "dheader_1_0": ".handlers.dheader_1_0",
+    "dimage_1_0": ".handlers.dimage_1_0",
+    "dseries_end_1_0": ".handlers.dseries_end_1_0",
+}
 
 
 def __getattr__(name: str) -> _Any:

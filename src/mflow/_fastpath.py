@@ -51,9 +51,20 @@ def _configured() -> ModuleType | None:
         import numpy
         import orjson
 
-        _speedups.configure(backend.__file__, zmq_error, orjson.loads, receive_handlers,
-                            Handler.receive, _layout, numpy.frombuffer, Message, Statistics,
-                            SequenceGaps, NUMBER_KEYS, SOURCE_KEYS)
+        _speedups.configure(
+            backend.__file__,
+            zmq_error,
+            orjson.loads,
+            receive_handlers,
+            Handler.receive,
+            _layout,
+            numpy.frombuffer,
+            Message,
+            Statistics,
+            SequenceGaps,
+            NUMBER_KEYS,
+            SOURCE_KEYS,
+        )
     except (ImportError, AttributeError, OSError):
         return None
     return _speedups

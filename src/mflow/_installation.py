@@ -21,9 +21,11 @@ from pathlib import Path
 __all__ = ["REPAIR", "mixed_installation", "package_is_intact", "warn_if_mixed"]
 
 #: The commands that turn a mixed installation into mflow plus its compatibility distribution.
-REPAIR = ("pip uninstall -y psi-mflow mflow && pip install mflow 'psi-mflow>1' (psi-mflow 2 "
-          "is mflow's compatibility distribution, built from compat/psi-mflow in mflow's "
-          "sources)")
+REPAIR = (
+    "pip uninstall -y psi-mflow mflow && pip install mflow 'psi-mflow>1' (psi-mflow 2 "
+    "is mflow's compatibility distribution, built from compat/psi-mflow in mflow's "
+    "sources)"
+)
 
 _ORIGINAL = re.compile(r"psi[-_.]mflow-(\d+)[^/]*\.(dist|egg)-info", re.IGNORECASE)
 _SITE = Path(__file__).resolve().parent.parent
@@ -39,8 +41,9 @@ def mixed_installation(site: Path | None = None) -> str | None:
         names = os.listdir(site)
     except OSError:
         return None
-    originals = [name for name in names if (match := _ORIGINAL.fullmatch(name))
-                 and int(match[1]) < 2]
+    originals = [
+        name for name in names if (match := _ORIGINAL.fullmatch(name)) and int(match[1]) < 2
+    ]
     if not originals:
         return None
     from importlib.metadata import PathDistribution
@@ -48,9 +51,11 @@ def mixed_installation(site: Path | None = None) -> str | None:
     for name in originals:
         original = PathDistribution(site / name)
         if any(file.parts[:1] == ("mflow",) for file in original.files or ()):
-            return (f"psi-mflow {original.version} (the original mflow) is installed in {site} "
-                    f"and owns files of the mflow package, so the package there is a mixture "
-                    f"of both. Repair: {REPAIR}")
+            return (
+                f"psi-mflow {original.version} (the original mflow) is installed in {site} "
+                f"and owns files of the mflow package, so the package there is a mixture "
+                f"of both. Repair: {REPAIR}"
+            )
     return None
 
 

@@ -28,8 +28,7 @@ _applied = threading.local()
 
 def _load_openmp() -> ctypes.CDLL | None:
     """The OpenMP runtime bitshuffle's extension is linked with (its wheel ships one)."""
-    folder = os.path.join(os.path.dirname(os.path.dirname(bitshuffle.__file__)),
-                          "bitshuffle.libs")
+    folder = os.path.join(os.path.dirname(os.path.dirname(bitshuffle.__file__)), "bitshuffle.libs")
     for path in glob.glob(os.path.join(folder, "libgomp*")) + ["libgomp.so.1"]:
         try:
             library = ctypes.CDLL(path)

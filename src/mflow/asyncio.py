@@ -48,10 +48,27 @@ from .receiver import ReceiveHandler
 from .statistics import Statistics
 from .stream import BIND, CONNECT, PUB, PULL, PUSH, SUB
 
-__all__ = ["connect", "Stream", "Merge", "RoundRobinStrategy", "Message", "Statistics",
-           "ReceiveHandler", "register_handler", "get_handler", "CONNECT", "BIND", "PUB",
-           "SUB", "PUSH", "PULL", "MflowError", "StreamClosedError", "StreamTimeoutError",
-           "SendTimeoutError"]
+__all__ = [
+    "connect",
+    "Stream",
+    "Merge",
+    "RoundRobinStrategy",
+    "Message",
+    "Statistics",
+    "ReceiveHandler",
+    "register_handler",
+    "get_handler",
+    "CONNECT",
+    "BIND",
+    "PUB",
+    "SUB",
+    "PUSH",
+    "PULL",
+    "MflowError",
+    "StreamClosedError",
+    "StreamTimeoutError",
+    "SendTimeoutError",
+]
 
 _TIMED_OUT = object()
 _EXPIRED = object()
@@ -156,8 +173,9 @@ class Stream:
 
     # -- receiving ---------------------------------------------------------------------
 
-    def _receive_now(self, handler: Callable[[ReceiveHandler], Any] | None,
-                     decode: bool | None) -> tuple[bool, Message | None]:
+    def _receive_now(
+        self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
+    ) -> tuple[bool, Message | None]:
         """(whether a message was taken, the message or None if it failed to decode)."""
         # Tried before looking at the socket's events: reading them costs more than a
         # receive, and a steady stream nearly always has a message waiting.
@@ -169,8 +187,9 @@ class Stream:
         self._after_operation()
         return True, message
 
-    async def _receive(self, handler: Callable[[ReceiveHandler], Any] | None,
-                       decode: bool | None) -> Any:
+    async def _receive(
+        self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
+    ) -> Any:
         """The next message, None if it failed to decode, `_TIMED_OUT` after the timeout."""
         taken, message = self._receive_now(handler, decode)
         while not taken:
@@ -180,8 +199,9 @@ class Stream:
             taken, message = self._receive_now(handler, decode)
         return message
 
-    async def receive(self, handler: Callable[[ReceiveHandler], Any] | None = None, *,
-                      decode: bool | None = None) -> Message | None:
+    async def receive(
+        self, handler: Callable[[ReceiveHandler], Any] | None = None, *, decode: bool | None = None
+    ) -> Message | None:
         """The next message, as `mflow.Stream.receive` returns it.
 
         ``None`` after ``receive_timeout`` or for a message that fails to decode (both
@@ -277,11 +297,13 @@ class Merge:
     timeout among them.
     """
 
-    def __init__(self, *streams: Stream,
-                 receive_strategy: RoundRobinStrategy | None = None) -> None:
+    def __init__(
+        self, *streams: Stream, receive_strategy: RoundRobinStrategy | None = None
+    ) -> None:
         self.streams = streams
-        self.receive_strategy = RoundRobinStrategy() if receive_strategy is None \
-            else receive_strategy
+        self.receive_strategy = (
+            RoundRobinStrategy() if receive_strategy is None else receive_strategy
+        )
 
     def _try_each(self, handler: Callable[[ReceiveHandler], Any] | None) -> Message | None:
         for _ in range(len(self.streams)):
@@ -297,8 +319,9 @@ class Merge:
         return min(timeouts) if timeouts else -1
 
     async def _any_readable(self, timeout_ms: int) -> bool:
-        waits = [asyncio.ensure_future(s._wait(zmq.POLLIN, timeout_ms, "receive"))
-                 for s in self.streams]
+        waits = [
+            asyncio.ensure_future(s._wait(zmq.POLLIN, timeout_ms, "receive")) for s in self.streams
+        ]
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             return any(task.result() for task in done)
@@ -307,8 +330,9 @@ class Merge:
                 task.cancel()
             await asyncio.gather(*waits, return_exceptions=True)
 
-    async def receive(self, handler: Callable[[ReceiveHandler], Any] | None = None
-                      ) -> Message | None:
+    async def receive(
+        self, handler: Callable[[ReceiveHandler], Any] | None = None
+    ) -> Message | None:
         """The next message from any stream, or ``None`` when none arrives in time."""
         timeout = self._timeout_ms()
         while self.streams:

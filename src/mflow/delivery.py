@@ -39,8 +39,11 @@ import zmq
 __all__ = ["PeerTracker", "Delivery"]
 
 _OPENED = (zmq.EVENT_CONNECTED, zmq.EVENT_ACCEPTED)
-_HANDSHAKE_FAILED = (zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL, zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
-                     zmq.EVENT_HANDSHAKE_FAILED_AUTH)
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL,
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL,
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH,
+)
 
 
 class PeerTracker:
@@ -138,8 +141,9 @@ class Delivery:
 
     def _queue_bound(self, connections: int) -> int:
         """At most how many of the messages not yet counted can sit in ``connections`` queues."""
-        unaccounted = max(0, self.sent - self.dropped_without_peer - self.lost_at_close
-                          - self.possibly_lost)
+        unaccounted = max(
+            0, self.sent - self.dropped_without_peer - self.lost_at_close - self.possibly_lost
+        )
         if self.queue_size == 0:
             return unaccounted
         return min(unaccounted, connections * (self.queue_size + 1))
@@ -194,15 +198,22 @@ class Delivery:
 
     def as_dict(self) -> dict[str, Any]:
         """``sent``, ``undelivered`` and ``undelivered_max``."""
-        return {"sent": self.sent, "undelivered": self.undelivered,
-                "undelivered_max": self.undelivered_max}
+        return {
+            "sent": self.sent,
+            "undelivered": self.undelivered,
+            "undelivered_max": self.undelivered_max,
+        }
 
     def describe(self) -> str:
         """E.g. ``0``, ``20 (no peer connected)`` or ``1 to 101 (...)``, for a summary."""
         low, high = self.undelivered, self.undelivered_max
         if low == high:
-            return f"{low} (no peer connected)" if low and not self.peers.ever_connected \
-                else str(low)
-        why = ("the linger ran out with messages queued" if self.lost_at_close
-               else "a peer left or closing did not wait")
+            return (
+                f"{low} (no peer connected)" if low and not self.peers.ever_connected else str(low)
+            )
+        why = (
+            "the linger ran out with messages queued"
+            if self.lost_at_close
+            else "a peer left or closing did not wait"
+        )
         return f"{low} to {high} ({why})" if low else f"0, at most {high} ({why})"

@@ -52,8 +52,11 @@ def send_key(message: Any) -> str:
 
     A message without a ``header`` raises ``KeyError`` (or ``TypeError``), as in 1.0.
     """
-    if isinstance(message, dict) and "header" not in message and \
-            isinstance(message.get("type"), str):
+    if (
+        isinstance(message, dict)
+        and "header" not in message
+        and isinstance(message.get("type"), str)
+    ):
         return STREAM2
     header = message["header"]
     if isinstance(header, dict) and "htype" not in header and "jsonversion" in header:

@@ -83,8 +83,7 @@ def classify(frames: Sequence[Any]) -> Classified:
     if len(first) and first[0] in _CBOR_STARTS:
         fields = cbor_peek(first, ("type", "series_id", "image_id"))
         kind = _V2_KINDS.get(fields.get("type"), OTHER)  # type: ignore[arg-type]
-        return Classified(kind, _scalar(fields.get("series_id")),
-                          _number(fields.get("image_id")))
+        return Classified(kind, _scalar(fields.get("series_id")), _number(fields.get("image_id")))
     try:
         header = parse_json(first.tobytes())
     except ValueError:
@@ -93,8 +92,9 @@ def classify(frames: Sequence[Any]) -> Classified:
         return Classified(OTHER)
     htype = header.get("htype")
     if htype in _JSON_KINDS:
-        return Classified(_JSON_KINDS[htype], _scalar(header.get("series")),
-                          _number(header.get("frame")))
+        return Classified(
+            _JSON_KINDS[htype], _scalar(header.get("series")), _number(header.get("frame"))
+        )
     if isinstance(htype, str) and htype.startswith("bsr_m"):
         return Classified(IMAGE, None, _number(header.get("pulse_id")))
     if htype == "array-1.0":
@@ -133,7 +133,7 @@ def _argument(data: memoryview, position: int) -> tuple[int, int, int | None]:
     size = 1 << (info - 24)
     if position + size > len(data):
         raise _CborError("truncated")
-    return major, position + size, int.from_bytes(data[position:position + size], "big")
+    return major, position + size, int.from_bytes(data[position : position + size], "big")
 
 
 def _skip(data: memoryview, position: int, depth: int = 0) -> int:
@@ -171,7 +171,7 @@ def _simple_value(data: memoryview, position: int) -> Any:
     if major == 1 and argument is not None:
         return -1 - argument
     if major == 3 and argument is not None and argument <= 256:
-        return data[start:start + argument].tobytes().decode("utf-8", "replace")
+        return data[start : start + argument].tobytes().decode("utf-8", "replace")
     return None
 
 
@@ -209,6 +209,7 @@ def cbor_peek(data: memoryview, keys: Sequence[str]) -> dict[str, Any]:
 
 # -- the fan-out ---------------------------------------------------------------------------
 
+
 @dataclass
 class FanOutput:
     """One output of a `FanOut` and what went to it."""
@@ -236,14 +237,25 @@ class FanOutput:
 
     def counts(self) -> dict[str, Any]:
         """The counters, with what its `Delivery` says was not delivered."""
-        counts = {"name": self.name, "endpoint": self.stream.endpoint, "images": self.images,
-                  "headers": self.headers, "ends": self.ends, "others": self.others,
-                  "rerouted": self.rerouted, "missed": self.missed,
-                  "left_mid_series": self.left_mid_series, "connected": self.connected}
+        counts = {
+            "name": self.name,
+            "endpoint": self.stream.endpoint,
+            "images": self.images,
+            "headers": self.headers,
+            "ends": self.ends,
+            "others": self.others,
+            "rerouted": self.rerouted,
+            "missed": self.missed,
+            "left_mid_series": self.left_mid_series,
+            "connected": self.connected,
+        }
         delivery = self.stream.delivery
         if delivery is not None:
-            counts.update(sent=delivery.sent, undelivered=delivery.undelivered,
-                          undelivered_max=delivery.undelivered_max)
+            counts.update(
+                sent=delivery.sent,
+                undelivered=delivery.undelivered,
+                undelivered_max=delivery.undelivered_max,
+            )
         return counts
 
 
@@ -254,8 +266,13 @@ class FanOut:
     called while waiting for an output, so that a stop request ends a wait.
     """
 
-    def __init__(self, outputs: Sequence[FanOutput], *, block: int | None = 1000,
-                 stopped: Callable[[], bool] = lambda: False) -> None:
+    def __init__(
+        self,
+        outputs: Sequence[FanOutput],
+        *,
+        block: int | None = 1000,
+        stopped: Callable[[], bool] = lambda: False,
+    ) -> None:
         if not outputs:
             raise ValueError("a fan-out needs at least one output")
         if block is not None and block < 1:
@@ -303,12 +320,12 @@ class FanOut:
             if output._has_header and not output.connected:
                 output.left_mid_series += 1
                 output._has_header = False  # a new consumer gets the header again
-                logger.warning("the consumer of %s left in the middle of series %r",
-                               output.name, self.series)
+                logger.warning(
+                    "the consumer of %s left in the middle of series %r", output.name, self.series
+                )
 
     def _is_stray(self, item: Classified) -> bool:
-        return (item.series is not None and self.series is not None
-                and item.series != self.series)
+        return item.series is not None and self.series is not None and item.series != self.series
 
     def _start_series(self, item: Classified, frames: list[Any]) -> None:
         if self._open:
@@ -316,8 +333,11 @@ class FanOut:
                 self.restarted += 1
             else:
                 self.aborted += 1
-            logger.info("series %r %s by a new header", self.series,
-                        "restarted" if item.series == self.series else "aborted")
+            logger.info(
+                "series %r %s by a new header",
+                self.series,
+                "restarted" if item.series == self.series else "aborted",
+            )
         self.series, self._header, self._open = item.series, frames, True
         self.series_started += 1
         for output in self.outputs:
@@ -364,7 +384,8 @@ class FanOut:
     def _wait_for_consumer(self) -> None:
         for output in self.outputs:
             if output.stream.peers is not None and output.stream.peers.wait(
-                    WAIT_MS / 1000 / len(self.outputs)):
+                WAIT_MS / 1000 / len(self.outputs)
+            ):
                 return
 
     def _broadcast(self, frames: Sequence[Any], counter: str) -> None:
@@ -377,8 +398,9 @@ class FanOut:
             else:
                 output.missed += 1
 
-    def _send(self, output: FanOutput, frames: Sequence[Any], *, wait: bool,
-              catch_up: bool = True) -> bool:
+    def _send(
+        self, output: FanOutput, frames: Sequence[Any], *, wait: bool, catch_up: bool = True
+    ) -> bool:
         """Send ``frames`` to ``output``, first the open series' header to a consumer that
         joined since; False if it has no consumer (or the run stopped) before there is room."""
         if catch_up:
@@ -408,6 +430,11 @@ class FanOut:
 
     def counts(self) -> dict[str, Any]:
         """The fan-out's counters and every output's."""
-        return {"series_started": self.series_started, "aborted": self.aborted,
-                "restarted": self.restarted, "stray": self.stray, "dropped": self.dropped,
-                "outputs": [output.counts() for output in self.outputs]}
+        return {
+            "series_started": self.series_started,
+            "aborted": self.aborted,
+            "restarted": self.restarted,
+            "stray": self.stray,
+            "dropped": self.dropped,
+            "outputs": [output.counts() for output in self.outputs],
+        }

@@ -48,8 +48,9 @@ class Merge:
 
     def __init__(self, *streams: Any, receive_strategy: RoundRobinStrategy | None = None) -> None:
         self.streams = streams
-        self.receive_strategy = (RoundRobinStrategy() if receive_strategy is None
-                                 else receive_strategy)
+        self.receive_strategy = (
+            RoundRobinStrategy() if receive_strategy is None else receive_strategy
+        )
 
     def _try_each(self, handler: Callable[[Any], Any] | None) -> Message | None:
         for _ in range(len(self.streams)):
@@ -63,8 +64,9 @@ class Merge:
         timeouts = [t for t in (s.receive_timeout for s in self.streams) if t is not None]
         return min(timeouts) if timeouts else None
 
-    def receive(self, handler: Callable[[Any], Any] | None = None, block: bool = True
-                ) -> Message | None:
+    def receive(
+        self, handler: Callable[[Any], Any] | None = None, block: bool = True
+    ) -> Message | None:
         """The next message from any stream, or ``None`` (nothing within the timeout)."""
         message = self._try_each(handler)
         if message is not None or not block or not self.streams:
@@ -93,8 +95,9 @@ class ArrivalMerge:
         self.received = [0] * len(self.streams)
         self._index = {id(stream): index for index, stream in enumerate(self.streams)}
 
-    def receive_round(self, timeout_ms: int | None, limit: int | None = None
-                      ) -> list[tuple[int, list[Any]]]:
+    def receive_round(
+        self, timeout_ms: int | None, limit: int | None = None
+    ) -> list[tuple[int, list[Any]]]:
         """Up to one message (its frames, see `Stream.receive_parts`) from every stream that
         has one within ``timeout_ms``, at most ``limit`` in all; each with its stream's index."""
         taken: list[tuple[int, list[Any]]] = []
@@ -119,8 +122,9 @@ class Aligner:
     same however many groups are waiting: groups expire in the order they began.
     """
 
-    def __init__(self, key: str, inputs: int, max_wait: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, key: str, inputs: int, max_wait: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.key = key
         self.inputs = inputs
         self.max_wait = max_wait

@@ -11,15 +11,35 @@ from .statistics import Statistics
 from .stream import BIND, CONNECT, PUB, PULL, PUSH, SUB, Stream, connect, disconnect
 
 __all__ = [  # noqa: F822  (the handler modules come from __getattr__)
-    "BIND", "CONNECT", "PUB", "PULL", "PUSH", "SUB", "Stream", "connect", "disconnect",
-    "ReceiveHandler", "Statistics", "Message", "handler_modules", "handlers",
-    "receive_handlers", "send_handlers", "array_1_0", "raw_1_0", "dheader_1_0",
-    "dimage_1_0", "dseries_end_1_0", "ConnectionCountMonitor", "SocketEventListener",
+    "BIND",
+    "CONNECT",
+    "PUB",
+    "PULL",
+    "PUSH",
+    "SUB",
+    "Stream",
+    "connect",
+    "disconnect",
+    "ReceiveHandler",
+    "Statistics",
+    "Message",
+    "handler_modules",
+    "handlers",
+    "receive_handlers",
+    "send_handlers",
+    "array_1_0",
+    "raw_1_0",
+    "dheader_1_0",
+    "dimage_1_0",
+    "dseries_end_1_0",
+    "ConnectionCountMonitor",
+    "SocketEventListener",
     "no_clients_timeout_notifier",
 ]
 
-_HANDLER_MODULES = frozenset({"array_1_0", "raw_1_0", "dheader_1_0", "dimage_1_0",
-                              "dseries_end_1_0"})
+_HANDLER_MODULES = frozenset(
+    {"array_1_0", "raw_1_0", "dheader_1_0", "dimage_1_0", "dseries_end_1_0"}
+)
 
 
 def __getattr__(name: str) -> ModuleType:

@@ -33,8 +33,9 @@ class SocketEventListener:
 
     DEFAULT_SOCKET_RECEIVE_TIMEOUT = 0.1
 
-    def __init__(self, callbacks: list, events: int | None = None,
-                 receive_timeout: float | None = None) -> None:
+    def __init__(
+        self, callbacks: list, events: int | None = None, receive_timeout: float | None = None
+    ) -> None:
         self.callbacks = callbacks
         self.events = zmq.EVENT_ALL if events is None else events
         if receive_timeout is None:
@@ -54,7 +55,8 @@ class SocketEventListener:
         self._socket = socket
         self.monitor_listening.set()
         self.monitor_thread = threading.Thread(
-            target=self._listen, name="mflow-socket-events", daemon=True)
+            target=self._listen, name="mflow-socket-events", daemon=True
+        )
         self.monitor_thread.start()
 
     def _notify(self, event: dict | None) -> None:
@@ -99,6 +101,7 @@ class SocketEventListener:
             cast(zmq.Socket, self._monitor_socket).close(linger=0)  # set with _socket
             self._socket = self._monitor_socket = None
 
+
 class ConnectionCountMonitor:
     """Counts the peers connected to a socket and reports the count to ``callback``.
 
@@ -124,8 +127,9 @@ class ConnectionCountMonitor:
         self.callback(self.client_counter)
 
 
-def no_clients_timeout_notifier(no_client_action: Callable[[], Any], no_client_timeout: float
-                                ) -> Callable[[int], None]:
+def no_clients_timeout_notifier(
+    no_client_action: Callable[[], Any], no_client_timeout: float
+) -> Callable[[int], None]:
     """A connection-count callback that calls ``no_client_action()`` once nobody has been
     connected for ``no_client_timeout`` seconds, and again every such period after that."""
     since: list[float | None] = [None]
@@ -142,4 +146,3 @@ def no_clients_timeout_notifier(no_client_action: Callable[[], Any], no_client_t
             no_client_action()
 
     return notify
-

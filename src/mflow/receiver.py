@@ -42,9 +42,14 @@ class ReceiveHandler:
     ``take_message`` (the stream's; made for ``socket`` when not given).
     """
 
-    def __init__(self, socket: zmq.Socket | None, copy: bool = True,
-                 statistics: Statistics | None = None, *,
-                 take_message: Callable[[int], Sequence[Any]] | None = None) -> None:
+    def __init__(
+        self,
+        socket: zmq.Socket | None,
+        copy: bool = True,
+        statistics: Statistics | None = None,
+        *,
+        take_message: Callable[[int], Sequence[Any]] | None = None,
+    ) -> None:
         self.socket = socket
         if take_message is None and socket is not None:
             from .stream import message_taker  # the stream module owns every socket call
@@ -71,8 +76,9 @@ class ReceiveHandler:
         self._header: Any = _NOT_PARSED
         self._frame_objects = False
 
-    def load(self, frames: Sequence[Any], header: Any = _NOT_PARSED,
-             raw_header: bytes | None = None) -> None:
+    def load(
+        self, frames: Sequence[Any], header: Any = _NOT_PARSED, raw_header: bytes | None = None
+    ) -> None:
         """Make ``frames`` (bytes, or frame objects) the current message.
 
         ``header`` and ``raw_header`` give frame 0 already parsed.
@@ -172,7 +178,7 @@ class ReceiveHandler:
         return frame
 
     def _take_rest(self) -> Sequence[Any]:
-        frames = self.frames[self.position:]
+        frames = self.frames[self.position :]
         self.position = len(self.frames)
         self.raw_header = None
         stats = self.statistics

@@ -156,13 +156,18 @@ def _parent(path: str) -> str:
 
 def _kind(mode: int) -> str:
     """What a file that is not a regular one is, in words."""
-    kinds = [(stat.S_ISLNK, "a symbolic link"), (stat.S_ISDIR, "a folder"),
-             (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket")]
+    kinds = [
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+    ]
     return next((name for test, name in kinds if test(mode)), "a device")
 
 
-def _open_regular(path: str, flags: int, dir_fd: int | None = None,
-                  shown: str | None = None) -> int:
+def _open_regular(
+    path: str, flags: int, dir_fd: int | None = None, shown: str | None = None
+) -> int:
     """Open a regular file without following a link or blocking on a FIFO.
 
     Raises `RecordingError` naming what the path is (as ``shown``, by default ``path``) if
@@ -456,9 +461,7 @@ class FolderWriter(_Writer):
             self._write_file(_part_file_name(index, part), views[part])
         first = _part_file_name(index, 0)
         self._write_file(first + _PARTIAL_SUFFIX, views[0])
-        os.replace(
-            first + _PARTIAL_SUFFIX, first, src_dir_fd=self._folder, dst_dir_fd=self._folder
-        )
+        os.replace(first + _PARTIAL_SUFFIX, first, src_dir_fd=self._folder, dst_dir_fd=self._folder)
 
     def _write_file(self, name: str, view: memoryview) -> None:
         fd = _open_regular(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, dir_fd=self._folder)
@@ -690,8 +693,7 @@ class RecordingReader(_Reader):
         return f"'{self._path}' is corrupt: record {index} at byte {position} {problem}"
 
 
-def _header_problem(fixed: bytes, header_crc: int, n_parts: int,
-                    receive_time: float) -> str | None:
+def _header_problem(fixed: bytes, header_crc: int, n_parts: int, receive_time: float) -> str | None:
     """What is wrong with a record header, or None if it can be trusted."""
     if zlib.crc32(fixed[: _RECORD_START.size]) != header_crc:
         return "has a damaged header"
@@ -739,9 +741,7 @@ class FolderReader(_Reader):
             self._recording = sorted(_scan_folder(self._folder, self._path).items())
         except OSError as error:
             os.close(self._folder)
-            raise RecordingError(
-                f"cannot list folder '{self._path}': {error.strerror}"
-            ) from error
+            raise RecordingError(f"cannot list folder '{self._path}': {error.strerror}") from error
         except BaseException:
             os.close(self._folder)
             raise

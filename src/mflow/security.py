@@ -40,8 +40,15 @@ from zmq.auth.thread import ThreadAuthenticator
 
 from .errors import ConfigurationError
 
-__all__ = ["Curve", "Guard", "secure", "create_keys", "load_public_key", "load_secret_key",
-           "load_public_keys"]
+__all__ = [
+    "Curve",
+    "Guard",
+    "secure",
+    "create_keys",
+    "load_public_key",
+    "load_secret_key",
+    "load_public_keys",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -63,8 +70,9 @@ def _load(path: os.PathLike | str) -> tuple[bytes | None, bytes | None]:
     try:
         return zmq.auth.load_certificate(os.fspath(path))
     except (OSError, ValueError) as error:
-        raise ConfigurationError(f"cannot read the key file '{os.fsdecode(path)}': {error}"
-                                 ) from error
+        raise ConfigurationError(
+            f"cannot read the key file '{os.fsdecode(path)}': {error}"
+        ) from error
 
 
 def load_public_key(key: KeyLike) -> bytes:
@@ -83,7 +91,8 @@ def load_secret_key(key: KeyLike) -> tuple[bytes, bytes]:
     if public is None or secret is None:
         raise ConfigurationError(
             f"'{os.fsdecode(key)}' holds no secret key (give the NAME.key_secret file of "
-            "`mflow keys`)")
+            "`mflow keys`)"
+        )
     return public, secret
 
 
@@ -124,8 +133,9 @@ class Curve:
     allowed_keys: frozenset[bytes] | None = None
 
     @classmethod
-    def server(cls, secret_key: KeyLike,
-               allowed_keys: KeyLike | Iterable[KeyLike] | None = None) -> Curve:
+    def server(
+        cls, secret_key: KeyLike, allowed_keys: KeyLike | Iterable[KeyLike] | None = None
+    ) -> Curve:
         """A CURVE server with the secret certificate file ``secret_key``.
 
         ``allowed_keys``: a folder of client certificates, a certificate file, or z85 keys.
@@ -141,8 +151,7 @@ class Curve:
         ``secret_key`` is this client's secret certificate file; without one a key pair is
         made up (fine unless the server has an allow-list).
         """
-        public, secret = zmq.curve_keypair() if secret_key is None \
-            else load_secret_key(secret_key)
+        public, secret = zmq.curve_keypair() if secret_key is None else load_secret_key(secret_key)
         return cls(public, secret, server_key=load_public_key(server_key))
 
     @property
@@ -157,8 +166,9 @@ _ZAP_REBIND_SECONDS = 2.0
 class _Zap:
     """One ZAP authenticator per context, shared by the streams that need it."""
 
-    _by_context: ClassVar[weakref.WeakKeyDictionary[zmq.Context, _Zap]] = \
+    _by_context: ClassVar[weakref.WeakKeyDictionary[zmq.Context, _Zap]] = (
         weakref.WeakKeyDictionary()
+    )
     _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, context: zmq.Context) -> None:
@@ -167,7 +177,8 @@ class _Zap:
         deadline = time.monotonic() + _ZAP_REBIND_SECONDS
         while True:
             self.authenticator = ThreadAuthenticator(
-                context, log=logging.getLogger("mflow.security.zap"))
+                context, log=logging.getLogger("mflow.security.zap")
+            )
             try:
                 self.authenticator.start()
                 break
@@ -200,8 +211,9 @@ class _Zap:
 class _KeyCheck:
     """The ZAP credentials callback of one server socket: its allow-list."""
 
-    def __init__(self, allowed: frozenset[bytes] | None, refused: Callable[[str, str], None]
-                 ) -> None:
+    def __init__(
+        self, allowed: frozenset[bytes] | None, refused: Callable[[str, str], None]
+    ) -> None:
         self.allowed = allowed
         self.refused = refused
 
@@ -213,9 +225,11 @@ class _KeyCheck:
 
 
 #: libzmq's monitor events of failed security handshakes, by reason.
-_HANDSHAKE_FAILURES = {zmq.EVENT_HANDSHAKE_FAILED_AUTH: "auth",
-                       zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake",
-                       zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake"}
+_HANDSHAKE_FAILURES = {
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH: "auth",
+    zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL: "handshake",
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL: "handshake",
+}
 
 
 class Guard:
@@ -253,8 +267,10 @@ class Guard:
         elif reason is not None:
             self._refuse(reason, f"security handshake with a peer of {endpoint} failed")
         elif kind == zmq.EVENT_DISCONNECTED and self.count_closes:
-            self._refuse("connection_closed", f"connection of {endpoint} closed (a message "
-                         "over max_message_size closes it)")
+            self._refuse(
+                "connection_closed",
+                f"connection of {endpoint} closed (a message over max_message_size closes it)",
+            )
 
     def close(self) -> None:
         """Release the ZAP authenticator (call after the socket is closed)."""
@@ -264,10 +280,16 @@ class Guard:
             zap.release(context)
 
 
-def secure(socket: zmq.Socket, context: zmq.Context, count: Callable[[str], None], *,
-           curve: Curve | None = None, allow: Iterable[str] | None = None,
-           deny: Iterable[str] | None = None, max_message_size: int | None = None
-           ) -> Guard | None:
+def secure(
+    socket: zmq.Socket,
+    context: zmq.Context,
+    count: Callable[[str], None],
+    *,
+    curve: Curve | None = None,
+    allow: Iterable[str] | None = None,
+    deny: Iterable[str] | None = None,
+    max_message_size: int | None = None,
+) -> Guard | None:
     """Configure ``socket`` (not yet bound or connected) as asked; None if nothing is asked.
 
     The returned `Guard` must receive the socket's monitor events (`Guard.on_event`) for
@@ -294,7 +316,8 @@ def secure(socket: zmq.Socket, context: zmq.Context, count: Callable[[str], None
         socket.zap_domain = domain.encode()
         if server:
             zap.authenticator.configure_curve_callback(
-                domain, _KeyCheck(curve.allowed_keys, guard._key_refused))  # type: ignore[union-attr]
+                domain, _KeyCheck(curve.allowed_keys, guard._key_refused)
+            )  # type: ignore[union-attr]
         if allow:
             zap.authenticator.allow(*allow)
         if deny:

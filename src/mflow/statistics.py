@@ -20,8 +20,15 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-__all__ = ["Statistics", "SequenceGaps", "SKIP_REASONS", "NUMBER_KEYS", "SOURCE_KEYS",
-           "MAX_SOURCE_LENGTH", "MAX_SOURCES"]
+__all__ = [
+    "Statistics",
+    "SequenceGaps",
+    "SKIP_REASONS",
+    "NUMBER_KEYS",
+    "SOURCE_KEYS",
+    "MAX_SOURCE_LENGTH",
+    "MAX_SOURCES",
+]
 
 #: Reasons a receive can end without a message, as counted in ``Statistics.skipped``.
 SKIP_REASONS = (
@@ -50,8 +57,12 @@ _SERIES_STARTS = {"dheader-1.0": None, "dectris-stream2": "start"}
 def _usable_source(source: Any) -> bool:
     """Whether ``source`` may key a sequence tracker: ``None``, an int or a short str."""
     kind = type(source)
-    return (source is None or kind is int or kind is bool
-            or (kind is str and len(source) <= MAX_SOURCE_LENGTH))
+    return (
+        source is None
+        or kind is int
+        or kind is bool
+        or (kind is str and len(source) <= MAX_SOURCE_LENGTH)
+    )
 
 
 @dataclass
@@ -232,8 +243,9 @@ class Statistics:
                 mine.duplicated += gaps.duplicated
                 mine.reverted += gaps.reverted
             if part.last_message_time is not None:
-                total.last_message_time = max(total.last_message_time or 0.0,
-                                              part.last_message_time)
+                total.last_message_time = max(
+                    total.last_message_time or 0.0, part.last_message_time
+                )
         return total
 
     def __repr__(self) -> str:

@@ -16,8 +16,15 @@ import zmq
 
 from . import _fastpath, dispatch
 from .delivery import Delivery, PeerTracker
-from .errors import (ConfigurationError, ConnectError, DecodeError, SendTimeoutError,
-                     StreamClosedError, StreamError, UnknownHtypeError)
+from .errors import (
+    ConfigurationError,
+    ConnectError,
+    DecodeError,
+    SendTimeoutError,
+    StreamClosedError,
+    StreamError,
+    UnknownHtypeError,
+)
 from .handlers import get_receive_handler, get_send_handler
 from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
@@ -27,8 +34,18 @@ from .statistics import Statistics
 if TYPE_CHECKING:
     from .security import Curve, Guard
 
-__all__ = ["Stream", "connect", "disconnect", "poll_streams", "CONNECT", "BIND", "PUB", "SUB",
-           "PUSH", "PULL"]
+__all__ = [
+    "Stream",
+    "connect",
+    "disconnect",
+    "poll_streams",
+    "CONNECT",
+    "BIND",
+    "PUB",
+    "SUB",
+    "PUSH",
+    "PULL",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +83,7 @@ def _text(error: BaseException) -> str:
         text = str(error)
     except Exception:  # noqa: BLE001  (its str must never fail a receive)
         text = type(error).__name__
-    return text if len(text) <= 4 * MAX_SHOWN else f"{text[:4 * MAX_SHOWN]}... ({len(text)} chars)"
+    return text if len(text) <= 4 * MAX_SHOWN else f"{text[: 4 * MAX_SHOWN]}... ({len(text)} chars)"
 
 
 def shown(value: Any) -> str:
@@ -75,7 +92,7 @@ def shown(value: Any) -> str:
         text = _REPR.repr(value)
     except Exception:  # a repr must never fail a receive
         text = f"<{type(value).__name__}>"
-    return text if len(text) <= 2 * MAX_SHOWN else f"{text[:2 * MAX_SHOWN]}..."
+    return text if len(text) <= 2 * MAX_SHOWN else f"{text[: 2 * MAX_SHOWN]}..."
 
 
 def message_taker(socket: zmq.Socket) -> Callable[[int], list[Any]]:
@@ -153,13 +170,25 @@ class Stream:
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    def connect(self, address: str, conn_type: str = CONNECT, mode: int = PULL,
-                receive_timeout: int | None = None, queue_size: int = 100, linger: int = 1000,
-                context: zmq.Context | None = None, copy: bool = True,
-                send_timeout: int | None = None, *,
-                max_message_size: int | None = None, max_decoded_bytes: int | None = None,
-                watch_peers: bool = False, curve: Curve | None = None,
-                allow: Sequence[str] | None = None, deny: Sequence[str] | None = None) -> None:
+    def connect(
+        self,
+        address: str,
+        conn_type: str = CONNECT,
+        mode: int = PULL,
+        receive_timeout: int | None = None,
+        queue_size: int = 100,
+        linger: int = 1000,
+        context: zmq.Context | None = None,
+        copy: bool = True,
+        send_timeout: int | None = None,
+        *,
+        max_message_size: int | None = None,
+        max_decoded_bytes: int | None = None,
+        watch_peers: bool = False,
+        curve: Curve | None = None,
+        allow: Sequence[str] | None = None,
+        deny: Sequence[str] | None = None,
+    ) -> None:
         """Open the socket: connect to ``address``, or bind when ``conn_type`` is not "connect".
 
         ``mode`` is the socket type (PULL, SUB, PUSH, PUB, ...; SUB subscribes to
@@ -183,10 +212,12 @@ class Stream:
         if self.socket is not None and not self.socket.closed:
             raise ConfigurationError(f"stream is already connected to {self.address}")
         _check_arguments(mode, queue_size)
-        if max_decoded_bytes is not None and (type(max_decoded_bytes) is not int
-                                              or max_decoded_bytes < 0):
-            raise ConfigurationError(f"max_decoded_bytes must be a size in bytes, not "
-                                     f"{max_decoded_bytes!r}")
+        if max_decoded_bytes is not None and (
+            type(max_decoded_bytes) is not int or max_decoded_bytes < 0
+        ):
+            raise ConfigurationError(
+                f"max_decoded_bytes must be a size in bytes, not {max_decoded_bytes!r}"
+            )
         self._context_is_owned = context is None
         self.context = zmq.Context() if context is None else context
         socket = None
@@ -227,8 +258,13 @@ class Stream:
             for key in _COMPILED_HTYPES:  # the compiled path finds them in the registry
                 get_receive_handler(key)
         self._take_message = message_taker(socket)
-        self.receiver = None if mode in _SEND_ONLY else ReceiveHandler(
-            socket, copy=copy, statistics=self.statistics, take_message=self._take_message)
+        self.receiver = (
+            None
+            if mode in _SEND_ONLY
+            else ReceiveHandler(
+                socket, copy=copy, statistics=self.statistics, take_message=self._take_message
+            )
+        )
         if self.receiver is not None:
             self.receiver.max_decoded_bytes = max_decoded_bytes
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
@@ -243,13 +279,26 @@ class Stream:
             if mode in (zmq.PUSH, zmq.PUB, zmq.XPUB):
                 self.delivery = Delivery(self.peers, mode != zmq.PUSH, queue_size)
 
-    def _secure(self, socket: zmq.Socket, curve: Curve | None, allow: Sequence[str] | None,
-                deny: Sequence[str] | None, max_message_size: int | None) -> None:
+    def _secure(
+        self,
+        socket: zmq.Socket,
+        curve: Curve | None,
+        allow: Sequence[str] | None,
+        deny: Sequence[str] | None,
+        max_message_size: int | None,
+    ) -> None:
         from . import security  # only streams that ask for it start ZAP threads
 
         context = cast(zmq.Context, self.context)  # connect() made it before the socket
-        guard = security.secure(socket, context, self._count_refusal, curve=curve,
-                                allow=allow, deny=deny, max_message_size=max_message_size)
+        guard = security.secure(
+            socket,
+            context,
+            self._count_refusal,
+            curve=curve,
+            allow=allow,
+            deny=deny,
+            max_message_size=max_message_size,
+        )
         if guard is not None:
             self._guard = guard
             self._socket_monitors.append(guard.on_event)
@@ -343,13 +392,13 @@ class Stream:
         finally:
             delivery = self.delivery
             socket_linger = cast(int, socket.linger)
-            linger = (socket_linger if delivery is None
-                      else delivery.before_close(socket_linger))
+            linger = socket_linger if delivery is None else delivery.before_close(socket_linger)
             closing = time.monotonic()
             self._close(socket, linger)
             if delivery is not None:
-                delivery.after_close(linger, time.monotonic() - closing
-                                     if self._context_is_owned else None)
+                delivery.after_close(
+                    linger, time.monotonic() - closing if self._context_is_owned else None
+                )
         if discarded:
             self.statistics.skipped["discarded_at_close"] += discarded
             logger.info("discarded %d received messages at disconnect", discarded)
@@ -413,8 +462,12 @@ class Stream:
     def __del__(self) -> None:
         socket = getattr(self, "socket", None)
         if socket is not None and not socket.closed:
-            warnings.warn(f"unclosed mflow stream {self.address!r}", ResourceWarning,
-                          source=self, stacklevel=2)
+            warnings.warn(
+                f"unclosed mflow stream {self.address!r}",
+                ResourceWarning,
+                source=self,
+                stacklevel=2,
+            )
             self._close(socket, linger=0)
 
     # -- socket monitors ---------------------------------------------------------------
@@ -435,8 +488,13 @@ class Stream:
 
     # -- receiving ---------------------------------------------------------------------
 
-    def receive(self, handler: Callable[[ReceiveHandler], Any] | None = None, block: bool = True,
-                *, decode: bool | None = None) -> Message | None:
+    def receive(
+        self,
+        handler: Callable[[ReceiveHandler], Any] | None = None,
+        block: bool = True,
+        *,
+        decode: bool | None = None,
+    ) -> Message | None:
         """The next message decoded by ``handler`` (by default the one its htype names).
 
         Returns ``None`` on a receive timeout, when nothing is waiting and ``block`` is
@@ -473,8 +531,9 @@ class Stream:
         try:
             if handler is None:
                 key = dispatch.dispatch_key(receiver)
-                handler = self._receive_handler(key) if self.handlers else (
-                    get_receive_handler(key))
+                handler = (
+                    self._receive_handler(key) if self.handlers else (get_receive_handler(key))
+                )
             data = handler(receiver)
             if not data:
                 raise DecodeError("the handler returned no data")
@@ -552,15 +611,21 @@ class Stream:
         if len(self._reported) >= MAX_REPORTED_SKIP_KINDS:
             self.unlogged_skip_kinds += 1
             if self.unlogged_skip_kinds == 1:
-                logger.warning("skipped messages of more than %d kinds: further new kinds are "
-                               "logged at debug level (counted in unlogged_skip_kinds)",
-                               MAX_REPORTED_SKIP_KINDS)
+                logger.warning(
+                    "skipped messages of more than %d kinds: further new kinds are "
+                    "logged at debug level (counted in unlogged_skip_kinds)",
+                    MAX_REPORTED_SKIP_KINDS,
+                )
             logger.debug("skipped a message (%s): %s", error.reason, text)
             return
         self._reported.add(kind)
-        logger.warning("skipped a message (%s): %s; further %s messages%s are logged at "
-                       "debug level", error.reason, text, error.reason,
-                       f" of {shown(key)}" if key else "")
+        logger.warning(
+            "skipped a message (%s): %s; further %s messages%s are logged at debug level",
+            error.reason,
+            text,
+            error.reason,
+            f" of {shown(key)}" if key else "",
+        )
 
     def receive_parts(self, block: bool = True) -> list[Any] | None:
         """The next message undecoded: its parts as frames, never copied.
@@ -604,8 +669,9 @@ class Stream:
             raise StreamClosedError(f"cannot {doing}: the stream is not connected")
         return self.socket
 
-    def send(self, message: Any, send_more: bool = False, block: bool = True,
-             as_json: bool = False) -> bool:
+    def send(
+        self, message: Any, send_more: bool = False, block: bool = True, as_json: bool = False
+    ) -> bool:
         """Send one frame (``as_json``: ``message`` serialised as JSON).
 
         ``send_more`` marks more frames of the same message to follow. Returns whether
@@ -618,8 +684,9 @@ class Stream:
         if as_json:
             queued = self._deliver(block, socket.send_json, message, flags)
         else:
-            queued = self._deliver(block, socket.send, message, flags, self.zmq_copy,
-                                   self.zmq_track)
+            queued = self._deliver(
+                block, socket.send, message, flags, self.zmq_copy, self.zmq_track
+            )
         if queued and not send_more and self.delivery is not None:
             self.delivery.message_sent()
         return queued
@@ -658,8 +725,9 @@ class Stream:
             raise _stream_error(error, "send") from error
         return True
 
-    def forward(self, message: Any, handler: Callable[..., Any] | None = None,
-                block: bool = True) -> None:
+    def forward(
+        self, message: Any, handler: Callable[..., Any] | None = None, block: bool = True
+    ) -> None:
         """Send a decoded ``message`` (as `receive` returned its data) with its htype's handler.
 
         As in 1.0, a message without ``header``/``htype`` raises, while an unknown htype
@@ -672,8 +740,10 @@ class Stream:
             try:
                 handler = self._send_handler(htype)
             except UnknownHtypeError:
-                logger.warning("htype - %s - not supported",  # the 1.0 line, bounded
-                               htype[:MAX_SHOWN] if type(htype) is str else shown(htype))
+                logger.warning(
+                    "htype - %s - not supported",  # the 1.0 line, bounded
+                    htype[:MAX_SHOWN] if type(htype) is str else shown(htype),
+                )
                 if self.strict:
                     raise
                 return
@@ -697,21 +767,36 @@ def _check_arguments(mode: Any, queue_size: Any) -> None:
     """`ConfigurationError` for a ``mode`` or ``queue_size`` no socket can have."""
     if not isinstance(mode, int) or isinstance(mode, bool) or mode not in _SOCKET_TYPES:
         raise ConfigurationError(
-            f"mode {mode!r} is not a ZeroMQ socket type (mflow.PULL, SUB, PUSH, PUB, ...)")
+            f"mode {mode!r} is not a ZeroMQ socket type (mflow.PULL, SUB, PUSH, PUB, ...)"
+        )
     if not isinstance(queue_size, int) or isinstance(queue_size, bool) or queue_size < 0:
         raise ConfigurationError(
-            f"queue_size {queue_size!r} is not a number of messages (0 or more; 0: no limit)")
+            f"queue_size {queue_size!r} is not a number of messages (0 or more; 0: no limit)"
+        )
 
 
-def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size: int = 100,
-            receive_timeout: int | None = None, linger: int = 1000,
-            no_client_action: Callable[[], Any] | None = None,
-            no_client_timeout: float | None = 10, copy: bool = True,
-            send_timeout: int | None = None, *, context: zmq.Context | None = None,
-            strict: bool = False, decode: bool = True,
-            max_message_size: int | None = None, max_decoded_bytes: int | None = None,
-            watch_peers: bool = False, curve: Curve | None = None,
-            allow: Sequence[str] | None = None, deny: Sequence[str] | None = None) -> Stream:
+def connect(
+    address: str,
+    conn_type: str = CONNECT,
+    mode: int = PULL,
+    queue_size: int = 100,
+    receive_timeout: int | None = None,
+    linger: int = 1000,
+    no_client_action: Callable[[], Any] | None = None,
+    no_client_timeout: float | None = 10,
+    copy: bool = True,
+    send_timeout: int | None = None,
+    *,
+    context: zmq.Context | None = None,
+    strict: bool = False,
+    decode: bool = True,
+    max_message_size: int | None = None,
+    max_decoded_bytes: int | None = None,
+    watch_peers: bool = False,
+    curve: Curve | None = None,
+    allow: Sequence[str] | None = None,
+    deny: Sequence[str] | None = None,
+) -> Stream:
     """Open a `Stream` (1.0 argument order; see `Stream.connect`).
 
     ``no_client_action`` is called every ``no_client_timeout`` seconds while no peer is
@@ -721,12 +806,25 @@ def connect(address: str, conn_type: str = CONNECT, mode: int = PULL, queue_size
     if no_client_action:
         timeout = 10 if no_client_timeout is None else no_client_timeout
         stream.register_socket_monitor(
-            ConnectionCountMonitor(no_clients_timeout_notifier(no_client_action, timeout)))
-    stream.connect(address, conn_type=conn_type, mode=mode, receive_timeout=receive_timeout,
-                   queue_size=queue_size, linger=linger, context=context, copy=copy,
-                   send_timeout=send_timeout, max_message_size=max_message_size,
-                   max_decoded_bytes=max_decoded_bytes, watch_peers=watch_peers, curve=curve,
-                   allow=allow, deny=deny)
+            ConnectionCountMonitor(no_clients_timeout_notifier(no_client_action, timeout))
+        )
+    stream.connect(
+        address,
+        conn_type=conn_type,
+        mode=mode,
+        receive_timeout=receive_timeout,
+        queue_size=queue_size,
+        linger=linger,
+        context=context,
+        copy=copy,
+        send_timeout=send_timeout,
+        max_message_size=max_message_size,
+        max_decoded_bytes=max_decoded_bytes,
+        watch_peers=watch_peers,
+        curve=curve,
+        allow=allow,
+        deny=deny,
+    )
     return stream
 
 

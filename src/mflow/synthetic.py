@@ -35,9 +35,20 @@ from mflow.errors import ConfigurationError
 from mflow.handlers import get_send_handler, stream2
 from mflow.handlers.bsread import TYPES
 
-__all__ = ["Spec", "SOURCES", "COMPRESSIONS", "make_source", "encode_with", "detector_images",
-           "raw_messages", "array_messages", "dectris_messages", "stream2_messages",
-           "bsread_messages", "sls_messages"]
+__all__ = [
+    "Spec",
+    "SOURCES",
+    "COMPRESSIONS",
+    "make_source",
+    "encode_with",
+    "detector_images",
+    "raw_messages",
+    "array_messages",
+    "dectris_messages",
+    "stream2_messages",
+    "bsread_messages",
+    "sls_messages",
+]
 
 #: Compression choices (`Spec.compression`); each message type maps them to its own names.
 COMPRESSIONS = ("none", "lz4", "bslz4")
@@ -73,8 +84,9 @@ def encode_with(htype: str, message: dict[str, Any]) -> list[Any]:
     return parts
 
 
-def detector_images(shape: tuple[int, ...], dtype: str, count: int = _DISTINCT_FRAMES,
-                    seed: int = 0) -> list[np.ndarray]:
+def detector_images(
+    shape: tuple[int, ...], dtype: str, count: int = _DISTINCT_FRAMES, seed: int = 0
+) -> list[np.ndarray]:
     """``count`` detector-like frames: Poisson counts on a smooth peak, some hot pixels."""
     rng = np.random.default_rng(seed)
     grid = np.indices(shape, dtype=np.float32)
@@ -135,25 +147,43 @@ def _dectris_header(spec: Spec, series: int, shape: tuple[int, int]) -> dict[str
     y, x = shape
     header = {"htype": "dheader-1.0", "series": series, "header_detail": spec.header_detail}
     config = {
-        "beam_center_x": x / 2, "beam_center_y": y / 2, "bit_depth_image":
-        8 * np.dtype(spec.dtype).itemsize, "compression": spec.compression or "bslz4",
-        "bit_depth_readout": 12, "count_time": 0.001, "frame_time": 0.001,
-        "nimages": spec.images, "ntrigger": 1, "trigger_mode": "ints",
-        "x_pixels_in_detector": x, "y_pixels_in_detector": y, "x_pixel_size": 7.5e-5,
-        "y_pixel_size": 7.5e-5, "sensor_material": "Si", "sensor_thickness": 4.5e-4,
-        "photon_energy": 12398.4, "wavelength": 1.0, "detector_number": "SIMULATED-0001",
-        "description": "Simulated EIGER (mflow generate)", "software_version": mflow.__version__,
+        "beam_center_x": x / 2,
+        "beam_center_y": y / 2,
+        "bit_depth_image": 8 * np.dtype(spec.dtype).itemsize,
+        "compression": spec.compression or "bslz4",
+        "bit_depth_readout": 12,
+        "count_time": 0.001,
+        "frame_time": 0.001,
+        "nimages": spec.images,
+        "ntrigger": 1,
+        "trigger_mode": "ints",
+        "x_pixels_in_detector": x,
+        "y_pixels_in_detector": y,
+        "x_pixel_size": 7.5e-5,
+        "y_pixel_size": 7.5e-5,
+        "sensor_material": "Si",
+        "sensor_thickness": 4.5e-4,
+        "photon_energy": 12398.4,
+        "wavelength": 1.0,
+        "detector_number": "SIMULATED-0001",
+        "description": "Simulated EIGER (mflow generate)",
+        "software_version": mflow.__version__,
         "data_collection_date": _now(),
     }
     message: dict[str, Any] = {"header": header, "part_2": config}
     if spec.header_detail == "all":
-        arrays = (("part_3", "part_4_raw", "dflatfield-1.0", np.ones(shape, "<f4")),
-                  ("part_5", "part_6_raw", "dpixelmask-1.0", np.zeros(shape, "<u4")),
-                  ("part_7", "part_8_raw", "dcountrate_table-1.0", np.zeros((2, 1000), "<f4")))
+        arrays = (
+            ("part_3", "part_4_raw", "dflatfield-1.0", np.ones(shape, "<f4")),
+            ("part_5", "part_6_raw", "dpixelmask-1.0", np.zeros(shape, "<u4")),
+            ("part_7", "part_8_raw", "dcountrate_table-1.0", np.zeros((2, 1000), "<f4")),
+        )
         for description, blob, htype, array in arrays:
             rows, columns = array.shape
-            message[description] = {"htype": htype, "shape": [columns, rows],
-                                    "type": array.dtype.name}
+            message[description] = {
+                "htype": htype,
+                "shape": [columns, rows],
+                "type": array.dtype.name,
+            }
             message[blob] = array.tobytes()
     return message
 
@@ -172,14 +202,28 @@ def dectris_messages(spec: Spec) -> Iterator[list[Any]]:
         for frame in range(spec.images):
             part_2, blob, digest = images[frame % len(images)]
             start = frame * exposure_ns
-            yield encode_with("dimage-1.0", {
-                "header": {"htype": "dimage-1.0", "series": series, "frame": frame,
-                           "hash": digest},
-                "part_2": part_2, "part_3_raw": blob,
-                "part_4": {"htype": "dconfig-1.0", "start_time": start,
-                           "stop_time": start + exposure_ns, "real_time": exposure_ns}})
-        yield encode_with("dseries_end-1.0",
-                          {"header": {"htype": "dseries_end-1.0", "series": series}})
+            yield encode_with(
+                "dimage-1.0",
+                {
+                    "header": {
+                        "htype": "dimage-1.0",
+                        "series": series,
+                        "frame": frame,
+                        "hash": digest,
+                    },
+                    "part_2": part_2,
+                    "part_3_raw": blob,
+                    "part_4": {
+                        "htype": "dconfig-1.0",
+                        "start_time": start,
+                        "stop_time": start + exposure_ns,
+                        "real_time": exposure_ns,
+                    },
+                },
+            )
+        yield encode_with(
+            "dseries_end-1.0", {"header": {"htype": "dseries_end-1.0", "series": series}}
+        )
 
 
 def _image_shape(spec: Spec, default: tuple[int, int]) -> tuple[int, int]:
@@ -194,27 +238,43 @@ def _stream2_image(frame: np.ndarray, compression: str) -> Any:
     if compression == "none":
         return frame
     flat = frame.reshape(-1)
-    blob = (codecs.encode_bslz4(flat) if compression == "bslz4"
-            else codecs.encode_hdf5_lz4(flat))
+    blob = codecs.encode_bslz4(flat) if compression == "bslz4" else codecs.encode_hdf5_lz4(flat)
     modifier = frame.itemsize if compression == "bslz4" else 0
-    return stream2.CompressedData(algorithm=compression, modifier=modifier, data=blob,
-                                  dtype=frame.dtype, shape=frame.shape)
+    return stream2.CompressedData(
+        algorithm=compression, modifier=modifier, data=blob, dtype=frame.dtype, shape=frame.shape
+    )
 
 
 def _stream2_start(spec: Spec, series: int, shape: tuple[int, int]) -> dict[str, Any]:
     y, x = shape
     return {
-        "type": "start", "series_id": series, "series_unique_id": f"mflow-generate-{series}",
-        "arm_date": datetime.datetime.now(datetime.timezone.utc), "channels": ["threshold_1"],
-        "image_size_x": x, "image_size_y": y, "image_dtype": np.dtype(spec.dtype).name,
-        "number_of_images": spec.images, "count_time": 0.001, "frame_time": 0.001,
-        "beam_center_x": x / 2, "beam_center_y": y / 2, "pixel_size_x": 7.5e-5,
-        "pixel_size_y": 7.5e-5, "incident_energy": 12398.4, "incident_wavelength": 1.0,
+        "type": "start",
+        "series_id": series,
+        "series_unique_id": f"mflow-generate-{series}",
+        "arm_date": datetime.datetime.now(datetime.timezone.utc),
+        "channels": ["threshold_1"],
+        "image_size_x": x,
+        "image_size_y": y,
+        "image_dtype": np.dtype(spec.dtype).name,
+        "number_of_images": spec.images,
+        "count_time": 0.001,
+        "frame_time": 0.001,
+        "beam_center_x": x / 2,
+        "beam_center_y": y / 2,
+        "pixel_size_x": 7.5e-5,
+        "pixel_size_y": 7.5e-5,
+        "incident_energy": 12398.4,
+        "incident_wavelength": 1.0,
         "detector_description": "Simulated EIGER2 (mflow generate)",
-        "detector_serial_number": "SIMULATED-0002", "threshold_energy": {"threshold_1": 6200.0},
-        "sensor_material": "Si", "sensor_thickness": 4.5e-4, "saturation_value": 65535,
-        "countrate_correction_enabled": False, "flatfield_enabled": False,
-        "pixel_mask_enabled": False, "user_data": None,
+        "detector_serial_number": "SIMULATED-0002",
+        "threshold_energy": {"threshold_1": 6200.0},
+        "sensor_material": "Si",
+        "sensor_thickness": 4.5e-4,
+        "saturation_value": 65535,
+        "countrate_correction_enabled": False,
+        "flatfield_enabled": False,
+        "pixel_mask_enabled": False,
+        "user_data": None,
     }
 
 
@@ -222,8 +282,7 @@ def stream2_messages(spec: Spec) -> Iterator[list[Any]]:
     """DECTRIS Stream V2 series: start, ``spec.images`` image messages, end (one CBOR part each)."""
     shape = _image_shape(spec, (514, 1030))
     compression = spec.compression or "bslz4"
-    frames = [_stream2_image(frame, compression)
-              for frame in detector_images(shape, spec.dtype)]
+    frames = [_stream2_image(frame, compression) for frame in detector_images(shape, spec.dtype)]
     tick = 50_000_000
     for series in itertools.count(1):
         unique = f"mflow-generate-{series}"
@@ -231,20 +290,39 @@ def stream2_messages(spec: Spec) -> Iterator[list[Any]]:
         date = datetime.datetime.now(datetime.timezone.utc)
         for image in range(spec.images):
             start = image * tick // 1000
-            yield [stream2.encode_stream2({
-                "type": "image", "series_id": series, "series_unique_id": unique,
-                "image_id": image, "real_time": [tick // 1000, tick], "series_date": date,
-                "start_time": [start, tick], "stop_time": [start + tick // 1000, tick],
-                "data": {"threshold_1": frames[image % len(frames)]}, "user_data": None,
-            }, None)]
-        yield [stream2.encode_stream2(
-            {"type": "end", "series_id": series, "series_unique_id": unique}, None)]
+            yield [
+                stream2.encode_stream2(
+                    {
+                        "type": "image",
+                        "series_id": series,
+                        "series_unique_id": unique,
+                        "image_id": image,
+                        "real_time": [tick // 1000, tick],
+                        "series_date": date,
+                        "start_time": [start, tick],
+                        "stop_time": [start + tick // 1000, tick],
+                        "data": {"threshold_1": frames[image % len(frames)]},
+                        "user_data": None,
+                    },
+                    None,
+                )
+            ]
+        yield [
+            stream2.encode_stream2(
+                {"type": "end", "series_id": series, "series_unique_id": unique}, None
+            )
+        ]
 
 
 _BSREAD_COMPRESSIONS = {"none": "none", "lz4": "lz4", "bslz4": "bitshuffle_lz4"}
-_BSREAD_CHANNELS = (("SIM:ENERGY", "float64", (1,)), ("SIM:CHARGE", "float32", (1,)),
-                    ("SIM:COUNTER", "int64", (1,)), ("SIM:STATUS", "string", (1,)),
-                    ("SIM:WAVEFORM", "float64", (1024,)), ("SIM:IMAGE", "uint16", (64, 64)))
+_BSREAD_CHANNELS = (
+    ("SIM:ENERGY", "float64", (1,)),
+    ("SIM:CHARGE", "float32", (1,)),
+    ("SIM:COUNTER", "int64", (1,)),
+    ("SIM:STATUS", "string", (1,)),
+    ("SIM:WAVEFORM", "float64", (1024,)),
+    ("SIM:IMAGE", "uint16", (64, 64)),
+)
 
 
 def _bsread_values(kind: str, shape: tuple[int, ...]) -> Callable[[int], Any]:
@@ -265,17 +343,36 @@ def bsread_messages(spec: Spec) -> Iterator[list[Any]]:
     compression = _BSREAD_COMPRESSIONS[spec.compression or "none"]
     channels = spec.channels or _BSREAD_CHANNELS
     values = {name: _bsread_values(kind, shape) for name, kind, shape in channels}
-    data_header = {"channels": [{"name": name, "type": kind, "compression": compression}
-                                for name, kind, _ in channels]}
+    data_header = {
+        "channels": [
+            {"name": name, "type": kind, "compression": compression} for name, kind, _ in channels
+        ]
+    }
     for pulse in itertools.count():
-        yield encode_with("bsr_m-1.1", {
-            "pulse_id": pulse, "data_header": data_header,
-            "data": {name: value(pulse) for name, value in values.items()}})
+        yield encode_with(
+            "bsr_m-1.1",
+            {
+                "pulse_id": pulse,
+                "data_header": data_header,
+                "data": {name: value(pulse) for name, value in values.items()},
+            },
+        )
 
 
-_SLS_END = {"jsonversion": 5, "bitmode": 0, "fileIndex": 0, "detshape": [0, 0], "shape": [0, 0],
-            "size": 0, "acqIndex": 0, "frameIndex": 0, "progress": 0, "fname": "", "data": 0,
-            "completeImage": 0}
+_SLS_END = {
+    "jsonversion": 5,
+    "bitmode": 0,
+    "fileIndex": 0,
+    "detshape": [0, 0],
+    "shape": [0, 0],
+    "size": 0,
+    "acqIndex": 0,
+    "frameIndex": 0,
+    "progress": 0,
+    "fname": "",
+    "data": 0,
+    "completeImage": 0,
+}
 
 
 def sls_messages(spec: Spec) -> Iterator[list[Any]]:
@@ -285,13 +382,31 @@ def sls_messages(spec: Spec) -> Iterator[list[Any]]:
     for acquisition in itertools.count(1):
         for index in range(spec.images):
             header = {
-                "jsonversion": 5, "fileIndex": 0, "detshape": [1, 1],
-                "acqIndex": acquisition, "frameIndex": index,
-                "progress": 100.0 * (index + 1) / spec.images, "fname": "/tmp/mflow-generate",
-                "data": 1, "completeImage": 1, "frameNumber": index + 1, "expLength": 0,
-                "packetNumber": 128, "detSpec1": 0, "timestamp": 0, "modId": 0, "row": 0,
-                "column": 0, "detSpec2": 0, "detSpec3": 0, "detSpec4": 0, "detType": 3,
-                "version": 1, "flipRows": 0, "quad": 0}
+                "jsonversion": 5,
+                "fileIndex": 0,
+                "detshape": [1, 1],
+                "acqIndex": acquisition,
+                "frameIndex": index,
+                "progress": 100.0 * (index + 1) / spec.images,
+                "fname": "/tmp/mflow-generate",
+                "data": 1,
+                "completeImage": 1,
+                "frameNumber": index + 1,
+                "expLength": 0,
+                "packetNumber": 128,
+                "detSpec1": 0,
+                "timestamp": 0,
+                "modId": 0,
+                "row": 0,
+                "column": 0,
+                "detSpec2": 0,
+                "detSpec3": 0,
+                "detSpec4": 0,
+                "detType": 3,
+                "version": 1,
+                "flipRows": 0,
+                "quad": 0,
+            }
             yield encode_with(SLS, {"header": header, "image": frames[index % len(frames)]})
         yield encode_with(SLS, {"header": dict(_SLS_END), "image": None})
 

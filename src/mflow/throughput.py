@@ -25,8 +25,9 @@ class ThroughputStatistics:
 
     MB_FACTOR = 1e-6
 
-    def __init__(self, buffer: Any = None, namespace: Any = None,
-                 sampling_interval: float = 0.2) -> None:
+    def __init__(
+        self, buffer: Any = None, namespace: Any = None, sampling_interval: float = 0.2
+    ) -> None:
         self._buffer = deque(maxlen=100) if buffer is None else buffer
         self.n = SimpleNamespace() if namespace is None else namespace
         self.sampling_interval = sampling_interval
@@ -44,8 +45,10 @@ class ThroughputStatistics:
             "messages_received": statistics.messages_received,
             "time": time.time(),
         }
-        if n.last_received_statistics["time"] - n.last_sampled_statistics["time"] \
-                <= self.sampling_interval:
+        if (
+            n.last_received_statistics["time"] - n.last_sampled_statistics["time"]
+            <= self.sampling_interval
+        ):
             return False
         self._sample()
         return True
@@ -62,8 +65,11 @@ class ThroughputStatistics:
         }
         self._buffer.append(sample)
         n.last_sampled_statistics = now
-        logger.info("Data rate: %.3f MB/s    Message rate: %.3f Hz",
-                    sample["data_rate"] * self.MB_FACTOR, sample["message_rate"])
+        logger.info(
+            "Data rate: %.3f MB/s    Message rate: %.3f Hz",
+            sample["data_rate"] * self.MB_FACTOR,
+            sample["message_rate"],
+        )
 
     def get_last_sampled_statistics(self) -> dict | None:
         """The newest sample, or ``None``."""
@@ -78,14 +84,18 @@ class ThroughputStatistics:
         messages = last["messages_received"]
         total_bytes = last["total_bytes_received"]
         elapsed = last["time"] - n.initial_time
-        return OrderedDict(sorted({
-            "average_data_rate": total_bytes / elapsed if elapsed > 0 else 0.0,
-            "average_message_rate": messages / elapsed if elapsed > 0 else 0.0,
-            "average_message_size": total_bytes / messages if messages else 0.0,
-            "messages_received": messages,
-            "total_bytes_received": total_bytes,
-            "total_elapsed_time": elapsed,
-        }.items()))
+        return OrderedDict(
+            sorted(
+                {
+                    "average_data_rate": total_bytes / elapsed if elapsed > 0 else 0.0,
+                    "average_message_rate": messages / elapsed if elapsed > 0 else 0.0,
+                    "average_message_size": total_bytes / messages if messages else 0.0,
+                    "messages_received": messages,
+                    "total_bytes_received": total_bytes,
+                    "total_elapsed_time": elapsed,
+                }.items()
+            )
+        )
 
     def get_statistics_raw(self) -> Any:
         """The sample buffer itself."""
@@ -114,8 +124,11 @@ class ThroughputStatisticsPrinter:
         sample = self.statistics.get_last_sampled_statistics()
         if sample is None:
             return
-        print("Data rate: {:>10.3f} MB/s    Message rate: {:>10.3f} Hz".format(
-            sample["data_rate"] * ThroughputStatistics.MB_FACTOR, sample["message_rate"]))
+        print(
+            "Data rate: {:>10.3f} MB/s    Message rate: {:>10.3f} Hz".format(
+                sample["data_rate"] * ThroughputStatistics.MB_FACTOR, sample["message_rate"]
+            )
+        )
 
     def print_summary(self) -> None:
         """Print totals and averages between two rules."""

@@ -50,17 +50,28 @@ class Inspector:
         """The counters now; ``final`` uses averages over the whole run for the rates."""
         sample = self.meter.sample()
         statistics = self.stream.statistics
-        errors = dict(statistics.payload_errors
-                      + Counter({k: v for k, v in statistics.skipped.items() if k != "timeout"}))
+        errors = dict(
+            statistics.payload_errors
+            + Counter({k: v for k, v in statistics.skipped.items() if k != "timeout"})
+        )
         last = self.last_message_time
         idle = None if last is None else time.monotonic() - last
-        data: dict[str, Any] = {**sample, "by_type": dict(self.kinds), "missed": statistics.missed,
-                "duplicated": statistics.duplicated, "reverted": statistics.reverted,
-                "decode_errors": errors, "seconds_since_last_message": idle}
+        data: dict[str, Any] = {
+            **sample,
+            "by_type": dict(self.kinds),
+            "missed": statistics.missed,
+            "duplicated": statistics.duplicated,
+            "reverted": statistics.reverted,
+            "decode_errors": errors,
+            "seconds_since_last_message": idle,
+        }
         fields = traffic_fields(sample, final) + [
             ("by type", format_counts(data["by_type"])),
-            ("gaps", f"missed={data['missed']} duplicated={data['duplicated']} "
-                     f"reverted={data['reverted']}"),
+            (
+                "gaps",
+                f"missed={data['missed']} duplicated={data['duplicated']} "
+                f"reverted={data['reverted']}",
+            ),
             ("decode errors", format_counts(errors) if errors else "0"),
             ("last message", "never" if idle is None else f"{idle:.1f} s ago"),
         ]

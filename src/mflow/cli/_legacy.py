@@ -25,14 +25,17 @@ __all__ = ["LegacyCommand", "legacy_command", "ThroughputLines"]
 class LegacyCommand(click.Command):
     """A click command that parses long options the way argparse does."""
 
-    def __init__(self, *args: Any, aliases: Mapping[str, str] | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(self, *args: Any, aliases: Mapping[str, str] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.aliases = dict(aliases or {})
 
     def _long_names(self, ctx: click.Context) -> list[str]:
-        names = [name for param in self.get_params(ctx)
-                 for name in (*param.opts, *param.secondary_opts) if name.startswith("--")]
+        names = [
+            name
+            for param in self.get_params(ctx)
+            for name in (*param.opts, *param.secondary_opts)
+            if name.startswith("--")
+        ]
         return names + list(self.aliases)
 
     def _expand(self, token: str, names: list[str]) -> str:
@@ -54,15 +57,23 @@ class LegacyCommand(click.Command):
         return super().parse_args(ctx, expanded)
 
 
-def legacy_command(command: click.Command, name: str, help: str,
-                   defaults: Mapping[str, Any] | None = None,
-                   aliases: Mapping[str, str] | None = None) -> LegacyCommand:
+def legacy_command(
+    command: click.Command,
+    name: str,
+    help: str,
+    defaults: Mapping[str, Any] | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> LegacyCommand:
     """``command`` under the 1.0 ``name``, with 1.0 ``defaults`` and option ``aliases``."""
     settings = {**CONTEXT_SETTINGS, "default_map": dict(defaults or {})}
-    return LegacyCommand(name, aliases=aliases, context_settings=settings,
-                         callback=functools.partial(cast(Callable[..., Any], command.callback),
-                                                    legacy=True),
-                         params=command.params, help=help)
+    return LegacyCommand(
+        name,
+        aliases=aliases,
+        context_settings=settings,
+        callback=functools.partial(cast(Callable[..., Any], command.callback), legacy=True),
+        params=command.params,
+        help=help,
+    )
 
 
 class ThroughputLines:
@@ -73,8 +84,9 @@ class ThroughputLines:
 
     def update(self, meter: Meter) -> None:
         """Account for the meter's counts; prints a rate line once per interval."""
-        self.printer.save_statistics(SimpleNamespace(
-            total_bytes_received=meter.bytes, messages_received=meter.messages))
+        self.printer.save_statistics(
+            SimpleNamespace(total_bytes_received=meter.bytes, messages_received=meter.messages)
+        )
 
     def close(self, meter: Meter) -> None:
         """Print the last rate line and the summary."""

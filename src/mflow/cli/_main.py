@@ -30,9 +30,23 @@ _EXIT_INTERRUPTED = 130
 
 
 #: Subcommand name → module defining it as ``command`` (imported when needed).
-COMMANDS = {name: f"mflow.cli.{name}" for name in
-            ("demo", "stats", "generate", "dump", "replay", "info", "split", "merge",
-             "write", "fanout", "view", "keys")}
+COMMANDS = {
+    name: f"mflow.cli.{name}"
+    for name in (
+        "demo",
+        "stats",
+        "generate",
+        "dump",
+        "replay",
+        "info",
+        "split",
+        "merge",
+        "write",
+        "fanout",
+        "view",
+        "keys",
+    )
+}
 
 
 class _LazyGroup(click.Group):
@@ -64,9 +78,15 @@ def _show_version(ctx: click.Context, _: click.Parameter, value: bool) -> None:
 
 
 @click.group(cls=_LazyGroup, context_settings=CONTEXT_SETTINGS)
-@click.option("-V", "--version", is_flag=True, expose_value=False, is_eager=True,
-              callback=_show_version,
-              help="Show the version and which receive path is active, then exit.")
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and which receive path is active, then exit.",
+)
 def cli() -> None:
     """Inspect, record, replay, generate, split and merge ZeroMQ detector streams.
 
@@ -94,8 +114,9 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def run(command: click.Command, args: Sequence[str] | None = None,
-        prog_name: str | None = None) -> NoReturn:
+def run(
+    command: click.Command, args: Sequence[str] | None = None, prog_name: str | None = None
+) -> NoReturn:
     """Run ``command`` (a click command or group) and exit with its status."""
     try:
         code = command.main(args=args, prog_name=prog_name, standalone_mode=False)

@@ -20,8 +20,17 @@ from ._runtime import Limits, Run
 from ._security import SecuritySettings, make_security, security_option_list, use_security
 from ._sockets import Endpoint
 
-__all__ = ["Tool", "SocketOptions", "SenderOptions", "tool_options", "socket_options",
-           "sender_options", "linger_option", "mode_choice", "parse_shape"]
+__all__ = [
+    "Tool",
+    "SocketOptions",
+    "SenderOptions",
+    "tool_options",
+    "socket_options",
+    "sender_options",
+    "linger_option",
+    "mode_choice",
+    "parse_shape",
+]
 
 
 @dataclass
@@ -59,8 +68,9 @@ class SocketOptions:
 
     def endpoint(self, address: str, default_conn_type: str) -> Endpoint:
         """The endpoint for ``address``: as given, else by address, else the default."""
-        return Endpoint.choose(address, self.mode, self.conn_type, default_conn_type,
-                               self.queue_size)
+        return Endpoint.choose(
+            address, self.mode, self.conn_type, default_conn_type, self.queue_size
+        )
 
 
 @dataclass(frozen=True)
@@ -72,11 +82,11 @@ class SenderOptions:
     linger: float
 
 
-def _with_options(options: list[Callable[[Any], Any]], convert: Callable[..., dict]
-                  ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def _with_options(
+    options: list[Callable[[Any], Any]], convert: Callable[..., dict]
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A decorator adding ``options`` and replacing their values by ``convert(**values)``."""
-    names = list(dict.fromkeys(option(lambda: None).__click_params__[0].name
-                               for option in options))
+    names = list(dict.fromkeys(option(lambda: None).__click_params__[0].name for option in options))
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(function)
@@ -108,8 +118,15 @@ def mode_choice(*modes: str) -> click.Choice:
     return click.Choice(modes, case_sensitive=False)
 
 
-def _make_tool(count: int | None, duration: float | None, interval: float, json_lines: bool,
-               verbose: int, quiet: int, **security: Any) -> dict[str, Tool]:
+def _make_tool(
+    count: int | None,
+    duration: float | None,
+    interval: float,
+    json_lines: bool,
+    verbose: int,
+    quiet: int,
+    **security: Any,
+) -> dict[str, Tool]:
     use_security(make_security(**security) if security else SecuritySettings())
     verbosity = verbose - quiet
     configure_logging(verbosity)
@@ -117,63 +134,125 @@ def _make_tool(count: int | None, duration: float | None, interval: float, json_
     return {"tool": Tool(out, Limits(count, duration), interval)}
 
 
-def tool_options(interval: float = 1.0, duration: float | None = None, security: bool = True
-                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def tool_options(
+    interval: float = 1.0, duration: float | None = None, security: bool = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``-n/--count``, ``-d/--duration``, ``-i/--interval``, ``--json``, ``-v``, ``-q``, and
     with ``security`` the CURVE, address and size options (`mflow.cli._security`)."""
-    return _with_options([
-        click.option("-n", "--count", type=click.IntRange(min=0), default=None,
-                     help="Stop after this many messages."),
-        click.option("-d", "--duration", type=click.FloatRange(min=0), default=duration,
-                     show_default=duration is not None,
-                     help="Stop after this many seconds."),
-        click.option("-i", "--interval", type=click.FloatRange(min=0), default=interval,
-                     show_default=True, help="Seconds between progress reports."),
-        click.option("--json", "json_lines", is_flag=True,
-                     help="Print JSON objects, one per line, instead of text."),
-        click.option("-v", "--verbose", count=True, help="More log output (-vv: debug)."),
-        click.option("-q", "--quiet", count=True,
-                     help="No progress reports, notes or warnings: the start line, the "
-                          "summary and errors only."),
-        *(security_option_list if security else []),
-    ], _make_tool)
+    return _with_options(
+        [
+            click.option(
+                "-n",
+                "--count",
+                type=click.IntRange(min=0),
+                default=None,
+                help="Stop after this many messages.",
+            ),
+            click.option(
+                "-d",
+                "--duration",
+                type=click.FloatRange(min=0),
+                default=duration,
+                show_default=duration is not None,
+                help="Stop after this many seconds.",
+            ),
+            click.option(
+                "-i",
+                "--interval",
+                type=click.FloatRange(min=0),
+                default=interval,
+                show_default=True,
+                help="Seconds between progress reports.",
+            ),
+            click.option(
+                "--json",
+                "json_lines",
+                is_flag=True,
+                help="Print JSON objects, one per line, instead of text.",
+            ),
+            click.option("-v", "--verbose", count=True, help="More log output (-vv: debug)."),
+            click.option(
+                "-q",
+                "--quiet",
+                count=True,
+                help="No progress reports, notes or warnings: the start line, the "
+                "summary and errors only.",
+            ),
+            *(security_option_list if security else []),
+        ],
+        _make_tool,
+    )
 
 
-def socket_options(modes: tuple[str, ...], role: str, default: str
-                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def socket_options(
+    modes: tuple[str, ...], role: str, default: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``-m/--mode`` (the first of ``modes`` is the default), ``--bind``/``--connect`` and
     ``--queue-size``.
 
     ``role`` names the socket in the help, e.g. "the source"; ``default`` describes
     whether it binds or connects when neither flag is given.
     """
-    return _with_options([
-        click.option("-m", "--mode", type=mode_choice(*modes), default=modes[0],
-                     show_default=True, help=f"Socket type of {role}."),
-        click.option("--bind", "conn_type", flag_value="bind", default=None,
-                     help=f"Bind {role} (default: {default})."),
-        click.option("--connect", "conn_type", flag_value="connect",
-                     help=f"Connect {role}."),
-        click.option("--queue-size", type=click.IntRange(min=0), default=100,
-                     show_default=True,
-                     help="ZeroMQ high-water mark: messages queued per peer (0 = unlimited)."),
-    ], lambda mode, conn_type, queue_size: {
-        "socket": SocketOptions(mode.lower(), conn_type, queue_size)})
+    return _with_options(
+        [
+            click.option(
+                "-m",
+                "--mode",
+                type=mode_choice(*modes),
+                default=modes[0],
+                show_default=True,
+                help=f"Socket type of {role}.",
+            ),
+            click.option(
+                "--bind",
+                "conn_type",
+                flag_value="bind",
+                default=None,
+                help=f"Bind {role} (default: {default}).",
+            ),
+            click.option("--connect", "conn_type", flag_value="connect", help=f"Connect {role}."),
+            click.option(
+                "--queue-size",
+                type=click.IntRange(min=0),
+                default=100,
+                show_default=True,
+                help="ZeroMQ high-water mark: messages queued per peer (0 = unlimited).",
+            ),
+        ],
+        lambda mode, conn_type, queue_size: {
+            "socket": SocketOptions(mode.lower(), conn_type, queue_size)
+        },
+    )
 
 
 linger_option = click.option(
-    "--linger", type=click.FloatRange(min=0), default=5.0, show_default=True,
-    help="Seconds to let queued messages leave when closing.")
+    "--linger",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    show_default=True,
+    help="Seconds to let queued messages leave when closing.",
+)
 """``--linger``: how long closing waits for queued messages (the socket's LINGER)."""
 
 
 def sender_options(function: Callable[..., Any]) -> Callable[..., Any]:
     """``--wait-for-peer``, ``--peer-timeout``, ``--linger`` for commands that send."""
-    return _with_options([
-        click.option("--wait-for-peer", is_flag=True,
-                     help="Send nothing until a peer is connected (on PUB: subscribed)."),
-        click.option("--peer-timeout", type=click.FloatRange(min=0), default=None,
-                     help="With --wait-for-peer: give up after this many seconds."),
-        linger_option,
-    ], lambda wait_for_peer, peer_timeout, linger: {
-        "sender": SenderOptions(wait_for_peer, peer_timeout, linger)})(function)
+    return _with_options(
+        [
+            click.option(
+                "--wait-for-peer",
+                is_flag=True,
+                help="Send nothing until a peer is connected (on PUB: subscribed).",
+            ),
+            click.option(
+                "--peer-timeout",
+                type=click.FloatRange(min=0),
+                default=None,
+                help="With --wait-for-peer: give up after this many seconds.",
+            ),
+            linger_option,
+        ],
+        lambda wait_for_peer, peer_timeout, linger: {
+            "sender": SenderOptions(wait_for_peer, peer_timeout, linger)
+        },
+    )(function)

@@ -15,8 +15,15 @@ from typing import IO, Any, NamedTuple
 
 from ._security import refusals
 
-__all__ = ["Report", "Output", "configure_logging", "format_bytes", "format_rate",
-           "format_counts", "traffic_fields"]
+__all__ = [
+    "Report",
+    "Output",
+    "configure_logging",
+    "format_bytes",
+    "format_rate",
+    "format_counts",
+    "traffic_fields",
+]
 
 _LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
@@ -42,8 +49,9 @@ def format_rate(per_second: float, unit: str = "msg") -> str:
     return f"{per_second:.1f} {unit}/s"
 
 
-def traffic_fields(sample: dict[str, float], final: bool = False,
-                   verb: str = "messages") -> list[tuple[str, str]]:
+def traffic_fields(
+    sample: dict[str, float], final: bool = False, verb: str = "messages"
+) -> list[tuple[str, str]]:
     """Messages, rate, bytes and throughput of a `Meter` sample (averages if ``final``)."""
     prefix = "average_" if final else ""
     fields = [
@@ -65,7 +73,8 @@ def format_counts(counts: dict[str, int]) -> str:
 def configure_logging(verbosity: int) -> None:
     """Log to stderr: warnings by default, INFO with -v, DEBUG with -vv, errors only with -q."""
     level = {-1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}.get(
-        max(-1, min(verbosity, 2)), logging.DEBUG)
+        max(-1, min(verbosity, 2)), logging.DEBUG
+    )
     logging.basicConfig(level=level, format=_LOG_FORMAT, stream=sys.stderr, force=True)
 
 
@@ -162,8 +171,7 @@ class Output:
         if self._live is None:
             from rich.live import Live
 
-            self._live = Live(console=self._rich_console(), auto_refresh=False,
-                              transient=True)
+            self._live = Live(console=self._rich_console(), auto_refresh=False, transient=True)
             self._live.start()
         return self._live
 
@@ -179,8 +187,9 @@ def _with_refusals(report: Report) -> Report:
     refused = refusals()
     if not refused:
         return report
-    return Report({**report.data, "refused": refused},
-                  [*report.fields, ("refused", format_counts(refused))])
+    return Report(
+        {**report.data, "refused": refused}, [*report.fields, ("refused", format_counts(refused))]
+    )
 
 
 def _table(fields: list[tuple[str, str]], title: str | None = None) -> Any:

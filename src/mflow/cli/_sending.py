@@ -17,8 +17,7 @@ from mflow.errors import StreamError
 from ._options import SenderOptions, Tool
 from ._output import Report, traffic_fields
 from ._runtime import EXIT_ERROR, Meter, Run
-from ._sockets import Endpoint, delivery_of, message_size, open_stream, send_message, \
-    wait_for_peer
+from ._sockets import Endpoint, delivery_of, message_size, open_stream, send_message, wait_for_peer
 
 __all__ = ["Sender", "delivery_fields", "delivery_exit_code"]
 
@@ -38,19 +37,25 @@ def delivery_exit_code(run: Run, *deliveries: mflow.Delivery) -> int:
 class Sender:
     """A stream to send to, and the count of what was sent (a context manager)."""
 
-    def __init__(self, endpoint: Endpoint, options: SenderOptions, tool: Tool,
-                 announce: bool = True) -> None:
+    def __init__(
+        self, endpoint: Endpoint, options: SenderOptions, tool: Tool, announce: bool = True
+    ) -> None:
         self.endpoint = endpoint
         self.options = options
         self.out = tool.out
         self.meter = Meter()
-        self.stream = open_stream(endpoint, linger=options.linger,
-                                  subscriptions=options.wait_for_peer)
+        self.stream = open_stream(
+            endpoint, linger=options.linger, subscriptions=options.wait_for_peer
+        )
         self.delivery = delivery_of(self.stream)
         if announce:
-            self.out.event("start", endpoint.describe(self.stream),
-                           endpoint=self.stream.endpoint, mode=endpoint.mode,
-                           conn_type=endpoint.conn_type)
+            self.out.event(
+                "start",
+                endpoint.describe(self.stream),
+                endpoint=self.stream.endpoint,
+                mode=endpoint.mode,
+                conn_type=endpoint.conn_type,
+            )
 
     def __enter__(self) -> Sender:
         return self
@@ -76,8 +81,9 @@ class Sender:
             return True
         if run.stopped():
             return False
-        raise StreamError(f"no peer connected to {self.stream.endpoint} within "
-                          f"{self.options.peer_timeout:g} s")
+        raise StreamError(
+            f"no peer connected to {self.stream.endpoint} within {self.options.peer_timeout:g} s"
+        )
 
     def send(self, parts: Sequence[Any], run: Run) -> bool:
         """Send one message whole; False if the run was stopped before it could go."""
@@ -93,8 +99,9 @@ class Sender:
         fields = traffic_fields(sample, final, verb="messages sent")
         if not final:
             return Report(sample, fields)
-        return Report({**sample, **self.delivery.as_dict()},
-                      fields + delivery_fields(self.delivery))
+        return Report(
+            {**sample, **self.delivery.as_dict()}, fields + delivery_fields(self.delivery)
+        )
 
     def exit_code(self, run: Run) -> int:
         """The status to exit with (after `close`): see `delivery_exit_code`."""

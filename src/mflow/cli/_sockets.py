@@ -20,10 +20,21 @@ from mflow.errors import ConfigurationError, SendTimeoutError
 from ._runtime import POLL_MS, Run
 from ._security import secure_connect_arguments, track
 
-__all__ = ["MODES", "Endpoint", "check_address", "is_wildcard", "open_stream",
-           "wait_for_peer", "send_message", "message_size", "PeerHints", "peers_of",
-           "delivery_of",
-           "PARTNERS", "HINT_SECONDS"]
+__all__ = [
+    "MODES",
+    "Endpoint",
+    "check_address",
+    "is_wildcard",
+    "open_stream",
+    "wait_for_peer",
+    "send_message",
+    "message_size",
+    "PeerHints",
+    "peers_of",
+    "delivery_of",
+    "PARTNERS",
+    "HINT_SECONDS",
+]
 
 MODES = {"push": zmq.PUSH, "pull": zmq.PULL, "pub": zmq.PUB, "sub": zmq.SUB}
 
@@ -65,8 +76,9 @@ class Endpoint:
     queue_size: int = 100
 
     @classmethod
-    def choose(cls, address: str, mode: str, conn_type: str | None, default: str,
-               queue_size: int) -> Endpoint:
+    def choose(
+        cls, address: str, mode: str, conn_type: str | None, default: str, queue_size: int
+    ) -> Endpoint:
         """An endpoint that binds or connects as asked, else binds ``tcp://*``, else ``default``."""
         if conn_type is None:
             conn_type = mflow.BIND if is_wildcard(address) else default
@@ -80,8 +92,13 @@ class Endpoint:
         return f"{verb} {address} ({self.mode.upper()}, queue size {self.queue_size})"
 
 
-def open_stream(endpoint: Endpoint, *, linger: float = 1.0,
-                blocking_send: bool = True, subscriptions: bool = False) -> mflow.Stream:
+def open_stream(
+    endpoint: Endpoint,
+    *,
+    linger: float = 1.0,
+    blocking_send: bool = True,
+    subscriptions: bool = False,
+) -> mflow.Stream:
     """Bind or connect a stream as ``endpoint`` says, watching its peers (`mflow.PeerTracker`).
 
     Streams get a short send or receive timeout (`POLL_MS`), so that `send_message` and
@@ -94,11 +111,18 @@ def open_stream(endpoint: Endpoint, *, linger: float = 1.0,
     if subscriptions and mode == zmq.PUB:
         mode = zmq.XPUB
     sending = mode in (zmq.PUSH, zmq.PUB, zmq.XPUB)
-    stream = mflow.connect(endpoint.address, conn_type=endpoint.conn_type, mode=mode,
-                           queue_size=endpoint.queue_size, linger=int(linger * 1000),
-                           copy=False, send_timeout=POLL_MS if sending and blocking_send
-                           else None, receive_timeout=None if sending else POLL_MS,
-                           watch_peers=True, **secure_connect_arguments(endpoint.conn_type))
+    stream = mflow.connect(
+        endpoint.address,
+        conn_type=endpoint.conn_type,
+        mode=mode,
+        queue_size=endpoint.queue_size,
+        linger=int(linger * 1000),
+        copy=False,
+        send_timeout=POLL_MS if sending and blocking_send else None,
+        receive_timeout=None if sending else POLL_MS,
+        watch_peers=True,
+        **secure_connect_arguments(endpoint.conn_type),
+    )
     track(stream)
     return stream
 
@@ -115,8 +139,9 @@ class PeerHints:
     socket-type mismatch when peers refused the handshake) or nothing arrived.
     """
 
-    def __init__(self, stream: mflow.Stream, endpoint: Endpoint, out: Any,
-                 delay: float = HINT_SECONDS) -> None:
+    def __init__(
+        self, stream: mflow.Stream, endpoint: Endpoint, out: Any, delay: float = HINT_SECONDS
+    ) -> None:
         self.stream = stream
         self.endpoint = endpoint
         self.out = out
@@ -130,8 +155,11 @@ class PeerHints:
         peers = peers_of(self.stream)
         if not self._announced and peers.ever_connected:
             self._announced = True
-            where = self.endpoint.address if self.endpoint.conn_type == mflow.CONNECT \
+            where = (
+                self.endpoint.address
+                if self.endpoint.conn_type == mflow.CONNECT
                 else self.stream.endpoint
+            )
             self.out.note(f"Connected to a peer on {where}")
         if self._warned or messages or time.monotonic() - self.start < self.delay:
             return
@@ -146,15 +174,21 @@ class PeerHints:
         if peers.ever_connected:
             return f"connected to {where}, but no message in {seconds}"
         if peers.refused:
-            return (f"{peers.refused} connection(s) with {where} ended in the handshake: "
-                    f"the peer's socket type does not fit a {mode.upper()} (it needs a "
-                    f"{PARTNERS[mode]}; check --mode on both sides)")
+            return (
+                f"{peers.refused} connection(s) with {where} ended in the handshake: "
+                f"the peer's socket type does not fit a {mode.upper()} (it needs a "
+                f"{PARTNERS[mode]}; check --mode on both sides)"
+            )
         if peers.handshake_failures:
-            return (f"{peers.handshake_failures} handshake(s) with {where} failed (security "
-                    "or protocol settings differ)")
+            return (
+                f"{peers.handshake_failures} handshake(s) with {where} failed (security "
+                "or protocol settings differ)"
+            )
         if self.endpoint.conn_type == mflow.CONNECT:
-            return (f"no peer at {where} after {seconds} ({peers.connection_attempts} "
-                    "connection attempts): is the host right and something bound to the port?")
+            return (
+                f"no peer at {where} after {seconds} ({peers.connection_attempts} "
+                "connection attempts): is the host right and something bound to the port?"
+            )
         return f"no peer has connected to {self.stream.endpoint} in {seconds}"
 
 
@@ -172,8 +206,9 @@ def delivery_of(stream: mflow.Stream) -> mflow.Delivery:
     return stream.delivery
 
 
-def wait_for_peer(stream: mflow.Stream, run: Run, timeout: float | None,
-                  subscriptions: bool = False) -> bool:
+def wait_for_peer(
+    stream: mflow.Stream, run: Run, timeout: float | None, subscriptions: bool = False
+) -> bool:
     """Wait until a peer is connected (with ``subscriptions``, to a PUB opened with them:
     subscribed, since a PUB drops whatever it sends before that); False if the run stopped
     or ``timeout`` seconds passed."""
@@ -191,8 +226,7 @@ def wait_for_peer(stream: mflow.Stream, run: Run, timeout: float | None,
     return False
 
 
-def send_message(stream: mflow.Stream, parts: Sequence[Any], run: Run, block: bool = True
-                 ) -> bool:
+def send_message(stream: mflow.Stream, parts: Sequence[Any], run: Run, block: bool = True) -> bool:
     """Send ``parts`` (bytes-like, or received frames) as one message; False if it was dropped.
 
     Blocking: waits while the peers' queues are full (or no peer is there), until the

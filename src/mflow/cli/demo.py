@@ -48,8 +48,7 @@ Examples:
 def _generate(sender: Sender, source: Any, rate: float, run: Run) -> None:
     pacer = Pacer(rate)
     for parts in source:
-        if run.stopped(sender.meter.messages) or not pacer.wait(run) \
-                or not sender.send(parts, run):
+        if run.stopped(sender.meter.messages) or not pacer.wait(run) or not sender.send(parts, run):
             return
 
 
@@ -70,25 +69,42 @@ def _report(inspector: Inspector, sender: Sender) -> Report:
     report = inspector.report(final=True)
     sent = sender.meter.messages
     undelivered = sent - inspector.meter.messages
-    return Report({**report.data, "sent": sent, "undelivered": undelivered,
-                   "undelivered_max": undelivered},
-                  report.fields + [("sent", str(sent)), ("undelivered", str(undelivered))])
+    return Report(
+        {**report.data, "sent": sent, "undelivered": undelivered, "undelivered_max": undelivered},
+        report.fields + [("sent", str(sent)), ("undelivered", str(undelivered))],
+    )
 
 
 def _demo(rate: float, shape: str, images: int, tool: Tool, view: bool) -> int:
     spec = synthetic.Spec(shape=parse_shape(shape), images=images, compression="bslz4")
     first, source = synthetic.make_source("dectris", spec)
     endpoint = Endpoint("tcp://127.0.0.1:*", "push", mflow.BIND)
-    with Sender(endpoint, SenderOptions(False, None, 0.0), tool, announce=False) as sender, \
-            open_stream(Endpoint(cast(str, sender.stream.endpoint),  # bound: has one
-                                 "pull", mflow.CONNECT)) as stream, \
-            tool.run() as run:
-        tool.out.event("start", f"Demo: a simulated EIGER sends {images}-image series "
-                                f"({shape} uint16, bitshuffle-LZ4) at {rate:g} messages/s to "
-                                f"{sender.stream.endpoint}; receiving and decoding them",
-                       endpoint=sender.stream.endpoint, rate=rate, shape=shape)
-        generator = threading.Thread(target=_generate, args=(sender, source, rate, run),
-                                     name="mflow-demo-generator", daemon=True)
+    with (
+        Sender(endpoint, SenderOptions(False, None, 0.0), tool, announce=False) as sender,
+        open_stream(
+            Endpoint(
+                cast(str, sender.stream.endpoint),  # bound: has one
+                "pull",
+                mflow.CONNECT,
+            )
+        ) as stream,
+        tool.run() as run,
+    ):
+        tool.out.event(
+            "start",
+            f"Demo: a simulated EIGER sends {images}-image series "
+            f"({shape} uint16, bitshuffle-LZ4) at {rate:g} messages/s to "
+            f"{sender.stream.endpoint}; receiving and decoding them",
+            endpoint=sender.stream.endpoint,
+            rate=rate,
+            shape=shape,
+        )
+        generator = threading.Thread(
+            target=_generate,
+            args=(sender, source, rate, run),
+            name="mflow-demo-generator",
+            daemon=True,
+        )
         generator.start()
         if view:
             try:
@@ -108,17 +124,38 @@ def _demo(rate: float, shape: str, images: int, tool: Tool, view: bool) -> int:
         return run.exit_code or (EXIT_ERROR if report.data["undelivered"] else EXIT_OK)
 
 
-@click.command("demo", help=HELP, context_settings=CONTEXT_SETTINGS,
-               short_help="Live statistics of a simulated EIGER (no hardware needed).")
-@click.option("-r", "--rate", type=click.FloatRange(min=0, min_open=True), default=100.0,
-              show_default=True, help="Messages per second.")
-@click.option("--shape", default="514x1030", show_default=True,
-              help="Image shape, rows first (514x1030 is an EIGER2 500K).")
-@click.option("--images", type=click.IntRange(min=1), default=100, show_default=True,
-              help="Images per series.")
-@click.option("--view", is_flag=True,
-              help="Show the stream in the web viewer (mflow view) instead, until Ctrl-C or "
-                   "--duration.")
+@click.command(
+    "demo",
+    help=HELP,
+    context_settings=CONTEXT_SETTINGS,
+    short_help="Live statistics of a simulated EIGER (no hardware needed).",
+)
+@click.option(
+    "-r",
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=100.0,
+    show_default=True,
+    help="Messages per second.",
+)
+@click.option(
+    "--shape",
+    default="514x1030",
+    show_default=True,
+    help="Image shape, rows first (514x1030 is an EIGER2 500K).",
+)
+@click.option(
+    "--images",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Images per series.",
+)
+@click.option(
+    "--view",
+    is_flag=True,
+    help="Show the stream in the web viewer (mflow view) instead, until Ctrl-C or --duration.",
+)
 @tool_options(duration=5.0, security=False)
 def command(**options: Any) -> int:
     tool = options["tool"]

@@ -59,14 +59,13 @@ Example:
 
 def _kept(parts: list[Any], skip: int) -> list[Any]:
     """The parts ``-s`` keeps: those numbered (from 1) below ``skip``; 0 keeps all (as 1.0)."""
-    return parts if not skip else parts[:skip - 1]
+    return parts if not skip else parts[: skip - 1]
 
 
 class _Recorder:
     """Writes each message to a recording and hands it to the OS at once."""
 
-    def __init__(self, path: str, file_format: str, overwrite: bool, sync: bool,
-                 skip: int) -> None:
+    def __init__(self, path: str, file_format: str, overwrite: bool, sync: bool, skip: int) -> None:
         if skip == 1:
             raise ConfigurationError("--skip 1 keeps no part of any message: nothing to record")
         self.path = path
@@ -78,8 +77,9 @@ class _Recorder:
             else:
                 self.writer = RecordingWriter(path, overwrite=overwrite, sync=sync)
         except RecordingError as error:  # say it in command-line words
-            raise RecordingError(str(error).replace("pass overwrite=True", "use --overwrite")
-                                 ) from error
+            raise RecordingError(
+                str(error).replace("pass overwrite=True", "use --overwrite")
+            ) from error
 
     def __call__(self, index: int, parts: list[Any]) -> None:
         # Every message before this one was flushed: those are the ones surely recorded.
@@ -90,11 +90,14 @@ class _Recorder:
         except OSError as error:
             if not recorded:
                 self.writer.discard()  # an empty recording would block the next attempt
-                raise RecordingError(f"cannot write to '{self.path}': "
-                                     f"{error.strerror or error}; nothing was recorded"
-                                     ) from error
-            raise RecordingError(f"cannot write to '{self.path}': {error.strerror or error}; "
-                                 f"the {recorded} messages before are recorded") from error
+                raise RecordingError(
+                    f"cannot write to '{self.path}': "
+                    f"{error.strerror or error}; nothing was recorded"
+                ) from error
+            raise RecordingError(
+                f"cannot write to '{self.path}': {error.strerror or error}; "
+                f"the {recorded} messages before are recorded"
+            ) from error
 
     def close(self) -> None:
         try:
@@ -135,8 +138,12 @@ class _Lister:
         sizes = [len(part) for part in parts]
         header = _header_text(parts[0])
         noun = "part" if len(parts) == 1 else "parts"
-        self.out.line(f"#{index}  {len(parts)} {noun}  {' + '.join(map(str, sizes))} bytes  "
-                      f"{header}", index=index, sizes=sizes, header=header)
+        self.out.line(
+            f"#{index}  {len(parts)} {noun}  {' + '.join(map(str, sizes))} bytes  {header}",
+            index=index,
+            sizes=sizes,
+            header=header,
+        )
 
     def close(self) -> None:
         pass
@@ -156,18 +163,35 @@ def _report(meter: Meter, final: bool, path: str | None) -> Report:
     return Report({**sample, "path": path}, fields)
 
 
-def _dump(source: str, path: str | None, file_format: str, skip: int, overwrite: bool,
-          sync: bool, socket: SocketOptions, tool: Tool, legacy: bool = False) -> int:
+def _dump(
+    source: str,
+    path: str | None,
+    file_format: str,
+    skip: int,
+    overwrite: bool,
+    sync: bool,
+    socket: SocketOptions,
+    tool: Tool,
+    legacy: bool = False,
+) -> int:
     endpoint = socket.endpoint(source, mflow.CONNECT)
     legacy = tool.legacy_output(legacy)
     out = tool.out
-    sink: Any = (_Recorder(path, file_format, overwrite, sync, skip) if path is not None
-                 else _Lister(out, skip, legacy))
+    sink: Any = (
+        _Recorder(path, file_format, overwrite, sync, skip)
+        if path is not None
+        else _Lister(out, skip, legacy)
+    )
     meter = Meter()
     try:
         with open_stream(endpoint) as stream, tool.run() as run:
-            out.event("start", f"{endpoint.describe(stream)}; {sink.describe()}",
-                      endpoint=stream.endpoint, path=path, format=file_format)
+            out.event(
+                "start",
+                f"{endpoint.describe(stream)}; {sink.describe()}",
+                endpoint=stream.endpoint,
+                path=path,
+                format=file_format,
+            )
             try:
                 while not run.stopped(meter.messages):
                     parts = stream.receive_parts()
@@ -186,20 +210,41 @@ def _dump(source: str, path: str | None, file_format: str, skip: int, overwrite:
         sink.close()
 
 
-@click.command("dump", help=HELP, short_help="Record a stream to a file or folder, or list it.",
-               context_settings=CONTEXT_SETTINGS)
+@click.command(
+    "dump",
+    help=HELP,
+    short_help="Record a stream to a file or folder, or list it.",
+    context_settings=CONTEXT_SETTINGS,
+)
 @click.argument("source")
 @click.argument("path", required=False, type=click.Path(dir_okay=True, allow_dash=False))
-@click.option("--format", "file_format", type=click.Choice(("file", "folder")),
-              default="file", show_default=True,
-              help="file: one append-only file; folder: the 1.0 layout, one file per part.")
-@click.option("-s", "--skip", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Record (m_dump: also print) only the parts numbered (from 1) below "
-                   "this; 0 keeps every part.")
-@click.option("--overwrite", is_flag=True,
-              help="Replace an existing recording at PATH (a folder's part files are deleted).")
-@click.option("--sync", is_flag=True,
-              help="file format: also fsync every message (survives a power cut; slow).")
+@click.option(
+    "--format",
+    "file_format",
+    type=click.Choice(("file", "folder")),
+    default="file",
+    show_default=True,
+    help="file: one append-only file; folder: the 1.0 layout, one file per part.",
+)
+@click.option(
+    "-s",
+    "--skip",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Record (m_dump: also print) only the parts numbered (from 1) below "
+    "this; 0 keeps every part.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing recording at PATH (a folder's part files are deleted).",
+)
+@click.option(
+    "--sync",
+    is_flag=True,
+    help="file format: also fsync every message (survives a power cut; slow).",
+)
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
 def command(**options: Any) -> int:

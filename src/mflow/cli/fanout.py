@@ -44,22 +44,31 @@ def _report(meter: Meter, fanout: FanOut, final: bool) -> Report:
     sample = meter.sample()
     counts = fanout.counts()
     fields = traffic_fields(sample, final, verb="received")
-    fields.append(("series", format_counts({
-        key: counts[key] for key in ("series_started", "aborted", "restarted", "stray",
-                                      "dropped")})))
+    fields.append(
+        (
+            "series",
+            format_counts(
+                {
+                    key: counts[key]
+                    for key in ("series_started", "aborted", "restarted", "stray", "dropped")
+                }
+            ),
+        )
+    )
     for output in counts["outputs"]:
-        text = (f"images={output['images']} rerouted={output['rerouted']} "
-                f"headers={output['headers']} ends={output['ends']} "
-                f"missed={output['missed']} left_mid_series={output['left_mid_series']} "
-                f"{'connected' if output['connected'] else 'no consumer'}")
+        text = (
+            f"images={output['images']} rerouted={output['rerouted']} "
+            f"headers={output['headers']} ends={output['ends']} "
+            f"missed={output['missed']} left_mid_series={output['left_mid_series']} "
+            f"{'connected' if output['connected'] else 'no consumer'}"
+        )
         if "undelivered_max" in output and (final or output["undelivered_max"]):
             text += f" undelivered={output['undelivered']}..{output['undelivered_max']}"
         fields.append((f"→ {output['name']}", text))
     return Report({**sample, **counts}, fields)
 
 
-def _forward(source: mflow.Stream, fanout: FanOut, run: Run, tool: Tool,
-             meter: Meter) -> None:
+def _forward(source: mflow.Stream, fanout: FanOut, run: Run, tool: Tool, meter: Meter) -> None:
     while not run.stopped(meter.messages):
         frames = source.receive_parts()
         if frames is not None:
@@ -69,8 +78,16 @@ def _forward(source: mflow.Stream, fanout: FanOut, run: Run, tool: Tool,
             tool.out.progress(_report(meter, fanout, False))
 
 
-def _fanout(source: str, outputs: tuple[str, ...], block: int, by: str,
-            output_queue_size: int, linger: float, socket: SocketOptions, tool: Tool) -> int:
+def _fanout(
+    source: str,
+    outputs: tuple[str, ...],
+    block: int,
+    by: str,
+    output_queue_size: int,
+    linger: float,
+    socket: SocketOptions,
+    tool: Tool,
+) -> int:
     endpoint = socket.endpoint(source, mflow.CONNECT)
     meter = Meter()
     with tool.run() as run:
@@ -78,17 +95,25 @@ def _fanout(source: str, outputs: tuple[str, ...], block: int, by: str,
         started = False
         try:
             for address in outputs:
-                output_endpoint = Endpoint.choose(address, "push", None, mflow.CONNECT,
-                                                  output_queue_size)
+                output_endpoint = Endpoint.choose(
+                    address, "push", None, mflow.CONNECT, output_queue_size
+                )
                 stream = open_stream(output_endpoint, linger=linger)
                 streams.append(FanOutput(stream, address))
-                tool.out.event("output", output_endpoint.describe(stream),
-                               address=address, endpoint=stream.endpoint)
-            fanout = FanOut(streams, block=block if by == "block" else None,
-                            stopped=run.stopped)
+                tool.out.event(
+                    "output",
+                    output_endpoint.describe(stream),
+                    address=address,
+                    endpoint=stream.endpoint,
+                )
+            fanout = FanOut(streams, block=block if by == "block" else None, stopped=run.stopped)
             with open_stream(endpoint) as input_stream:
-                tool.out.event("start", endpoint.describe(input_stream),
-                               endpoint=input_stream.endpoint, mode=endpoint.mode)
+                tool.out.event(
+                    "start",
+                    endpoint.describe(input_stream),
+                    endpoint=input_stream.endpoint,
+                    mode=endpoint.mode,
+                )
                 started = True
                 _forward(input_stream, fanout, run, tool, meter)
         finally:
@@ -102,22 +127,43 @@ def _fanout(source: str, outputs: tuple[str, ...], block: int, by: str,
 def _exit_code(run: Run, fanout: FanOut) -> int:
     """The run's status, or 1 if a message was dropped, was certainly not delivered, or may
     have been lost with a consumer that left in the middle of a series."""
-    lost = any(output.left_mid_series or (output.stream.delivery is not None
-                                          and output.stream.delivery.undelivered)
-               for output in fanout.outputs)
+    lost = any(
+        output.left_mid_series
+        or (output.stream.delivery is not None and output.stream.delivery.undelivered)
+        for output in fanout.outputs
+    )
     return run.exit_code or (EXIT_ERROR if fanout.dropped or lost else 0)
 
 
-@click.command("fanout", help=HELP, short_help="Divide a series over several outputs.",
-               context_settings=CONTEXT_SETTINGS)
+@click.command(
+    "fanout",
+    help=HELP,
+    short_help="Divide a series over several outputs.",
+    context_settings=CONTEXT_SETTINGS,
+)
 @click.argument("source")
 @click.argument("outputs", nargs=-1, required=True, metavar="OUTPUT...")
-@click.option("--block", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Images per block: images [kN, (k+1)N) go to output k mod OUTPUTs.")
-@click.option("--by", type=click.Choice(["block", "load"]), default="block",
-              show_default=True, help="Divide the images by block, or by the outputs' load.")
-@click.option("--output-queue-size", type=click.IntRange(min=1), default=100,
-              show_default=True, help="Messages queued per output (by load: its credit).")
+@click.option(
+    "--block",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Images per block: images [kN, (k+1)N) go to output k mod OUTPUTs.",
+)
+@click.option(
+    "--by",
+    type=click.Choice(["block", "load"]),
+    default="block",
+    show_default=True,
+    help="Divide the images by block, or by the outputs' load.",
+)
+@click.option(
+    "--output-queue-size",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Messages queued per output (by load: its credit).",
+)
 @linger_option
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()

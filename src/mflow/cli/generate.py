@@ -17,8 +17,15 @@ from mflow import synthetic
 
 from ._legacy import ThroughputLines, legacy_command
 from ._main import CONTEXT_SETTINGS, run
-from ._options import SenderOptions, SocketOptions, Tool, parse_shape, sender_options, \
-    socket_options, tool_options
+from ._options import (
+    SenderOptions,
+    SocketOptions,
+    Tool,
+    parse_shape,
+    sender_options,
+    socket_options,
+    tool_options,
+)
 from ._runtime import Pacer, Run
 from ._sending import Sender
 
@@ -64,8 +71,18 @@ Examples:
   m_generate dectris --images 10 -n 12 -a tcp://*:9999
 """
 
-_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
-          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "k": 1024, "m": 1024**2, "g": 1024**3}
+_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "k": 1024,
+    "m": 1024**2,
+    "g": 1024**3,
+}
 _SIZE = re.compile(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*")
 
 
@@ -91,8 +108,13 @@ def _due(run: Run, pacer: Pacer, sent: int) -> bool:
     return not run.stopped(sent) and pacer.wait(run) and not run.stopped(sent)
 
 
-def _send_all(sender: Sender, source: Iterator[list[Any]], rate: float | None, run: Run,
-              lines: ThroughputLines | None) -> None:
+def _send_all(
+    sender: Sender,
+    source: Iterator[list[Any]],
+    rate: float | None,
+    run: Run,
+    lines: ThroughputLines | None,
+) -> None:
     pacer = Pacer(rate)
     meter = sender.meter
     for parts in source:
@@ -108,27 +130,43 @@ def _describe(kind: str, first: list[Any]) -> str:
     size = sum(len(part) for part in first)
     if kind == "raw":
         payload = len(first[-1])
-        return (f"Sending raw messages: payload {payload} bytes "
-                f"({payload / 1024**2:.6f} MiB), {size} bytes with the header")
+        return (
+            f"Sending raw messages: payload {payload} bytes "
+            f"({payload / 1024**2:.6f} MiB), {size} bytes with the header"
+        )
     return f"Sending {kind} messages (first message: {len(first)} parts, {size} bytes)"
 
 
 def _legacy_start(first: list[Any], sender: Sender) -> ThroughputLines:
     payload = len(first[-1])
-    print(f"Sending messages of size {payload / 1024**2:f} MiB ({payload} bytes) "
-          f"on {sender.stream.endpoint}", flush=True)
+    print(
+        f"Sending messages of size {payload / 1024**2:f} MiB ({payload} bytes) "
+        f"on {sender.stream.endpoint}",
+        flush=True,
+    )
     return ThroughputLines(0.2)
 
 
-def _generate(kind: str, address: str, spec: synthetic.Spec, rate: float | None,
-              socket: SocketOptions, sender: SenderOptions, tool: Tool,
-              legacy: bool = False) -> int:
+def _generate(
+    kind: str,
+    address: str,
+    spec: synthetic.Spec,
+    rate: float | None,
+    socket: SocketOptions,
+    sender: SenderOptions,
+    tool: Tool,
+    legacy: bool = False,
+) -> int:
     first, source = synthetic.make_source(kind, spec)
     endpoint = socket.endpoint(address, mflow.BIND)
     legacy_lines = tool.legacy_output(legacy)
     with tool.run() as run, Sender(endpoint, sender, tool) as out_stream:
-        tool.out.event("generate", _describe(kind, first), type=kind,
-                       first_message_bytes=sum(len(p) for p in first))
+        tool.out.event(
+            "generate",
+            _describe(kind, first),
+            type=kind,
+            first_message_bytes=sum(len(p) for p in first),
+        )
         lines = _legacy_start(first, out_stream) if legacy_lines else None
         try:
             if out_stream.wait_for_peer(run):
@@ -143,39 +181,96 @@ def _generate(kind: str, address: str, spec: synthetic.Spec, rate: float | None,
         return out_stream.exit_code(run)
 
 
-@click.command("generate", help=HELP, short_help="Send a synthetic stream of any message type.",
-               context_settings=CONTEXT_SETTINGS)
-@click.argument("kind", metavar="[TYPE]", default="raw",
-                type=click.Choice(list(synthetic.SOURCES), case_sensitive=False))
-@click.option("-a", "--address", default="tcp://*:9999", show_default=True,
-              help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.")
-@click.option("-s", "--size", "size", default="1", show_default=True,
-              help="raw: payload size; a plain number is MiB (as in 1.0), or give a unit: "
-                   "100B, 4KiB, 2MB.")
-@click.option("--dtype", default="uint16", show_default=True,
-              help="Element type of arrays and images.")
+@click.command(
+    "generate",
+    help=HELP,
+    short_help="Send a synthetic stream of any message type.",
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.argument(
+    "kind",
+    metavar="[TYPE]",
+    default="raw",
+    type=click.Choice(list(synthetic.SOURCES), case_sensitive=False),
+)
+@click.option(
+    "-a",
+    "--address",
+    default="tcp://*:9999",
+    show_default=True,
+    help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.",
+)
+@click.option(
+    "-s",
+    "--size",
+    "size",
+    default="1",
+    show_default=True,
+    help="raw: payload size; a plain number is MiB (as in 1.0), or give a unit: 100B, 4KiB, 2MB.",
+)
+@click.option(
+    "--dtype", default="uint16", show_default=True, help="Element type of arrays and images."
+)
 @click.option("--shape", default=None, help="array/image shape, rows first: 512x1024.")
-@click.option("--compression", type=click.Choice(synthetic.COMPRESSIONS), default=None,
-              help="Image / value compression [default: bslz4 for dectris and stream2, "
-                   "none for bsread].")
-@click.option("--images", type=click.IntRange(min=0), default=100, show_default=True,
-              help="Images per series (dectris, stream2, sls).")
-@click.option("--header-detail", type=click.Choice(("all", "basic", "none")), default="basic",
-              show_default=True, help="dectris: parts of the dheader-1.0 message.")
-@click.option("--channel", "channels", multiple=True, metavar="NAME[:TYPE[:SHAPE]]",
-              help="bsread channel (repeatable), e.g. X:float64, IMG:uint16:64x64.")
-@click.option("-r", "--rate", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Messages per second [default: as fast as possible].")
+@click.option(
+    "--compression",
+    type=click.Choice(synthetic.COMPRESSIONS),
+    default=None,
+    help="Image / value compression [default: bslz4 for dectris and stream2, none for bsread].",
+)
+@click.option(
+    "--images",
+    type=click.IntRange(min=0),
+    default=100,
+    show_default=True,
+    help="Images per series (dectris, stream2, sls).",
+)
+@click.option(
+    "--header-detail",
+    type=click.Choice(("all", "basic", "none")),
+    default="basic",
+    show_default=True,
+    help="dectris: parts of the dheader-1.0 message.",
+)
+@click.option(
+    "--channel",
+    "channels",
+    multiple=True,
+    metavar="NAME[:TYPE[:SHAPE]]",
+    help="bsread channel (repeatable), e.g. X:float64, IMG:uint16:64x64.",
+)
+@click.option(
+    "-r",
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Messages per second [default: as fast as possible].",
+)
 @socket_options(("push", "pub"), "the output", "bind")
 @sender_options
 @tool_options()
-def command(kind: str, size: str, dtype: str, shape: str | None, compression: str | None,
-            images: int, header_detail: str, channels: tuple[str, ...], legacy: bool = False,
-            **options: Any) -> int:
+def command(
+    kind: str,
+    size: str,
+    dtype: str,
+    shape: str | None,
+    compression: str | None,
+    images: int,
+    header_detail: str,
+    channels: tuple[str, ...],
+    legacy: bool = False,
+    **options: Any,
+) -> int:
     spec = synthetic.Spec(
-        size=parse_size(size), dtype=dtype, shape=parse_shape(shape) if shape else None,
-        compression=compression, images=images, header_detail=header_detail,
-        channels=tuple(parse_channel(c) for c in channels), legacy=legacy)
+        size=parse_size(size),
+        dtype=dtype,
+        shape=parse_shape(shape) if shape else None,
+        compression=compression,
+        images=images,
+        header_detail=header_detail,
+        channels=tuple(parse_channel(c) for c in channels),
+        legacy=legacy,
+    )
     return _generate(kind.lower(), spec=spec, legacy=legacy, **options)
 
 

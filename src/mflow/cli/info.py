@@ -85,21 +85,30 @@ def describe(path: str) -> dict[str, Any]:
 
 def _lines(info: dict[str, Any]) -> list[str]:
     version = f" version {info['version']}" if info["version"] is not None else ""
-    lines = [f"{info['path']}: {info['format']} format{version}",
-             f"  messages: {info['messages']} ({info['parts']} parts, {info['bytes']} bytes)"]
+    lines = [
+        f"{info['path']}: {info['format']} format{version}",
+        f"  messages: {info['messages']} ({info['parts']} parts, {info['bytes']} bytes)",
+    ]
     if info["messages"]:
         lines.append(f"  sizes:    {info['smallest']} to {info['largest']} bytes per message")
-        lines.append("  types:    " + " ".join(f"{kind}={count}"
-                                              for kind, count in info["types"].items()))
+        lines.append(
+            "  types:    " + " ".join(f"{kind}={count}" for kind, count in info["types"].items())
+        )
     if info["span"] is not None:
-        lines.append(f"  time:     {info['span']:.3f} s, from {info['first_time']:.6f} "
-                     f"to {info['last_time']:.6f}")
+        lines.append(
+            f"  time:     {info['span']:.3f} s, from {info['first_time']:.6f} "
+            f"to {info['last_time']:.6f}"
+        )
     lines.append(f"  damage:   {info['damage'] or 'none'}")
     return lines
 
 
-@click.command("info", help=HELP, short_help="Describe a recording without replaying it.",
-               context_settings=CONTEXT_SETTINGS)
+@click.command(
+    "info",
+    help=HELP,
+    short_help="Describe a recording without replaying it.",
+    context_settings=CONTEXT_SETTINGS,
+)
 @click.argument("path", type=click.Path())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing: the exit status tells.")

@@ -32,11 +32,18 @@ Examples:
 """
 
 
-@click.command("keys", help=HELP, short_help="Create a CURVE key pair.",
-               context_settings=CONTEXT_SETTINGS)
+@click.command(
+    "keys", help=HELP, short_help="Create a CURVE key pair.", context_settings=CONTEXT_SETTINGS
+)
 @click.argument("name")
-@click.option("-d", "--directory", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("."), show_default=True, help="Where to write the two files.")
+@click.option(
+    "-d",
+    "--directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to write the two files.",
+)
 def command(name: str, directory: Path) -> None:
     if not name or "/" in name or name in (".", ".."):
         raise click.BadParameter(f"{name!r} is no file name", param_hint="NAME")

@@ -18,8 +18,15 @@ import mflow
 from mflow.merge import Aligner, ArrivalMerge
 
 from ._main import CONTEXT_SETTINGS
-from ._options import SenderOptions, SocketOptions, Tool, mode_choice, sender_options, \
-    socket_options, tool_options
+from ._options import (
+    SenderOptions,
+    SocketOptions,
+    Tool,
+    mode_choice,
+    sender_options,
+    socket_options,
+    tool_options,
+)
 from ._output import Report, traffic_fields
 from ._runtime import Meter, Run
 from ._sending import Sender, delivery_fields
@@ -42,11 +49,11 @@ Examples:
   mflow merge tcp://a:9999 tcp://b:9999 -o tcp://*:9000 --align pulse_id --max-wait 0.5
 """
 
+
 class _Merger:
     """Receives from the inputs fairly (`mflow.ArrivalMerge`) and sends to the output."""
 
-    def __init__(self, inputs: list[mflow.Stream], sender: Sender, aligner: Aligner | None
-                 ) -> None:
+    def __init__(self, inputs: list[mflow.Stream], sender: Sender, aligner: Aligner | None) -> None:
         self.inputs = inputs
         self.sender = sender
         self.aligner = aligner
@@ -56,7 +63,8 @@ class _Merger:
     def round(self, run: Run) -> bool:
         """Wait for inputs, take one message from each ready one; False once stopped."""
         for index, frames in self.arrivals.receive_round(
-                run.poll_ms(), limit=run.remaining(self.meter.messages)):
+            run.poll_ms(), limit=run.remaining(self.meter.messages)
+        ):
             if not self._take(index, frames, run):
                 return False
         if self.aligner is not None:
@@ -83,30 +91,41 @@ class _Merger:
         fields = traffic_fields(sample, final, verb="received")
         fields.append(("sent", str(sent)))
         received = self.arrivals.received
-        fields += [(f"← {stream.address}", str(count))
-                   for stream, count in zip(self.inputs, received, strict=True)]
-        data = {**sample, "sent": sent, "inputs": [
-            {"address": s.address, "received": n}
-            for s, n in zip(self.inputs, received, strict=True)]}
+        fields += [
+            (f"← {stream.address}", str(count))
+            for stream, count in zip(self.inputs, received, strict=True)
+        ]
+        data = {
+            **sample,
+            "sent": sent,
+            "inputs": [
+                {"address": s.address, "received": n}
+                for s, n in zip(self.inputs, received, strict=True)
+            ],
+        }
         if self.aligner is not None:
             data["groups"] = dict(self.aligner.counts)
-            fields.append(("groups", " ".join(f"{k}={v}" for k, v in
-                                              self.aligner.counts.items())))
+            fields.append(("groups", " ".join(f"{k}={v}" for k, v in self.aligner.counts.items())))
         if final:
             data.update(self.sender.delivery.as_dict())
             fields += delivery_fields(self.sender.delivery)
         return Report(data, fields)
 
 
-def _open_inputs(addresses: tuple[str, ...], mode: str, queue_size: int, tool: Tool
-                 ) -> list[mflow.Stream]:
+def _open_inputs(
+    addresses: tuple[str, ...], mode: str, queue_size: int, tool: Tool
+) -> list[mflow.Stream]:
     streams: list[mflow.Stream] = []
     try:
         for address in addresses:
             endpoint = Endpoint.choose(address, mode, None, mflow.CONNECT, queue_size)
             streams.append(open_stream(endpoint))
-            tool.out.event("input", endpoint.describe(streams[-1]), address=address,
-                           endpoint=streams[-1].endpoint)
+            tool.out.event(
+                "input",
+                endpoint.describe(streams[-1]),
+                address=address,
+                endpoint=streams[-1].endpoint,
+            )
     except BaseException:
         for stream in streams:
             stream.disconnect()
@@ -114,12 +133,19 @@ def _open_inputs(addresses: tuple[str, ...], mode: str, queue_size: int, tool: T
     return streams
 
 
-def _merge(inputs: tuple[str, ...], output: str, input_mode: str, align: str | None,
-           max_wait: float, socket: SocketOptions, sender: SenderOptions, tool: Tool) -> int:
+def _merge(
+    inputs: tuple[str, ...],
+    output: str,
+    input_mode: str,
+    align: str | None,
+    max_wait: float,
+    socket: SocketOptions,
+    sender: SenderOptions,
+    tool: Tool,
+) -> int:
     streams = _open_inputs(inputs, input_mode.lower(), socket.queue_size, tool)
     try:
-        with tool.run() as run, \
-                Sender(socket.endpoint(output, mflow.BIND), sender, tool) as out:
+        with tool.run() as run, Sender(socket.endpoint(output, mflow.BIND), sender, tool) as out:
             aligner = None if align is None else Aligner(align, len(streams), max_wait)
             merger = _Merger(streams, out, aligner)
             try:
@@ -137,17 +163,40 @@ def _merge(inputs: tuple[str, ...], output: str, input_mode: str, align: str | N
             stream.disconnect()
 
 
-@click.command("merge", help=HELP, short_help="Merge several streams into one.",
-               context_settings=CONTEXT_SETTINGS)
+@click.command(
+    "merge",
+    help=HELP,
+    short_help="Merge several streams into one.",
+    context_settings=CONTEXT_SETTINGS,
+)
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("-o", "--output", default="tcp://*:9999", show_default=True,
-              help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.")
-@click.option("--input-mode", type=mode_choice("pull", "sub"), default="pull",
-              show_default=True, help="Socket type of the INPUTs.")
-@click.option("--align", metavar="KEY", default=None,
-              help="Send messages with the same integer KEY (frame, pulse_id) together.")
-@click.option("--max-wait", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="With --align: longest wait, in seconds, for a group to be complete.")
+@click.option(
+    "-o",
+    "--output",
+    default="tcp://*:9999",
+    show_default=True,
+    help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.",
+)
+@click.option(
+    "--input-mode",
+    type=mode_choice("pull", "sub"),
+    default="pull",
+    show_default=True,
+    help="Socket type of the INPUTs.",
+)
+@click.option(
+    "--align",
+    metavar="KEY",
+    default=None,
+    help="Send messages with the same integer KEY (frame, pulse_id) together.",
+)
+@click.option(
+    "--max-wait",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="With --align: longest wait, in seconds, for a group to be complete.",
+)
 @socket_options(("push", "pub"), "the output", "bind")
 @sender_options
 @tool_options()

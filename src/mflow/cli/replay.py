@@ -19,8 +19,14 @@ from mflow.recording import FolderReader, RecordedMessage, RecordingError, open_
 
 from ._legacy import legacy_command
 from ._main import CONTEXT_SETTINGS, run
-from ._options import SenderOptions, SocketOptions, Tool, sender_options, socket_options, \
-    tool_options
+from ._options import (
+    SenderOptions,
+    SocketOptions,
+    Tool,
+    sender_options,
+    socket_options,
+    tool_options,
+)
 from ._runtime import Pacer, Run
 from ._sending import Sender
 
@@ -93,25 +99,33 @@ def _check_complete(reader: Any, path: str) -> None:
     if reader.corruption is not None:
         raise reader.corruption
     if reader.truncated:
-        raise RecordingError(f"'{path}' ends in an incomplete message (its writer was "
-                             "interrupted); the complete messages before it were sent")
+        raise RecordingError(
+            f"'{path}' ends in an incomplete message (its writer was "
+            "interrupted); the complete messages before it were sent"
+        )
 
 
 def _nothing_to_send(reader: Any, path: str) -> str:
     if isinstance(reader, FolderReader):
-        return (f"folder '{path}' holds no recording: no MESSAGE_PART.raw files "
-                "(000000_000.raw ...); nothing to send")
+        return (
+            f"folder '{path}' holds no recording: no MESSAGE_PART.raw files "
+            "(000000_000.raw ...); nothing to send"
+        )
     return f"recording '{path}' holds no messages; nothing to send"
 
 
-def _replay_pass(reader: Any, sender: Sender, timing: _Timing, run: Run, tool: Tool,
-                 legacy: bool) -> int | None:
+def _replay_pass(
+    reader: Any, sender: Sender, timing: _Timing, run: Run, tool: Tool, legacy: bool
+) -> int | None:
     """Send the recording once; how many messages went, or None if the run stopped."""
     timing.start_pass()
     sent = 0
     for message in reader:
-        if run.stopped(sender.meter.messages) or not timing.wait(message, run) \
-                or not sender.send(message.parts, run):
+        if (
+            run.stopped(sender.meter.messages)
+            or not timing.wait(message, run)
+            or not sender.send(message.parts, run)
+        ):
             return None
         sent += 1
         if legacy:
@@ -121,8 +135,16 @@ def _replay_pass(reader: Any, sender: Sender, timing: _Timing, run: Run, tool: T
     return sent
 
 
-def _replay_passes(reader: Any, path: str, sender: Sender, timing: _Timing, loop: bool,
-                   run: Run, tool: Tool, legacy_lines: bool) -> None:
+def _replay_passes(
+    reader: Any,
+    path: str,
+    sender: Sender,
+    timing: _Timing,
+    loop: bool,
+    run: Run,
+    tool: Tool,
+    legacy_lines: bool,
+) -> None:
     """Send the recording once, or again and again with ``loop``."""
     while True:
         sent = _replay_pass(reader, sender, timing, run, tool, legacy_lines)
@@ -134,9 +156,18 @@ def _replay_passes(reader: Any, path: str, sender: Sender, timing: _Timing, loop
             return
 
 
-def _replay(path: str, address: str, rate: float | None, realtime: bool, speed: float | None,
-            loop: bool, socket: SocketOptions, sender: SenderOptions, tool: Tool,
-            legacy: bool = False) -> int:
+def _replay(
+    path: str,
+    address: str,
+    rate: float | None,
+    realtime: bool,
+    speed: float | None,
+    loop: bool,
+    socket: SocketOptions,
+    sender: SenderOptions,
+    tool: Tool,
+    legacy: bool = False,
+) -> int:
     if rate is not None and realtime:
         raise ConfigurationError("--rate and --realtime exclude each other")
     if speed is not None and not realtime:
@@ -145,15 +176,25 @@ def _replay(path: str, address: str, rate: float | None, realtime: bool, speed: 
     legacy_lines = tool.legacy_output(legacy)
     with open_recording(path, on_corruption="stop") as reader:
         if realtime and isinstance(reader, FolderReader):
-            raise ConfigurationError("--realtime needs recorded receive times; folder "
-                                     "recordings have none (use --rate)")
-        return _replay_recording(reader, path, address, timing, loop, socket, sender, tool,
-                                 legacy_lines)
+            raise ConfigurationError(
+                "--realtime needs recorded receive times; folder recordings have none (use --rate)"
+            )
+        return _replay_recording(
+            reader, path, address, timing, loop, socket, sender, tool, legacy_lines
+        )
 
 
-def _replay_recording(reader: Any, path: str, address: str, timing: _Timing, loop: bool,
-                      socket: SocketOptions, sender: SenderOptions, tool: Tool,
-                      legacy_lines: bool) -> int:
+def _replay_recording(
+    reader: Any,
+    path: str,
+    address: str,
+    timing: _Timing,
+    loop: bool,
+    socket: SocketOptions,
+    sender: SenderOptions,
+    tool: Tool,
+    legacy_lines: bool,
+) -> int:
     with tool.run() as run, Sender(socket.endpoint(address, mflow.BIND), sender, tool) as out:
         try:
             if out.wait_for_peer(run):
@@ -164,18 +205,34 @@ def _replay_recording(reader: Any, path: str, address: str, timing: _Timing, loo
         return out.exit_code(run)
 
 
-@click.command("replay", help=HELP, short_help="Send a recording again.",
-               context_settings=CONTEXT_SETTINGS)
+@click.command(
+    "replay", help=HELP, short_help="Send a recording again.", context_settings=CONTEXT_SETTINGS
+)
 @click.argument("path", type=click.Path())
-@click.option("-a", "--address", default="tcp://*:9999", show_default=True,
-              help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.")
-@click.option("-r", "--rate", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="Messages per second [default: as fast as possible].")
+@click.option(
+    "-a",
+    "--address",
+    default="tcp://*:9999",
+    show_default=True,
+    help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.",
+)
+@click.option(
+    "-r",
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Messages per second [default: as fast as possible].",
+)
 @click.option("--realtime", is_flag=True, help="Keep the recorded time between messages.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="With --realtime: play this many times faster [default: 1].")
-@click.option("--loop", is_flag=True, help="Start over at the end (until --count, "
-                                            "--duration or Ctrl-C).")
+@click.option(
+    "--speed",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="With --realtime: play this many times faster [default: 1].",
+)
+@click.option(
+    "--loop", is_flag=True, help="Start over at the end (until --count, --duration or Ctrl-C)."
+)
 @socket_options(("push", "pub"), "the output", "bind")
 @sender_options
 @tool_options()

@@ -22,13 +22,11 @@ from mflow.errors import ConfigurationError
 
 from ._legacy import legacy_command
 from ._main import CONTEXT_SETTINGS, run
-from ._options import SocketOptions, Tool, linger_option, mode_choice, socket_options, \
-    tool_options
+from ._options import SocketOptions, Tool, linger_option, mode_choice, socket_options, tool_options
 from ._output import Report, traffic_fields
 from ._runtime import Meter, Run
 from ._sending import delivery_exit_code
-from ._sockets import Endpoint, delivery_of, is_wildcard, message_size, open_stream, \
-    send_message
+from ._sockets import Endpoint, delivery_of, is_wildcard, message_size, open_stream, send_message
 
 __all__ = ["command", "legacy", "main", "OutputSpec", "load_config"]
 
@@ -89,8 +87,9 @@ def _config_error(path: str, problem: str) -> ConfigurationError:
 def _mode(entry: dict, allowed: tuple[str, ...], where: str, path: str) -> str:
     mode = entry.get("mode", allowed[0])
     if not isinstance(mode, str) or mode.lower() not in allowed:
-        raise _config_error(path, f"{where}.mode {mode!r} is not "
-                                  f"{' or '.join(m.upper() for m in allowed)}")
+        raise _config_error(
+            path, f"{where}.mode {mode!r} is not {' or '.join(m.upper() for m in allowed)}"
+        )
     return mode.lower()
 
 
@@ -104,20 +103,27 @@ def _int(entry: dict, key: str, default: int, where: str, path: str, least: int 
 def _known_keys(entry: dict, known: tuple[str, ...], where: str, path: str) -> None:
     unknown = [key for key in entry if key not in known]
     if unknown:
-        raise _config_error(path, f"{where} has unknown key(s) "
-                                  f"{', '.join(map(repr, unknown))} (known: {', '.join(known)})")
+        raise _config_error(
+            path,
+            f"{where} has unknown key(s) "
+            f"{', '.join(map(repr, unknown))} (known: {', '.join(known)})",
+        )
 
 
 def _endpoint(entry: Any, allowed: tuple[str, ...], where: str, path: str) -> Endpoint:
     if not isinstance(entry, dict) or not isinstance(entry.get("address"), str):
-        raise _config_error(path, f"{where} needs an \"address\"")
+        raise _config_error(path, f'{where} needs an "address"')
     _known_keys(entry, _SOURCE_KEYS if where == "source" else _OUTPUT_KEYS, where, path)
     address = entry["address"]
     conn_type = entry.get("conn_type", mflow.BIND if is_wildcard(address) else mflow.CONNECT)
     if conn_type not in (mflow.BIND, mflow.CONNECT):
         raise _config_error(path, f"{where}.conn_type {conn_type!r} is not bind or connect")
-    return Endpoint(address, _mode(entry, allowed, where, path), conn_type,
-                    _int(entry, "queue_size", 100, where, path))
+    return Endpoint(
+        address,
+        _mode(entry, allowed, where, path),
+        conn_type,
+        _int(entry, "queue_size", 100, where, path),
+    )
 
 
 def load_config(path: str, block: bool) -> tuple[Endpoint, list[OutputSpec]]:
@@ -171,12 +177,19 @@ class _Output:
 
     def counts(self) -> dict[str, Any]:
         """The output's counters; once closed, also what did not reach a peer."""
-        counts = {"address": self.spec.endpoint.address, "endpoint": self.stream.endpoint,
-                  "sent": self.sent, "dropped": self.dropped, "bytes": self.bytes,
-                  "modulo": self.spec.modulo, "block": self.spec.block}
+        counts = {
+            "address": self.spec.endpoint.address,
+            "endpoint": self.stream.endpoint,
+            "sent": self.sent,
+            "dropped": self.dropped,
+            "bytes": self.bytes,
+            "modulo": self.spec.modulo,
+            "block": self.spec.block,
+        }
         if self.delivery.closed:
-            counts.update(undelivered=self.delivery.undelivered,
-                          undelivered_max=self.delivery.undelivered_max)
+            counts.update(
+                undelivered=self.delivery.undelivered, undelivered_max=self.delivery.undelivered_max
+            )
         return counts
 
     def describe_counts(self) -> str:
@@ -189,13 +202,15 @@ class _Output:
 def _report(meter: Meter, outputs: list[_Output], final: bool) -> Report:
     sample = meter.sample()
     fields = traffic_fields(sample, final, verb="received")
-    fields += [(f"→ {output.spec.endpoint.address}", output.describe_counts())
-               for output in outputs]
+    fields += [
+        (f"→ {output.spec.endpoint.address}", output.describe_counts()) for output in outputs
+    ]
     return Report({**sample, "outputs": [output.counts() for output in outputs]}, fields)
 
 
-def _forward(source: mflow.Stream, outputs: list[_Output], run: Run, tool: Tool,
-             meter: Meter) -> None:
+def _forward(
+    source: mflow.Stream, outputs: list[_Output], run: Run, tool: Tool, meter: Meter
+) -> None:
     stopped, receive, report_due = run.stopped, source.receive_parts, run.report_due
     while not stopped(meter.messages):
         frames = receive()
@@ -213,8 +228,9 @@ def _open_outputs(specs: list[OutputSpec], tool: Tool, linger: float) -> list[_O
     try:
         for spec in specs:
             outputs.append(_Output(spec, linger))
-            tool.out.event("output", spec.endpoint.describe(outputs[-1].stream),
-                           **outputs[-1].counts())
+            tool.out.event(
+                "output", spec.endpoint.describe(outputs[-1].stream), **outputs[-1].counts()
+            )
     except BaseException:
         for output in outputs:
             output.stream.disconnect()
@@ -222,9 +238,15 @@ def _open_outputs(specs: list[OutputSpec], tool: Tool, linger: float) -> list[_O
     return outputs
 
 
-def _plan(source: str | None, streams: tuple[str, ...], config: str | None,
-          output_mode: str, block: bool, socket: SocketOptions, legacy: bool
-          ) -> tuple[Endpoint, list[OutputSpec]]:
+def _plan(
+    source: str | None,
+    streams: tuple[str, ...],
+    config: str | None,
+    output_mode: str,
+    block: bool,
+    socket: SocketOptions,
+    legacy: bool,
+) -> tuple[Endpoint, list[OutputSpec]]:
     if config is not None:
         if source is not None:
             raise click.UsageError("give either --config or SOURCE and OUTPUTs, not both")
@@ -232,17 +254,28 @@ def _plan(source: str | None, streams: tuple[str, ...], config: str | None,
     if source is None or not streams:
         raise click.UsageError("give SOURCE and at least one OUTPUT, or --config FILE")
     default = mflow.BIND if legacy else None
-    outputs = [OutputSpec(Endpoint.choose(address, output_mode, default,
-                                          mflow.CONNECT, socket.queue_size), block=block)
-               for address in streams]
+    outputs = [
+        OutputSpec(
+            Endpoint.choose(address, output_mode, default, mflow.CONNECT, socket.queue_size),
+            block=block,
+        )
+        for address in streams
+    ]
     return socket.endpoint(source, mflow.CONNECT), outputs
 
 
-def _split(source: str | None, streams: tuple[str, ...], config: str | None, output_mode: str,
-           block: bool, linger: float, socket: SocketOptions, tool: Tool,
-           legacy: bool = False) -> int:
-    endpoint, specs = _plan(source, streams, config, output_mode.lower(), block, socket,
-                            legacy)
+def _split(
+    source: str | None,
+    streams: tuple[str, ...],
+    config: str | None,
+    output_mode: str,
+    block: bool,
+    linger: float,
+    socket: SocketOptions,
+    tool: Tool,
+    legacy: bool = False,
+) -> int:
+    endpoint, specs = _plan(source, streams, config, output_mode.lower(), block, socket, legacy)
     if tool.legacy_output(legacy) and config is not None:
         print("config", flush=True)
     meter = Meter()
@@ -251,8 +284,12 @@ def _split(source: str | None, streams: tuple[str, ...], config: str | None, out
         started = False
         try:
             with open_stream(endpoint) as input_stream:
-                tool.out.event("start", endpoint.describe(input_stream),
-                               endpoint=input_stream.endpoint, mode=endpoint.mode)
+                tool.out.event(
+                    "start",
+                    endpoint.describe(input_stream),
+                    endpoint=input_stream.endpoint,
+                    mode=endpoint.mode,
+                )
                 started = True
                 _forward(input_stream, outputs, run, tool, meter)
         finally:
@@ -263,16 +300,34 @@ def _split(source: str | None, streams: tuple[str, ...], config: str | None, out
         return delivery_exit_code(run, *(output.delivery for output in outputs))
 
 
-@click.command("split", help=HELP, short_help="Forward one stream to several outputs.",
-               context_settings=CONTEXT_SETTINGS)
-@click.option("-c", "--config", type=click.Path(dir_okay=False), default=None,
-              help="JSON config file (see above) instead of SOURCE and OUTPUTs.")
+@click.command(
+    "split",
+    help=HELP,
+    short_help="Forward one stream to several outputs.",
+    context_settings=CONTEXT_SETTINGS,
+)
+@click.option(
+    "-c",
+    "--config",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON config file (see above) instead of SOURCE and OUTPUTs.",
+)
 @click.argument("source", required=False)
 @click.argument("streams", nargs=-1, metavar="[OUTPUT]...")
-@click.option("--output-mode", type=mode_choice(*_OUTPUT_MODES), default="push",
-              show_default=True, help="Socket type of the OUTPUTs.")
-@click.option("--block/--no-block", default=True, show_default=True,
-              help="Outputs wait for slow peers, or drop (and count) what they cannot queue.")
+@click.option(
+    "--output-mode",
+    type=mode_choice(*_OUTPUT_MODES),
+    default="push",
+    show_default=True,
+    help="Socket type of the OUTPUTs.",
+)
+@click.option(
+    "--block/--no-block",
+    default=True,
+    show_default=True,
+    help="Outputs wait for slow peers, or drop (and count) what they cannot queue.",
+)
 @linger_option
 @socket_options(_INPUT_MODES, "the source", "connect; tcp://*:PORT binds")
 @tool_options()

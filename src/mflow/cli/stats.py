@@ -53,14 +53,20 @@ def _legacy_start(interval: float) -> ThroughputLines:
     return ThroughputLines(interval)
 
 
-def _stats(source: str, socket: SocketOptions, tool: Tool, decode: bool,
-           legacy: bool = False) -> int:
+def _stats(
+    source: str, socket: SocketOptions, tool: Tool, decode: bool, legacy: bool = False
+) -> int:
     endpoint = socket.endpoint(source, mflow.CONNECT)
     legacy = tool.legacy_output(legacy)
     out = tool.out
     with open_stream(endpoint) as stream, tool.run() as run:
-        out.event("start", endpoint.describe(stream), endpoint=stream.endpoint,
-                  mode=endpoint.mode, conn_type=endpoint.conn_type)
+        out.event(
+            "start",
+            endpoint.describe(stream),
+            endpoint=stream.endpoint,
+            mode=endpoint.mode,
+            conn_type=endpoint.conn_type,
+        )
         inspector = Inspector(stream, decode)
         hints = PeerHints(stream, endpoint, out)
         printer = _legacy_start(tool.interval) if legacy else None
@@ -81,12 +87,16 @@ def _stats(source: str, socket: SocketOptions, tool: Tool, decode: bool,
 
 
 _decode_option = click.option(
-    "--decode/--no-decode", default=False, show_default=True,
-    help="Also decompress images and compressed values (checks them, costs CPU).")
+    "--decode/--no-decode",
+    default=False,
+    show_default=True,
+    help="Also decompress images and compressed values (checks them, costs CPU).",
+)
 
 
-@click.command("stats", help=HELP, short_help="Live statistics of a stream.",
-               context_settings=CONTEXT_SETTINGS)
+@click.command(
+    "stats", help=HELP, short_help="Live statistics of a stream.", context_settings=CONTEXT_SETTINGS
+)
 @click.argument("source")
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
@@ -95,8 +105,13 @@ def command(source: str, **options: Any) -> int:
     return _stats(source, **options)
 
 
-legacy = legacy_command(command, "m_stats", LEGACY_HELP, {"interval": 0.5},
-                        aliases={"--sampling_interval": "--interval"})
+legacy = legacy_command(
+    command,
+    "m_stats",
+    LEGACY_HELP,
+    {"interval": 0.5},
+    aliases={"--sampling_interval": "--interval"},
+)
 
 
 def main() -> NoReturn:

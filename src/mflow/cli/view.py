@@ -52,21 +52,41 @@ def _summary(feed: Any) -> Report:
     health = feed.health
     if health is None:
         return Report({"messages": 0}, [("messages", "0")])
-    data = {"messages": health.messages, "bytes": health.bytes, "by_type": health.by_type,
-            "images": health.images, "images_decoded": health.images_decoded,
-            "missed": health.missed, "duplicated": health.duplicated,
-            "reverted": health.reverted, "decode_errors": health.errors}
-    return Report(data, [
-        ("messages", f"{health.messages:,} ({health.bytes / 1e6:,.1f} MB)"),
-        ("by type", format_counts(health.by_type)),
-        ("images", f"{health.images:,} ({health.images_decoded:,} decoded)"),
-        ("gaps", f"missed={health.missed} duplicated={health.duplicated} "
-                 f"reverted={health.reverted}"),
-        ("decode errors", format_counts(health.errors) if health.errors else "0")])
+    data = {
+        "messages": health.messages,
+        "bytes": health.bytes,
+        "by_type": health.by_type,
+        "images": health.images,
+        "images_decoded": health.images_decoded,
+        "missed": health.missed,
+        "duplicated": health.duplicated,
+        "reverted": health.reverted,
+        "decode_errors": health.errors,
+    }
+    return Report(
+        data,
+        [
+            ("messages", f"{health.messages:,} ({health.bytes / 1e6:,.1f} MB)"),
+            ("by type", format_counts(health.by_type)),
+            ("images", f"{health.images:,} ({health.images_decoded:,} decoded)"),
+            (
+                "gaps",
+                f"missed={health.missed} duplicated={health.duplicated} reverted={health.reverted}",
+            ),
+            ("decode errors", format_counts(health.errors) if health.errors else "0"),
+        ],
+    )
 
 
-def serve(stream: mflow.Stream, run: Run, tool: Tool, title: str, port: int = 0,
-          max_fps: float = 5.0, open_browser: bool = False) -> int:
+def serve(
+    stream: mflow.Stream,
+    run: Run,
+    tool: Tool,
+    title: str,
+    port: int = 0,
+    max_fps: float = 5.0,
+    open_browser: bool = False,
+) -> int:
     """Receive ``stream`` into a viewer page until ``run`` stops; the run's exit code.
 
     Prints the page's URL as the ``serving`` event (with ``url`` in JSON output).
@@ -102,24 +122,44 @@ def serve(stream: mflow.Stream, run: Run, tool: Tool, title: str, port: int = 0,
     return run.exit_code
 
 
-def _view(source: str, socket: SocketOptions, tool: Tool, port: int, max_fps: float,
-          open_browser: bool) -> int:
+def _view(
+    source: str, socket: SocketOptions, tool: Tool, port: int, max_fps: float, open_browser: bool
+) -> int:
     endpoint = socket.endpoint(source, mflow.CONNECT)
     with open_stream(endpoint) as stream, tool.run() as run:
-        tool.out.event("start", endpoint.describe(stream), endpoint=stream.endpoint,
-                       mode=endpoint.mode, conn_type=endpoint.conn_type)
+        tool.out.event(
+            "start",
+            endpoint.describe(stream),
+            endpoint=stream.endpoint,
+            mode=endpoint.mode,
+            conn_type=endpoint.conn_type,
+        )
         return serve(stream, run, tool, source, port, max_fps, open_browser)
 
 
-@click.command("view", help=HELP, short_help="A live web page of a stream's images and health.",
-               context_settings=CONTEXT_SETTINGS)
+@click.command(
+    "view",
+    help=HELP,
+    short_help="A live web page of a stream's images and health.",
+    context_settings=CONTEXT_SETTINGS,
+)
 @click.argument("source")
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
-              help="Port of the page on 127.0.0.1 (0: a free one).")
-@click.option("--max-fps", type=click.FloatRange(min=0, min_open=True), default=5.0,
-              show_default=True, help="Images decoded per second at most (others counted).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="Port of the page on 127.0.0.1 (0: a free one).",
+)
+@click.option(
+    "--max-fps",
+    type=click.FloatRange(min=0, min_open=True),
+    default=5.0,
+    show_default=True,
+    help="Images decoded per second at most (others counted).",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the page in the browser.")
 def command(source: str, **options: Any) -> int:
     return _view(source, **options)

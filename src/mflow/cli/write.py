@@ -70,13 +70,25 @@ class _Recorder:
         sample = self.meter.sample()
         dectris = self.writer.dectris
         open_series = dectris.current
-        series = [{"series": s.series, "master": s.master, "images": s.images_written,
-                   "missing": len(s.missing), "ended": s.ended} for s in dectris.series]
-        data = {**sample, "images_written": dectris.images_written,
-                "other_parts": dectris.other_parts,
-                "discarded": dict(dectris.discarded), "not_written": dict(self.writer.not_written),
-                "series": series,
-                "open_series": None if open_series is None else open_series.series}
+        series = [
+            {
+                "series": s.series,
+                "master": s.master,
+                "images": s.images_written,
+                "missing": len(s.missing),
+                "ended": s.ended,
+            }
+            for s in dectris.series
+        ]
+        data = {
+            **sample,
+            "images_written": dectris.images_written,
+            "other_parts": dectris.other_parts,
+            "discarded": dict(dectris.discarded),
+            "not_written": dict(self.writer.not_written),
+            "series": series,
+            "open_series": None if open_series is None else open_series.series,
+        }
         fields = traffic_fields(sample, final) + [
             ("images written", str(dectris.images_written)),
             ("discarded", format_counts(data["discarded"]) if data["discarded"] else "0"),
@@ -89,8 +101,9 @@ class _Recorder:
             fields.append(("writing series", str(open_series.series)))
         for entry in series:
             ending = "" if entry["ended"] else ", no end message"
-            text = (f"{entry['master']}: {entry['images']} images, "
-                    f"{entry['missing']} missing{ending}")
+            text = (
+                f"{entry['master']}: {entry['images']} images, {entry['missing']} missing{ending}"
+            )
             fields.append((f"series {entry['series']}", text))
         return Report(data, fields)
 
@@ -104,22 +117,42 @@ def _part(value: str | None) -> tuple[int, int]:
     return (int(k), int(n))
 
 
-def _write(source: str, directory: str, name: str, frames_per_file: int, overwrite: bool,
-           compression: str, instrument: str | None, source_name: str | None,
-           sample: str | None, part: tuple[int, int], socket: SocketOptions,
-           tool: Tool) -> int:
+def _write(
+    source: str,
+    directory: str,
+    name: str,
+    frames_per_file: int,
+    overwrite: bool,
+    compression: str,
+    instrument: str | None,
+    source_name: str | None,
+    sample: str | None,
+    part: tuple[int, int],
+    socket: SocketOptions,
+    tool: Tool,
+) -> int:
     from mflow.hdf5 import HDF5WriteError, StreamWriter
 
     endpoint = socket.endpoint(source, mflow.CONNECT)
     out = tool.out
     names = {"instrument": instrument, "source": source_name, "sample": sample}
-    writer = StreamWriter(directory, name=name, frames_per_file=frames_per_file,
-                          compression=compression, overwrite=overwrite,
-                          names={k: v for k, v in names.items() if v}, part=part)
+    writer = StreamWriter(
+        directory,
+        name=name,
+        frames_per_file=frames_per_file,
+        compression=compression,
+        overwrite=overwrite,
+        names={k: v for k, v in names.items() if v},
+        part=part,
+    )
     failed = False
     with open_stream(endpoint) as stream, tool.run() as run:
-        out.event("start", f"{endpoint.describe(stream)}; writing to {directory}",
-                  endpoint=stream.endpoint, directory=directory)
+        out.event(
+            "start",
+            f"{endpoint.describe(stream)}; writing to {directory}",
+            endpoint=stream.endpoint,
+            directory=directory,
+        )
         recorder = _Recorder(stream, writer)
         try:
             while not run.stopped(recorder.meter.messages):
@@ -146,29 +179,56 @@ def _write(source: str, directory: str, name: str, frames_per_file: int, overwri
         return run.exit_code
 
 
-@click.command("write", help=HELP, short_help="Write a detector stream to NeXus/HDF5 files.",
-               context_settings=CONTEXT_SETTINGS)
+@click.command(
+    "write",
+    help=HELP,
+    short_help="Write a detector stream to NeXus/HDF5 files.",
+    context_settings=CONTEXT_SETTINGS,
+)
 @click.argument("source")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--name", default="series_{series}", show_default=True,
-              help="File name pattern ({series}: the series number); _master.h5 and "
-                   "_data_NNNNNN.h5 are added.")
-@click.option("--frames-per-file", type=click.IntRange(min=1), default=1000,
-              show_default=True, help="Images per data file.")
+@click.option(
+    "--name",
+    default="series_{series}",
+    show_default=True,
+    help="File name pattern ({series}: the series number); _master.h5 and "
+    "_data_NNNNNN.h5 are added.",
+)
+@click.option(
+    "--frames-per-file",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Images per data file.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace existing files.")
-@click.option("--compression", type=click.Choice(("bslz4", "none")), default="bslz4",
-              show_default=True, help="For images that arrive uncompressed.")
-@click.option("--instrument", default=None,
-              help="Instrument (beamline) name for the master file (NXmx requires it).")
-@click.option("--source-name", default=None,
-              help="Source (facility) name for the master file (NXmx requires it).")
-@click.option("--sample", default=None,
-              help="Sample name for the master file (NXmx requires it).")
-@click.option("--part", default=None, metavar="K/N", callback=lambda ctx, param, value:
-              _part(value),
-              help="Be writer K of N writers of the same series (images divided by a fan-out): "
-                   "write data files K, K+N, ...; writer 1 also writes the master file over "
-                   "all parts' data files in DIRECTORY when its series ends.")
+@click.option(
+    "--compression",
+    type=click.Choice(("bslz4", "none")),
+    default="bslz4",
+    show_default=True,
+    help="For images that arrive uncompressed.",
+)
+@click.option(
+    "--instrument",
+    default=None,
+    help="Instrument (beamline) name for the master file (NXmx requires it).",
+)
+@click.option(
+    "--source-name",
+    default=None,
+    help="Source (facility) name for the master file (NXmx requires it).",
+)
+@click.option("--sample", default=None, help="Sample name for the master file (NXmx requires it).")
+@click.option(
+    "--part",
+    default=None,
+    metavar="K/N",
+    callback=lambda ctx, param, value: _part(value),
+    help="Be writer K of N writers of the same series (images divided by a fan-out): "
+    "write data files K, K+N, ...; writer 1 also writes the master file over "
+    "all parts' data files in DIRECTORY when its series ends.",
+)
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
 def command(**options: Any) -> int:

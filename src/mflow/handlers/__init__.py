@@ -79,8 +79,9 @@ class Receiver(Protocol):
 class Send(Protocol):
     """Sends one frame of a message (`mflow.Stream.send`)."""
 
-    def __call__(self, message: Any, send_more: bool = False, block: bool = True,
-                 as_json: bool = False) -> Any: ...
+    def __call__(
+        self, message: Any, send_more: bool = False, block: bool = True, as_json: bool = False
+    ) -> Any: ...
 
 
 class Handler(Protocol):

@@ -11,8 +11,14 @@ from ..errors import MalformedMessageError
 from ..jsonparse import parse_json
 
 __all__ = [
-    "encode_json", "decode_json", "payload", "send_parts", "require_dict", "dtype_of",
-    "decode_appendix", "encode_appendix",
+    "encode_json",
+    "decode_json",
+    "payload",
+    "send_parts",
+    "require_dict",
+    "dtype_of",
+    "decode_appendix",
+    "encode_appendix",
 ]
 
 

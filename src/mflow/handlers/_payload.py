@@ -54,8 +54,9 @@ class PayloadDecoding:
         self.statistics.payload_errors[error.reason] += 1
         self.errors[name] = f"{type(error).__name__}: {error}"
 
-    def decode(self, name: str, decoder: Callable[..., Any], *args: Any,
-               compressed: bool = True) -> Any:
+    def decode(
+        self, name: str, decoder: Callable[..., Any], *args: Any, compressed: bool = True
+    ) -> Any:
         """``decoder(*args, max_bytes=<what is left of the budget>)``, or ``None`` if it fails.
 
         The size of the result of a ``compressed`` payload is taken off the budget (an

@@ -83,7 +83,8 @@ class Handler:
             elif size != nbytes:
                 raise MalformedMessageError(
                     f"array-1.0 part of {size} bytes does not hold {header['type']} "
-                    f"{list(shape)} ({nbytes} bytes)")
+                    f"{list(shape)} ({nbytes} bytes)"
+                )
             elif len(shape) == 1:
                 data.append(np.frombuffer(part, dtype))
             else:

@@ -58,13 +58,26 @@ from ._payload import PayloadDecoding
 __all__ = ["Handler", "encode_message", "TYPES"]
 
 TYPES = {
-    "bool": "?", "string": "u1",
-    "int8": "i1", "uint8": "u1", "int16": "i2", "uint16": "u2",
-    "int32": "i4", "uint32": "u4", "int64": "i8", "uint64": "u8",
-    "float32": "f4", "float64": "f8",
+    "bool": "?",
+    "string": "u1",
+    "int8": "i1",
+    "uint8": "u1",
+    "int16": "i2",
+    "uint16": "u2",
+    "int32": "i4",
+    "uint32": "u4",
+    "int64": "i8",
+    "uint64": "u8",
+    "float32": "f4",
+    "float64": "f8",
     # Legacy aliases of psi-bsread before 2017 and of mflow 1.0 (EPICS names: long is 32-bit).
-    "double": "f8", "float": "f4", "integer": "i4", "long": "i4", "ulong": "u4",
-    "short": "i2", "ushort": "u2",
+    "double": "f8",
+    "float": "f4",
+    "integer": "i4",
+    "long": "i4",
+    "ulong": "u4",
+    "short": "i2",
+    "ushort": "u2",
 }
 """bsread channel type → numpy type code (byte order comes from the channel's ``encoding``)."""
 
@@ -98,8 +111,9 @@ class _Channel:
             self.problem = f"unknown compression {description.get('compression')!r}"
         if self.shape is False:
             self.problem = f"shape {description.get('shape')!r} is not a list of sizes"
-        self.dtype = (np.dtype(self.byteorder + code)
-                      if self.problem is None and code is not None else None)
+        self.dtype = (
+            np.dtype(self.byteorder + code) if self.problem is None and code is not None else None
+        )
 
     def value(self, part: Any, max_bytes: int) -> Any:
         """The decoded value of a non-empty value part; a `DecodeError` on bad data.
@@ -118,8 +132,9 @@ class _Channel:
         compression = cast(str, self.compression)  # a channel with a dtype has one
         if self.is_string:
             if self.compression != "none":
-                part = codecs.decode_bsread(compression, part, dtype, None, self.byteorder,
-                                            max_bytes=max_bytes)
+                part = codecs.decode_bsread(
+                    compression, part, dtype, None, self.byteorder, max_bytes=max_bytes
+                )
             return str(memoryview(part), "utf-8")
         is_bool = dtype.kind == "b"
         if is_bool:  # any non-zero byte is True, so read bytes and compare
@@ -127,8 +142,9 @@ class _Channel:
         if self.compression == "none":
             array = np.frombuffer(part, dtype)
         else:
-            array = codecs.decode_bsread(compression, part, dtype, None, self.byteorder,
-                                         max_bytes=max_bytes)
+            array = codecs.decode_bsread(
+                compression, part, dtype, None, self.byteorder, max_bytes=max_bytes
+            )
         if is_bool:
             array = array != 0
         if self.shape is None:
@@ -226,7 +242,8 @@ def _receive(receiver: Any) -> dict:
     if len(parts) != 1 + 2 * len(channels):
         raise MalformedMessageError(
             f"bsread message has {len(parts) + 1} parts, its data header declares "
-            f"{len(channels)} channels (expected {2 + 2 * len(channels)})")
+            f"{len(channels)} channels (expected {2 + 2 * len(channels)})"
+        )
     data: dict[str, Any] = {}
     timestamps: dict[str, tuple[int, int] | None] = {}
     payloads = PayloadDecoding(receiver)
@@ -234,14 +251,22 @@ def _receive(receiver: Any) -> dict:
         value_part = parts[1 + 2 * index]
         value = timestamp = None
         if len(value_part):
-            value = payloads.decode(channel.name, channel.value, value_part,
-                                    compressed=channel.compression != "none")
+            value = payloads.decode(
+                channel.name, channel.value, value_part, compressed=channel.compression != "none"
+            )
             timestamp = channel.timestamp(parts[2 + 2 * index])
         data[channel.name] = value
         timestamps[channel.name] = timestamp
-    return payloads.record({"header": header, "data_header": data_header, "pulse_id": pulse_id,
-                            "global_timestamp": global_timestamp, "data": data,
-                            "timestamps": timestamps})
+    return payloads.record(
+        {
+            "header": header,
+            "data_header": data_header,
+            "pulse_id": pulse_id,
+            "global_timestamp": global_timestamp,
+            "data": data,
+            "timestamps": timestamps,
+        }
+    )
 
 
 # -- sending ---------------------------------------------------------------------------
@@ -295,8 +320,12 @@ def _channel_parts(description: dict, value: Any) -> tuple[dict, Any]:
         type_name = description.get("type", "float64")
         if isinstance(type_name, str) and type_name.lower() in TYPES:
             type_name = _canonical_type(type_name, name)
-        channel = {"name": name, "type": type_name, "shape": description.get("shape", [1]),
-                   "encoding": description.get("encoding", "little")}
+        channel = {
+            "name": name,
+            "type": type_name,
+            "shape": description.get("shape", [1]),
+            "encoding": description.get("encoding", "little"),
+        }
         channel.update((k, v) for k, v in description.items() if k not in channel)
         return channel, b""
     type_name = _canonical_type(description.get("type") or _inferred_type(value), name)
@@ -307,16 +336,16 @@ def _channel_parts(description: dict, value: Any) -> tuple[dict, Any]:
     shape = [1]
     if type_name == "string":
         if not isinstance(value, str):
-            raise ConfigurationError(f"bsread string channel {name!r} got a "
-                                     f"{type(value).__name__}")
+            raise ConfigurationError(f"bsread string channel {name!r} got a {type(value).__name__}")
         raw: Any = value.encode("utf-8")
     else:
         dtype = np.dtype(TYPES[type_name]).newbyteorder(">" if encoding == "big" else "<")
         try:
             array = np.asarray(value, dtype)
         except (TypeError, ValueError, OverflowError) as error:
-            raise ConfigurationError(f"bsread channel {name!r}: cannot send {value!r} as "
-                                     f"{type_name}: {error}") from None
+            raise ConfigurationError(
+                f"bsread channel {name!r}: cannot send {value!r} as {type_name}: {error}"
+            ) from None
         if array.ndim:
             shape = list(array.shape[::-1])
         raw = payload(array.reshape(-1))
@@ -396,8 +425,12 @@ def encode_message(message: dict) -> list[Any]:
         value_parts.append(b"" if stamp is None else _TIMESTAMP[byteorder].pack(*stamp))
 
     dh_compression = header_in.get("dh_compression")
-    data_header = _compressed(encode_json({"htype": "bsr_d-1.1", "channels": channels}),
-                              dh_compression, np.dtype("u1"), "<")
+    data_header = _compressed(
+        encode_json({"htype": "bsr_d-1.1", "channels": channels}),
+        dh_compression,
+        np.dtype("u1"),
+        "<",
+    )
     header: dict[str, Any] = {"htype": "bsr_m-1.1"}
     if dh_compression is not None:
         header["dh_compression"] = dh_compression
@@ -405,8 +438,11 @@ def encode_message(message: dict) -> list[Any]:
     header["pulse_id"] = int(pulse_id)
     if global_timestamp is not None:
         header["global_timestamp"] = {"sec": global_timestamp[0], "ns": global_timestamp[1]}
-    header.update((k, v) for k, v in header_in.items() if k not in header
-                  and k not in ("global_timestamp", "dh_compression"))
+    header.update(
+        (k, v)
+        for k, v in header_in.items()
+        if k not in header and k not in ("global_timestamp", "dh_compression")
+    )
     return [encode_json(header), data_header, *value_parts]
 
 

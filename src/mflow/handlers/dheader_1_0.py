@@ -25,16 +25,26 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import MalformedMessageError
-from ._parts import (decode_appendix, decode_json, dtype_of, encode_appendix, encode_json,
-                     payload, require_dict, send_parts)
+from ._parts import (
+    decode_appendix,
+    decode_json,
+    dtype_of,
+    encode_appendix,
+    encode_json,
+    payload,
+    require_dict,
+    send_parts,
+)
 from ._payload import declare_image_bytes
 
 __all__ = ["Handler", "declared_array"]
 
 _DETAIL_PARTS = {"none": 1, "basic": 2, "all": 8}
-_ARRAYS = (("flatfield", "part_3", "part_4_raw"),
-           ("pixel_mask", "part_5", "part_6_raw"),
-           ("countrate_table", "part_7", "part_8_raw"))
+_ARRAYS = (
+    ("flatfield", "part_3", "part_4_raw"),
+    ("pixel_mask", "part_5", "part_6_raw"),
+    ("countrate_table", "part_7", "part_8_raw"),
+)
 _PART_NAMES = ("part_2", "part_3", "part_4_raw", "part_5", "part_6_raw", "part_7", "part_8_raw")
 
 
@@ -78,8 +88,12 @@ class Handler:
             message["appendix"] = decode_appendix(parts[expected])
         config = message.get("part_2")
         if isinstance(config, dict):
-            declare_image_bytes(receiver, config.get("x_pixels_in_detector"),
-                                config.get("y_pixels_in_detector"), config.get("bit_depth_image"))
+            declare_image_bytes(
+                receiver,
+                config.get("x_pixels_in_detector"),
+                config.get("y_pixels_in_detector"),
+                config.get("bit_depth_image"),
+            )
         if detail == "all":
             for key, description, blob in _ARRAYS:
                 message[key] = declared_array(message[description], message[blob])

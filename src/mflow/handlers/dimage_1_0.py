@@ -27,8 +27,16 @@ import numpy as np
 
 from .. import codecs
 from ..errors import MalformedMessageError
-from ._parts import (decode_appendix, decode_json, dtype_of, encode_appendix, encode_json,
-                     payload, require_dict, send_parts)
+from ._parts import (
+    decode_appendix,
+    decode_json,
+    dtype_of,
+    encode_appendix,
+    encode_json,
+    payload,
+    require_dict,
+    send_parts,
+)
 from ._payload import PayloadDecoding
 
 __all__ = ["Handler", "decode_image", "encode_image"]
@@ -39,8 +47,9 @@ def _image_layout(description: dict) -> tuple[np.dtype, tuple[int, int]]:
         x, y = description["shape"]
         dtype = dtype_of(description["type"]).newbyteorder("<")
     except (KeyError, TypeError, ValueError):
-        raise MalformedMessageError(f"dimage_d-1.0 part {description!r} has no usable "
-                                    "shape [x, y] and type") from None
+        raise MalformedMessageError(
+            f"dimage_d-1.0 part {description!r} has no usable shape [x, y] and type"
+        ) from None
     if type(x) is not int or type(y) is not int or x < 0 or y < 0:
         raise MalformedMessageError(f"dimage_d-1.0 shape {[x, y]!r} is not two sizes")
     if dtype.kind not in "biuf" or dtype.shape:
@@ -60,7 +69,8 @@ def decode_image(description: dict, blob: Any, *, max_bytes: int | None = None) 
     if encoding == "<":
         if len(blob) != shape[0] * shape[1] * dtype.itemsize:
             raise MalformedMessageError(
-                f"uncompressed image of {len(blob)} bytes does not hold {dtype} {shape}")
+                f"uncompressed image of {len(blob)} bytes does not hold {dtype} {shape}"
+            )
         return np.frombuffer(blob, dtype).reshape(shape)
     if encoding == "lz4<":
         return codecs.decode_lz4_block(blob, dtype, shape, max_bytes=max_bytes)
@@ -84,8 +94,13 @@ def encode_image(image: np.ndarray, encoding: str | None = None) -> tuple[dict, 
     else:
         raise ValueError(f"unknown dimage encoding {encoding!r}")
     y, x = image.shape
-    description = {"htype": "dimage_d-1.0", "shape": [x, y], "type": image.dtype.name,
-                   "encoding": encoding, "size": len(blob)}
+    description = {
+        "htype": "dimage_d-1.0",
+        "shape": [x, y],
+        "type": image.dtype.name,
+        "encoding": encoding,
+        "size": len(blob),
+    }
     return description, blob
 
 
@@ -110,8 +125,13 @@ class Handler:
             # The parts still arrive, as in 1.0, when the image fails to decode.
             payloads = PayloadDecoding(receiver)
             description = message["part_2"]
-            message["image"] = payloads.decode("image", decode_image, description, parts[1],
-                                               compressed=description.get("encoding", "<") != "<")
+            message["image"] = payloads.decode(
+                "image",
+                decode_image,
+                description,
+                parts[1],
+                compressed=description.get("encoding", "<") != "<",
+            )
             payloads.record(message)
         return message
 
@@ -123,8 +143,12 @@ class Handler:
         if blob is None and message.get("image") is not None:
             encoded, blob = encode_image(message["image"], description.get("encoding"))
             description = {**description, **encoded}
-        parts = [encode_json(message["header"]), encode_json(description), payload(blob),
-                 encode_json(message.get("part_4") or {})]
+        parts = [
+            encode_json(message["header"]),
+            encode_json(description),
+            payload(blob),
+            encode_json(message.get("part_4") or {}),
+        ]
         if "appendix" in message:
             parts.append(encode_appendix(message["appendix"]))
         send_parts(parts, send, block)

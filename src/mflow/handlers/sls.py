@@ -47,11 +47,15 @@ def decode_image(header: dict, part: Any, *, max_bytes: int | None = None) -> np
     """
     bitmode = header.get("bitmode")
     if type(bitmode) is not int or bitmode not in _BITMODES:
-        raise MalformedMessageError(f"unsupported SLS bitmode {bitmode!r} "
-                                    f"(supported: {', '.join(map(str, _BITMODES))})")
+        raise MalformedMessageError(
+            f"unsupported SLS bitmode {bitmode!r} (supported: {', '.join(map(str, _BITMODES))})"
+        )
     shape = header.get("shape")
-    if not (isinstance(shape, list) and len(shape) == 2
-            and all(type(n) is int and n >= 0 for n in shape)):
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 2
+        and all(type(n) is int and n >= 0 for n in shape)
+    ):
         raise MalformedMessageError(f"SLS shape {shape!r} is not [x, y]")
     x, y = shape
     expected = _packed_size(x * y, bitmode)
@@ -59,13 +63,15 @@ def decode_image(header: dict, part: Any, *, max_bytes: int | None = None) -> np
     if len(part) != expected or size != len(part):
         raise MalformedMessageError(
             f"SLS image part of {len(part)} bytes (header size {size!r}) does not hold "
-            f"{x}×{y} pixels of {bitmode} bits ({expected} bytes)")
+            f"{x}×{y} pixels of {bitmode} bits ({expected} bytes)"
+        )
     if bitmode in _WORD_DTYPES:
         return np.frombuffer(part, _WORD_DTYPES[bitmode]).reshape(y, x)
     unpacked = x * y * (1 if bitmode == 4 else 2)
     if max_bytes is not None and unpacked > max_bytes:
-        raise DecodedSizeError(f"SLS image of {unpacked} bytes unpacked exceeds the limit "
-                               f"of {max_bytes} bytes")
+        raise DecodedSizeError(
+            f"SLS image of {unpacked} bytes unpacked exceeds the limit of {max_bytes} bytes"
+        )
     packed = np.frombuffer(part, np.uint8)
     if bitmode == 4:
         pixels = np.empty(2 * packed.size, np.uint8)
@@ -73,12 +79,12 @@ def decode_image(header: dict, part: Any, *, max_bytes: int | None = None) -> np
         pixels[1::2] = packed & 0x0F
     else:
         triples = np.zeros((packed.size + 2) // 3 * 3, np.uint16)
-        triples[:packed.size] = packed
+        triples[: packed.size] = packed
         b0, b1, b2 = triples[0::3], triples[1::3], triples[2::3]
         pixels = np.empty(2 * b0.size, np.uint16)
         pixels[0::2] = b0 | (b1 & 0x0F) << 8
         pixels[1::2] = b1 >> 4 | b2 << 4
-    return pixels[:x * y].reshape(y, x)
+    return pixels[: x * y].reshape(y, x)
 
 
 def encode_image(image: np.ndarray, bitmode: int | None = None) -> bytes | memoryview:
@@ -94,16 +100,16 @@ def encode_image(image: np.ndarray, bitmode: int | None = None) -> bytes | memor
         raise ConfigurationError(f"image values do not fit in {bitmode} bits")
     if bitmode == 4:
         pairs = np.zeros(2 * ((flat.size + 1) // 2), np.uint8)
-        pairs[:flat.size] = flat
+        pairs[: flat.size] = flat
         return (pairs[0::2] << 4 | pairs[1::2]).tobytes()
     pairs = np.zeros(2 * ((flat.size + 1) // 2), np.uint16)
-    pairs[:flat.size] = flat
+    pairs[: flat.size] = flat
     first, second = pairs[0::2], pairs[1::2]
     triples = np.empty((first.size, 3), np.uint8)
     triples[:, 0] = first & 0xFF
     triples[:, 1] = first >> 8 | (second & 0x0F) << 4
     triples[:, 2] = second >> 4
-    return triples.tobytes()[:_packed_size(flat.size, bitmode)]
+    return triples.tobytes()[: _packed_size(flat.size, bitmode)]
 
 
 class Handler:
@@ -118,12 +124,15 @@ class Handler:
             raise MalformedMessageError(f"SLS message has {len(parts) + 1} parts, expected 1 or 2")
         if not parts:
             if header.get("data", 1) != 0:
-                raise MalformedMessageError("SLS message has no image part and is not an "
-                                            "end-of-acquisition message (data: 0)")
+                raise MalformedMessageError(
+                    "SLS message has no image part and is not an "
+                    "end-of-acquisition message (data: 0)"
+                )
             return {"header": header, "image": None}
         payloads = PayloadDecoding(receiver)
-        image = payloads.decode("image", decode_image, header, parts[0],
-                                compressed=header.get("bitmode") in (4, 12))
+        image = payloads.decode(
+            "image", decode_image, header, parts[0], compressed=header.get("bitmode") in (4, 12)
+        )
         return payloads.record({"header": header, "image": image})
 
     @staticmethod
@@ -139,6 +148,7 @@ class Handler:
             raise ConfigurationError(f"an SLS image is two-dimensional, got shape {image.shape}")
         part = encode_image(image, header.get("bitmode"))
         y, x = image.shape
-        header.update(bitmode=header.get("bitmode") or 8 * image.itemsize, shape=[x, y],
-                      size=len(part))
+        header.update(
+            bitmode=header.get("bitmode") or 8 * image.itemsize, shape=[x, y], size=len(part)
+        )
         send_parts([encode_json(header), part], send, block)

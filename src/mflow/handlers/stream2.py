@@ -80,10 +80,15 @@ def _is_little_endian(dtype: np.dtype) -> bool:
 
 
 _DTYPE_OF_TAG = _typed_array_dtypes()
-_IMAGE_DTYPES: dict[Any, np.dtype] = {name: np.dtype(name) for name in
-                 ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32")}
-_TAG_OF_DTYPE = {(dtype.kind, dtype.itemsize, _is_little_endian(dtype)): tag
-                 for tag, dtype in _DTYPE_OF_TAG.items() if tag != 68}  # 68: clamped uint8
+_IMAGE_DTYPES: dict[Any, np.dtype] = {
+    name: np.dtype(name)
+    for name in ("uint8", "uint16", "uint32", "int8", "int16", "int32", "float32")
+}
+_TAG_OF_DTYPE = {
+    (dtype.kind, dtype.itemsize, _is_little_endian(dtype)): tag
+    for tag, dtype in _DTYPE_OF_TAG.items()
+    if tag != 68
+}  # 68: clamped uint8
 
 
 @dataclass(frozen=True)
@@ -116,19 +121,24 @@ class CompressedData:
             element = np.dtype(f"u{self.modifier}")
         dtype = self.dtype
         # bitshuffle works on elements of the modifier's size, which is normally the dtype's
-        direct = dtype is not None and (self.algorithm == "lz4"
-                                        or dtype.itemsize == element.itemsize)
-        flat = codecs.decode_stream2(self.algorithm, self.data,
-                                     dtype if direct and dtype is not None else element,
-                                     max_bytes=max_bytes)
+        direct = dtype is not None and (
+            self.algorithm == "lz4" or dtype.itemsize == element.itemsize
+        )
+        flat = codecs.decode_stream2(
+            self.algorithm,
+            self.data,
+            dtype if direct and dtype is not None else element,
+            max_bytes=max_bytes,
+        )
         if dtype is None:
             return flat.tobytes()
         if not direct:
             try:
                 flat = np.frombuffer(flat, dtype)
             except ValueError:
-                raise CompressionError(f"{flat.nbytes} decompressed bytes are not whole "
-                                       f"{dtype} elements") from None
+                raise CompressionError(
+                    f"{flat.nbytes} decompressed bytes are not whole {dtype} elements"
+                ) from None
         return flat if self.shape is None else _reshaped(flat, self.shape, "C")
 
 
@@ -136,15 +146,15 @@ def _reshaped(array: np.ndarray, dims: tuple[int, ...], order: Literal["C", "F"]
     try:
         return array.reshape(dims, order=order)
     except ValueError:
-        raise MalformedMessageError(f"array of {array.size} elements does not fit "
-                                    f"dimensions {list(dims)}") from None
+        raise MalformedMessageError(
+            f"array of {array.size} elements does not fit dimensions {list(dims)}"
+        ) from None
 
 
 def _dimensions(value: Any) -> tuple[int, ...]:
     dims = value[0] if isinstance(value, (list, tuple)) and len(value) == 2 else None
     if not isinstance(dims, (list, tuple)) or not all(type(n) is int and n >= 0 for n in dims):
-        raise MalformedMessageError("multi-dimensional array content is not "
-                                    "[dimensions, array]")
+        raise MalformedMessageError("multi-dimensional array content is not [dimensions, array]")
     return tuple(dims)
 
 
@@ -158,8 +168,9 @@ def _decode_tag(number: int, value: Any) -> Any:
         if isinstance(value, CompressedData):
             return CompressedData(value.algorithm, value.modifier, value.data, dtype, value.shape)
         if not isinstance(value, _BYTES) or len(value) % dtype.itemsize:
-            raise MalformedMessageError(f"typed array tag {number} does not hold whole "
-                                        f"{dtype} elements")
+            raise MalformedMessageError(
+                f"typed array tag {number} does not hold whole {dtype} elements"
+            )
         return np.frombuffer(value, dtype)
     if number == MULTI_DIMENSIONAL_ARRAY or number == MULTI_DIMENSIONAL_ARRAY_COLUMN_MAJOR:
         dims = _dimensions(value)
@@ -170,11 +181,16 @@ def _decode_tag(number: int, value: Any) -> Any:
         if isinstance(array, np.ndarray):
             return _reshaped(array, dims, order)
     elif number == DECTRIS_COMPRESSION:
-        if not (isinstance(value, (list, tuple)) and len(value) == 3
-                and isinstance(value[0], str) and type(value[1]) is int
-                and isinstance(value[2], _BYTES)):
-            raise MalformedMessageError("compression tag content is not "
-                                        "[algorithm, modifier, bytes]")
+        if not (
+            isinstance(value, (list, tuple))
+            and len(value) == 3
+            and isinstance(value[0], str)
+            and type(value[1]) is int
+            and isinstance(value[2], _BYTES)
+        ):
+            raise MalformedMessageError(
+                "compression tag content is not [algorithm, modifier, bytes]"
+            )
         return CompressedData(*value)
     return cbor2.CBORTag(number, value)
 
@@ -191,10 +207,20 @@ MAX_DEPTH = 64
 
 _SHAREABLE, _SHARED_REFERENCE = 28, 29
 _GENERAL_TAGS = (0, 1)  # dates: decoded by cbor2 from the item's bytes
-_VIEW_TAGS = frozenset((*_DTYPE_OF_TAG, MULTI_DIMENSIONAL_ARRAY,
-                        MULTI_DIMENSIONAL_ARRAY_COLUMN_MAJOR, DECTRIS_COMPRESSION))
-_ARGUMENT = {24: struct.Struct(">B"), 25: struct.Struct(">H"), 26: struct.Struct(">I"),
-             27: struct.Struct(">Q")}
+_VIEW_TAGS = frozenset(
+    (
+        *_DTYPE_OF_TAG,
+        MULTI_DIMENSIONAL_ARRAY,
+        MULTI_DIMENSIONAL_ARRAY_COLUMN_MAJOR,
+        DECTRIS_COMPRESSION,
+    )
+)
+_ARGUMENT = {
+    24: struct.Struct(">B"),
+    25: struct.Struct(">H"),
+    26: struct.Struct(">I"),
+    27: struct.Struct(">Q"),
+}
 _FLOATS = {25: struct.Struct(">e"), 26: struct.Struct(">f"), 27: struct.Struct(">d")}
 _SIMPLE = {20: False, 21: True, 22: None, 23: cbor2.undefined}
 
@@ -279,7 +305,7 @@ class _Walker:
                     if end > len(view):
                         raise _Unusual
                     try:
-                        key = str(view[pos + 1:end], "utf-8")
+                        key = str(view[pos + 1 : end], "utf-8")
                     except UnicodeDecodeError:
                         raise _Unusual from None
                     pos = end
@@ -314,8 +340,7 @@ def _general(data: bytes) -> Any:
         raise _Unusual from None
 
 
-def _thaw(value: Any, depth: int, path: tuple, pending: _Pending, done: dict,
-          busy: set) -> Any:
+def _thaw(value: Any, depth: int, path: tuple, pending: _Pending, done: dict, busy: set) -> Any:
     """Plain dicts and lists for cbor2's frozendicts and tuples (cbor2 6 freezes tag
     content). A value shared by reference (tags 28/29) is copied once and stays shared,
     so the work is linear in the message; a value that contains itself is refused."""
@@ -331,8 +356,7 @@ def _thaw(value: Any, depth: int, path: tuple, pending: _Pending, done: dict,
     busy.add(key)
     thawed: Any
     if isinstance(value, cbor2.CBORTag):
-        thawed = cbor2.CBORTag(value.tag, _thaw(value.value, depth + 1, path, pending, done,
-                                                busy))
+        thawed = cbor2.CBORTag(value.tag, _thaw(value.value, depth + 1, path, pending, done, busy))
     elif isinstance(value, Mapping):
         thawed = {}
         for name, item in value.items():
@@ -378,8 +402,9 @@ def _parse(view: memoryview, pending: _Pending) -> Any:
     return _thaw(message, 0, (), pending, {}, set())
 
 
-def decode_stream2(frame: Any, decode: bool = True,
-                   payloads: PayloadDecoding | None = None) -> dict:
+def decode_stream2(
+    frame: Any, decode: bool = True, payloads: PayloadDecoding | None = None
+) -> dict:
     """The Stream V2 message in ``frame`` (bytes-like) as described in the module docstring.
 
     Typed arrays and compressed blobs are views on ``frame``. ``payloads`` applies the
@@ -421,8 +446,9 @@ def _array_tag(array: np.ndarray, compression: str | None) -> Any:
     if array.ndim == 1 or compression is None:
         content: Any = flat.tobytes()
     elif compression == "bslz4":
-        content = cbor2.CBORTag(DECTRIS_COMPRESSION,
-                                ["bslz4", flat.itemsize, codecs.encode_bslz4(flat)])
+        content = cbor2.CBORTag(
+            DECTRIS_COMPRESSION, ["bslz4", flat.itemsize, codecs.encode_bslz4(flat)]
+        )
     else:
         content = cbor2.CBORTag(DECTRIS_COMPRESSION, ["lz4", 0, codecs.encode_hdf5_lz4(flat)])
     typed = cbor2.CBORTag(tag, content)
@@ -460,8 +486,10 @@ def encode_stream2(message: Mapping, compression: str | None = "bslz4") -> bytes
     if compression not in (None, *_ALGORITHMS):
         raise ConfigurationError(f"unknown Stream V2 compression {compression!r}")
     try:
-        return cbor2.dumps(cbor2.CBORTag(SELF_DESCRIBED_CBOR, message),
-                           default=partial(_encode_default, compression))
+        return cbor2.dumps(
+            cbor2.CBORTag(SELF_DESCRIBED_CBOR, message),
+            default=partial(_encode_default, compression),
+        )
     except cbor2.CBOREncodeError as error:
         cause = error.__cause__ or error.__context__
         if isinstance(cause, ConfigurationError):
@@ -486,9 +514,13 @@ class Handler:
         if message["type"] == "start":
             channels = message.get("channels", [None])
             dtype = _IMAGE_DTYPES.get(message.get("image_dtype"))
-            declare_image_bytes(receiver, message.get("image_size_x"),
-                                message.get("image_size_y"), dtype and 8 * dtype.itemsize,
-                                len(channels) if isinstance(channels, list) else 1)
+            declare_image_bytes(
+                receiver,
+                message.get("image_size_x"),
+                message.get("image_size_y"),
+                dtype and 8 * dtype.itemsize,
+                len(channels) if isinstance(channels, list) else 1,
+            )
         return message
 
     @staticmethod

@@ -10,6 +10,7 @@ try:
 except ImportError as error:  # pragma: no cover - depends on the installation
     raise ConfigurationError(
         f"writing HDF5 files needs h5py and hdf5plugin ({error}): "
-        "install mflow[hdf5], e.g. pip install 'mflow[hdf5]'") from None
+        "install mflow[hdf5], e.g. pip install 'mflow[hdf5]'"
+    ) from None
 
 __all__ = ["h5py", "hdf5plugin"]

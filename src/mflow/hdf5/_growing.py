@@ -24,15 +24,22 @@ class GrowingFile:
         self.rows: dict[str, int] = {}
         self._swmr = False
 
-    def create(self, name: str, row_shape: tuple[int, ...], dtype: Any, chunk_rows: int = 1,
-               **options: Any) -> None:
+    def create(
+        self, name: str, row_shape: tuple[int, ...], dtype: Any, chunk_rows: int = 1, **options: Any
+    ) -> None:
         """A dataset ``name`` of rows of ``row_shape`` (``dtype`` may be h5py's string)."""
         if self._swmr:
             self.file.close()
             self.file = h5py.File(self.path, "r+", libver=LIBVER)
             self._swmr = False
-        self.file.create_dataset(name, shape=(0, *row_shape), maxshape=(None, *row_shape),
-                                 chunks=(chunk_rows, *row_shape), dtype=dtype, **options)
+        self.file.create_dataset(
+            name,
+            shape=(0, *row_shape),
+            maxshape=(None, *row_shape),
+            chunks=(chunk_rows, *row_shape),
+            dtype=dtype,
+            **options,
+        )
         self.rows[name] = 0
 
     def start_swmr(self) -> None:
@@ -64,5 +71,3 @@ class GrowingFile:
 
     def close(self) -> None:
         self.file.close()
-
-

@@ -29,8 +29,13 @@ class ArrayWriter:
 
     KEYS = ("array-1.0",)
 
-    def __init__(self, directory: str, name: str = "series_{series}",
-                 compression: str = chunks.BITSHUFFLE, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        directory: str,
+        name: str = "series_{series}",
+        compression: str = chunks.BITSHUFFLE,
+        overwrite: bool = False,
+    ) -> None:
         check_pattern(name, ("series",))
         self.directory = directory
         self.name = name
@@ -77,8 +82,9 @@ class ArrayWriter:
         group = entry.create_group("data")
         group.attrs.update(NX_class="NXdata", signal="data")
         shape, dtype = layout
-        growing.create("entry/data/data", shape, dtype, fillvalue=0,
-                       **chunks.filter_options(self.compression))
+        growing.create(
+            "entry/data/data", shape, dtype, fillvalue=0, **chunks.filter_options(self.compression)
+        )
         growing.create("entry/data/frame", (), np.int64, chunk_rows=1024)
         growing.start_swmr()
         self._file, self._layout = growing, layout

@@ -36,8 +36,13 @@ class BsreadWriter:
 
     KEYS = ("bsr_m-1.0", "bsr_m-1.1")
 
-    def __init__(self, directory: str, name: str = "series_{series}",
-                 compression: str = chunks.BITSHUFFLE, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        directory: str,
+        name: str = "series_{series}",
+        compression: str = chunks.BITSHUFFLE,
+        overwrite: bool = False,
+    ) -> None:
         check_pattern(name, ("series",))
         self.directory = directory
         self.name = name
@@ -91,8 +96,9 @@ class BsreadWriter:
         assert self._file is not None
         shape, dtype = layout
         if dtype == "str":
-            self._file.create(f"{channel}/data", (), h5py.string_dtype(),
-                              chunk_rows=_SCALAR_CHUNK_ROWS)
+            self._file.create(
+                f"{channel}/data", (), h5py.string_dtype(), chunk_rows=_SCALAR_CHUNK_ROWS
+            )
         else:
             rows = _SCALAR_CHUNK_ROWS if not shape else 1
             options = chunks.filter_options(self.compression) if dtype.kind in "iuf" else {}

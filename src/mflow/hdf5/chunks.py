@@ -93,8 +93,8 @@ def bslz4_chunk(blob: Any, nbytes: int, itemsize: int) -> Any:
         declared = _HEADER.unpack_from(view)[0]
         if declared == nbytes:
             return blob
-        if declared == 0 and not any(view[:_HEADER.size]):
-            return header + view[_HEADER.size:]
+        if declared == 0 and not any(view[: _HEADER.size]):
+            return header + view[_HEADER.size :]
     return header + view
 
 
@@ -114,8 +114,7 @@ def array_chunk(array: np.ndarray, compression: str) -> Chunk:
         data: Any = codecs.encode_bslz4(array)
     else:
         data = array.reshape(-1).view(np.uint8)
-    return Chunk(BITSHUFFLE if compression == BITSHUFFLE else NONE, data, array.dtype,
-                 array.shape)
+    return Chunk(BITSHUFFLE if compression == BITSHUFFLE else NONE, data, array.dtype, array.shape)
 
 
 def dimage_chunk(description: Mapping[str, Any], blob: Any, compression: str) -> Chunk:
@@ -124,15 +123,17 @@ def dimage_chunk(description: Mapping[str, Any], blob: Any, compression: str) ->
         x, y = description["shape"]
         dtype = np.dtype(str(description["type"])).newbyteorder("<")
     except (KeyError, TypeError, ValueError):
-        raise MalformedMessageError(f"dimage part_2 {dict(description)!r} has no usable shape "
-                                    "and type") from None
+        raise MalformedMessageError(
+            f"dimage part_2 {dict(description)!r} has no usable shape and type"
+        ) from None
     shape = (int(y), int(x))
     nbytes = shape[0] * shape[1] * dtype.itemsize
     encoding = description.get("encoding", "<")
     if encoding == "<":
         if len(blob) != nbytes:
-            raise MalformedMessageError(f"uncompressed image of {len(blob)} bytes does not "
-                                        f"hold {dtype} {shape}")
+            raise MalformedMessageError(
+                f"uncompressed image of {len(blob)} bytes does not hold {dtype} {shape}"
+            )
         return array_chunk(np.frombuffer(blob, dtype).reshape(shape), compression)
     if encoding == "lz4<":
         return Chunk(LZ4, lz4_block_chunk(blob, nbytes), dtype, shape)
@@ -147,8 +148,7 @@ def stream2_chunk(value: Any, compression: str) -> Chunk:
 
     if isinstance(value, np.ndarray):
         if value.ndim != 2:
-            raise MalformedMessageError(f"a Stream V2 image has two dimensions, not "
-                                        f"{value.shape}")
+            raise MalformedMessageError(f"a Stream V2 image has two dimensions, not {value.shape}")
         return array_chunk(value, compression)
     if not isinstance(value, CompressedData) or value.dtype is None or value.shape is None:
         raise MalformedMessageError("a Stream V2 image is a typed array in a tag 40")
@@ -158,10 +158,12 @@ def stream2_chunk(value: Any, compression: str) -> Chunk:
     nbytes = int(np.prod(value.shape)) * dtype.itemsize
     if value.algorithm == "bslz4":
         if value.modifier != dtype.itemsize:
-            raise CompressionError(f"bslz4 element size {value.modifier} is not the image's "
-                                   f"{dtype.itemsize}")
-        return Chunk(BITSHUFFLE, bslz4_chunk(value.data, nbytes, dtype.itemsize), dtype,
-                     value.shape)
+            raise CompressionError(
+                f"bslz4 element size {value.modifier} is not the image's {dtype.itemsize}"
+            )
+        return Chunk(
+            BITSHUFFLE, bslz4_chunk(value.data, nbytes, dtype.itemsize), dtype, value.shape
+        )
     if value.algorithm == "lz4":
         return Chunk(LZ4, value.data, dtype, value.shape)
     return array_chunk(value.decode(), compression)

@@ -57,13 +57,20 @@ _ABANDONED: list[Any] = []
 class _DataFile:
     """One data file, open in SWMR mode: rows are written where their image number says."""
 
-    def __init__(self, path: str, first_image: int, frames_per_file: int, first: chunks.Chunk,
-                 channels: int, overwrite: bool) -> None:
+    def __init__(
+        self,
+        path: str,
+        first_image: int,
+        frames_per_file: int,
+        first: chunks.Chunk,
+        channels: int,
+        overwrite: bool,
+    ) -> None:
         self.path = path
         self.first_image = first_image
         self.filter = first.filter
         self.dtype = first.dtype
-        self.image_shape = ((channels, *first.shape) if channels > 1 else first.shape)
+        self.image_shape = (channels, *first.shape) if channels > 1 else first.shape
         self.rows = 0
         self.converted = 0
         self.file = create_file(path, overwrite)
@@ -75,15 +82,24 @@ class _DataFile:
             group.attrs["signal"] = "data"
             chunk_shape = (1,) * (len(self.image_shape) - 2) + first.shape
             self.data = group.create_dataset(
-                "data", shape=(0, *self.image_shape), maxshape=(frames_per_file,
-                                                                *self.image_shape),
-                chunks=(1, *chunk_shape), dtype=self.dtype, fillvalue=fill_value(self.dtype),
-                **chunks.filter_options(self.filter))
+                "data",
+                shape=(0, *self.image_shape),
+                maxshape=(frames_per_file, *self.image_shape),
+                chunks=(1, *chunk_shape),
+                dtype=self.dtype,
+                fillvalue=fill_value(self.dtype),
+                **chunks.filter_options(self.filter),
+            )
             self.data.attrs["image_nr_low"] = np.uint64(first_image)
             self.data.attrs["image_nr_high"] = np.uint64(first_image + frames_per_file - 1)
             self.image_nr = group.create_dataset(
-                "image_nr", shape=(0,), maxshape=(frames_per_file,),
-                chunks=(min(frames_per_file, 4096),), dtype=np.uint64, fillvalue=0)
+                "image_nr",
+                shape=(0,),
+                maxshape=(frames_per_file,),
+                chunks=(min(frames_per_file, 4096),),
+                dtype=np.uint64,
+                fillvalue=0,
+            )
             self.file.swmr_mode = True
         except Exception:
             self.file.close()
@@ -95,7 +111,8 @@ class _DataFile:
             if image.shape != self.image_shape[-2:] or image.dtype != self.dtype:
                 raise MalformedMessageError(
                     f"image {image.dtype} {image.shape} does not match the series' "
-                    f"{self.dtype} {self.image_shape[-2:]}")
+                    f"{self.dtype} {self.image_shape[-2:]}"
+                )
         if row >= self.rows:
             self.rows = row + 1
             self.data.resize(self.rows, axis=0)
@@ -120,7 +137,8 @@ class _DataFile:
         self.file.close()
         with h5py.File(self.path, "r+") as f:
             f["/entry/data/data"].attrs["image_nr_high"] = np.uint64(
-                self.first_image + self.rows - 1)
+                self.first_image + self.rows - 1
+            )
         return DataFile(os.path.basename(self.path), self.first_image, self.rows)
 
 
@@ -139,9 +157,17 @@ class SeriesSummary:
 class _Series:
     """The open series: its header, data files and the image numbers that arrived."""
 
-    def __init__(self, series: Any, stem: str, header: SeriesHeader, frames_per_file: int,
-                 overwrite: bool, names: Mapping[str, str], writes_master: bool,
-                 other_parts_wait: float = 0.0) -> None:
+    def __init__(
+        self,
+        series: Any,
+        stem: str,
+        header: SeriesHeader,
+        frames_per_file: int,
+        overwrite: bool,
+        names: Mapping[str, str],
+        writes_master: bool,
+        other_parts_wait: float = 0.0,
+    ) -> None:
         self.series = series
         self.writes_master = writes_master
         self.other_parts_wait = other_parts_wait
@@ -173,8 +199,14 @@ class _Series:
         data_file = self.files.get(index)
         if data_file is None:
             path = f"{self.stem}_data_{index + 1:06d}.h5"
-            data_file = _DataFile(path, index * self.frames_per_file + 1,
-                                  self.frames_per_file, images[0], len(images), self.overwrite)
+            data_file = _DataFile(
+                path,
+                index * self.frames_per_file + 1,
+                self.frames_per_file,
+                images[0],
+                len(images),
+                self.overwrite,
+            )
             self.files[index] = data_file
             self.layout = self.layout or (data_file.image_shape, data_file.dtype)
             # Only the files being filled stay open: images arrive nearly in order.
@@ -212,13 +244,21 @@ class _Series:
         arrived = self.arrived | self._other_arrived
         highest = max(arrived, default=0)
         missing = sorted(set(range(1, max(highest, expected) + 1)) - arrived)
-        summary = SeriesSummary(self.series, self.master_path, len(arrived), missing, own,
-                                ended)
+        summary = SeriesSummary(self.series, self.master_path, len(arrived), missing, own, ended)
         if self.layout is not None:
             image_shape, dtype = self.layout
-            write_master(self.master_path, self.header, files, self.frames_per_file,
-                         image_shape, dtype, fill_value(dtype), missing, len(arrived),
-                         self.names)
+            write_master(
+                self.master_path,
+                self.header,
+                files,
+                self.frames_per_file,
+                image_shape,
+                dtype,
+                fill_value(dtype),
+                missing,
+                len(arrived),
+                self.names,
+            )
         return summary
 
     def _wait_for_other_parts(self, expected: int) -> list[DataFile]:
@@ -247,8 +287,9 @@ class _Series:
                 with h5py.File(path, "r", swmr=True, locking=False) as f:
                     data = f["/entry/data/data"]
                     numbers = f["/entry/data/image_nr"][:]
-                    found.append(DataFile(name, int(data.attrs["image_nr_low"]),
-                                          int(data.shape[0])))
+                    found.append(
+                        DataFile(name, int(data.attrs["image_nr_low"]), int(data.shape[0]))
+                    )
                     self.layout = self.layout or (data.shape[1:], data.dtype)
             except (OSError, KeyError):
                 continue  # not (yet) a readable data file: its images are missing
@@ -264,7 +305,8 @@ def _v1_header(data: Mapping[str, Any]) -> SeriesHeader:
         if isinstance(array, np.ndarray):
             key = "countrate_correction_table" if name == "countrate_table" else name
             header.arrays[key] = np.ascontiguousarray(
-                array, np.uint32 if name == "pixel_mask" else array.dtype)
+                array, np.uint32 if name == "pixel_mask" else array.dtype
+            )
     return header
 
 
@@ -284,7 +326,8 @@ def _v2_header(start: Mapping[str, Any]) -> SeriesHeader:
         arrays = [a for a in map(_array, masks.values()) if a is not None and a.ndim == 2]
         if arrays and all(a.shape == arrays[0].shape for a in arrays):
             header.arrays["pixel_mask"] = np.ascontiguousarray(
-                np.bitwise_or.reduce(np.stack(arrays)), np.uint32)
+                np.bitwise_or.reduce(np.stack(arrays)), np.uint32
+            )
     flatfields = start.get("flatfield")
     if isinstance(flatfields, Mapping) and flatfields:
         flatfield = _array(next(iter(flatfields.values())))
@@ -318,19 +361,27 @@ class DectrisWriter:
 
     KEYS = ("dheader-1.0", "dimage-1.0", "dseries_end-1.0", STREAM2)
 
-    def __init__(self, directory: str, name: str = "series_{series}",
-                 frames_per_file: int = 1000, compression: str = chunks.BITSHUFFLE,
-                 overwrite: bool = False, names: Mapping[str, str] | None = None,
-                 part: tuple[int, int] = (1, 1)) -> None:
+    def __init__(
+        self,
+        directory: str,
+        name: str = "series_{series}",
+        frames_per_file: int = 1000,
+        compression: str = chunks.BITSHUFFLE,
+        overwrite: bool = False,
+        names: Mapping[str, str] | None = None,
+        part: tuple[int, int] = (1, 1),
+    ) -> None:
         check_pattern(name, NAME_FIELDS)
         if frames_per_file < 1:
             raise ValueError(f"frames_per_file must be at least 1, not {frames_per_file}")
         if compression not in chunks.COMPRESSIONS:
-            raise ValueError(f"compression must be one of {chunks.COMPRESSIONS}, "
-                             f"not {compression!r}")
+            raise ValueError(
+                f"compression must be one of {chunks.COMPRESSIONS}, not {compression!r}"
+            )
         if not 1 <= part[0] <= part[1]:
-            raise ValueError(f"part {part[0]}/{part[1]} is not one of 1/{part[1]} to "
-                             f"{part[1]}/{part[1]}")
+            raise ValueError(
+                f"part {part[0]}/{part[1]} is not one of 1/{part[1]} to {part[1]}/{part[1]}"
+            )
         self.part = part
         #: Seconds part 1 waits at a series end for the other parts' images (see above).
         self.other_parts_wait = 10.0
@@ -372,9 +423,11 @@ class DectrisWriter:
             self._start(data["header"].get("series"), _v1_header(data))
         elif key == "dimage-1.0":
             header = data["header"]
-            self._image(header.get("series"), header.get("frame"),
-                        lambda: [chunks.dimage_chunk(data["part_2"], data["part_3_raw"],
-                                                     self.compression)])
+            self._image(
+                header.get("series"),
+                header.get("frame"),
+                lambda: [chunks.dimage_chunk(data["part_2"], data["part_3_raw"], self.compression)],
+            )
         elif key == "dseries_end-1.0":
             self._end(data["header"].get("series"))
         self.flush_if_due()
@@ -402,9 +455,16 @@ class DectrisWriter:
         self._stems[stem] += 1
         if self._stems[stem] > 1:
             stem = f"{stem}_r{self._stems[stem]}"
-        self._open = _Series(series, stem, header, self.frames_per_file, self.overwrite,
-                             self.names, writes_master=self.part[0] == 1,
-                             other_parts_wait=self.other_parts_wait if self.part[1] > 1 else 0)
+        self._open = _Series(
+            series,
+            stem,
+            header,
+            self.frames_per_file,
+            self.overwrite,
+            self.names,
+            writes_master=self.part[0] == 1,
+            other_parts_wait=self.other_parts_wait if self.part[1] > 1 else 0,
+        )
 
     def _image(self, series: Any, frame: Any, images: Any) -> None:
         if type(frame) is not int or frame < 0:
@@ -457,8 +517,9 @@ class DectrisWriter:
         if series is not None:
             series.abandon()
         reason = os.strerror(error.errno) if error.errno else str(error).splitlines()[0]
-        return HDF5WriteError(f"cannot write to '{self.directory}': {reason}; the images "
-                              "flushed before are readable")
+        return HDF5WriteError(
+            f"cannot write to '{self.directory}': {reason}; the images flushed before are readable"
+        )
 
     def flush(self) -> None:
         """Hand everything written so far to the files (SWMR readers see it)."""

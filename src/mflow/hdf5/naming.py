@@ -19,8 +19,10 @@ def check_pattern(pattern: str, fields: tuple[str, ...]) -> None:
         raise ConfigurationError(f"bad name pattern {pattern!r}: {error}") from None
     unknown = [name for name in names if name not in fields]
     if unknown:
-        raise ConfigurationError(f"name pattern {pattern!r} has unknown field {unknown[0]!r} "
-                                 f"(known: {', '.join(fields)})")
+        raise ConfigurationError(
+            f"name pattern {pattern!r} has unknown field {unknown[0]!r} "
+            f"(known: {', '.join(fields)})"
+        )
     if not pattern.strip() or os.path.isabs(pattern):
         raise ConfigurationError(f"name pattern {pattern!r} is not a relative file name")
 

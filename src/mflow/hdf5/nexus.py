@@ -100,12 +100,20 @@ HEADER_FIELDS: tuple[tuple[str, str | None, str | None, str | None], ...] = (
     (f"{_DET}/threshold_energy", "threshold_energy", "threshold_energy", "eV"),
     (f"{_DET}/description", "description", "detector_description", None),
     (f"{_DET}/detector_number", "detector_number", "detector_serial_number", None),
-    (f"{_DET}/countrate_correction_applied", "countrate_correction_applied",
-     "countrate_correction_enabled", None),
+    (
+        f"{_DET}/countrate_correction_applied",
+        "countrate_correction_applied",
+        "countrate_correction_enabled",
+        None,
+    ),
     (f"{_DET}/flatfield_applied", "flatfield_correction_applied", "flatfield_enabled", None),
     (f"{_DET}/pixel_mask_applied", "pixel_mask_applied", "pixel_mask_enabled", None),
-    (f"{_DET}/virtual_pixel_correction_applied", "virtual_pixel_correction_applied",
-     "virtual_pixel_interpolation_enabled", None),
+    (
+        f"{_DET}/virtual_pixel_correction_applied",
+        "virtual_pixel_correction_applied",
+        "virtual_pixel_interpolation_enabled",
+        None,
+    ),
     (f"{_SPECIFIC}/photon_energy", "photon_energy", "incident_energy", "eV"),
     (f"{_SPECIFIC}/nimages", "nimages", "number_of_images", None),
     (f"{_SPECIFIC}/ntrigger", "ntrigger", "ntrigger", None),
@@ -139,8 +147,10 @@ class SeriesHeader:
     @property
     def expected_images(self) -> int | None:
         """nimages × ntrigger when the header says both."""
-        nimages, ntrigger = (self.value(f"{_SPECIFIC}/nimages"),
-                             self.value(f"{_SPECIFIC}/ntrigger"))
+        nimages, ntrigger = (
+            self.value(f"{_SPECIFIC}/nimages"),
+            self.value(f"{_SPECIFIC}/ntrigger"),
+        )
         if isinstance(nimages, int) and isinstance(ntrigger, int):
             return nimages * ntrigger
         return None
@@ -179,8 +189,12 @@ def nexus_values(header: Mapping[str, Any], version: int) -> SeriesHeader:
     if version == 2:
         translation = header.get("detector_translation")
         distance = f"{_DET}/distance"
-        if distance not in result.values and isinstance(translation, (list, tuple)) \
-                and len(translation) == 3 and _usable(list(translation)):
+        if (
+            distance not in result.values
+            and isinstance(translation, (list, tuple))
+            and len(translation) == 3
+            and _usable(list(translation))
+        ):
             result.values[distance] = (float(translation[2]), "m")
         if f"{_SPECIFIC}/nimages" in result.values and "ntrigger" not in header:
             result.values[f"{_SPECIFIC}/ntrigger"] = (1, None)
@@ -191,8 +205,10 @@ def nexus_values(header: Mapping[str, Any], version: int) -> SeriesHeader:
         for axis in _AXES:
             spec = goniometer.get(axis) if isinstance(goniometer, Mapping) else None
             if isinstance(spec, Mapping) and _usable(spec.get("start")):
-                result.goniometer[axis] = (float(spec["start"]),
-                                           float(spec.get("increment") or 0.0))
+                result.goniometer[axis] = (
+                    float(spec["start"]),
+                    float(spec.get("increment") or 0.0),
+                )
     else:
         for axis in _AXES:
             start = header.get(f"{axis}_start")
@@ -228,8 +244,16 @@ def _group(parent: Any, name: str, nx_class: str) -> Any:
     return group
 
 
-def _transformation(group: Any, name: str, value: Any, kind: str, vector: Sequence[float],
-                    depends_on: str, units: str, offset: Sequence[float] | None = None) -> None:
+def _transformation(
+    group: Any,
+    name: str,
+    value: Any,
+    kind: str,
+    vector: Sequence[float],
+    depends_on: str,
+    units: str,
+    offset: Sequence[float] | None = None,
+) -> None:
     dataset = group.create_dataset(name, data=value)
     dataset.attrs["transformation_type"] = kind
     dataset.attrs["vector"] = np.array(vector, dtype=float)
@@ -245,8 +269,9 @@ def _detector_geometry(detector: Any, header: SeriesHeader, shape: tuple[int, in
     distance = header.value(f"{_DET}/distance")
     chain_end = "."
     if distance is not None:
-        _transformation(transformations, "translation", float(distance), "translation",
-                        (0, 0, 1), ".", "m")
+        _transformation(
+            transformations, "translation", float(distance), "translation", (0, 0, 1), ".", "m"
+        )
         chain_end = f"{_NXDETECTOR_ROOT}/transformations/translation"
     detector.create_dataset("depends_on", data=chain_end, dtype=h5py.string_dtype())
     module = _group(detector, "module", "NXdetector_module")
@@ -257,14 +282,18 @@ def _detector_geometry(detector: Any, header: SeriesHeader, shape: tuple[int, in
     pixel_origin = chain_end
     if None not in centre and x_size is not None and y_size is not None:
         offset = (float(centre[0]) * float(x_size), float(centre[1]) * float(y_size), 0.0)
-        _transformation(module, "module_offset", 0.0, "translation", (1, 0, 0), chain_end,
-                        "m", offset)
+        _transformation(
+            module, "module_offset", 0.0, "translation", (1, 0, 0), chain_end, "m", offset
+        )
         pixel_origin = f"{_NXDETECTOR_ROOT}/module/module_offset"
-    for name, size, vector in (("fast_pixel_direction", x_size, (-1, 0, 0)),
-                               ("slow_pixel_direction", y_size, (0, -1, 0))):
+    for name, size, vector in (
+        ("fast_pixel_direction", x_size, (-1, 0, 0)),
+        ("slow_pixel_direction", y_size, (0, -1, 0)),
+    ):
         if size is not None:
-            _transformation(module, name, float(size), "translation", vector, pixel_origin,
-                            "m", (0.0, 0.0, 0.0))
+            _transformation(
+                module, name, float(size), "translation", vector, pixel_origin, "m", (0.0, 0.0, 0.0)
+            )
 
 
 def _sample(entry: Any, header: SeriesHeader, images: int) -> None:
@@ -277,13 +306,15 @@ def _sample(entry: Any, header: SeriesHeader, images: int) -> None:
     transformations = _group(sample, "transformations", "NXtransformations")
     for index, axis in enumerate(axes):
         start, increment = header.goniometer[axis]
-        following = f"/entry/sample/transformations/{axes[index + 1]}" \
-            if index + 1 < len(axes) else "."
+        following = (
+            f"/entry/sample/transformations/{axes[index + 1]}" if index + 1 < len(axes) else "."
+        )
         value: Any = start
         if increment:
             value = start + increment * np.arange(max(images, 1), dtype=float)
-        _transformation(transformations, axis, value, "rotation", _ROTATION_VECTOR,
-                        following, "deg")
+        _transformation(
+            transformations, axis, value, "rotation", _ROTATION_VECTOR, following, "deg"
+        )
         if increment:
             end = transformations.create_dataset(f"{axis}_end", data=value + increment)
             end.attrs["units"] = "deg"
@@ -304,23 +335,38 @@ def _estimated_end(header: SeriesHeader) -> str | None:
     return (begin + datetime.timedelta(seconds=images * float(frame_time))).isoformat()
 
 
-def _virtual_dataset(group: Any, files: Sequence[DataFile], frames_per_file: int,
-                     image_shape: tuple[int, ...], dtype: np.dtype, fillvalue: Any) -> None:
+def _virtual_dataset(
+    group: Any,
+    files: Sequence[DataFile],
+    frames_per_file: int,
+    image_shape: tuple[int, ...],
+    dtype: np.dtype,
+    fillvalue: Any,
+) -> None:
     total = max((f.first_image - 1 + f.rows for f in files), default=0)
     layout = h5py.VirtualLayout(shape=(total, *image_shape), dtype=dtype)
     for data_file in files:
         start = data_file.first_image - 1
-        source = h5py.VirtualSource(data_file.name, "/entry/data/data",
-                                    shape=(data_file.rows, *image_shape))
-        layout[start:start + data_file.rows] = source
+        source = h5py.VirtualSource(
+            data_file.name, "/entry/data/data", shape=(data_file.rows, *image_shape)
+        )
+        layout[start : start + data_file.rows] = source
     dataset = group.create_virtual_dataset("data", layout, fillvalue=fillvalue)
     dataset.attrs["interpretation"] = "image"
 
 
-def write_master(path: str, header: SeriesHeader, files: Sequence[DataFile],
-                 frames_per_file: int, image_shape: tuple[int, ...], dtype: np.dtype,
-                 fillvalue: Any, missing: Sequence[int], images_written: int,
-                 names: Mapping[str, str] | None = None) -> None:
+def write_master(
+    path: str,
+    header: SeriesHeader,
+    files: Sequence[DataFile],
+    frames_per_file: int,
+    image_shape: tuple[int, ...],
+    dtype: np.dtype,
+    fillvalue: Any,
+    missing: Sequence[int],
+    images_written: int,
+    names: Mapping[str, str] | None = None,
+) -> None:
     """Write the NXmx master file of a series to ``path`` (atomically: a temporary file is
     renamed), mapping ``files`` (in ``path``'s directory).
 
@@ -361,8 +407,9 @@ def write_master(path: str, header: SeriesHeader, files: Sequence[DataFile],
         specific.create_dataset("images_written", data=images_written)
         specific.create_dataset("missing_images", data=np.array(missing, dtype=np.uint64))
         if header.channels and len(image_shape) == 3:
-            specific.create_dataset("channels", data=list(header.channels),
-                                    dtype=h5py.string_dtype())
+            specific.create_dataset(
+                "channels", data=list(header.channels), dtype=h5py.string_dtype()
+            )
         images = max((f.first_image - 1 + f.rows for f in files), default=0)
         _sample(entry, header, images)
         if names.get("sample"):

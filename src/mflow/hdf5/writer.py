@@ -26,18 +26,22 @@ class StreamWriter:
     decode=False)``) and pass what it returns to `write`.
     """
 
-    def __init__(self, directory: str, name: str = "series_{series}",
-                 compression: str = chunks.BITSHUFFLE, overwrite: bool = False,
-                 **options: Any) -> None:
-        common: dict[str, Any] = {"name": name, "compression": compression,
-                                  "overwrite": overwrite}
+    def __init__(
+        self,
+        directory: str,
+        name: str = "series_{series}",
+        compression: str = chunks.BITSHUFFLE,
+        overwrite: bool = False,
+        **options: Any,
+    ) -> None:
+        common: dict[str, Any] = {"name": name, "compression": compression, "overwrite": overwrite}
         self.dectris = DectrisWriter(directory, **common, **options)
         self.bsread = BsreadWriter(directory, **common)
         self.array = ArrayWriter(directory, **common)
         self.not_written: Counter[str] = Counter()
-        self._writers: dict[str, Any] = {key: writer for writer in (self.dectris, self.bsread,
-                                                                    self.array)
-                                         for key in writer.KEYS}
+        self._writers: dict[str, Any] = {
+            key: writer for writer in (self.dectris, self.bsread, self.array) for key in writer.KEYS
+        }
 
     @staticmethod
     def handle(receiver: Any) -> tuple[str, Any]:

@@ -92,8 +92,10 @@ def _pixel_masks(message: dict) -> dict[str, Any]:
         return {"image": message["pixel_mask"]}
     masks = message.get("pixel_mask")
     if isinstance(masks, dict):  # Stream V2 start: one mask per threshold
-        return {name: mask.decode() if isinstance(mask, stream2.CompressedData) else mask
-                for name, mask in masks.items()}
+        return {
+            name: mask.decode() if isinstance(mask, stream2.CompressedData) else mask
+            for name, mask in masks.items()
+        }
     return {}
 
 
@@ -157,8 +159,10 @@ class Feed:
         with self._lock:
             self._watchers[watcher] = set(names)
             wanted = set().union(*self._watchers.values())
-            self._watched = {name: self._watched.get(name) or
-                             collections.deque(maxlen=CHANNEL_HISTORY) for name in wanted}
+            self._watched = {
+                name: self._watched.get(name) or collections.deque(maxlen=CHANNEL_HISTORY)
+                for name in wanted
+            }
 
     def channel_history(self, name: str) -> tuple[list[Any], list[float]]:
         """Pulse ids and values of a watched channel, oldest first."""
@@ -170,7 +174,7 @@ class Feed:
         """The health samples after the ``sample``-th (at most `HISTORY`)."""
         with self._lock:
             new = min(self.samples - sample, len(self.history))
-            return list(self.history)[len(self.history) - new:] if new > 0 else []
+            return list(self.history)[len(self.history) - new :] if new > 0 else []
 
     # ----------------------------------------------------------------- the receive side
 
@@ -192,8 +196,11 @@ class Feed:
                 self._series = header.get("acqIndex")
                 self._image(kind, data, received, header.get("frameIndex"))
         elif kind == "array-1.0":
-            arrays = {f"part {i}": a for i, a in enumerate(data.get("data") or ())
-                      if isinstance(a, np.ndarray) and a.ndim == 2}
+            arrays = {
+                f"part {i}": a
+                for i, a in enumerate(data.get("data") or ())
+                if isinstance(a, np.ndarray) and a.ndim == 2
+            }
             if arrays:
                 self._image(kind, arrays, received, data["header"].get("frame"))
         elif kind.startswith("bsr_m"):
@@ -215,14 +222,18 @@ class Feed:
         values = data.get("data") or {}
         pulse_id = data.get("pulse_id")
         with self._lock:
-            self.bsread = Bsread(pulse_id, values, self._bsread_types(data),
-                                 self.bsread.number + 1, received)
+            self.bsread = Bsread(
+                pulse_id, values, self._bsread_types(data), self.bsread.number + 1, received
+            )
             for name, history in self._watched.items():
                 value = values.get(name)
                 if isinstance(value, (np.generic, int, float)) and np.ndim(value) == 0:
                     history.append((pulse_id, float(value)))
-        images = {name: value for name, value in values.items()
-                  if isinstance(value, np.ndarray) and value.ndim == 2 and min(value.shape) > 1}
+        images = {
+            name: value
+            for name, value in values.items()
+            if isinstance(value, np.ndarray) and value.ndim == 2 and min(value.shape) > 1
+        }
         if images:
             self._image("bsread", images, received, pulse_id)
 
@@ -248,18 +259,22 @@ class Feed:
             logger.debug("image not decoded: %s", error)
             return
         self._decoded += 1
-        masks = {name: mask_of(self._masks.get(name), image.shape)
-                 for name, image in channels.items()}
-        self.frame = Frame(next(self._frames), kind, channels, masks, self._series, number,
-                           received)
+        masks = {
+            name: mask_of(self._masks.get(name), image.shape) for name, image in channels.items()
+        }
+        self.frame = Frame(
+            next(self._frames), kind, channels, masks, self._series, number, received
+        )
 
     @staticmethod
     def _decode(kind: str, data: Any) -> dict[str, np.ndarray]:
         if kind == "dimage-1.0":
             return {"image": dimage_1_0.decode_image(data["part_2"], data["part_3_raw"])}
         if kind == STREAM2:
-            return {name: value.decode() if isinstance(value, stream2.CompressedData) else value
-                    for name, value in data["data"].items()}
+            return {
+                name: value.decode() if isinstance(value, stream2.CompressedData) else value
+                for name, value in data["data"].items()
+            }
         if kind == SLS:
             return {"image": data["image"]}
         return dict(data)
@@ -274,14 +289,22 @@ class Feed:
         errors = collections.Counter(statistics.payload_errors) + self._image_errors
         errors.update({k: v for k, v in statistics.skipped.items() if k != "timeout"})
         health = Health(
-            time=time.time(), messages=total_messages, bytes=total_bytes,
+            time=time.time(),
+            messages=total_messages,
+            bytes=total_bytes,
             rate=(total_messages - messages) / window if window > 0 else 0.0,
             byte_rate=(total_bytes - nbytes) / window if window > 0 else 0.0,
-            by_type=dict(statistics.messages_by_htype), missed=statistics.missed,
-            duplicated=statistics.duplicated, reverted=statistics.reverted,
-            errors=dict(errors), last_message_time=statistics.last_message_time,
-            series=self._series, images=self._images, images_decoded=self._decoded,
-            images_not_decoded=self._images - self._decoded)
+            by_type=dict(statistics.messages_by_htype),
+            missed=statistics.missed,
+            duplicated=statistics.duplicated,
+            reverted=statistics.reverted,
+            errors=dict(errors),
+            last_message_time=statistics.last_message_time,
+            series=self._series,
+            images=self._images,
+            images_decoded=self._decoded,
+            images_not_decoded=self._images - self._decoded,
+        )
         with self._lock:
             self.health = health
             self.history.append(health)

@@ -16,8 +16,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Region", "Binned", "BINNINGS", "full_region", "bin_region", "contrast_limits",
-           "histogram", "pixel_value", "mask_of"]
+__all__ = [
+    "Region",
+    "Binned",
+    "BINNINGS",
+    "full_region",
+    "bin_region",
+    "contrast_limits",
+    "histogram",
+    "pixel_value",
+    "mask_of",
+]
 
 #: Ways a block of pixels becomes one screen pixel.
 BINNINGS = ("max", "mean")
@@ -66,8 +75,9 @@ def full_region(shape: tuple[int, ...]) -> Region:
 def _clip(region: Region, shape: tuple[int, ...]) -> Region:
     y0 = min(max(0, region.y0), shape[0] - 1)
     x0 = min(max(0, region.x0), shape[1] - 1)
-    return Region(y0, min(max(y0 + 1, region.y1), shape[0]),
-                  x0, min(max(x0 + 1, region.x1), shape[1]))
+    return Region(
+        y0, min(max(y0 + 1, region.y1), shape[0]), x0, min(max(x0 + 1, region.x1), shape[1])
+    )
 
 
 def _lowest(dtype: np.dtype) -> Any:
@@ -76,8 +86,9 @@ def _lowest(dtype: np.dtype) -> Any:
     return -np.inf
 
 
-def _reduce(array: np.ndarray, factor: int, axis: int, ufunc: np.ufunc,
-            dtype: Any = None) -> np.ndarray:
+def _reduce(
+    array: np.ndarray, factor: int, axis: int, ufunc: np.ufunc, dtype: Any = None
+) -> np.ndarray:
     """``ufunc`` over blocks of ``factor`` along ``axis`` (0 or 1); the last block may be short.
 
     Whole blocks are reduced through a reshaped view (fast and vectorised over the
@@ -99,14 +110,18 @@ def _reduce(array: np.ndarray, factor: int, axis: int, ufunc: np.ufunc,
     return pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=axis)
 
 
-def _reduce_2d(array: np.ndarray, factor: int, ufunc: np.ufunc, dtype: Any = None
-               ) -> np.ndarray:
+def _reduce_2d(array: np.ndarray, factor: int, ufunc: np.ufunc, dtype: Any = None) -> np.ndarray:
     # Rows first: reducing along axis 1 of (rows/f, f, columns) streams through memory.
     return _reduce(_reduce(array, factor, 0, ufunc, dtype), factor, 1, ufunc, dtype)
 
 
-def bin_region(frame: np.ndarray, region: Region, screen: tuple[int, int],
-               binning: str = "max", mask: np.ndarray | None = None) -> Binned:
+def bin_region(
+    frame: np.ndarray,
+    region: Region,
+    screen: tuple[int, int],
+    binning: str = "max",
+    mask: np.ndarray | None = None,
+) -> Binned:
     """``region`` of the 2-D ``frame`` binned to fit ``screen`` (rows, columns) pixels.
 
     The factor is the smallest whole number that makes the region fit (1 when it already
@@ -119,8 +134,8 @@ def bin_region(frame: np.ndarray, region: Region, screen: tuple[int, int],
     region = _clip(region, frame.shape)
     rows, columns = region.y1 - region.y0, region.x1 - region.x0
     factor = max(1, math.ceil(max(rows / max(1, screen[0]), columns / max(1, screen[1]))))
-    window = frame[region.y0:region.y1, region.x0:region.x1]
-    masked = None if mask is None else mask[region.y0:region.y1, region.x0:region.x1]
+    window = frame[region.y0 : region.y1, region.x0 : region.x1]
+    masked = None if mask is None else mask[region.y0 : region.y1, region.x0 : region.x1]
     if masked is not None and not masked.any():
         masked = None
     if binning == "max":
@@ -131,14 +146,14 @@ def bin_region(frame: np.ndarray, region: Region, screen: tuple[int, int],
         if masked is not None:
             image[_reduce_2d(masked, factor, np.logical_and)] = np.nan
     else:
-        total = np.float64 if window.dtype.kind in "fc" or window.dtype.itemsize > 2 \
-            else np.uint32
+        total = np.float64 if window.dtype.kind in "fc" or window.dtype.itemsize > 2 else np.uint32
         if masked is not None:
             window = np.where(masked, 0, window)
             counts = _reduce_2d(~masked, factor, np.add, np.uint32)
         else:
-            counts = _reduce_2d(np.ones((rows, 1), np.uint32), factor, np.add) * \
-                _reduce_2d(np.ones((1, columns), np.uint32), factor, np.add)
+            counts = _reduce_2d(np.ones((rows, 1), np.uint32), factor, np.add) * _reduce_2d(
+                np.ones((1, columns), np.uint32), factor, np.add
+            )
         sums = _reduce_2d(window, factor, np.add, total)
         with np.errstate(invalid="ignore", divide="ignore"):
             image = (sums / counts).astype(np.float32)
@@ -155,8 +170,9 @@ def _sample(values: np.ndarray) -> np.ndarray:
     return flat
 
 
-def contrast_limits(image: np.ndarray, low: float = 1.0, high: float = 99.9,
-                    log: bool = False) -> tuple[float, float]:
+def contrast_limits(
+    image: np.ndarray, low: float = 1.0, high: float = 99.9, log: bool = False
+) -> tuple[float, float]:
     """Colour-map limits: the ``low`` and ``high`` percentiles of the finite values shown.
 
     The upper limit is always above the lower one; with ``log`` both are positive (the
@@ -175,8 +191,9 @@ def contrast_limits(image: np.ndarray, low: float = 1.0, high: float = 99.9,
     return lower, upper
 
 
-def histogram(frame: np.ndarray, limits: tuple[float, float], bins: int = 100,
-              mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int, int]:
+def histogram(
+    frame: np.ndarray, limits: tuple[float, float], bins: int = 100, mask: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, int, int]:
     """Counts of the frame's unmasked values in ``bins`` equal bins between ``limits``.
 
     Returns ``(counts, edges, below, above)``: values outside the limits are counted in

@@ -53,10 +53,15 @@ REFRESH_MS = 250
 #: Bins the image is reduced to at most (rows, columns): about the plot's size in pixels.
 SCREEN = (800, 800)
 MASK_COLOUR = "#ff00ff"
-COLOUR_MAPS = {"Viridis": palettes.Viridis256, "Inferno": palettes.Inferno256,
-               "Magma": palettes.Magma256, "Cividis": palettes.Cividis256,
-               "Greys": palettes.Greys256, "Greys inverted": palettes.Greys256[::-1],
-               "Turbo": palettes.Turbo256}
+COLOUR_MAPS = {
+    "Viridis": palettes.Viridis256,
+    "Inferno": palettes.Inferno256,
+    "Magma": palettes.Magma256,
+    "Cividis": palettes.Cividis256,
+    "Greys": palettes.Greys256,
+    "Greys inverted": palettes.Greys256[::-1],
+    "Turbo": palettes.Turbo256,
+}
 _SCALES = ("linear", "log")
 _CONTRASTS = ("auto 1–99.9 %", "fixed")
 _LATENCY_JS = """
@@ -76,13 +81,15 @@ class RenderCache:
         self._items: collections.OrderedDict[tuple, imaging.Binned] = collections.OrderedDict()
         self._size = size
 
-    def get(self, frame: Frame, channel: str, region: imaging.Region,
-            binning: str) -> imaging.Binned:
+    def get(
+        self, frame: Frame, channel: str, region: imaging.Region, binning: str
+    ) -> imaging.Binned:
         key = (frame.number, channel, region, binning)
         binned = self._items.get(key)
         if binned is None:
-            binned = imaging.bin_region(frame.channels[channel], region, SCREEN, binning,
-                                        frame.masks.get(channel))
+            binned = imaging.bin_region(
+                frame.channels[channel], region, SCREEN, binning, frame.masks.get(channel)
+            )
             self._items[key] = binned
             if len(self._items) > self._size:
                 self._items.popitem(last=False)
@@ -126,23 +133,31 @@ class Page:
     # ------------------------------------------------------------------------ layout
 
     def _build(self, title: str) -> None:
-        self.header = Div(text=f"<b>mflow view</b> {title}", name="header",
-                          styles={"font-size": "16px"})
+        self.header = Div(
+            text=f"<b>mflow view</b> {title}", name="header", styles={"font-size": "16px"}
+        )
         self.status = Div(text="waiting for the first image…", name="status", tags=[0.0])
         self.latency = Div(text="", name="latency", styles={"color": "#666"})
-        self.readout = Div(text="move the cursor over the image", name="readout",
-                           styles={"font-family": "monospace"})
+        self.readout = Div(
+            text="move the cursor over the image",
+            name="readout",
+            styles={"font-family": "monospace"},
+        )
         self._build_image()
         self._build_controls()
         self._build_histogram()
         self._build_health()
         self._build_bsread()
         self.image_panel = column(
-            row(self.status, self.latency), self.plot, self.readout, name="image_panel")
+            row(self.status, self.latency), self.plot, self.readout, name="image_panel"
+        )
         side = column(self.controls, self.histogram, name="side")
-        self.layout = column(self.header, row(self.image_panel, side),
-                             row(self.rate_plot, self.byte_plot, self.health_div),
-                             self.bsread_panel)
+        self.layout = column(
+            self.header,
+            row(self.image_panel, side),
+            row(self.rate_plot, self.byte_plot, self.health_div),
+            self.bsread_panel,
+        )
 
     def _build_image(self) -> None:
         palette = COLOUR_MAPS["Viridis"]
@@ -150,21 +165,44 @@ class Page:
         self.log = LogColorMapper(palette=palette, low=1, high=10, nan_color=MASK_COLOUR)
         self.image_source = ColumnDataSource(
             {"image": [np.zeros((1, 1), np.float32)], "x": [0], "y": [0], "dw": [1], "dh": [1]},
-            name="image_source")
+            name="image_source",
+        )
         self.x_range, self.y_range = Range1d(0, 1), Range1d(1, 0)
-        tools = [PanTool(), WheelZoomTool(), BoxZoomTool(match_aspect=True), ResetTool(),
-                 SaveTool(filename="mflow-view")]
-        self.plot = figure(x_range=self.x_range, y_range=self.y_range, tools=tools,
-                           active_scroll=tools[1], frame_width=SCREEN[1], frame_height=600,
-                           x_axis_label="x (column)", y_axis_label="y (row)", name="image_plot",
-                           toolbar_location="above")
+        tools = [
+            PanTool(),
+            WheelZoomTool(),
+            BoxZoomTool(match_aspect=True),
+            ResetTool(),
+            SaveTool(filename="mflow-view"),
+        ]
+        self.plot = figure(
+            x_range=self.x_range,
+            y_range=self.y_range,
+            tools=tools,
+            active_scroll=tools[1],
+            frame_width=SCREEN[1],
+            frame_height=600,
+            x_axis_label="x (column)",
+            y_axis_label="y (row)",
+            name="image_plot",
+            toolbar_location="above",
+        )
         # One renderer per scale, shown in turn: BokehJS does not re-map an image whose
         # colour mapper is replaced.
         self.renderers = {
-            scale: self.plot.image(image="image", x="x", y="y", dw="dw", dh="dh",
-                                   source=self.image_source, color_mapper=mapper,
-                                   visible=scale == "linear", name=f"image_{scale}")
-            for scale, mapper in (("linear", self.linear), ("log", self.log))}
+            scale: self.plot.image(
+                image="image",
+                x="x",
+                y="y",
+                dw="dw",
+                dh="dh",
+                source=self.image_source,
+                color_mapper=mapper,
+                visible=scale == "linear",
+                name=f"image_{scale}",
+            )
+            for scale, mapper in (("linear", self.linear), ("log", self.log))
+        }
         self.colour_bar = ColorBar(color_mapper=self.linear, width=12)
         self.plot.add_layout(self.colour_bar, "right")
         self.plot.on_event(MouseMove, self._on_mouse)
@@ -174,8 +212,13 @@ class Page:
 
     def _build_controls(self) -> None:
         self.channel = Select(title="Channel", options=[], name="channel", width=250)
-        self.colour_map = Select(title="Colour map", value="Viridis",
-                                 options=list(COLOUR_MAPS), name="colour_map", width=250)
+        self.colour_map = Select(
+            title="Colour map",
+            value="Viridis",
+            options=list(COLOUR_MAPS),
+            name="colour_map",
+            width=250,
+        )
         self.scale = RadioButtonGroup(labels=list(_SCALES), active=0, name="scale")
         self.binning = RadioButtonGroup(labels=list(imaging.BINNINGS), active=0, name="binning")
         self.contrast = RadioButtonGroup(labels=list(_CONTRASTS), active=0, name="contrast")
@@ -189,48 +232,106 @@ class Page:
         for widget in (self.low, self.high):
             widget.on_change("value", self._on_control)
         self.controls = column(
-            self.channel, self.colour_map, Div(text="Scale"), self.scale, Div(text="Binning"),
-            self.binning, Div(text="Contrast"), self.contrast, row(self.low, self.high),
-            self.download)
+            self.channel,
+            self.colour_map,
+            Div(text="Scale"),
+            self.scale,
+            Div(text="Binning"),
+            self.binning,
+            Div(text="Contrast"),
+            self.contrast,
+            row(self.low, self.high),
+            self.download,
+        )
 
     def _build_histogram(self) -> None:
-        self.histogram_source = ColumnDataSource({"left": [], "right": [], "top": []},
-                                                 name="histogram_source")
-        self.histogram = figure(width=300, height=260, y_axis_type="log", title="Histogram",
-                                tools="", toolbar_location=None, name="histogram")
-        self.histogram.quad(left="left", right="right", top="top", bottom=0.5,
-                            source=self.histogram_source, color="#3b6ea8")
+        self.histogram_source = ColumnDataSource(
+            {"left": [], "right": [], "top": []}, name="histogram_source"
+        )
+        self.histogram = figure(
+            width=300,
+            height=260,
+            y_axis_type="log",
+            title="Histogram",
+            tools="",
+            toolbar_location=None,
+            name="histogram",
+        )
+        self.histogram.quad(
+            left="left",
+            right="right",
+            top="top",
+            bottom=0.5,
+            source=self.histogram_source,
+            color="#3b6ea8",
+        )
 
     def _build_health(self) -> None:
         self.rates = ColumnDataSource({"time": [], "rate": [], "mbytes": []}, name="rates")
-        self.rate_plot = figure(width=420, height=220, x_axis_type="datetime",
-                                title="Messages/s", tools="", toolbar_location=None,
-                                name="rate_plot")
+        self.rate_plot = figure(
+            width=420,
+            height=220,
+            x_axis_type="datetime",
+            title="Messages/s",
+            tools="",
+            toolbar_location=None,
+            name="rate_plot",
+        )
         self.rate_plot.line("time", "rate", source=self.rates, line_width=2)
-        self.byte_plot = figure(width=420, height=220, x_axis_type="datetime", title="MB/s",
-                                tools="", toolbar_location=None, name="byte_plot")
+        self.byte_plot = figure(
+            width=420,
+            height=220,
+            x_axis_type="datetime",
+            title="MB/s",
+            tools="",
+            toolbar_location=None,
+            name="byte_plot",
+        )
         self.byte_plot.line("time", "mbytes", source=self.rates, line_width=2, color="#c44e52")
         self.health_div = Div(text="", name="health", width=420)
 
     def _build_bsread(self) -> None:
-        self.channel_source = ColumnDataSource({"name": [], "type": [], "value": []},
-                                               name="channel_source")
-        self.channel_table = DataTable(tags=[0.0],
-            source=self.channel_source, width=600, height=300, name="channel_table",
-            columns=[TableColumn(field="name", title="Channel"),
-                     TableColumn(field="type", title="Type", width=80),
-                     TableColumn(field="value", title="Latest value")])
-        self.picked = MultiChoice(title="Plot scalar channels", options=[], width=420,
-                                  name="picked")
+        self.channel_source = ColumnDataSource(
+            {"name": [], "type": [], "value": []}, name="channel_source"
+        )
+        self.channel_table = DataTable(
+            tags=[0.0],
+            source=self.channel_source,
+            width=600,
+            height=300,
+            name="channel_table",
+            columns=[
+                TableColumn(field="name", title="Channel"),
+                TableColumn(field="type", title="Type", width=80),
+                TableColumn(field="value", title="Latest value"),
+            ],
+        )
+        self.picked = MultiChoice(
+            title="Plot scalar channels", options=[], width=420, name="picked"
+        )
         self.picked.on_change("value", self._on_picked)
-        self.pulse_plot = figure(width=560, height=300, title="Against pulse id", tools="",
-                                 toolbar_location=None, name="pulse_plot")
+        self.pulse_plot = figure(
+            width=560,
+            height=300,
+            title="Against pulse id",
+            tools="",
+            toolbar_location=None,
+            name="pulse_plot",
+        )
         self.pulse_sources: dict[str, ColumnDataSource] = {}
-        self.bsread_panel = row(self.channel_table, column(self.picked, self.pulse_plot),
-                                visible=False, name="bsread_panel")
-        self.channel_table.js_on_change("tags", CustomJS(
-            args={"div": self.latency}, code=_LATENCY_JS.replace("mflow_latencies",
-                                                                 "mflow_bsread_latencies")))
+        self.bsread_panel = row(
+            self.channel_table,
+            column(self.picked, self.pulse_plot),
+            visible=False,
+            name="bsread_panel",
+        )
+        self.channel_table.js_on_change(
+            "tags",
+            CustomJS(
+                args={"div": self.latency},
+                code=_LATENCY_JS.replace("mflow_latencies", "mflow_bsread_latencies"),
+            ),
+        )
 
     # ------------------------------------------------------------------------ events
 
@@ -252,8 +353,9 @@ class Page:
             return
         y0, y1 = sorted((event.y0, event.y1))
         x0, x1 = sorted((event.x0, event.x1))
-        self.region = imaging.Region(int(np.floor(y0)), int(np.ceil(y1)),
-                                     int(np.floor(x0)), int(np.ceil(x1)))
+        self.region = imaging.Region(
+            int(np.floor(y0)), int(np.ceil(y1)), int(np.floor(x0)), int(np.ceil(x1))
+        )
         self._redraw()
 
     def _on_control(self, attr: str, old: Any, new: Any) -> None:
@@ -266,10 +368,11 @@ class Page:
         self.pulse_plot.renderers = []
         self.pulse_sources = {}
         colours = palettes.Category10[10] * (1 + len(names) // 10)
-        for colour, name in zip(colours[:len(names)], names, strict=True):
+        for colour, name in zip(colours[: len(names)], names, strict=True):
             source = ColumnDataSource({"pulse_id": [], "value": []})
-            self.pulse_plot.line("pulse_id", "value", source=source, color=colour,
-                                 legend_label=name, line_width=2)
+            self.pulse_plot.line(
+                "pulse_id", "value", source=source, color=colour, legend_label=name, line_width=2
+            )
             self.pulse_sources[name] = source
 
     # ------------------------------------------------------------------------ updates
@@ -292,11 +395,15 @@ class Page:
         else:
             self._redraw()
         self.status.tags = [frame.received]
-        self.status.text = (f"<b>{frame.kind}</b> series {frame.series} · image "
-                            f"<b>{frame.image}</b> · {self._shape_text(frame)}")
+        self.status.text = (
+            f"<b>{frame.kind}</b> series {frame.series} · image "
+            f"<b>{frame.image}</b> · {self._shape_text(frame)}"
+        )
         if not self.download.text:
-            self.download.text = (f'<a href="/frame.npy?page={self.id}" download>Save frame '
-                                  f'(.npy)</a> · PNG: the save tool above the image')
+            self.download.text = (
+                f'<a href="/frame.npy?page={self.id}" download>Save frame '
+                f"(.npy)</a> · PNG: the save tool above the image"
+            )
 
     def _shape_text(self, frame: Frame) -> str:
         image = frame.channels[self.channel.value]
@@ -342,39 +449,64 @@ class Page:
             renderer.visible = scale == _SCALES[self.scale.active]
         if self.colour_bar.color_mapper is not mapper:
             self.colour_bar.color_mapper = mapper
-        self.image_source.data = {"image": [binned.image], "x": [binned.x0], "y": [binned.y0],
-                                  "dw": [binned.width], "dh": [binned.height]}
-        counts, edges, below, above = imaging.histogram(image, (low, high),
-                                                        mask=frame.masks.get(channel))
+        self.image_source.data = {
+            "image": [binned.image],
+            "x": [binned.x0],
+            "y": [binned.y0],
+            "dw": [binned.width],
+            "dh": [binned.height],
+        }
+        counts, edges, below, above = imaging.histogram(
+            image, (low, high), mask=frame.masks.get(channel)
+        )
         self.histogram_source.data = {"left": edges[:-1], "right": edges[1:], "top": counts}
-        self.histogram.title.text = (f"Histogram {low:.4g} – {high:.4g} "
-                                     f"({below:,} below, {above:,} above)")
+        self.histogram.title.text = (
+            f"Histogram {low:.4g} – {high:.4g} ({below:,} below, {above:,} above)"
+        )
 
     def _show_health(self) -> None:
         new = self.feed.rates_since(self.samples)
         if new:
             self.samples += len(new)
-            self.rates.stream({"time": [1000 * h.time for h in new],
-                               "rate": [h.rate for h in new],
-                               "mbytes": [h.byte_rate / 1e6 for h in new]}, rollover=600)
+            self.rates.stream(
+                {
+                    "time": [1000 * h.time for h in new],
+                    "rate": [h.rate for h in new],
+                    "mbytes": [h.byte_rate / 1e6 for h in new],
+                },
+                rollover=600,
+            )
         health = self.feed.health
         if health is not None:
             self.health_div.text = self._health_text(health)
 
     @staticmethod
     def _health_text(h: Health) -> str:
-        idle = "never" if h.last_message_time is None else \
-            f"{max(0.0, time.time() - h.last_message_time):.1f} s ago"
-        rows = [("messages", f"{h.messages:,} ({h.rate:.1f}/s, {h.byte_rate / 1e6:.1f} MB/s)"),
-                ("by type", _counts(h.by_type)),
-                ("gaps", f"missed {h.missed:,} · duplicated {h.duplicated:,} · "
-                         f"reverted {h.reverted:,}"),
-                ("decode errors", _counts(h.errors) if h.errors else "0"),
-                ("images", f"{h.images:,} ({h.images_decoded:,} decoded, "
-                           f"{h.images_not_decoded:,} not decoded)"),
-                ("series", str(h.series)), ("last message", idle)]
-        cells = "".join(f"<tr><td style='padding-right:1em;color:#555'>{k}</td><td>{v}</td></tr>"
-                        for k, v in rows)
+        idle = (
+            "never"
+            if h.last_message_time is None
+            else f"{max(0.0, time.time() - h.last_message_time):.1f} s ago"
+        )
+        rows = [
+            ("messages", f"{h.messages:,} ({h.rate:.1f}/s, {h.byte_rate / 1e6:.1f} MB/s)"),
+            ("by type", _counts(h.by_type)),
+            (
+                "gaps",
+                f"missed {h.missed:,} · duplicated {h.duplicated:,} · reverted {h.reverted:,}",
+            ),
+            ("decode errors", _counts(h.errors) if h.errors else "0"),
+            (
+                "images",
+                f"{h.images:,} ({h.images_decoded:,} decoded, "
+                f"{h.images_not_decoded:,} not decoded)",
+            ),
+            ("series", str(h.series)),
+            ("last message", idle),
+        ]
+        cells = "".join(
+            f"<tr><td style='padding-right:1em;color:#555'>{k}</td><td>{v}</td></tr>"
+            for k, v in rows
+        )
         return f"<table>{cells}</table>"
 
     def _show_bsread(self) -> None:
@@ -386,12 +518,17 @@ class Page:
         self.channel_table.tags = [bsread.received]
         names = tuple(bsread.values)
         self.channel_source.data = {
-            "name": list(names), "type": [bsread.types.get(n, "") for n in names],
-            "value": [_fmt(v) for v in bsread.values.values()]}
+            "name": list(names),
+            "type": [bsread.types.get(n, "") for n in names],
+            "value": [_fmt(v) for v in bsread.values.values()],
+        }
         if names != self.bsread_channels:
             self.bsread_channels = names
-            self.picked.options = [n for n, v in bsread.values.items()
-                                   if isinstance(v, (np.generic, int, float)) and np.ndim(v) == 0]
+            self.picked.options = [
+                n
+                for n, v in bsread.values.items()
+                if isinstance(v, (np.generic, int, float)) and np.ndim(v) == 0
+            ]
         self.pulse_plot.title.text = f"Against pulse id (latest {bsread.pulse_id})"
         for name, source in self.pulse_sources.items():
             pulses, values = self.feed.channel_history(name)

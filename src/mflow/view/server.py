@@ -51,8 +51,7 @@ class ViewServer:
     ``io_loop`` (or `run`).
     """
 
-    def __init__(self, feed: Feed, title: str, port: int = 0,
-                 address: str = "127.0.0.1") -> None:
+    def __init__(self, feed: Feed, title: str, port: int = 0, address: str = "127.0.0.1") -> None:
         self.feed = feed
         self.title = title
         cache = RenderCache()
@@ -63,11 +62,15 @@ class ViewServer:
             pages[page.id] = page
 
         origins = ["127.0.0.1", "localhost"] if address in ("127.0.0.1", "localhost") else ["*"]
-        self.server = Server({"/": Application(FunctionHandler(make_page))}, port=port,
-                             address=address, allow_websocket_origin=origins,
-                             extra_patterns=[(r"/frame\.npy", _FrameHandler, {"pages": pages})],
-                             check_unused_sessions_milliseconds=5000,
-                             unused_session_lifetime_milliseconds=10000)
+        self.server = Server(
+            {"/": Application(FunctionHandler(make_page))},
+            port=port,
+            address=address,
+            allow_websocket_origin=origins,
+            extra_patterns=[(r"/frame\.npy", _FrameHandler, {"pages": pages})],
+            check_unused_sessions_milliseconds=5000,
+            unused_session_lifetime_milliseconds=10000,
+        )
         self.address = address
         self._stopped = False
 
@@ -93,5 +96,3 @@ class ViewServer:
         self._stopped = True
         self.server.stop()
         self.server.io_loop.stop()
-
-
