@@ -314,10 +314,10 @@ def secure(
         guard._zap = (zap, context)
         domain = f"mflow-{id(guard)}"
         socket.zap_domain = domain.encode()
-        if server:
+        if curve is not None and curve.is_server:
             zap.authenticator.configure_curve_callback(
                 domain, _KeyCheck(curve.allowed_keys, guard._key_refused)
-            )  # type: ignore[union-attr]
+            )
         if allow:
             zap.authenticator.allow(*allow)
         if deny:
