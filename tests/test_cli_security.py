@@ -116,3 +116,21 @@ def test_a_two_hop_curve_chain_passes_the_authorised_and_refuses_the_rest(
     refused = merge.summary()["refused"]
     assert refused["key"] >= 1 and refused["handshake"] >= 1
     assert "refused" not in split.summary()  # the merge was allowed in
+
+
+def test_messages_received_but_not_taken_are_counted_as_discarded_at_close(zmq_context):
+    from mflow.cli._security import SecuritySettings, discarded_at_close, track, use_security
+
+    use_security(SecuritySettings())
+    push = zmq_context.socket(zmq.PUSH)
+    push.bind("inproc://not-taken")
+    stream = mflow.connect("inproc://not-taken", context=zmq_context, receive_timeout=1000)
+    track(stream)
+    for frame in range(5):  # inproc: each send is in the stream's queue when it returns
+        push.send_multipart([json.dumps({"htype": "raw-1.0", "frame": frame}).encode()])
+    assert stream.receive().data["header"]["frame"] == 0
+    assert discarded_at_close() == 4  # the summary's figure; the messages are taken off
+    assert discarded_at_close() == 4  # and counted once
+    stream.disconnect()
+    assert stream.statistics.skipped["discarded_at_close"] == 4
+    push.close(linger=0)

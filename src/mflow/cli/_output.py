@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import IO, Any, NamedTuple
 
-from ._security import refusals
+from ._security import discarded_at_close, refusals
 
 __all__ = [
     "Report",
@@ -146,7 +146,7 @@ class Output:
         self.close_live()
         if self.style == "silent":
             return
-        report = _with_refusals(report)
+        report = _with_discarded(_with_refusals(report))
         if self.style == "json":
             self._write_json("summary", report.data)
         elif self.style == "plain":
@@ -189,6 +189,17 @@ def _with_refusals(report: Report) -> Report:
         return report
     return Report(
         {**report.data, "refused": refused}, [*report.fields, ("refused", format_counts(refused))]
+    )
+
+
+def _with_discarded(report: Report) -> Report:
+    """``report`` with the messages received but not taken before the stop, if any."""
+    discarded = discarded_at_close()
+    if not discarded:
+        return report
+    return Report(
+        {**report.data, "discarded_at_close": discarded},
+        [*report.fields, ("discarded at close", f"{discarded} (received, not processed)")],
     )
 
 

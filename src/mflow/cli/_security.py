@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import zmq
 
 import mflow
 from mflow.errors import ConfigurationError
@@ -102,6 +103,28 @@ def refusals() -> dict[str, int]:
     for stream in _settings().streams:
         total.update(stream.statistics.refused)
     return dict(total)
+
+
+def discarded_at_close() -> int:
+    """Messages ZeroMQ had received for the command's receiving streams that the command
+    did not take before it stopped: taken off now (or at disconnect) and counted in
+    ``statistics.skipped["discarded_at_close"]``."""
+    total = 0
+    for stream in _settings().streams:
+        if (
+            not stream.closed
+            and stream.socket is not None
+            and stream.socket.type
+            in (
+                zmq.PULL,
+                zmq.SUB,
+            )
+        ):
+            left = len(stream.drain())
+            if left:
+                stream.statistics.skipped["discarded_at_close"] += left
+        total += stream.statistics.skipped.get("discarded_at_close", 0)
+    return total
 
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
