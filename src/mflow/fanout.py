@@ -38,6 +38,7 @@ from typing import Any, Callable, Sequence
 import zmq
 
 from .jsonparse import parse_json
+from .statistics import MAX_SOURCE_LENGTH
 from .stream import Stream
 
 __all__ = ["FanOut", "FanOutput", "Classified", "classify", "HEADER", "IMAGE", "END", "OTHER"]
@@ -63,10 +64,11 @@ class Classified:
 
 
 def _scalar(value: Any) -> Any:
-    """A series id or number as a hashable scalar, or None (bounded: wire data)."""
+    """A series id or number as a hashable scalar, or None (bounded as the statistics bound
+    their sources: wire data)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int) or (isinstance(value, str) and len(value) <= 256):
+    if isinstance(value, int) or (isinstance(value, str) and len(value) <= MAX_SOURCE_LENGTH):
         return value
     return None
 
