@@ -11,6 +11,8 @@ Parts (each a table with ratios; all results also go to JSON):
 - memory: resident size while mflow receives 1,000,000 small messages.
 - split: ``mflow split`` against ``zmq.proxy`` at 1 KiB and 1 MiB, one output.
 - dump: ``mflow dump`` (single-file format) against a raw receive-and-write loop, 1 MiB.
+- replay: ``mflow replay`` against a raw pyzmq sender reading the same recording, 1 KiB
+  and 1 MiB; see bench_replay.py.
 - align: ``mflow merge --align frame`` of two inputs, 1 KiB, both sending and one silent
   (its cost must not grow with the groups waiting for the silent input).
 - decode: bitshuffle-LZ4 decoding of an EIGER2 16M frame against the bitshuffle library.
@@ -595,6 +597,15 @@ def bench_decode(args) -> dict:
     return result
 
 
+def bench_replay(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_replay import measure, print_results
+
+    results = measure(runs=args.repeat, scale=args.scale)
+    print_results(results)
+    return results
+
+
 def bench_curve(args) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_curve import measure
@@ -669,7 +680,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
     parser.add_argument(
         "--parts",
-        default="receive,memory,split,dump,decode,align,async,curve,fanout,stream2,bsread",
+        default="receive,memory,split,dump,replay,decode,align,async,curve,fanout,stream2,bsread",
         help="comma-separated parts to run",
     )
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
@@ -708,6 +719,8 @@ def main() -> None:
             results["split"] = bench_split(args, sender)
         if "dump" in parts:
             results["dump"] = bench_dump(args, sender, workdir)
+        if "replay" in parts:
+            results["replay"] = bench_replay(args)
         if "decode" in parts:
             results["decode"] = bench_decode(args)
         if "async" in parts:
