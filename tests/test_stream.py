@@ -644,6 +644,28 @@ def test_drain_gives_what_was_received_so_nothing_is_discarded(context):
     assert "discarded_at_close" not in receiver.statistics.skipped
 
 
+def test_discard_received_drops_and_counts_what_is_queued(context):
+    with mflow.connect(
+        "inproc://discard-received",
+        conn_type=mflow.BIND,
+        mode=mflow.PUSH,
+        context=context,
+        send_timeout=TIMEOUT_MS,
+    ) as sender:
+        receiver = mflow.connect(
+            "inproc://discard-received", context=context, receive_timeout=TIMEOUT_MS
+        )
+        for n in range(3):  # inproc: each send is in the receiver's queue when it returns
+            sender.send_multipart(array_frames(frame=n))
+        assert sender.discard_received() == 0  # a sending stream has nothing received
+        assert receiver.discard_received() == 3
+        assert receiver.discard_received() == 0
+        assert receiver.statistics.skipped["discarded_at_close"] == 3
+        receiver.disconnect()
+    assert receiver.statistics.skipped["discarded_at_close"] == 3
+    assert receiver.discard_received() == 0  # closed
+
+
 DEEP = "[" * 1000 + "]" * 1000
 
 

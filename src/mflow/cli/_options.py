@@ -19,6 +19,7 @@ from ._output import Output, configure_logging
 from ._runtime import Limits, Run
 from ._security import SecuritySettings, make_security, security_option_list, use_security
 from ._sockets import Endpoint
+from ._streams import start_tracking
 
 __all__ = [
     "Tool",
@@ -127,6 +128,7 @@ def _make_tool(
     quiet: int,
     **security: Any,
 ) -> dict[str, Tool]:
+    start_tracking()
     use_security(make_security(**security) if security else SecuritySettings())
     verbosity = verbose - quiet
     configure_logging(verbosity)

@@ -18,7 +18,8 @@ import mflow
 from mflow.errors import ConfigurationError, SendTimeoutError
 
 from ._runtime import POLL_MS, Run
-from ._security import secure_connect_arguments, track
+from ._security import secure_connect_arguments
+from ._streams import track
 
 __all__ = [
     "MODES",
