@@ -66,9 +66,7 @@ def forward(
     started = False
     try:
         with open_stream(endpoint) as source:
-            tool.out.event(
-                "start", endpoint.describe(source), endpoint=source.endpoint, mode=endpoint.mode
-            )
+            endpoint.announce(tool.out, source)
             started = True
             stopped, receive, report_due = run.stopped, source.receive_parts, run.report_due
             while not stopped(meter.messages):

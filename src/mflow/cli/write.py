@@ -147,12 +147,7 @@ def _write(
     )
     failed = False
     with open_stream(endpoint) as stream, tool.run() as run:
-        out.event(
-            "start",
-            f"{endpoint.describe(stream)}; writing to {directory}",
-            endpoint=stream.endpoint,
-            directory=directory,
-        )
+        endpoint.announce(out, stream, f"writing to {directory}", directory=directory)
         recorder = _Recorder(stream, writer)
         try:
             while not run.stopped(recorder.meter.messages):
