@@ -48,6 +48,8 @@ __all__ = [
     "receive_handlers",
     "send_handlers",
     "ENTRY_POINT_GROUP",
+    "MODULES_1_0",
+    "import_handler_module",
 ]
 
 ENTRY_POINT_GROUP = "mflow.handlers"
@@ -138,8 +140,7 @@ class RegistryView(MutableMapping[str, _Value]):
         self._column = column
 
     def __getitem__(self, htype: str) -> _Value:
-        row = _find(htype)
-        value = None if row is None else getattr(row, self._column)
+        value = _value(htype, self._column)
         if value is None:
             raise KeyError(htype)
         return value
@@ -279,39 +280,48 @@ def _load_entry_point(htype: object) -> bool:
     return True
 
 
-def _unknown(htype: str) -> UnknownHtypeError:
-    return UnknownHtypeError(f"no handler registered for htype {htype[:100]!r}")
+def _value(htype: object, column: str) -> Any:
+    """The ``column`` of the registration of ``htype``, or None."""
+    row = _find(htype)
+    return None if row is None else getattr(row, column)
+
+
+def _registered(htype: str, column: str) -> Any:
+    """The ``column`` of the registration of ``htype``; `UnknownHtypeError` if none."""
+    value = _value(htype, column)
+    if value is None:
+        raise UnknownHtypeError(f"no handler registered for htype {htype[:100]!r}")
+    return value
 
 
 def get_handler(htype: str) -> Any:
     """The handler class registered for ``htype``; `UnknownHtypeError` if there is none."""
-    row = _find(htype)
-    if row is None or row.handler is None:
-        raise _unknown(htype)
-    return row.handler
+    return _registered(htype, "handler")
 
 
 def get_receive_handler(htype: str) -> Callable[[Any], Any]:
     """The receive function for ``htype`` (honours direct edits of ``receive_handlers``)."""
-    row = _find(htype)
-    if row is None or row.receive is None:
-        raise _unknown(htype)
-    return row.receive
+    return _registered(htype, "receive")
 
 
 def get_send_handler(htype: str) -> Callable[..., Any]:
     """The send function for ``htype`` (honours direct edits of ``send_handlers``)."""
-    row = _find(htype)
-    if row is None or row.send is None:
-        raise _unknown(htype)
-    return row.send
+    return _registered(htype, "send")
 
 
+#: The handler modules psi-mflow 1.0 had, attributes of ``mflow`` and ``mflow.mflow`` too.
+MODULES_1_0 = frozenset({"array_1_0", "raw_1_0", "dheader_1_0", "dimage_1_0", "dseries_end_1_0"})
 _SUBMODULES = frozenset(_BUILTIN_MODULES.values()) | {"_parts"}
+
+
+def import_handler_module(name: str, names: frozenset[str], owner: str) -> ModuleType:
+    """``mflow.handlers.<name>`` if ``name`` is one of ``names``, imported on first use: the
+    module ``__getattr__`` of ``owner`` (which has those modules as attributes)."""
+    if name in names:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {owner!r} has no attribute {name!r}")
 
 
 def __getattr__(name: str) -> ModuleType:
     """The handler modules (``mflow.handlers.array_1_0`` ...), imported on first use."""
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return import_handler_module(name, _SUBMODULES, __name__)
