@@ -119,9 +119,9 @@ def test_a_two_hop_curve_chain_passes_the_authorised_and_refuses_the_rest(
 
 
 def test_messages_received_but_not_taken_are_counted_as_discarded_at_close(zmq_context):
-    from mflow.cli._security import SecuritySettings, discarded_at_close, track, use_security
+    from mflow.cli._streams import discarded_at_close, start_tracking, track
 
-    use_security(SecuritySettings())
+    start_tracking()
     push = zmq_context.socket(zmq.PUSH)
     push.bind("inproc://not-taken")
     stream = mflow.connect("inproc://not-taken", context=zmq_context, receive_timeout=1000)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import types
+from collections.abc import MutableMapping
 
 import numpy as np
 import pytest
@@ -82,10 +84,107 @@ def test_handler_tables_have_the_1_0_shape():
 
 def test_handlers_dict_also_resolves_submodules():
     """Bug B20: the 1.0 dict shadowed the subpackage."""
-    assert isinstance(mflow.handlers, dict)
+    assert isinstance(mflow.handlers, MutableMapping)
     assert mflow.handlers.array_1_0 is mflow.array_1_0
     with pytest.raises(AttributeError):
         _ = mflow.handlers.no_such_module
+
+
+# -- the 1.0 tables are views of the one registry -----------------------------------------
+
+
+class Tagged:
+    """A handler that marks what it received, and sends that mark in its header."""
+
+    @staticmethod
+    def receive(receiver):
+        return {"header": receiver.next(as_json=True), "by": "tagged"}
+
+    @staticmethod
+    def send(message, send, block=True):
+        send(b'{"htype": "array-1.0", "type": "uint8", "shape": [1], "sent_by": "tagged"}')
+
+
+def tagged_module():
+    module = types.ModuleType("tagged_handler")
+    module.Handler = Tagged
+    return module
+
+
+REPLACEMENTS = {
+    "register_handler": lambda: mflow.register_handler("array-1.0", Tagged),
+    "handlers": lambda: mflow.handlers.__setitem__("array-1.0", Tagged),
+    "handler_modules": lambda: mflow.handler_modules.__setitem__("array-1.0", tagged_module()),
+}
+
+
+@pytest.fixture
+def restore_array_handler():
+    yield
+    mflow.handler_modules["array-1.0"] = mflow.array_1_0
+
+
+@pytest.mark.parametrize("replace", sorted(REPLACEMENTS))
+def test_a_handler_registered_through_any_table_is_seen_by_all_and_by_dispatch(
+    replace, stream_pair, restore_array_handler
+):
+    sender, receiver = stream_pair()
+    REPLACEMENTS[replace]()
+    assert mflow.handlers["array-1.0"] is Tagged
+    assert mflow.get_handler("array-1.0") is Tagged
+    assert mflow.receive_handlers["array-1.0"] is Tagged.receive
+    assert mflow.send_handlers["array-1.0"] is Tagged.send
+    sender.forward({"header": {"htype": "array-1.0"}, "data": []})
+    message = receiver.receive()  # the compiled path, too, leaves it to the new handler
+    assert message.data["by"] == "tagged" and message.data["header"]["sent_by"] == "tagged"
+
+
+def test_a_function_assigned_to_one_table_replaces_that_function_only(
+    stream_pair, restore_array_handler
+):
+    sender, receiver = stream_pair()
+    mflow.receive_handlers["array-1.0"] = Tagged.receive
+    mflow.send_handlers["array-1.0"] = Tagged.send
+    assert mflow.handlers["array-1.0"] is mflow.array_1_0.Handler
+    assert mflow.handler_modules["array-1.0"] is mflow.array_1_0
+    assert mflow.mflow.receive_handlers["array-1.0"] is Tagged.receive
+    sender.forward({"header": {"htype": "array-1.0"}, "data": []})
+    message = receiver.receive()
+    assert message.data["by"] == "tagged" and message.data["header"]["sent_by"] == "tagged"
+
+
+def test_deleting_from_a_table_is_seen_by_dispatch_and_the_other_tables(stream_pair):
+    mflow.register_handler("echo-1.0", Tagged)
+    del mflow.handlers["echo-1.0"]
+    assert "echo-1.0" not in mflow.handlers and "echo-1.0" not in mflow.handler_modules
+    with pytest.raises(UnknownHtypeError):
+        mflow.get_handler("echo-1.0")
+    assert "echo-1.0" in mflow.receive_handlers and "echo-1.0" in mflow.send_handlers
+    sender, receiver = stream_pair()
+    del mflow.send_handlers["echo-1.0"]
+    sender.forward({"header": {"htype": "echo-1.0"}, "data": []})  # logged, nothing sent
+    sender.send(b'{"htype": "echo-1.0"}')
+    assert receiver.receive().data["by"] == "tagged"
+    del mflow.receive_handlers["echo-1.0"]
+    sender.send(b'{"htype": "echo-1.0"}')
+    assert receiver.receive() is None
+    assert receiver.statistics.skipped["unknown_htype"] == 1
+    for table in (mflow.handlers, mflow.receive_handlers, mflow.send_handlers):
+        assert "echo-1.0" not in table and "echo-1.0" not in list(table)
+    with pytest.raises(KeyError):
+        del mflow.receive_handlers["echo-1.0"]
+
+
+def test_the_tables_read_as_dicts():
+    tables = (mflow.handlers, mflow.receive_handlers, mflow.send_handlers, mflow.handler_modules)
+    for table in tables:
+        copy = table.copy()
+        assert type(copy) is dict and copy == table and len(copy) == len(table)
+        assert sorted(copy) == sorted(table.keys()) and "array-1.0" in copy
+        assert repr(table) == repr(copy)
+    assert mflow.handler_modules.get("no-such-1.0") is None
+    with pytest.raises(TypeError):
+        mflow.handler_modules["echo-1.0"] = types.ModuleType("no_handler_here")
 
 
 def test_get_array_helper():
@@ -345,6 +444,33 @@ def test_entry_point_plugins_are_loaded_on_first_miss(monkeypatch):
     finally:
         for table in (mflow.handlers, mflow.receive_handlers):
             table.pop("plugin-1.0", None)
+
+
+def test_entry_points_are_loaded_by_name_through_the_tables_and_not_when_read_whole(monkeypatch):
+    import sys
+    from importlib.metadata import EntryPoint
+
+    handlers_module = importlib.import_module("mflow.handlers")
+    plugin = types.ModuleType("mflow_test_plugin")
+    plugin.Handler = Tagged
+    monkeypatch.setitem(sys.modules, "mflow_test_plugin", plugin)
+    group = handlers_module.ENTRY_POINT_GROUP
+    entries = [
+        EntryPoint("plugin-1.0", "mflow_test_plugin:Handler", group),
+        EntryPoint("other-1.0", "mflow_test_never_imported:Handler", group),
+    ]
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: entries)
+    monkeypatch.setattr(handlers_module, "_plugins", None)
+    try:
+        assert "plugin-1.0" not in list(mflow.receive_handlers)
+        assert "plugin-1.0" in mflow.send_handlers
+        assert mflow.handler_modules["plugin-1.0"] is plugin
+        assert mflow.receive_handlers["plugin-1.0"] is Tagged.receive
+        assert "mflow_test_never_imported" not in sys.modules
+    finally:
+        del mflow.handlers["plugin-1.0"], mflow.receive_handlers["plugin-1.0"]
+        del mflow.send_handlers["plugin-1.0"]
+    assert "plugin-1.0" not in list(mflow.handler_modules)
 
 
 def run_python(code: str) -> str:

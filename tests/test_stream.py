@@ -626,22 +626,41 @@ def test_disconnect_counts_the_received_messages_it_discards(context, caplog, re
     assert "discarded 4 received messages" in caplog.text
 
 
-def test_drain_gives_what_was_received_so_nothing_is_discarded(context):
+@pytest.fixture
+def queued(context):
+    """A bound PUSH stream and a PULL stream with three messages from it in its queue."""
     with mflow.connect(
-        "inproc://drain",
+        "inproc://queued",
         conn_type=mflow.BIND,
         mode=mflow.PUSH,
         context=context,
         send_timeout=TIMEOUT_MS,
     ) as sender:
-        receiver = mflow.connect("inproc://drain", context=context, receive_timeout=TIMEOUT_MS)
-        for n in range(3):
+        receiver = mflow.connect("inproc://queued", context=context, receive_timeout=TIMEOUT_MS)
+        for n in range(3):  # inproc: each send is in the receiver's queue when it returns
             sender.send_multipart(array_frames(frame=n))
-        drained = receiver.drain()
-        assert [json.loads(frames[0].bytes)["frame"] for frames in drained] == [0, 1, 2]
-        assert receiver.drain() == []
+        yield sender, receiver
         receiver.disconnect()
+
+
+def test_drain_gives_what_was_received_so_nothing_is_discarded(queued):
+    _, receiver = queued
+    drained = receiver.drain()
+    assert [json.loads(frames[0].bytes)["frame"] for frames in drained] == [0, 1, 2]
+    assert receiver.drain() == []
+    receiver.disconnect()
     assert "discarded_at_close" not in receiver.statistics.skipped
+
+
+def test_discard_received_drops_and_counts_what_is_queued(queued):
+    sender, receiver = queued
+    assert sender.discard_received() == 0  # a sending stream has nothing received
+    assert receiver.discard_received() == 3
+    assert receiver.discard_received() == 0
+    assert receiver.statistics.skipped["discarded_at_close"] == 3
+    receiver.disconnect()
+    assert receiver.statistics.skipped["discarded_at_close"] == 3
+    assert receiver.discard_received() == 0  # closed
 
 
 DEEP = "[" * 1000 + "]" * 1000

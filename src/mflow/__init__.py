@@ -27,6 +27,8 @@ from .errors import (
     StreamTimeoutError,
     UnknownHtypeError,
 )
+from .handlers import MODULES_1_0 as _MODULES_1_0
+from .handlers import import_handler_module as _import_handler_module
 from .handlers import (
     get_handler,
     handler_modules,
@@ -120,22 +122,11 @@ def main() -> None:
     cli_main()
 
 
-#: Modules imported on first use (the handler modules import numpy, which takes longer
-#: than ZeroMQ itself to import).
-_LAZY_MODULES = {
-    "tools": ".tools",
-    "array_1_0": ".handlers.array_1_0",
-    "raw_1_0": ".handlers.raw_1_0",
-    "dheader_1_0": ".handlers.dheader_1_0",
-    "dimage_1_0": ".handlers.dimage_1_0",
-    "dseries_end_1_0": ".handlers.dseries_end_1_0",
-}
-
-
 def __getattr__(name: str) -> _Any:
-    module = _LAZY_MODULES.get(name)
-    if module is not None:
+    """``mflow.tools`` and the 1.0 handler modules, imported on first use (the handler
+    modules import numpy, which takes longer than ZeroMQ itself to import)."""
+    if name == "tools":
         import importlib
 
-        return importlib.import_module(module, __name__)
-    raise AttributeError(f"module 'mflow' has no attribute {name!r}")
+        return importlib.import_module(".tools", __name__)
+    return _import_handler_module(name, _MODULES_1_0, __name__)

@@ -44,7 +44,7 @@ def _configured() -> ModuleType | None:
         from zmq.backend.cython import _zmq as backend
 
         from . import _speedups
-        from .handlers import receive_handlers
+        from .handlers import _registry
         from .handlers.array_1_0 import Handler, _layout
         from .message import Message
         from .statistics import NUMBER_KEYS, SOURCE_KEYS, SequenceGaps, Statistics
@@ -55,7 +55,7 @@ def _configured() -> ModuleType | None:
             backend.__file__,
             zmq_error,
             orjson.loads,
-            receive_handlers,
+            _registry,
             Handler.receive,
             _layout,
             numpy.frombuffer,

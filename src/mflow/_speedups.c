@@ -65,7 +65,7 @@ static struct {
 typedef struct {
     PyObject *zmq_error;           /* errno -> the pyzmq exception to raise */
     PyObject *loads;               /* orjson.loads */
-    PyObject *handlers;            /* the live receive-handler registry (dict) */
+    PyObject *registry;            /* the live handler registry (dict htype -> registration) */
     PyObject *array_receive;       /* the built-in array-1.0 receive function */
     PyObject *layout;              /* (type, shape) -> (dtype, dims, nbytes) */
     PyObject *frombuffer;          /* numpy.frombuffer */
@@ -86,13 +86,13 @@ typedef struct {
 
 /* Every object State holds, for traverse and clear. */
 #define STATE_OBJECTS(st)                                                                  \
-    &(st)->zmq_error, &(st)->loads, &(st)->handlers, &(st)->array_receive, &(st)->layout,  \
+    &(st)->zmq_error, &(st)->loads, &(st)->registry, &(st)->array_receive, &(st)->layout,  \
         &(st)->frombuffer, &(st)->message_class, &(st)->statistics_class, &(st)->gaps_class, \
         &(st)->message_succeeded, &(st)->observe_sequence, &(st)->observe,                  \
         &(st)->number_keys, &(st)->source_keys, &(st)->last_layout.type,                    \
         &(st)->last_layout.dims, &(st)->last_layout.dtype
 
-static PyObject *s_htype, *s_array, *s_type, *s_shape, *s_header, *s_data, *s_reshape,
+static PyObject *s_htype, *s_array, *s_type, *s_shape, *s_header, *s_data, *s_reshape, *s_receive,
     *s_bytes_received, *s_total_bytes_received, *s_messages_received, *s_last_message_time,
     *s_messages_by_htype, *s_sequences, *s_last,
     *s_missed, *s_duplicated, *s_reverted, *s_observe, *s_observe_sequence,
@@ -512,14 +512,28 @@ static PyObject *array_of(State *st, PyObject *frame, PyObject *dtype, PyObject 
     return shaped;
 }
 
+/* Whether the registry's receive function for array-1.0 is still the built-in one. */
+static int array_receive_is_builtin(State *st) {
+    PyObject *registration = PyDict_GetItemWithError(st->registry, s_array);
+    if (registration == NULL) {
+        return 0;
+    }
+    PyObject *receive = PyObject_GetAttr(registration, s_receive);
+    if (receive == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    Py_DECREF(receive);  /* compared by identity only: the registration keeps it alive */
+    return receive == st->array_receive;
+}
+
 /* {"header": header, "data": [arrays]} as the array-1.0 handler returns it; NULL without
  * an exception when the message is not one the fast path decodes. */
 static PyObject *decode_array(State *st, PyObject *frames, PyObject *header) {
     Py_ssize_t count = PyList_GET_SIZE(frames);
     PyObject *htype = PyDict_GetItemWithError(header, s_htype);
     if (htype == NULL || count < 2 || !PyUnicode_CheckExact(htype) ||
-        PyUnicode_Compare(htype, s_array) != 0 ||
-        PyDict_GetItemWithError(st->handlers, htype) != st->array_receive) {
+        PyUnicode_Compare(htype, s_array) != 0 || !array_receive_is_builtin(st)) {
         return NULL;
     }
     PyObject *type = PyDict_GetItemWithError(header, s_type);
@@ -791,7 +805,7 @@ static int bind_libzmq(const char *path) {
 }
 
 PyDoc_STRVAR(configure_doc,
-"configure(libzmq_path, zmq_error, loads, handlers, array_receive, layout, frombuffer,\n"
+"configure(libzmq_path, zmq_error, loads, registry, array_receive, layout, frombuffer,\n"
 "          message_class, statistics_class, gaps_class, number_keys, source_keys)\n\n"
 "Bind the libzmq functions of the already loaded library at ``libzmq_path`` (pyzmq's\n"
 "backend module, which links it) and the Python objects the fast path works with.");
@@ -799,10 +813,10 @@ PyDoc_STRVAR(configure_doc,
 static PyObject *configure(PyObject *module, PyObject *args) {
     State *st = PyModule_GetState(module);
     const char *path;
-    PyObject *zmq_error, *loads, *handlers, *array_receive, *layout, *frombuffer, *message_class,
+    PyObject *zmq_error, *loads, *registry, *array_receive, *layout, *frombuffer, *message_class,
         *statistics_class, *gaps_class, *number_keys, *source_keys;
     if (!PyArg_ParseTuple(args, "sOOO!OOOOO!O!O!O!:configure", &path, &zmq_error, &loads,
-                          &PyDict_Type, &handlers, &array_receive, &layout, &frombuffer,
+                          &PyDict_Type, &registry, &array_receive, &layout, &frombuffer,
                           &message_class, &PyType_Type, &statistics_class, &PyType_Type,
                           &gaps_class, &PyTuple_Type, &number_keys, &PyTuple_Type,
                           &source_keys)) {
@@ -826,7 +840,7 @@ static PyObject *configure(PyObject *module, PyObject *args) {
     Py_XSETREF(st->source_keys, Py_NewRef(source_keys));
     Py_XSETREF(st->zmq_error, Py_NewRef(zmq_error));
     Py_XSETREF(st->loads, Py_NewRef(loads));
-    Py_XSETREF(st->handlers, Py_NewRef(handlers));
+    Py_XSETREF(st->registry, Py_NewRef(registry));
     Py_XSETREF(st->array_receive, Py_NewRef(array_receive));
     Py_XSETREF(st->layout, Py_NewRef(layout));
     Py_XSETREF(st->frombuffer, Py_NewRef(frombuffer));
@@ -887,6 +901,7 @@ static int intern_all(void) {
     struct { PyObject **slot; const char *text; } names[] = {
         {&s_htype, "htype"}, {&s_array, "array-1.0"}, {&s_type, "type"}, {&s_shape, "shape"},
         {&s_header, "header"}, {&s_data, "data"}, {&s_reshape, "reshape"},
+        {&s_receive, "receive"},
         {&s_bytes_received, "bytes_received"},
         {&s_total_bytes_received, "total_bytes_received"},
         {&s_messages_received, "messages_received"},

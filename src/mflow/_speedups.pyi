@@ -18,7 +18,7 @@ def configure(
     libzmq_path: str,
     zmq_error: Callable[[int], BaseException],
     loads: Callable[[bytes], Any],
-    handlers: dict[str, Any],
+    registry: dict[str, Any],
     array_receive: Callable[[Any], Any],
     layout: Callable[[Any, Any], Any],
     frombuffer: Callable[..., Any],

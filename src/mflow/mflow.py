@@ -1,9 +1,15 @@
 """1.0 compatibility: the names the original kept in ``mflow.mflow``."""
 
-import importlib
 from types import ModuleType
 
-from .handlers import handler_modules, handlers, receive_handlers, send_handlers
+from .handlers import (
+    MODULES_1_0,
+    handler_modules,
+    handlers,
+    import_handler_module,
+    receive_handlers,
+    send_handlers,
+)
 from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
 from .receiver import ReceiveHandler
@@ -37,13 +43,7 @@ __all__ = [  # noqa: F822  (the handler modules come from __getattr__)
     "no_clients_timeout_notifier",
 ]
 
-_HANDLER_MODULES = frozenset(
-    {"array_1_0", "raw_1_0", "dheader_1_0", "dimage_1_0", "dseries_end_1_0"}
-)
-
 
 def __getattr__(name: str) -> ModuleType:
     """The 1.0 handler modules, imported on first use."""
-    if name in _HANDLER_MODULES:
-        return importlib.import_module(f"mflow.handlers.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return import_handler_module(name, MODULES_1_0, __name__)

@@ -399,9 +399,7 @@ class Stream:
                 delivery.after_close(
                     linger, time.monotonic() - closing if self._context_is_owned else None
                 )
-        if discarded:
-            self.statistics.skipped["discarded_at_close"] += discarded
-            logger.info("discarded %d received messages at disconnect", discarded)
+        self._count_discarded(discarded, "at disconnect")
         logger.info("Disconnected")
 
     def drain(self, limit: int | None = None) -> list[list[Any]]:
@@ -426,6 +424,26 @@ class Stream:
         """The most messages `drain` (and `disconnect`'s count) takes: ten receive queues."""
         socket = self._open_socket("drain")
         return 10 * max(int(socket.rcvhwm), 100)
+
+    def discard_received(self) -> int:
+        """Drop what ZeroMQ has already received for this receive-only stream, counted in
+        ``statistics.skipped["discarded_at_close"]`` (and logged); the number dropped.
+
+        For consumers that stop without taking the rest and report it before `disconnect`
+        (which does the same). Use `drain` instead to have the messages.
+        """
+        socket = self.socket
+        if self.receiver is None or socket is None or socket.closed:
+            return 0
+        if socket.type not in _RECEIVE_ONLY:
+            return 0
+        return self._count_discarded(self._discard_queued(), "on request")
+
+    def _count_discarded(self, discarded: int, when: str) -> int:
+        if discarded:
+            self.statistics.skipped["discarded_at_close"] += discarded
+            logger.info("discarded %d received messages %s", discarded, when)
+        return discarded
 
     def _discard_queued(self) -> int:
         """Take and drop what is already received; the number of messages."""

@@ -19,6 +19,7 @@ from ._output import Output, configure_logging
 from ._runtime import Limits, Run
 from ._security import SecuritySettings, make_security, security_option_list, use_security
 from ._sockets import Endpoint
+from ._streams import start_tracking
 
 __all__ = [
     "Tool",
@@ -28,6 +29,8 @@ __all__ = [
     "socket_options",
     "sender_options",
     "linger_option",
+    "address_option",
+    "rate_option",
     "mode_choice",
     "parse_shape",
 ]
@@ -127,6 +130,7 @@ def _make_tool(
     quiet: int,
     **security: Any,
 ) -> dict[str, Tool]:
+    start_tracking()
     use_security(make_security(**security) if security else SecuritySettings())
     verbosity = verbose - quiet
     configure_logging(verbosity)
@@ -233,6 +237,24 @@ linger_option = click.option(
     help="Seconds to let queued messages leave when closing.",
 )
 """``--linger``: how long closing waits for queued messages (the socket's LINGER)."""
+
+address_option = click.option(
+    "-a",
+    "--address",
+    default="tcp://*:9999",
+    show_default=True,
+    help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.",
+)
+"""``-a/--address``: where a command sends the stream it makes (generate, replay)."""
+
+rate_option = click.option(
+    "-r",
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Messages per second [default: as fast as possible].",
+)
+"""``-r/--rate``: how fast a command sends the stream it makes (generate, replay)."""
 
 
 def sender_options(function: Callable[..., Any]) -> Callable[..., Any]:

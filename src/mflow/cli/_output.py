@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import IO, Any, NamedTuple
 
-from ._security import discarded_at_close, refusals
+from ._streams import discarded_at_close, refusals
 
 __all__ = [
     "Report",

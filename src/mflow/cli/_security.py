@@ -10,14 +10,12 @@ whose side has no key stays plain, e.g. the input of a split that connects to a 
 
 from __future__ import annotations
 
-from collections import Counter
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
-import zmq
 
 import mflow
 from mflow.errors import ConfigurationError
@@ -28,7 +26,6 @@ __all__ = [
     "make_security",
     "use_security",
     "secure_connect_arguments",
-    "refusals",
 ]
 
 
@@ -42,8 +39,6 @@ class SecuritySettings:
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
     max_message_size: int | None = None
-    #: The streams opened with these settings, whose refusals the command reports.
-    streams: list[mflow.Stream] = field(default_factory=list, compare=False)
 
     def check(self) -> None:
         """Raise `ConfigurationError` for combinations that would do nothing."""
@@ -90,41 +85,6 @@ def use_security(settings: SecuritySettings) -> None:
 def secure_connect_arguments(conn_type: str) -> dict[str, Any]:
     """The current command's security arguments for `mflow.connect`."""
     return _settings().connect_arguments(conn_type)
-
-
-def track(stream: mflow.Stream) -> None:
-    """Report ``stream``'s refusals with the command's (see `refusals`)."""
-    _settings().streams.append(stream)
-
-
-def refusals() -> dict[str, int]:
-    """Peers and connections refused so far by the command's streams, by reason."""
-    total: Counter[str] = Counter()
-    for stream in _settings().streams:
-        total.update(stream.statistics.refused)
-    return dict(total)
-
-
-def discarded_at_close() -> int:
-    """Messages ZeroMQ had received for the command's receiving streams that the command
-    did not take before it stopped: taken off now (or at disconnect) and counted in
-    ``statistics.skipped["discarded_at_close"]``."""
-    total = 0
-    for stream in _settings().streams:
-        if (
-            not stream.closed
-            and stream.socket is not None
-            and stream.socket.type
-            in (
-                zmq.PULL,
-                zmq.SUB,
-            )
-        ):
-            left = len(stream.drain())
-            if left:
-                stream.statistics.skipped["discarded_at_close"] += left
-        total += stream.statistics.skipped.get("discarded_at_close", 0)
-    return total
 
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -57,13 +57,7 @@ class Sender:
         self.stream.zmq_copy = not zero_copy
         self.delivery = delivery_of(self.stream)
         if announce:
-            self.out.event(
-                "start",
-                endpoint.describe(self.stream),
-                endpoint=self.stream.endpoint,
-                mode=endpoint.mode,
-                conn_type=endpoint.conn_type,
-            )
+            endpoint.announce(self.out, self.stream)
 
     def __enter__(self) -> Sender:
         return self

@@ -17,8 +17,10 @@ import zmq
 import mflow
 from mflow.errors import ConfigurationError, SendTimeoutError
 
+from ._output import Output
 from ._runtime import POLL_MS, Run
-from ._security import secure_connect_arguments, track
+from ._security import secure_connect_arguments
+from ._streams import track
 
 __all__ = [
     "MODES",
@@ -90,6 +92,21 @@ class Endpoint:
         verb = "Bound to" if self.conn_type == mflow.BIND else "Connecting to"
         address = stream.endpoint if self.conn_type == mflow.BIND else self.address
         return f"{verb} {address} ({self.mode.upper()}, queue size {self.queue_size})"
+
+    def announce(
+        self, out: Output, stream: mflow.Stream, doing: str | None = None, **data: Any
+    ) -> None:
+        """The command's ``start`` event for ``stream``, opened as this endpoint (`describe`,
+        then what the command does with it)."""
+        text = self.describe(stream)
+        out.event(
+            "start",
+            text if doing is None else f"{text}; {doing}",
+            endpoint=stream.endpoint,
+            mode=self.mode,
+            conn_type=self.conn_type,
+            **data,
+        )
 
 
 def open_stream(

@@ -185,13 +185,7 @@ def _dump(
     meter = Meter()
     try:
         with open_stream(endpoint) as stream, tool.run() as run:
-            out.event(
-                "start",
-                f"{endpoint.describe(stream)}; {sink.describe()}",
-                endpoint=stream.endpoint,
-                path=path,
-                format=file_format,
-            )
+            endpoint.announce(out, stream, sink.describe(), path=path, format=file_format)
             try:
                 while not run.stopped(meter.messages):
                     parts = stream.receive_parts()

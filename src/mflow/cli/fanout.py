@@ -12,8 +12,9 @@ from mflow.fanout import FanOut, FanOutput
 from ._main import CONTEXT_SETTINGS
 from ._options import SocketOptions, Tool, linger_option, socket_options, tool_options
 from ._output import Report, format_counts, traffic_fields
+from ._forwarding import forward, open_outputs
 from ._runtime import EXIT_ERROR, Meter, Run
-from ._sockets import Endpoint, message_size, open_stream
+from ._sockets import Endpoint, open_stream
 
 __all__ = ["command"]
 
@@ -68,14 +69,11 @@ def _report(meter: Meter, fanout: FanOut, final: bool) -> Report:
     return Report({**sample, **counts}, fields)
 
 
-def _forward(source: mflow.Stream, fanout: FanOut, run: Run, tool: Tool, meter: Meter) -> None:
-    while not run.stopped(meter.messages):
-        frames = source.receive_parts()
-        if frames is not None:
-            meter.add(message_size(frames))
-            fanout.forward(frames)
-        if run.report_due():
-            tool.out.progress(_report(meter, fanout, False))
+def _open_output(address: str, queue_size: int, linger: float, tool: Tool) -> FanOutput:
+    endpoint = Endpoint.choose(address, "push", None, mflow.CONNECT, queue_size)
+    stream = open_stream(endpoint, linger=linger)
+    tool.out.event("output", endpoint.describe(stream), address=address, endpoint=stream.endpoint)
+    return FanOutput(stream, address)
 
 
 def _fanout(
@@ -91,36 +89,19 @@ def _fanout(
     endpoint = socket.endpoint(source, mflow.CONNECT)
     meter = Meter()
     with tool.run() as run:
-        streams: list[FanOutput] = []
-        started = False
-        try:
-            for address in outputs:
-                output_endpoint = Endpoint.choose(
-                    address, "push", None, mflow.CONNECT, output_queue_size
-                )
-                stream = open_stream(output_endpoint, linger=linger)
-                streams.append(FanOutput(stream, address))
-                tool.out.event(
-                    "output",
-                    output_endpoint.describe(stream),
-                    address=address,
-                    endpoint=stream.endpoint,
-                )
-            fanout = FanOut(streams, block=block if by == "block" else None, stopped=run.stopped)
-            with open_stream(endpoint) as input_stream:
-                tool.out.event(
-                    "start",
-                    endpoint.describe(input_stream),
-                    endpoint=input_stream.endpoint,
-                    mode=endpoint.mode,
-                )
-                started = True
-                _forward(input_stream, fanout, run, tool, meter)
-        finally:
-            for output in streams:  # queued messages leave, or are counted
-                output.stream.disconnect()
-            if started:
-                tool.out.summary(_report(meter, fanout, True))
+        streams = open_outputs(
+            outputs, lambda address: _open_output(address, output_queue_size, linger, tool)
+        )
+        fanout = FanOut(streams, block=block if by == "block" else None, stopped=run.stopped)
+        forward(
+            endpoint,
+            streams,
+            lambda frames, nbytes: fanout.forward(frames),
+            lambda final: _report(meter, fanout, final),
+            run,
+            tool,
+            meter,
+        )
         return _exit_code(run, fanout)
 
 

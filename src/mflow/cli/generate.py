@@ -19,6 +19,8 @@ from ._legacy import ThroughputLines, legacy_command
 from ._main import CONTEXT_SETTINGS, run
 from ._options import (
     SenderOptions,
+    address_option,
+    rate_option,
     SocketOptions,
     Tool,
     parse_shape,
@@ -193,13 +195,7 @@ def _generate(
     default="raw",
     type=click.Choice(list(synthetic.SOURCES), case_sensitive=False),
 )
-@click.option(
-    "-a",
-    "--address",
-    default="tcp://*:9999",
-    show_default=True,
-    help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.",
-)
+@address_option
 @click.option(
     "-s",
     "--size",
@@ -239,13 +235,7 @@ def _generate(
     metavar="NAME[:TYPE[:SHAPE]]",
     help="bsread channel (repeatable), e.g. X:float64, IMG:uint16:64x64.",
 )
-@click.option(
-    "-r",
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Messages per second [default: as fast as possible].",
-)
+@rate_option
 @socket_options(("push", "pub"), "the output", "bind")
 @sender_options
 @tool_options()

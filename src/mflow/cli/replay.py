@@ -21,6 +21,8 @@ from ._legacy import legacy_command
 from ._main import CONTEXT_SETTINGS, run
 from ._options import (
     SenderOptions,
+    address_option,
+    rate_option,
     SocketOptions,
     Tool,
     sender_options,
@@ -212,20 +214,8 @@ def _replay_recording(
     "replay", help=HELP, short_help="Send a recording again.", context_settings=CONTEXT_SETTINGS
 )
 @click.argument("path", type=click.Path())
-@click.option(
-    "-a",
-    "--address",
-    default="tcp://*:9999",
-    show_default=True,
-    help="Where to send: tcp://*:PORT binds, tcp://HOST:PORT with --connect.",
-)
-@click.option(
-    "-r",
-    "--rate",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Messages per second [default: as fast as possible].",
-)
+@address_option
+@rate_option
 @click.option("--realtime", is_flag=True, help="Keep the recorded time between messages.")
 @click.option(
     "--speed",

@@ -26,7 +26,8 @@ from ._options import SocketOptions, Tool, linger_option, mode_choice, socket_op
 from ._output import Report, traffic_fields
 from ._runtime import Meter, Run
 from ._sending import delivery_exit_code
-from ._sockets import Endpoint, delivery_of, is_wildcard, message_size, open_stream, send_message
+from ._forwarding import forward, open_outputs
+from ._sockets import Endpoint, delivery_of, is_wildcard, open_stream, send_message
 
 __all__ = ["command", "legacy", "main", "OutputSpec", "load_config"]
 
@@ -208,34 +209,10 @@ def _report(meter: Meter, outputs: list[_Output], final: bool) -> Report:
     return Report({**sample, "outputs": [output.counts() for output in outputs]}, fields)
 
 
-def _forward(
-    source: mflow.Stream, outputs: list[_Output], run: Run, tool: Tool, meter: Meter
-) -> None:
-    stopped, receive, report_due = run.stopped, source.receive_parts, run.report_due
-    while not stopped(meter.messages):
-        frames = receive()
-        if frames is not None:
-            nbytes = message_size(frames)
-            meter.add(nbytes)
-            for output in outputs:
-                output.offer(meter.messages, frames, nbytes, run)
-        if report_due():
-            tool.out.progress(_report(meter, outputs, False))
-
-
-def _open_outputs(specs: list[OutputSpec], tool: Tool, linger: float) -> list[_Output]:
-    outputs: list[_Output] = []
-    try:
-        for spec in specs:
-            outputs.append(_Output(spec, linger))
-            tool.out.event(
-                "output", spec.endpoint.describe(outputs[-1].stream), **outputs[-1].counts()
-            )
-    except BaseException:
-        for output in outputs:
-            output.stream.disconnect()
-        raise
-    return outputs
+def _open_output(spec: OutputSpec, tool: Tool, linger: float) -> _Output:
+    output = _Output(spec, linger)
+    tool.out.event("output", spec.endpoint.describe(output.stream), **output.counts())
+    return output
 
 
 def _plan(
@@ -280,23 +257,21 @@ def _split(
         print("config", flush=True)
     meter = Meter()
     with tool.run() as run:
-        outputs = _open_outputs(specs, tool, linger)
-        started = False
-        try:
-            with open_stream(endpoint) as input_stream:
-                tool.out.event(
-                    "start",
-                    endpoint.describe(input_stream),
-                    endpoint=input_stream.endpoint,
-                    mode=endpoint.mode,
-                )
-                started = True
-                _forward(input_stream, outputs, run, tool, meter)
-        finally:
-            for output in outputs:  # the outputs' queued messages leave, or are counted
-                output.stream.disconnect()
-            if started:
-                tool.out.summary(_report(meter, outputs, True))
+        outputs = open_outputs(specs, lambda spec: _open_output(spec, tool, linger))
+
+        def deliver(frames: list[Any], nbytes: int) -> None:
+            for output in outputs:
+                output.offer(meter.messages, frames, nbytes, run)
+
+        forward(
+            endpoint,
+            outputs,
+            deliver,
+            lambda final: _report(meter, outputs, final),
+            run,
+            tool,
+            meter,
+        )
         return delivery_exit_code(run, *(output.delivery for output in outputs))
 
 

@@ -60,13 +60,7 @@ def _stats(
     legacy = tool.legacy_output(legacy)
     out = tool.out
     with open_stream(endpoint) as stream, tool.run() as run:
-        out.event(
-            "start",
-            endpoint.describe(stream),
-            endpoint=stream.endpoint,
-            mode=endpoint.mode,
-            conn_type=endpoint.conn_type,
-        )
+        endpoint.announce(out, stream)
         inspector = Inspector(stream, decode)
         hints = PeerHints(stream, endpoint, out)
         printer = _legacy_start(tool.interval) if legacy else None

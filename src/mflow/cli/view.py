@@ -127,13 +127,7 @@ def _view(
 ) -> int:
     endpoint = socket.endpoint(source, mflow.CONNECT)
     with open_stream(endpoint) as stream, tool.run() as run:
-        tool.out.event(
-            "start",
-            endpoint.describe(stream),
-            endpoint=stream.endpoint,
-            mode=endpoint.mode,
-            conn_type=endpoint.conn_type,
-        )
+        endpoint.announce(tool.out, stream)
         return serve(stream, run, tool, source, port, max_fps, open_browser)
 
 

@@ -60,8 +60,7 @@ class _Recorder:
     def receive(self, run: Run) -> None:
         """Take and write the next message, waiting up to the run's poll time."""
         message = self.stream.receive(handler=self.handle, block=False, decode=False)
-        socket = self.stream.socket
-        if message is None and socket is not None and socket.poll(run.poll_ms()):
+        if message is None and self.stream.poll(run.poll_ms()):
             message = self.stream.receive(handler=self.handle, block=False, decode=False)
         if message is not None:
             self.writer.write(*message.data)
@@ -147,12 +146,7 @@ def _write(
     )
     failed = False
     with open_stream(endpoint) as stream, tool.run() as run:
-        out.event(
-            "start",
-            f"{endpoint.describe(stream)}; writing to {directory}",
-            endpoint=stream.endpoint,
-            directory=directory,
-        )
+        endpoint.announce(out, stream, f"writing to {directory}", directory=directory)
         recorder = _Recorder(stream, writer)
         try:
             while not run.stopped(recorder.meter.messages):

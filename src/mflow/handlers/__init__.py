@@ -14,18 +14,21 @@ as a whole); other packages add theirs with `register_handler` or through the
 ``mflow.handlers`` entry-point group (name = htype, value = ``"package.module:Handler"``),
 the entry of an unknown htype loaded by its name when it is first looked up.
 
-The three 1.0 tables stay live: ``handlers`` (htype → class), ``receive_handlers`` and
-``send_handlers`` (htype → its methods), kept in step by `register_handler`.
-`Stream.receive()` consults ``receive_handlers``, so code that assigns to it directly
-keeps working.
+One table holds the registrations; the four 1.0 tables are live views of it (`RegistryView`):
+``handlers`` (htype → class), ``receive_handlers`` and ``send_handlers`` (htype → its
+methods) and ``handler_modules`` (htype → the module of its ``Handler``). A change made
+through any of them is seen by the others and by `Stream.receive()` / `Stream.forward()`,
+so 1.0 code that assigns to ``receive_handlers`` directly keeps working.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import sys
+from collections.abc import MutableMapping
 from types import ModuleType
-from typing import Any, Callable, Iterator, Protocol, Sequence, cast
+from typing import Any, Callable, Iterator, Protocol, Sequence, TypeVar, cast
 
 from ..errors import UnknownHtypeError
 
@@ -35,6 +38,7 @@ __all__ = [
     "Handler",
     "Receiver",
     "Send",
+    "RegistryView",
     "register_handler",
     "get_handler",
     "get_receive_handler",
@@ -44,6 +48,8 @@ __all__ = [
     "receive_handlers",
     "send_handlers",
     "ENTRY_POINT_GROUP",
+    "MODULES_1_0",
+    "import_handler_module",
 ]
 
 ENTRY_POINT_GROUP = "mflow.handlers"
@@ -92,65 +98,102 @@ class Handler(Protocol):
     def send(self, message: Any, send: Send, block: bool = True) -> None: ...
 
 
-class _Table(dict):
-    """A 1.0 table: a plain dict whose reads as a whole load the built-ins first."""
+class _Registration:
+    """One htype's row of the registry: its handler and module, its two functions.
 
-    def __iter__(self) -> Iterator[Any]:
+    ``receive`` and ``send`` are the handler's methods unless one was assigned (or deleted)
+    through its 1.0 table; ``module`` is the module the handler is the ``Handler`` of.
+    """
+
+    __slots__ = ("handler", "receive", "send", "module")
+
+    def __init__(self, handler: Any, module: ModuleType | None) -> None:
+        self.handler = handler
+        self.receive: Callable[[Any], Any] | None = getattr(handler, "receive", None)
+        self.send: Callable[..., Any] | None = getattr(handler, "send", None)
+        self.module = module
+
+    def is_empty(self) -> bool:
+        return self.handler is self.receive is self.send is self.module is None
+
+
+#: The registry, the one source of truth: dispatch key → its registration. The 1.0
+#: tables below are views of it; the compiled receive path reads it too.
+_registry: dict[str, _Registration] = {}
+
+_Value = TypeVar("_Value")
+
+
+class RegistryView(MutableMapping[str, _Value]):
+    """A 1.0 table: one column of the registry as a dict (htype → handler, function or module).
+
+    Reads, iteration, assignment and deletion go to the registry itself, so every table and
+    the dispatch see a change made through any of them. Assigning a handler (or a module
+    holding a ``Handler``) registers it whole, as `register_handler` does; assigning a
+    receive or send function replaces that function only. Reading a table as a whole loads
+    the built-ins first; reading an htype loads its built-in or entry point.
+    """
+
+    __slots__ = ("_column",)
+
+    def __init__(self, column: str) -> None:
+        self._column = column
+
+    def __getitem__(self, htype: str) -> _Value:
+        value = _value(htype, self._column)
+        if value is None:
+            raise KeyError(htype)
+        return value
+
+    def __setitem__(self, htype: str, value: _Value) -> None:
+        if self._column == "handler":
+            register_handler(htype, value)
+        elif self._column == "module":
+            handler = getattr(value, "Handler", None)
+            if handler is None:
+                raise TypeError(f"a handler module holds a Handler; {value!r} has none")
+            _register(htype, handler, cast(ModuleType, value))
+        else:
+            row = _find(htype)  # a built-in loaded later must not replace the value
+            if row is None:
+                row = _registry[htype] = _Registration(None, None)
+            setattr(row, self._column, value)
+
+    def __delitem__(self, htype: str) -> None:
+        row = _find(htype)
+        if row is None or getattr(row, self._column) is None:
+            raise KeyError(htype)
+        setattr(row, self._column, None)
+        if self._column == "handler":
+            row.module = None  # the module of a handler no longer registered
+        if row.is_empty():
+            del _registry[htype]
+
+    def __iter__(self) -> Iterator[str]:
         _load_builtins()
-        return super().__iter__()
+        column = self._column
+        return iter([htype for htype, row in _registry.items() if getattr(row, column) is not None])
 
     def __len__(self) -> int:
         _load_builtins()
-        return super().__len__()
-
-    def __contains__(self, key: object) -> bool:
-        return super().__contains__(key) or (_load_builtin(key) and super().__contains__(key))
-
-    def __getitem__(self, key: Any) -> Any:
-        if not super().__contains__(key):
-            _load_builtin(key)
-        return super().__getitem__(key)
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        found = super().get(key, _MISSING)
-        if found is _MISSING:
-            _load_builtin(key)
-            found = super().get(key, default)
-        return found
+        return sum(getattr(row, self._column) is not None for row in _registry.values())
 
     def __repr__(self) -> str:
-        _load_builtins()
-        return super().__repr__()
+        return repr(self.copy())
 
-    def __eq__(self, other: object) -> bool:
-        _load_builtins()
-        return super().__eq__(other)
-
-    __hash__ = None
-
-    def keys(self):
-        _load_builtins()
-        return super().keys()
-
-    def values(self):
-        _load_builtins()
-        return super().values()
-
-    def items(self):
-        _load_builtins()
-        return super().items()
-
-    def copy(self) -> dict:
-        _load_builtins()
-        return dict(super().items())
+    def copy(self) -> dict[str, _Value]:
+        """A plain dict of the table as it is now (as ``dict.copy``)."""
+        return dict(self.items())
 
 
-class HandlerTable(_Table):
-    """``mflow.handlers``: a dict htype → handler class that also resolves submodules.
+class HandlerTable(RegistryView[Any]):
+    """``mflow.handlers``: the htype → handler class table that also resolves submodules.
 
     In 1.0 this dict shadowed the subpackage, so ``mflow.handlers.array_1_0`` failed; here
     attribute access falls back to importing ``mflow.handlers.<name>``.
     """
+
+    __slots__ = ()
 
     def __getattr__(self, name: str) -> ModuleType:
         if name.startswith("__"):
@@ -161,12 +204,10 @@ class HandlerTable(_Table):
             raise AttributeError(f"mflow.handlers has no attribute or submodule {name!r}") from None
 
 
-_MISSING = object()
-handlers: HandlerTable = HandlerTable()
-receive_handlers: dict[str, Callable[[Any], Any]] = _Table()
-send_handlers: dict[str, Callable[..., Any]] = _Table()
-handler_modules: dict[str, ModuleType] = _Table()
-_TABLES = ((handlers, None), (receive_handlers, "receive"), (send_handlers, "send"))
+handlers: HandlerTable = HandlerTable("handler")
+receive_handlers: RegistryView[Callable[[Any], Any]] = RegistryView("receive")
+send_handlers: RegistryView[Callable[..., Any]] = RegistryView("send")
+handler_modules: RegistryView[ModuleType] = RegistryView("module")
 _builtins_pending = dict(_BUILTIN_MODULES)
 _plugins: dict[str, Any] | None = None  # entry-point name → not yet loaded entry point
 
@@ -177,19 +218,26 @@ def register_handler(htype: str, handler: Any) -> None:
     A handler that only receives (or only sends) may leave the other method out.
     Registering an htype again replaces the previous handler.
     """
+    _register(htype, handler, _module_of(handler, getattr(handler, "__module__", None)))
+
+
+def _register(htype: str, handler: Any, module: ModuleType | None) -> None:
     _builtins_pending.pop(htype, None)  # a built-in must not replace it later
-    _enter(htype, handler, replace=True)
+    _registry[htype] = _Registration(handler, module)
 
 
-def _enter(htype: str, handler: Any, replace: bool) -> None:
-    for table, method in _TABLES:
-        function = handler if method is None else getattr(handler, method, None)
-        if not replace and dict.__contains__(table, htype):
-            continue  # assigned directly before the built-in was loaded: that one stays
-        if function is None:
-            dict.pop(table, htype, None)
-        else:
-            dict.__setitem__(table, htype, function)
+def _module_of(handler: Any, module_name: str | None) -> ModuleType | None:
+    """The module ``module_name`` if ``handler`` is its ``Handler``."""
+    module = sys.modules.get(module_name or "")
+    return module if getattr(module, "Handler", None) is handler else None
+
+
+def _find(htype: object) -> _Registration | None:
+    """The registration of ``htype``, its built-in or entry point loaded if need be."""
+    row = _registry.get(htype)  # type: ignore[call-overload]
+    if row is None and (_load_builtin(htype) or _load_entry_point(htype)):
+        row = _registry.get(htype)  # type: ignore[call-overload]
+    return row
 
 
 def _load_builtin(htype: object) -> bool:
@@ -198,8 +246,7 @@ def _load_builtin(htype: object) -> bool:
     if module_name is None:
         return False
     module = importlib.import_module(f"{__name__}.{module_name}")
-    dict.setdefault(handler_modules, cast(str, htype), module)  # popped: a key, so a str
-    _enter(htype, module.Handler, replace=False)  # type: ignore[arg-type]
+    _register(cast(str, htype), module.Handler, module)  # popped: a key, so a str
     return True
 
 
@@ -208,13 +255,15 @@ def _load_builtins() -> None:
         _load_builtin(htype)
 
 
-def _load_entry_point(htype: str) -> bool:
+def _load_entry_point(htype: object) -> bool:
     """Register the plugin named ``htype`` if one is installed; True if it was.
 
     The group's names are read once, at the first unknown htype; only the plugin looked
     up is imported.
     """
     global _plugins
+    if type(htype) is not str:
+        return False
     if _plugins is None:
         from importlib.metadata import entry_points
 
@@ -223,42 +272,56 @@ def _load_entry_point(htype: str) -> bool:
     if entry is None:
         return False
     try:
-        register_handler(htype, entry.load())
+        handler = entry.load()
+        _register(htype, handler, _module_of(handler, entry.module))
     except Exception:  # a broken plugin is reported, the htype stays unknown
         logger.exception("cannot load the mflow handler plugin %r (%s)", entry.name, entry.value)
         return False
     return True
 
 
-def _lookup(table: dict[str, Any], htype: str) -> Any:
-    found = dict.get(table, htype)
-    if found is None and (_load_builtin(htype) or _load_entry_point(htype)):
-        found = dict.get(table, htype)
-    if found is None:
+def _value(htype: object, column: str) -> Any:
+    """The ``column`` of the registration of ``htype``, or None."""
+    row = _find(htype)
+    return None if row is None else getattr(row, column)
+
+
+def _registered(htype: str, column: str) -> Any:
+    """The ``column`` of the registration of ``htype``; `UnknownHtypeError` if none."""
+    value = _value(htype, column)
+    if value is None:
         raise UnknownHtypeError(f"no handler registered for htype {htype[:100]!r}")
-    return found
+    return value
 
 
 def get_handler(htype: str) -> Any:
     """The handler class registered for ``htype``; `UnknownHtypeError` if there is none."""
-    return _lookup(handlers, htype)
+    return _registered(htype, "handler")
 
 
 def get_receive_handler(htype: str) -> Callable[[Any], Any]:
     """The receive function for ``htype`` (honours direct edits of ``receive_handlers``)."""
-    return _lookup(receive_handlers, htype)
+    return _registered(htype, "receive")
 
 
 def get_send_handler(htype: str) -> Callable[..., Any]:
     """The send function for ``htype`` (honours direct edits of ``send_handlers``)."""
-    return _lookup(send_handlers, htype)
+    return _registered(htype, "send")
 
 
+#: The handler modules psi-mflow 1.0 had, attributes of ``mflow`` and ``mflow.mflow`` too.
+MODULES_1_0 = frozenset({"array_1_0", "raw_1_0", "dheader_1_0", "dimage_1_0", "dseries_end_1_0"})
 _SUBMODULES = frozenset(_BUILTIN_MODULES.values()) | {"_parts"}
+
+
+def import_handler_module(name: str, names: frozenset[str], owner: str) -> ModuleType:
+    """``mflow.handlers.<name>`` if ``name`` is one of ``names``, imported on first use: the
+    module ``__getattr__`` of ``owner`` (which has those modules as attributes)."""
+    if name in names:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {owner!r} has no attribute {name!r}")
 
 
 def __getattr__(name: str) -> ModuleType:
     """The handler modules (``mflow.handlers.array_1_0`` ...), imported on first use."""
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return import_handler_module(name, _SUBMODULES, __name__)
