@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import resource
+import signal
 
 import numpy as np
 import pytest
@@ -84,6 +85,46 @@ def _rows(path) -> int:
             return f["/entry/data/data"].shape[0]
     except (OSError, KeyError):
         return 0
+
+
+def _master_images(path) -> int:
+    """The images the master at ``path`` maps (0 while there is none)."""
+    try:
+        with h5py.File(path, "r", swmr=True) as f:
+            return f["/entry/data/data"].shape[0]
+    except (OSError, KeyError):
+        return 0
+
+
+def test_after_kill_9_the_master_reads_every_flushed_image(tools, source, tmp_path):
+    push, endpoint = source
+    messages = _plain(series("stream2", 12))
+    write = tools("write", endpoint, str(tmp_path), "--json", "--frames-per-file", "3")
+    write.event("start")
+    send_messages(push, messages[:6])  # start and five images of twelve
+    master = tmp_path / "series_1_master.h5"
+    wait_for(lambda: _master_images(master) == 5, what="a master over five images")
+    send_messages(push, messages[6:8])
+    wait_for(lambda: _master_images(master) == 7, what="the master brought up to date")
+    write.signal(signal.SIGKILL)
+    assert write.wait() == -signal.SIGKILL
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "series_1_data_000001.h5",
+        "series_1_data_000002.h5",
+        "series_1_data_000003.h5",
+        "series_1_master.h5",
+    ]
+    with h5py.File(master, "r", swmr=True) as f:
+        np.testing.assert_array_equal(
+            f["/entry/data/data"][:], np.stack(sent_images(messages)[:7])
+        )
+        specific = f["/entry/instrument/detector/detectorSpecific"]
+        assert list(specific["missing_images"][:]) == list(range(8, 13))
+        assert specific["images_written"][()] == 7
+        assert f["/entry/sample/transformations/omega"].shape == (7,)
+    # A reader without SWMR is refused with an error, never given fill values.
+    with h5py.File(master, "r") as f, pytest.raises(OSError, match="open for write"):
+        f["/entry/data/data"][:]
 
 
 def _limit_file_size() -> None:
