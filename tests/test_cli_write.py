@@ -115,9 +115,7 @@ def test_after_kill_9_the_master_reads_every_flushed_image(tools, source, tmp_pa
         "series_1_master.h5",
     ]
     with h5py.File(master, "r", swmr=True) as f:
-        np.testing.assert_array_equal(
-            f["/entry/data/data"][:], np.stack(sent_images(messages)[:7])
-        )
+        np.testing.assert_array_equal(f["/entry/data/data"][:], np.stack(sent_images(messages)[:7]))
         specific = f["/entry/instrument/detector/detectorSpecific"]
         assert list(specific["missing_images"][:]) == list(range(8, 13))
         assert specific["images_written"][()] == 7
