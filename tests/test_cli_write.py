@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import signal
 
@@ -194,3 +195,82 @@ def test_a_bad_part_is_a_usage_error(tmp_path):
 
     result = run_tool("write", "tcp://127.0.0.1:5", str(tmp_path), "--part", "4/3")
     assert result.returncode == 2 and "K/N" in result.stderr
+
+
+def _contents(path) -> dict:
+    """Every dataset's value and every attribute of the file at ``path``, comparable."""
+
+    def plain(value):
+        return np.asarray(value).tolist()
+
+    contents = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, item: contents.update(
+                {
+                    name: (
+                        plain(item[()]) if isinstance(item, h5py.Dataset) else None,
+                        {k: plain(v) for k, v in item.attrs.items()},
+                    )
+                }
+            )
+        )
+        contents["links"] = sorted(f["/entry/data"])
+    return contents
+
+
+def _three_parts(tmp_path, messages) -> None:
+    from mflow.hdf5 import DectrisWriter
+
+    from .test_hdf5_dectris import NAMES, received
+
+    for k in (3, 2, 1):  # part 1 last: its master maps the files the others wrote
+        writer = DectrisWriter(str(tmp_path), names=NAMES, frames_per_file=2, part=(k, 3))
+        for parts in messages:
+            writer.write(*received(parts))
+        writer.close()
+
+
+def test_write_master_recreates_the_master_from_the_parts_data_files(tmp_path):
+    from .cli_support import run_tool
+
+    messages = series("dectris", 7, header_detail="all")
+    _three_parts(tmp_path, messages)
+    master = tmp_path / "series_1_master.h5"
+    written = _contents(master)
+    assert "entry/instrument/detector/detectorSpecific/pixel_mask" in written
+    master.unlink()
+    result = run_tool("write", "--master", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert _contents(master) == written
+    summary = [json.loads(line) for line in result.stdout.splitlines()][-1]
+    assert summary["event"] == "summary"
+    assert [(m["master"], m["images"], m["missing"]) for m in summary["masters"]] == [
+        (str(master), 7, [])
+    ]
+    again = run_tool("write", "--master", str(tmp_path))
+    assert again.returncode == 1 and "exists" in again.stderr  # only with --overwrite
+
+
+def test_write_master_names_the_images_of_a_missing_part(tmp_path):
+    from .cli_support import run_tool
+
+    messages = _plain(series("stream2", 7))
+    _three_parts(tmp_path, messages)
+    (tmp_path / "series_1_data_000002.h5").unlink()  # part 2's only file: images 3 and 4
+    result = run_tool("write", "--master", str(tmp_path), "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert "5 images from 3 data files, 2 missing (3-4)" in result.stdout, result.stdout
+    with h5py.File(tmp_path / "series_1_master.h5") as f:
+        data = f["/entry/data/data"]
+        sent = sent_images(messages)
+        for number in (1, 2, 5, 6, 7):
+            np.testing.assert_array_equal(data[number - 1], sent[number - 1])
+        assert (data[2:4] == np.iinfo(data.dtype).max).all()
+        specific = f["/entry/instrument/detector/detectorSpecific"]
+        assert list(specific["missing_images"][:]) == [3, 4]
+        assert sorted(k for k in f["/entry/data"] if k.startswith("data_")) == [
+            "data_000001",
+            "data_000003",
+            "data_000004",
+        ]
