@@ -73,6 +73,9 @@ class _DataFile:
         self.image_shape = (channels, *first.shape) if channels > 1 else first.shape
         self.rows = 0
         self.converted = 0
+        # The image numbers of the rows, written to image_nr at each flush (one dataset
+        # write per flush instead of one per image).
+        self._numbers = np.zeros(frames_per_file, np.uint64)
         self.file = create_file(path, overwrite)
         try:
             entry = self.file.create_group("entry")
@@ -116,17 +119,21 @@ class _DataFile:
                 )
         if row >= self.rows:
             self.rows = row + 1
-            self.data.resize(self.rows, axis=0)
-            self.image_nr.resize(self.rows, axis=0)
+            self.data.id.set_extent((self.rows, *self.image_shape))
         for channel, image in enumerate(images):
             if image.filter != self.filter:
                 image = chunks.converted(image, self.filter)
                 self.converted += 1
             offset = (row, channel, 0, 0) if len(self.image_shape) == 3 else (row, 0, 0)
             self.data.id.write_direct_chunk(offset, image.data)
-        self.image_nr[row] = self.first_image + row
+        self._numbers[row] = self.first_image + row
+
+    def _write_numbers(self) -> None:
+        self.image_nr.resize(self.rows, axis=0)
+        self.image_nr[: self.rows] = self._numbers[: self.rows]
 
     def flush(self) -> None:
+        self._write_numbers()
         self.file.flush()
 
     def current(self) -> DataFile:
@@ -139,6 +146,7 @@ class _DataFile:
 
     def close(self) -> DataFile:
         """Close, then set ``image_nr_high`` to the last row (not allowed under SWMR)."""
+        self._write_numbers()
         self.file.close()
         with h5py.File(self.path, "r+") as f:
             f["/entry/data/data"].attrs["image_nr_high"] = np.uint64(
