@@ -197,6 +197,7 @@ class _Series:
         self.converted = 0
         self.layout: tuple[tuple[int, ...], np.dtype] | None = None
         self._master_due = 0.0
+        self._master_state: tuple[Any, ...] = ()
         if writes_master:
             refuse_existing(self.master_path, overwrite)
 
@@ -266,13 +267,15 @@ class _Series:
         return SeriesSummary(self.series, self.master_path, images, missing, own, ended)
 
     def _write_master(self, others: list[DataFile]) -> tuple[int, list[int]]:
-        """Write the master over this part's and ``others`` data files as they are now:
-        the number of images it maps and the missing ones."""
+        """Write the master over this part's and ``others`` data files as they are now
+        (unless it says that already): the number of images it maps and the missing ones."""
         open_files = [f.current() for f in self.files.values()]
         files = sorted(self.closed + open_files + others, key=lambda f: f.first_image)
         arrived = self.arrived | self._other_arrived
         missing = missing_images(arrived, self.header.expected_images)
-        if self.layout is not None:
+        state = (tuple(files), len(arrived), len(missing))
+        if self.layout is not None and state != self._master_state:
+            self._master_state = state
             image_shape, dtype = self.layout
             write_master(
                 self.master_path,
