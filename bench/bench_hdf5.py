@@ -14,7 +14,8 @@ the current one). The comparison is kept fair:
 - the same page-cache state: before every timed run the files of the last one are
   removed and ``os.sync`` writes back all dirty pages, so no run pays for another's;
 - alternated: each repetition times both sides, in alternating order, and the ratio is
-  taken per repetition (median, min and max printed).
+  taken per repetition (median, min and max printed), besides the ratio of each side's
+  best run (the one least disturbed by other processes).
 
 Prints MB/s of compressed bytes for each side, the ratios, the CPU per frame of each side,
 how many images it decompressed (0: chunks are the received blobs) and the load average
@@ -191,6 +192,7 @@ def run(megabytes: float, repeat: int, frames_per_file: int, disk: str) -> list[
                     "ratio": statistics.median(ratios),
                     "ratio_min": min(ratios),
                     "ratio_max": max(ratios),
+                    "ratio_of_best": min(raws) / min(walls),
                     "writer_frames_s": frames / statistics.median(walls),
                     "writer_cpu_ms_per_frame": 1000 * statistics.median(cpus) / frames,
                     "raw_cpu_ms_per_frame": 1000 * statistics.median(raw_cpus) / frames,
@@ -217,7 +219,7 @@ def main() -> None:
         return
     print(
         f"{'size':>4} {'to':>6} {'frames':>6} {'MB/frame':>8} {'raw MB/s':>9} {'writer MB/s':>11} "
-        f"{'ratio':>6} {'min-max':>10} {'CPU ms/frame raw, writer':>24} {'decoded':>7} "
+        f"{'ratio':>6} {'min-max':>10} {'best':>5} {'CPU ms/frame raw, writer':>24} {'decoded':>7} "
         f"{'load':>9}"
     )
     for r in results:
@@ -225,7 +227,7 @@ def main() -> None:
             f"{r['size']:>4} {r['to']:>6} {r['frames']:6d} {r['mb_per_frame']:8.2f} "
             f"{r['raw_mb_s']:9.0f} "
             f"{r['writer_mb_s']:11.0f} {r['ratio']:6.2f} "
-            f"{r['ratio_min']:4.2f}-{r['ratio_max']:4.2f} "
+            f"{r['ratio_min']:4.2f}-{r['ratio_max']:4.2f} {r['ratio_of_best']:5.2f} "
             f"{r['raw_cpu_ms_per_frame']:16.2f}, {r['writer_cpu_ms_per_frame']:5.2f} "
             f"{r['images_decoded']:7d} "
             f"{r['load'][0]:4.1f}/{r['load'][1]:4.1f}"
