@@ -252,25 +252,27 @@ def test_write_master_recreates_the_master_from_the_parts_data_files(tmp_path):
     assert again.returncode == 1 and "exists" in again.stderr  # only with --overwrite
 
 
-def test_write_master_names_the_images_of_a_missing_part(tmp_path):
+@pytest.mark.parametrize("kind", ["dectris", "stream2"])
+def test_write_master_names_the_images_of_a_missing_part(tmp_path, kind):
     from .cli_support import run_tool
 
-    messages = _plain(series("stream2", 7))
+    messages = _plain(series(kind, 7, **({"header_detail": "all"} if kind == "dectris" else {})))
     _three_parts(tmp_path, messages)
-    (tmp_path / "series_1_data_000002.h5").unlink()  # part 2's only file: images 3 and 4
-    result = run_tool("write", "--master", str(tmp_path), "--overwrite")
+    # Part 1 (data files 1 and 4: images 1, 2 and 7, the master, the header's arrays) lost.
+    for name in ("series_1_data_000001.h5", "series_1_data_000004.h5", "series_1_master.h5"):
+        (tmp_path / name).unlink()
+    result = run_tool("write", "--master", str(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "5 images from 3 data files, 2 missing (3-4)" in result.stdout, result.stdout
+    assert "4 images from 2 data files, 3 missing (1-2, 7)" in result.stdout, result.stdout
     with h5py.File(tmp_path / "series_1_master.h5") as f:
         data = f["/entry/data/data"]
-        sent = sent_images(messages)
-        for number in (1, 2, 5, 6, 7):
-            np.testing.assert_array_equal(data[number - 1], sent[number - 1])
-        assert (data[2:4] == np.iinfo(data.dtype).max).all()
+        np.testing.assert_array_equal(data[2:6], np.stack(sent_images(messages)[2:6]))
+        assert (data[:2] == np.iinfo(data.dtype).max).all()
         specific = f["/entry/instrument/detector/detectorSpecific"]
-        assert list(specific["missing_images"][:]) == [3, 4]
+        assert list(specific["missing_images"][:]) == [1, 2, 7]
+        assert ("pixel_mask" in specific) == (kind == "dectris")
+        assert f["/entry/instrument/detector/distance"][()] == 0.12
         assert sorted(k for k in f["/entry/data"] if k.startswith("data_")) == [
-            "data_000001",
+            "data_000002",
             "data_000003",
-            "data_000004",
         ]

@@ -8,13 +8,15 @@ that arrived in each row, 0 where none did. Image number ``n`` (``frame`` / ``im
 ``n - 1``) always lives in data file ``(n - 1) // frames_per_file + 1``, so a missing image
 is a row of fill value (the dtype's largest value) and counted, never a silent zero. Data
 files are in SWMR mode while they are written (`h5py.File(..., swmr=True)` readers follow
-them) and flushed at most once a second; each keeps the series header
-(`mflow.hdf5.series_files`). ``<name>_master.h5`` (`mflow.hdf5.nexus`) exists from the
-first flush on and is rewritten after every flush (at most once a second, and less often
-when writing it would take more than a tenth of the time), under a temporary name then
-renamed, so a reader never sees half a master: after a kill -9 it maps the images flushed
-until then and lists the others as missing. When the series ends (end message, a new
-series or `DectrisWriter.close`) the data files are closed and the master written once more.
+them) and flushed at most once a second; each keeps the series header, the first one of
+each part with its arrays (`mflow.hdf5.series_files`). ``<name>_master.h5``
+(`mflow.hdf5.nexus`) exists from the first flush on and is rewritten after every flush
+that changed what it maps (at most once a second; less often when writing it takes more
+than a twentieth of the time, as with the large pixel mask of a 16M), under a temporary
+name then renamed, so a reader never sees half a master: after a kill -9 it maps the
+images flushed until then and lists the others as missing. When the series ends (end
+message, a new series or `DectrisWriter.close`) the data files are closed and the master
+written once more.
 
 Images of another series than the open one are strays (late images of an aborted series):
 discarded and counted. A series number seen before in this run starts a new file set
@@ -23,6 +25,7 @@ named ``<name>_r2``, ``_r3``, ...
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -198,6 +201,7 @@ class _Series:
         self.layout: tuple[tuple[int, ...], np.dtype] | None = None
         self._master_due = 0.0
         self._master_state: tuple[Any, ...] = ()
+        self._values_only = dataclasses.replace(header, arrays={})
         if writes_master:
             refuse_existing(self.master_path, overwrite)
 
@@ -221,7 +225,9 @@ class _Series:
                 images[0],
                 len(images),
                 self.overwrite,
-                self.header,
+                # The header's arrays (a 16M pixel mask, flatfield: ~100 MB) only in the
+                # first data file of this part; the values in every one.
+                self.header if not self.files and not self.closed else self._values_only,
                 self.names,
             )
             self.files[index] = data_file
@@ -240,13 +246,14 @@ class _Series:
 
     def flush(self) -> None:
         """Flush the data files, then bring the master file up to date (if this part
-        writes it and writing it took at most a tenth of the time since the last one)."""
+        writes it, and at most a twentieth of the time goes to that: a 16M master with
+        its pixel mask and flatfield is 144 MB)."""
         for data_file in self.files.values():
             data_file.flush()
         if self.writes_master and self.layout is not None and time.monotonic() >= self._master_due:
             began = time.monotonic()
             self._write_master(self._other_parts())
-            self._master_due = began + 10 * (time.monotonic() - began)
+            self._master_due = began + 20 * (time.monotonic() - began)
 
     def abandon(self) -> None:
         """Close the data files after a failed write, writing nothing more."""

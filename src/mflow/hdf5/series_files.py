@@ -3,9 +3,9 @@ found (of all parts), and master files written from them alone.
 
 Every data file holds the series header it was written under (``/entry/series_header``:
 the NeXus values, the goniometer, the channels, the names and the frames per data file as
-JSON attributes, the header's arrays as compressed datasets), so the data files of any
-part suffice to (re)write the master file (`write_masters`), e.g. when the parts ran on
-other machines or the part that writes the master died.
+JSON attributes; the first data file of each part also the header's arrays, compressed),
+so the data files of any part suffice to (re)write the master file (`write_masters`), e.g.
+when the parts ran on other machines or the part that writes the master died.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import numpy as np
 
 from ._deps import h5py
 from ._files import HDF5WriteError, refuse_existing
+from .chunks import BITSHUFFLE, filter_options
 from .nexus import DataFile, SeriesHeader, write_master
 
 __all__ = [
@@ -65,7 +66,8 @@ def store_header(
     group.attrs["names"] = json.dumps(dict(names))
     group.attrs["frames_per_file"] = frames_per_file
     for name, array in header.arrays.items():
-        options = {"chunks": array.shape, "compression": "gzip"} if array.size else {}
+        # Bitshuffle-LZ4: a 16M pixel mask costs milliseconds (gzip: most of a second).
+        options = {"chunks": array.shape, **filter_options(BITSHUFFLE)} if array.size else {}
         group.create_dataset(name, data=array, **options)
 
 
@@ -93,7 +95,8 @@ class FoundFiles:
     arrived: set[int] = field(default_factory=set)
     #: Image shape ((ny, nx) or (channels, ny, nx)) and dtype, from the first file.
     layout: tuple[tuple[int, ...], np.dtype] | None = None
-    #: The header kept in the files (the first file that has one).
+    #: The header kept in the files (the first file that has one; the arrays from the
+    #: first file that has them).
     header: tuple[SeriesHeader, dict[str, str], int] | None = None
     #: Data files that could not be read (not yet, or not any more, HDF5 files).
     unreadable: list[str] = field(default_factory=list)
@@ -117,14 +120,27 @@ def find_data_files(stem: str, skip: Sequence[str] = (), header: bool = False) -
                 numbers = f["/entry/data/image_nr"][:]
                 data_file = DataFile(name, int(data.attrs["image_nr_low"]), int(data.shape[0]))
                 found.layout = found.layout or (data.shape[1:], data.dtype)
-                if header and found.header is None:
-                    found.header = read_header(f)
+                if header:
+                    _merge_header(found, f)
         except (OSError, KeyError):
             found.unreadable.append(name)
             continue
         found.files.append(data_file)
         found.arrived.update(int(n) for n in numbers if n)
     return found
+
+
+def _merge_header(found: FoundFiles, file: Any) -> None:
+    """Take the header of ``file`` into ``found`` if it still lacks the values or arrays."""
+    if found.header is not None and found.header[0].arrays:
+        return
+    kept = read_header(file)
+    if kept is None:
+        return
+    if found.header is None:
+        found.header = kept
+    else:
+        found.header[0].arrays.update(kept[0].arrays)
 
 
 @dataclass
