@@ -132,7 +132,7 @@ def _part(value: str | None) -> tuple[int, int]:
 
 def _write_masters(directory: str, overwrite: bool, tool: Tool) -> int:
     """``--master DIRECTORY``: the master files from the data files alone."""
-    from mflow.hdf5.series_files import write_masters
+    from mflow.hdf5 import write_masters
 
     summaries = write_masters(directory, overwrite)
     masters = [

@@ -375,10 +375,11 @@ class DectrisWriter:
     and ends, the images divided among them, e.g. by ``mflow fanout``). This one writes
     the data files numbered ``k``, ``k + n``, ... (whole blocks of ``frames_per_file``
     images; the names never collide) and counts the other images in ``other_parts``.
-    Part 1 writes the master file over all parts' data files found in ``directory`` when
-    its series ends, after waiting up to ``other_parts_wait`` seconds for the other parts to
-    have written every image the header announced; images no part had written by then are
-    listed as missing.
+    Part 1 writes the master file over all parts' data files found in ``directory`` (during
+    the series as they are at each flush; when its series ends after waiting up to
+    ``other_parts_wait`` seconds for the other parts to have written every image the header
+    announced); images no part had written by then are listed as missing.
+    `mflow.hdf5.write_masters` writes it later from the data files alone.
     """
 
     KEYS = ("dheader-1.0", "dimage-1.0", "dseries_end-1.0", STREAM2)
