@@ -1,15 +1,27 @@
 """Time mflow's HDF5 writer against a raw sequential write of the same compressed bytes.
 
 For EIGER2 4M (2068 x 2162) and 16M (4148 x 4362) uint16 frames, bitshuffle-LZ4 compressed
-once (synthetic low photon counts, so they compress like real data), this writes N
-Stream V1 images (``bs16-lz4<``, as received with decode=False) through
-`mflow.hdf5.DectrisWriter` (data files + master) and, separately, appends the same blobs to
-one plain file; both to memory (/dev/shm) and to disk (a directory under the current one),
-both ending with fsync-free close (the page cache, as the writer leaves it). Prints MB/s of
-compressed bytes for each, their ratio, and the writer's CPU per frame. Nothing is
-decompressed on the way: the writer's chunks are the received blobs. Run by hand:
+once (synthetic low photon counts, so they compress like real data), this writes about
+``--mb`` MB of Stream V1 images (``bs16-lz4<``, as received with decode=False) through
+`mflow.hdf5.DectrisWriter` (data files + master) and, as the reference, writes the same
+blobs with plain ``write`` calls, both to memory (/dev/shm) and to disk (a directory under
+the current one). The comparison is kept fair:
 
-    python bench/bench_hdf5.py [--frames N] [--disk DIR] [--json]
+- the same bytes: the raw side writes exactly the blobs the writer stores as chunks;
+- the same files: the raw side opens a new file every ``--frames-per-file`` images and
+  closes it, as the writer does its data files;
+- the same flush policy: neither side calls fsync (both leave the data in the page cache);
+- the same page-cache state: before every timed run the files of the last one are
+  removed and ``os.sync`` writes back all dirty pages, so no run pays for another's;
+- alternated: each repetition times both sides, in alternating order, and the ratio is
+  taken per repetition (median, min and max printed), besides the ratio of each side's
+  best run (the one least disturbed by other processes).
+
+Prints MB/s of compressed bytes for each side, the ratios, the CPU per frame of each side,
+how many images it decompressed (0: chunks are the received blobs) and the load average
+(the machine is shared). Run by hand:
+
+    python bench/bench_hdf5.py [--mb MB] [--repeat R] [--frames-per-file N] [--disk DIR] [--json]
 """
 
 from __future__ import annotations
@@ -18,12 +30,15 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from mflow.codecs import encode_bslz4
+from mflow import codecs
 from mflow.hdf5 import DectrisWriter
 
 SIZES = {"4M": (2162, 2068), "16M": (4362, 4148)}
@@ -37,7 +52,7 @@ def synthetic_blobs(shape: tuple[int, int], count: int = 4) -> list[bytes]:
         frame = rng.poisson(0.4, shape).astype(np.uint16)
         spots = rng.integers(0, frame.size, 2000)
         frame.flat[spots] = rng.integers(50, 5000, spots.size)
-        blobs.append(encode_bslz4(frame))
+        blobs.append(codecs.encode_bslz4(frame))
     return blobs
 
 
@@ -74,9 +89,37 @@ def _messages(shape: tuple[int, int], blobs: list[bytes], frames: int) -> list[t
     return messages
 
 
-def time_writer(directory: str, messages: list[tuple[str, dict]]) -> tuple[float, float]:
+class DecodeCounter:
+    """Counts calls of mflow's image decoders while it is active (the writer makes none)."""
+
+    NAMES = ("decode_bslz4", "decode_hdf5_lz4", "decode_lz4_block")
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self._saved = {name: getattr(codecs, name) for name in self.NAMES}
+
+    def __enter__(self) -> DecodeCounter:
+        for name, function in self._saved.items():
+            setattr(codecs, name, self._counting(function))
+        return self
+
+    def _counting(self, function: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return function(*args, **kwargs)
+
+        return counted
+
+    def __exit__(self, *exc: object) -> None:
+        for name, function in self._saved.items():
+            setattr(codecs, name, function)
+
+
+def time_writer(
+    directory: str, messages: list[tuple[str, dict]], frames_per_file: int
+) -> tuple[float, float]:
     """Wall and CPU seconds to write ``messages`` as a series (files closed at the end)."""
-    writer = DectrisWriter(directory, overwrite=True)
+    writer = DectrisWriter(directory, overwrite=True, frames_per_file=frames_per_file)
     wall, cpu = time.perf_counter(), time.process_time()
     for key, data in messages:
         writer.write(key, data)
@@ -84,38 +127,77 @@ def time_writer(directory: str, messages: list[tuple[str, dict]]) -> tuple[float
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def time_raw(directory: str, blobs: list[bytes], frames: int) -> float:
-    """Wall seconds to append ``frames`` blobs to one file and close it."""
-    wall = time.perf_counter()
-    with open(os.path.join(directory, "raw.bin"), "wb", buffering=0) as f:
-        f.writelines(blobs[frame % len(blobs)] for frame in range(frames))
-    return time.perf_counter() - wall
+def time_raw(
+    directory: str, blobs: list[bytes], frames: int, frames_per_file: int
+) -> tuple[float, float]:
+    """Wall and CPU seconds to write ``frames`` blobs, a new file every ``frames_per_file``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for first in range(0, frames, frames_per_file):
+        path = os.path.join(directory, f"raw_{first // frames_per_file + 1:06d}.bin")
+        with open(path, "wb", buffering=0) as f:
+            for frame in range(first, min(first + frames_per_file, frames)):
+                f.write(blobs[frame % len(blobs)])
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
-def run(frames: int, disk: str) -> list[dict]:
+def _clean(directory: str) -> None:
+    """Remove the files of the last run and write back every dirty page."""
+    for name in os.listdir(directory):
+        os.unlink(os.path.join(directory, name))
+    os.sync()
+
+
+def _stored_bytes(directory: str) -> int:
+    return sum(os.path.getsize(os.path.join(directory, name)) for name in os.listdir(directory))
+
+
+def run(megabytes: float, repeat: int, frames_per_file: int, disk: str) -> list[dict]:
     results = []
     for size, shape in SIZES.items():
         blobs = synthetic_blobs(shape)
+        frames = max(1, round(megabytes * 1e6 * len(blobs) / sum(map(len, blobs))))
         messages = _messages(shape, blobs, frames)
         nbytes = sum(len(blobs[i % len(blobs)]) for i in range(frames))
         for where, parent in (("memory", "/dev/shm"), ("disk", disk)):
             directory = tempfile.mkdtemp(prefix="mflow-bench-", dir=parent)
+            raws, raw_cpus, walls, cpus, stored = [], [], [], [], 0
+            load = os.getloadavg()[0]
             try:
-                raw = min(time_raw(directory, blobs, frames) for _ in range(3))
-                wall, cpu = min(time_writer(directory, messages) for _ in range(3))
+                with DecodeCounter() as decodes:
+                    for repetition in range(repeat):
+                        for side in ("raw", "writer")[:: 1 if repetition % 2 == 0 else -1]:
+                            _clean(directory)
+                            if side == "raw":
+                                wall, cpu = time_raw(directory, blobs, frames, frames_per_file)
+                                raws.append(wall)
+                                raw_cpus.append(cpu)
+                            else:
+                                wall, cpu = time_writer(directory, messages, frames_per_file)
+                                walls.append(wall)
+                                cpus.append(cpu)
+                                stored = _stored_bytes(directory)
             finally:
                 shutil.rmtree(directory)
+            ratios = [raw / wall for raw, wall in zip(raws, walls, strict=True)]
             results.append(
                 {
                     "size": size,
                     "to": where,
                     "frames": frames,
+                    "repeat": repeat,
                     "mb_per_frame": nbytes / frames / 1e6,
-                    "raw_mb_s": nbytes / raw / 1e6,
-                    "writer_mb_s": nbytes / wall / 1e6,
-                    "ratio": raw / wall,
-                    "writer_frames_s": frames / wall,
-                    "writer_cpu_ms_per_frame": 1000 * cpu / frames,
+                    "writer_file_overhead": stored / nbytes - 1,
+                    "raw_mb_s": nbytes / statistics.median(raws) / 1e6,
+                    "writer_mb_s": nbytes / statistics.median(walls) / 1e6,
+                    "ratio": statistics.median(ratios),
+                    "ratio_min": min(ratios),
+                    "ratio_max": max(ratios),
+                    "ratio_of_best": min(raws) / min(walls),
+                    "writer_frames_s": frames / statistics.median(walls),
+                    "writer_cpu_ms_per_frame": 1000 * statistics.median(cpus) / frames,
+                    "raw_cpu_ms_per_frame": 1000 * statistics.median(raw_cpus) / frames,
+                    "images_decoded": decodes.calls,
+                    "load": [load, os.getloadavg()[0]],
                 }
             )
     return results
@@ -123,23 +205,32 @@ def run(frames: int, disk: str) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument(
+        "--mb", type=float, default=400, help="compressed MB per run (frames to match)"
+    )
+    parser.add_argument("--repeat", type=int, default=6)
+    parser.add_argument("--frames-per-file", type=int, default=1000)
     parser.add_argument("--disk", default=".")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    results = run(args.frames, args.disk)
+    results = run(args.mb, args.repeat, args.frames_per_file, args.disk)
     if args.json:
         print(json.dumps(results))
         return
     print(
-        f"{'size':>4} {'to':>6} {'MB/frame':>8} {'raw MB/s':>9} {'writer MB/s':>11} "
-        f"{'ratio':>6} {'frames/s':>8} {'CPU ms/frame':>12}"
+        f"{'size':>4} {'to':>6} {'frames':>6} {'MB/frame':>8} {'raw MB/s':>9} {'writer MB/s':>11} "
+        f"{'ratio':>6} {'min-max':>10} {'best':>5} {'CPU ms/frame raw, writer':>24} {'decoded':>7} "
+        f"{'load':>9}"
     )
     for r in results:
         print(
-            f"{r['size']:>4} {r['to']:>6} {r['mb_per_frame']:8.2f} {r['raw_mb_s']:9.0f} "
-            f"{r['writer_mb_s']:11.0f} {r['ratio']:6.2f} {r['writer_frames_s']:8.0f} "
-            f"{r['writer_cpu_ms_per_frame']:12.2f}"
+            f"{r['size']:>4} {r['to']:>6} {r['frames']:6d} {r['mb_per_frame']:8.2f} "
+            f"{r['raw_mb_s']:9.0f} "
+            f"{r['writer_mb_s']:11.0f} {r['ratio']:6.2f} "
+            f"{r['ratio_min']:4.2f}-{r['ratio_max']:4.2f} {r['ratio_of_best']:5.2f} "
+            f"{r['raw_cpu_ms_per_frame']:16.2f}, {r['writer_cpu_ms_per_frame']:5.2f} "
+            f"{r['images_decoded']:7d} "
+            f"{r['load'][0]:4.1f}/{r['load'][1]:4.1f}"
         )
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import resource
+import signal
 
 import numpy as np
 import pytest
@@ -86,6 +88,44 @@ def _rows(path) -> int:
         return 0
 
 
+def _master_images(path) -> int:
+    """The images the master at ``path`` maps (0 while there is none)."""
+    try:
+        with h5py.File(path, "r", swmr=True) as f:
+            return f["/entry/data/data"].shape[0]
+    except (OSError, KeyError):
+        return 0
+
+
+def test_after_kill_9_the_master_reads_every_flushed_image(tools, source, tmp_path):
+    push, endpoint = source
+    messages = _plain(series("stream2", 12))
+    write = tools("write", endpoint, str(tmp_path), "--json", "--frames-per-file", "3")
+    write.event("start")
+    send_messages(push, messages[:6])  # start and five images of twelve
+    master = tmp_path / "series_1_master.h5"
+    wait_for(lambda: _master_images(master) == 5, what="a master over five images")
+    send_messages(push, messages[6:8])
+    wait_for(lambda: _master_images(master) == 7, what="the master brought up to date")
+    write.signal(signal.SIGKILL)
+    assert write.wait() == -signal.SIGKILL
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "series_1_data_000001.h5",
+        "series_1_data_000002.h5",
+        "series_1_data_000003.h5",
+        "series_1_master.h5",
+    ]
+    with h5py.File(master, "r", swmr=True) as f:
+        np.testing.assert_array_equal(f["/entry/data/data"][:], np.stack(sent_images(messages)[:7]))
+        specific = f["/entry/instrument/detector/detectorSpecific"]
+        assert list(specific["missing_images"][:]) == list(range(8, 13))
+        assert specific["images_written"][()] == 7
+        assert f["/entry/sample/transformations/omega"].shape == (7,)
+    # A reader without SWMR is refused with an error, never given fill values.
+    with h5py.File(master, "r") as f, pytest.raises(OSError, match="open for write"):
+        f["/entry/data/data"][:]
+
+
 def _limit_file_size() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (300_000, 300_000))
 
@@ -155,3 +195,84 @@ def test_a_bad_part_is_a_usage_error(tmp_path):
 
     result = run_tool("write", "tcp://127.0.0.1:5", str(tmp_path), "--part", "4/3")
     assert result.returncode == 2 and "K/N" in result.stderr
+
+
+def _contents(path) -> dict:
+    """Every dataset's value and every attribute of the file at ``path``, comparable."""
+
+    def plain(value):
+        return np.asarray(value).tolist()
+
+    contents = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, item: contents.update(
+                {
+                    name: (
+                        plain(item[()]) if isinstance(item, h5py.Dataset) else None,
+                        {k: plain(v) for k, v in item.attrs.items()},
+                    )
+                }
+            )
+        )
+        contents["links"] = sorted(f["/entry/data"])
+    return contents
+
+
+def _three_parts(tmp_path, messages) -> None:
+    from mflow.hdf5 import DectrisWriter
+
+    from .test_hdf5_dectris import NAMES, received
+
+    for k in (3, 2, 1):  # part 1 last: its master maps the files the others wrote
+        writer = DectrisWriter(str(tmp_path), names=NAMES, frames_per_file=2, part=(k, 3))
+        for parts in messages:
+            writer.write(*received(parts))
+        writer.close()
+
+
+def test_write_master_recreates_the_master_from_the_parts_data_files(tmp_path):
+    from .cli_support import run_tool
+
+    messages = series("dectris", 7, header_detail="all")
+    _three_parts(tmp_path, messages)
+    master = tmp_path / "series_1_master.h5"
+    written = _contents(master)
+    assert "entry/instrument/detector/detectorSpecific/pixel_mask" in written
+    master.unlink()
+    result = run_tool("write", "--master", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert _contents(master) == written
+    summary = [json.loads(line) for line in result.stdout.splitlines()][-1]
+    assert summary["event"] == "summary"
+    assert [(m["master"], m["images"], m["missing"]) for m in summary["masters"]] == [
+        (str(master), 7, [])
+    ]
+    again = run_tool("write", "--master", str(tmp_path))
+    assert again.returncode == 1 and "exists" in again.stderr  # only with --overwrite
+
+
+@pytest.mark.parametrize("kind", ["dectris", "stream2"])
+def test_write_master_names_the_images_of_a_missing_part(tmp_path, kind):
+    from .cli_support import run_tool
+
+    messages = _plain(series(kind, 7, **({"header_detail": "all"} if kind == "dectris" else {})))
+    _three_parts(tmp_path, messages)
+    # Part 1 (data files 1 and 4: images 1, 2 and 7, the master, the header's arrays) lost.
+    for name in ("series_1_data_000001.h5", "series_1_data_000004.h5", "series_1_master.h5"):
+        (tmp_path / name).unlink()
+    result = run_tool("write", "--master", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "4 images from 2 data files, 3 missing (1-2, 7)" in result.stdout, result.stdout
+    with h5py.File(tmp_path / "series_1_master.h5") as f:
+        data = f["/entry/data/data"]
+        np.testing.assert_array_equal(data[2:6], np.stack(sent_images(messages)[2:6]))
+        assert (data[:2] == np.iinfo(data.dtype).max).all()
+        specific = f["/entry/instrument/detector/detectorSpecific"]
+        assert list(specific["missing_images"][:]) == [1, 2, 7]
+        assert ("pixel_mask" in specific) == (kind == "dectris")
+        assert f["/entry/instrument/detector/distance"][()] == 0.12
+        assert sorted(k for k in f["/entry/data"] if k.startswith("data_")) == [
+            "data_000002",
+            "data_000003",
+        ]

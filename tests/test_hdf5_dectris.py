@@ -50,23 +50,10 @@ def decoded(parts: list[Any]) -> Any:
 
 
 def series(kind: str, images: int, **spec: Any) -> list[list[Any]]:
-    """One generated series (header, images, end) with a distance and a rotation added."""
-    messages = list(
-        itertools.islice(SOURCES[kind](Spec(images=images, shape=SHAPE, **spec)), images + 2)
-    )
-    if kind == "dectris":
-        header = decoded(messages[0])
-        if "part_2" not in header:  # header_detail none: nothing to add to
-            return messages
-        header["part_2"].update(detector_distance=0.12, omega_start=10.0, omega_increment=0.1)
-        messages[0] = encode_with("dheader-1.0", header)
-    else:
-        start = decoded(messages[0])
-        start.update(
-            detector_distance=0.12, goniometer={"omega": {"start": 10.0, "increment": 0.1}}
-        )
-        messages[0] = [stream2.encode_stream2(start, None)]
-    return messages
+    """One generated series: header (with the generator's distance and omega scan), images,
+    end."""
+    source = SOURCES[kind](Spec(images=images, shape=SHAPE, **spec))
+    return list(itertools.islice(source, images + 2))
 
 
 def sent_images(messages: list[list[Any]]) -> list[np.ndarray]:
@@ -267,7 +254,7 @@ def test_master_is_valid_nxmx_for_the_nxmx_reader(tmp_path: Path) -> None:
         sample_chain = nxmx.get_dependency_chain(entry.samples[0].depends_on)
         omega = sample_chain[0]
         assert omega.path.endswith("omega") and omega[()].shape == (4,)
-        np.testing.assert_allclose(omega[()].magnitude, [10.0, 10.1, 10.2, 10.3])
+        np.testing.assert_allclose(omega[()].magnitude, [0.0, 0.1, 0.2, 0.3])
         assert entry.instruments[0].beams[0].incident_wavelength.magnitude == 1.0
 
 

@@ -44,16 +44,14 @@ def _python_of(script: str) -> str:
     return first[2:].strip() if first.startswith("#!") else "python3"
 
 
-@pytest.mark.parametrize("kind", ["dectris", "stream2"])
-def test_dials_imports_the_series_and_reads_every_frame(tmp_path: Path, kind: str) -> None:
-    messages = series(kind, 5, header_detail="all") if kind == "dectris" else series(kind, 5)
-    write_all(tmp_path, messages, frames_per_file=2)
-    master = str(tmp_path / "series_1_master.h5")
+def _dials(master: Path) -> tuple[tuple, np.ndarray]:
+    """dials.import of ``master`` (it must import one sweep); then dxtbx's geometry
+    (image size, distance, wavelength, beam centre, oscillation) and frames."""
     env = {**os.environ, "HDF5_PLUGIN_PATH": hdf5plugin.PLUGIN_PATH}
     assert DIALS_IMPORT is not None
     imported = subprocess.run(
-        [DIALS_IMPORT, master],
-        cwd=tmp_path,
+        [DIALS_IMPORT, str(master)],
+        cwd=master.parent,
         env=env,
         text=True,
         capture_output=True,
@@ -61,10 +59,10 @@ def test_dials_imports_the_series_and_reads_every_frame(tmp_path: Path, kind: st
         check=False,
     )
     assert imported.returncode == 0, imported.stderr
-    assert "num images: 5" in imported.stdout and "sweep:    1" in imported.stdout
-    frames = tmp_path / "frames.npy"
+    assert "sweep:    1" in imported.stdout, imported.stdout
+    frames = master.parent / "frames.npy"
     read = subprocess.run(
-        [_python_of(DIALS_IMPORT), "-c", _READ_FRAMES, master, str(frames)],
+        [_python_of(DIALS_IMPORT), "-c", _READ_FRAMES, str(master), str(frames)],
         env=env,
         text=True,
         capture_output=True,
@@ -72,9 +70,36 @@ def test_dials_imports_the_series_and_reads_every_frame(tmp_path: Path, kind: st
         check=False,
     )
     assert read.returncode == 0, read.stderr
-    last_line = read.stdout.strip().splitlines()[-1]
-    size, distance, wavelength, centre, oscillation = ast.literal_eval(last_line)
+    return ast.literal_eval(read.stdout.strip().splitlines()[-1]), np.load(frames)
+
+
+def _check_geometry(geometry: tuple) -> None:
+    """The generator's geometry: 120 mm, 1 Å, centre in the middle, omega 0° + 0.1°."""
+    size, distance, wavelength, centre, oscillation = geometry
     assert size == (56, 40) and distance == pytest.approx(120.0)
     assert wavelength == pytest.approx(1.0) and centre == pytest.approx((28.0, 20.0))
-    assert oscillation == pytest.approx((10.0, 0.1))
-    np.testing.assert_array_equal(np.load(frames), np.stack(sent_images(messages)))
+    assert oscillation == pytest.approx((0.0, 0.1))
+
+
+@pytest.mark.parametrize("kind", ["dectris", "stream2"])
+def test_dials_imports_the_series_and_reads_every_frame(tmp_path: Path, kind: str) -> None:
+    messages = series(kind, 5, header_detail="all") if kind == "dectris" else series(kind, 5)
+    write_all(tmp_path, messages, frames_per_file=2)
+    geometry, frames = _dials(tmp_path / "series_1_master.h5")
+    _check_geometry(geometry)
+    np.testing.assert_array_equal(frames, np.stack(sent_images(messages)))
+
+
+@pytest.mark.parametrize("kind", ["dectris", "stream2"])
+def test_a_plain_generated_stream_gives_dials_a_geometry(tools, tmp_path: Path, kind: str) -> None:
+    generate = tools(
+        "generate", kind, "--shape", "40x56", "--images", "4", "-n", "6", "--wait-for-peer",
+        "-a", "tcp://127.0.0.1:*", "--json",
+    )  # fmt: skip
+    endpoint = generate.endpoint()
+    write = tools("write", endpoint, str(tmp_path), "-n", "6", "--json")
+    assert write.wait() == 0, write.stderr
+    assert generate.wait() == 0, generate.stderr
+    geometry, frames = _dials(tmp_path / "series_1_master.h5")
+    _check_geometry(geometry)
+    assert frames.shape == (4, 40, 56)

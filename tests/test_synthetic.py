@@ -92,3 +92,17 @@ def test_detector_images_are_deterministic_and_realistic():
 def test_a_bad_spec_is_a_configuration_error():
     with pytest.raises(ConfigurationError, match="two dimensions"):
         synthetic.make_source("dectris", synthetic.Spec(shape=(4, 4, 4)))
+
+
+def test_dectris_headers_carry_an_eiger_geometry():
+    config = json.loads(bytes(_dectris_series("bslz4")[0][1]))
+    assert {k: config[k] for k in ("detector_distance", "wavelength", "beam_center_x")} == {
+        "detector_distance": 0.12,
+        "wavelength": 1.0,
+        "beam_center_x": 3.0,
+    }
+    assert (config["omega_start"], config["omega_increment"]) == (0.0, 0.1)
+    start = decoded(next(synthetic.stream2_messages(synthetic.Spec(shape=(8, 6)))))
+    assert start["detector_translation"] == [0.0, 0.0, 0.12]
+    assert start["incident_wavelength"] == 1.0 and start["beam_center_y"] == 4.0
+    assert start["goniometer"] == {"omega": {"start": 0.0, "increment": 0.1}}

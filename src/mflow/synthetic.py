@@ -15,7 +15,10 @@ compression ratios are realistic) and are computed once: a few distinct frames a
 so generating costs little CPU per message. The DECTRIS Stream V1 messages carry what a
 real detector fills in and real consumers (libertem-dectris, ADEiger) require: the
 configuration's ``trigger_mode`` and the other SIMPLON keys, and each image's ``hash``,
-the hex MD5 of its data part.
+the hex MD5 of its data part. The DECTRIS headers (V1 configuration, V2 start message)
+carry a geometry as an EIGER's does: wavelength, beam centre, pixel size, detector distance
+and an omega rotation (start, increment), so a generated series written by ``mflow write``
+imports into DIALS.
 """
 
 from __future__ import annotations
@@ -142,6 +145,12 @@ def array_messages(spec: Spec) -> Iterator[list[Any]]:
 
 _DECTRIS_ENCODINGS = {"none": "<", "lz4": "lz4<", "bslz4": None}
 
+#: The simulated experiment's geometry: sample-detector distance (m) and an omega scan
+#: (start and increment per image, degrees), so written files give DIALS a geometry.
+_DISTANCE = 0.12
+_OMEGA_START = 0.0
+_OMEGA_INCREMENT = 0.1
+
 
 def _dectris_header(spec: Spec, series: int, shape: tuple[int, int]) -> dict[str, Any]:
     y, x = shape
@@ -165,6 +174,9 @@ def _dectris_header(spec: Spec, series: int, shape: tuple[int, int]) -> dict[str
         "sensor_thickness": 4.5e-4,
         "photon_energy": 12398.4,
         "wavelength": 1.0,
+        "detector_distance": _DISTANCE,
+        "omega_start": _OMEGA_START,
+        "omega_increment": _OMEGA_INCREMENT,
         "detector_number": "SIMULATED-0001",
         "description": "Simulated EIGER (mflow generate)",
         "software_version": mflow.__version__,
@@ -265,6 +277,8 @@ def _stream2_start(spec: Spec, series: int, shape: tuple[int, int]) -> dict[str,
         "pixel_size_y": 7.5e-5,
         "incident_energy": 12398.4,
         "incident_wavelength": 1.0,
+        "detector_translation": [0.0, 0.0, _DISTANCE],
+        "goniometer": {"omega": {"start": _OMEGA_START, "increment": _OMEGA_INCREMENT}},
         "detector_description": "Simulated EIGER2 (mflow generate)",
         "detector_serial_number": "SIMULATED-0002",
         "threshold_energy": {"threshold_1": 6200.0},

@@ -37,11 +37,24 @@ timestamp, timestamp_offset, pulse_id and a global /pulse_id), array-1.0 DIRECTO
 with /entry/data/data and /entry/data/frame ({series} counts restarts from 1). Existing
 files are never replaced without --overwrite.
 
+The master file exists from the first flush on and is brought up to date after every
+flush (at most once a second): after a crash or kill -9 it maps every image flushed and
+lists the others as missing (open it with SWMR, as DIALS does: h5py.File(..., swmr=True)).
+
+With --part K/N, N writers (e.g. behind 'mflow fanout') share a series; writer 1 writes
+the master. 'mflow write --master DIRECTORY' (no SOURCE) (re)writes the master file of
+every series from the data files found in DIRECTORY, of all parts (each data file keeps
+the series header): use it when the parts ran on other machines and their files were
+gathered later, or when writer 1 died or ended before the others. The master maps every
+image found, in image-number order, and lists the missing ones; an existing master is
+replaced only with --overwrite.
+
 \b
 Examples:
   mflow write tcp://detector:9999 /data/run1
   mflow write tcp://detector:31001 /data/run1 --name 'lyso_{series}' -n 3602
   mflow write tcp://localhost:9999 out/ --frames-per-file 100 --json
+  mflow write --master /data/run1 --overwrite
 """
 
 
@@ -116,6 +129,44 @@ def _part(value: str | None) -> tuple[int, int]:
     return (int(k), int(n))
 
 
+def _write_masters(directory: str, overwrite: bool, tool: Tool) -> int:
+    """``--master DIRECTORY``: the master files from the data files alone."""
+    from mflow.hdf5 import write_masters
+
+    summaries = write_masters(directory, overwrite)
+    masters = [
+        {
+            "master": s.master,
+            "images": s.images,
+            "missing": s.missing,
+            "data_files": s.data_files,
+            "unreadable": s.unreadable,
+        }
+        for s in summaries
+    ]
+    fields = []
+    for s in summaries:
+        text = f"{s.images} images from {len(s.data_files)} data files, {len(s.missing)} missing"
+        if s.missing:
+            text += f" ({_ranges(s.missing)})"
+        if s.unreadable:
+            text += f", unreadable: {', '.join(s.unreadable)}"
+        fields.append((s.master, text))
+    tool.out.summary(Report({"masters": masters}, fields))
+    return 0
+
+
+def _ranges(numbers: list[int]) -> str:
+    """``1-3, 7`` for [1, 2, 3, 7]."""
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
 def _write(
     source: str,
     directory: str,
@@ -179,8 +230,8 @@ def _write(
     short_help="Write a detector stream to NeXus/HDF5 files.",
     context_settings=CONTEXT_SETTINGS,
 )
-@click.argument("source")
-@click.argument("directory", type=click.Path(file_okay=False))
+@click.argument("source", required=False)
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.option(
     "--name",
     default="series_{series}",
@@ -223,7 +274,23 @@ def _write(
     "write data files K, K+N, ...; writer 1 also writes the master file over "
     "all parts' data files in DIRECTORY when its series ends.",
 )
+@click.option(
+    "--master",
+    "master_directory",
+    default=None,
+    metavar="DIRECTORY",
+    type=click.Path(file_okay=False, exists=True),
+    help="Receive nothing: (re)write the master file of every series in DIRECTORY from "
+    "its data files (of all parts); give no SOURCE.",
+)
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
-def command(**options: Any) -> int:
+def command(master_directory: str | None, **options: Any) -> int:
+    source, directory = options["source"], options["directory"]
+    if master_directory is not None:
+        if source is not None:
+            raise click.UsageError("--master DIRECTORY takes no SOURCE or DIRECTORY")
+        return _write_masters(master_directory, options["overwrite"], options["tool"])
+    if source is None or directory is None:
+        raise click.UsageError(f"Missing argument '{'SOURCE' if source is None else 'DIRECTORY'}'.")
     return _write(**options)

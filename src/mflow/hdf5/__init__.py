@@ -5,7 +5,9 @@ NXmx master file (a virtual dataset over all data files plus ``data_000001``... 
 data files holding the compressed images as they came (HDF5 direct chunk write under the
 bitshuffle or LZ4 filter), live under SWMR. `BsreadWriter` writes bsread in PSI's
 ``bs h5`` layout, `ArrayWriter` array-1.0 messages. `StreamWriter` takes any received
-message and hands it to the writer of its type. See `mflow.hdf5.nexus` for the header → NeXus table.
+message and hands it to the writer of its type. `write_masters` (re)writes the master files
+of a directory from the data files alone (of every part of a series written by several
+writers). See `mflow.hdf5.nexus` for the header → NeXus table.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from ._files import HDF5WriteError
 from .array import ArrayWriter
 from .bsread import BsreadWriter
 from .dectris import DectrisWriter, SeriesSummary
+from .series_files import MasterSummary, write_masters
 from .writer import StreamWriter
 
 __all__ = [
@@ -21,6 +24,8 @@ __all__ = [
     "BsreadWriter",
     "DectrisWriter",
     "HDF5WriteError",
+    "MasterSummary",
     "SeriesSummary",
     "StreamWriter",
+    "write_masters",
 ]

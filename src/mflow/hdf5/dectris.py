@@ -8,9 +8,15 @@ that arrived in each row, 0 where none did. Image number ``n`` (``frame`` / ``im
 ``n - 1``) always lives in data file ``(n - 1) // frames_per_file + 1``, so a missing image
 is a row of fill value (the dtype's largest value) and counted, never a silent zero. Data
 files are in SWMR mode while they are written (`h5py.File(..., swmr=True)` readers follow
-them) and flushed at most once a second. When the series ends (end message, a new series
-or `DectrisWriter.close`) the data files are closed and ``<name>_master.h5`` is written
-(`mflow.hdf5.nexus`).
+them) and flushed at most once a second; each keeps the series header, the first one of
+each part with its arrays (`mflow.hdf5.series_files`). ``<name>_master.h5``
+(`mflow.hdf5.nexus`) exists from the first flush on and is rewritten after every flush
+that changed what it maps (at most once a second; less often when writing it takes more
+than a twentieth of the time, as with the large pixel mask of a 16M), under a temporary
+name then renamed, so a reader never sees half a master: after a kill -9 it maps the
+images flushed until then and lists the others as missing. When the series ends (end
+message, a new series or `DectrisWriter.close`) the data files are closed and the master
+written once more.
 
 Images of another series than the open one are strays (late images of an aborted series):
 discarded and counted. A series number seen before in this run starts a new file set
@@ -19,7 +25,7 @@ named ``<name>_r2``, ``_r3``, ...
 
 from __future__ import annotations
 
-import glob
+import dataclasses
 import os
 import time
 from collections import Counter
@@ -36,17 +42,12 @@ from ._deps import h5py
 from ._files import FlushSchedule, HDF5WriteError, create_file, refuse_existing
 from .naming import check_pattern, output_stem
 from .nexus import DataFile, SeriesHeader, nexus_values, write_master
+from .series_files import fill_value, find_data_files, missing_images, store_header
 
 __all__ = ["NAME_FIELDS", "DectrisWriter", "SeriesSummary"]
 
 #: Fields a name pattern may use.
 NAME_FIELDS = ("series",)
-
-
-def fill_value(dtype: np.dtype) -> Any:
-    """The value of a missing pixel: the largest (unsigned) or smallest (signed) value."""
-    info = np.iinfo(dtype) if dtype.kind in "iu" else np.finfo(dtype)
-    return info.min if dtype.kind == "i" else info.max
 
 
 #: Files whose write failed. Closing such a file crashes HDF5 (2.0), so they are kept
@@ -65,6 +66,8 @@ class _DataFile:
         first: chunks.Chunk,
         channels: int,
         overwrite: bool,
+        header: SeriesHeader,
+        names: Mapping[str, str],
     ) -> None:
         self.path = path
         self.first_image = first_image
@@ -73,6 +76,9 @@ class _DataFile:
         self.image_shape = (channels, *first.shape) if channels > 1 else first.shape
         self.rows = 0
         self.converted = 0
+        # The image numbers of the rows, written to image_nr at each flush (one dataset
+        # write per flush instead of one per image).
+        self._numbers = np.zeros(frames_per_file, np.uint64)
         self.file = create_file(path, overwrite)
         try:
             entry = self.file.create_group("entry")
@@ -100,6 +106,7 @@ class _DataFile:
                 dtype=np.uint64,
                 fillvalue=0,
             )
+            store_header(self.file, header, names, frames_per_file)
             self.file.swmr_mode = True
         except Exception:
             self.file.close()
@@ -115,18 +122,26 @@ class _DataFile:
                 )
         if row >= self.rows:
             self.rows = row + 1
-            self.data.resize(self.rows, axis=0)
-            self.image_nr.resize(self.rows, axis=0)
+            self.data.id.set_extent((self.rows, *self.image_shape))
         for channel, image in enumerate(images):
             if image.filter != self.filter:
                 image = chunks.converted(image, self.filter)
                 self.converted += 1
             offset = (row, channel, 0, 0) if len(self.image_shape) == 3 else (row, 0, 0)
             self.data.id.write_direct_chunk(offset, image.data)
-        self.image_nr[row] = self.first_image + row
+        self._numbers[row] = self.first_image + row
+
+    def _write_numbers(self) -> None:
+        self.image_nr.resize(self.rows, axis=0)
+        self.image_nr[: self.rows] = self._numbers[: self.rows]
 
     def flush(self) -> None:
+        self._write_numbers()
         self.file.flush()
+
+    def current(self) -> DataFile:
+        """What the file holds now (as of the next flush)."""
+        return DataFile(os.path.basename(self.path), self.first_image, self.rows)
 
     def abandon(self) -> None:
         """Close after a failed write (HDF5 then fails to write its own metadata too)."""
@@ -134,12 +149,13 @@ class _DataFile:
 
     def close(self) -> DataFile:
         """Close, then set ``image_nr_high`` to the last row (not allowed under SWMR)."""
+        self._write_numbers()
         self.file.close()
         with h5py.File(self.path, "r+") as f:
             f["/entry/data/data"].attrs["image_nr_high"] = np.uint64(
                 self.first_image + self.rows - 1
             )
-        return DataFile(os.path.basename(self.path), self.first_image, self.rows)
+        return self.current()
 
 
 @dataclass
@@ -183,6 +199,9 @@ class _Series:
         self._other_arrived: set[int] = set()
         self.converted = 0
         self.layout: tuple[tuple[int, ...], np.dtype] | None = None
+        self._master_due = 0.0
+        self._master_state: tuple[Any, ...] = ()
+        self._values_only = dataclasses.replace(header, arrays={})
         if writes_master:
             refuse_existing(self.master_path, overwrite)
 
@@ -206,6 +225,10 @@ class _Series:
                 images[0],
                 len(images),
                 self.overwrite,
+                # The header's arrays (a 16M pixel mask, flatfield: ~100 MB) only in the
+                # first data file of this part; the values in every one.
+                self.header if not self.files and not self.closed else self._values_only,
+                self.names,
             )
             self.files[index] = data_file
             self.layout = self.layout or (data_file.image_shape, data_file.dtype)
@@ -222,8 +245,15 @@ class _Series:
         self.closed.append(data_file.close())
 
     def flush(self) -> None:
+        """Flush the data files, then bring the master file up to date (if this part
+        writes it, and at most a twentieth of the time goes to that: a 16M master with
+        its pixel mask and flatfield is 144 MB)."""
         for data_file in self.files.values():
             data_file.flush()
+        if self.writes_master and self.layout is not None and time.monotonic() >= self._master_due:
+            began = time.monotonic()
+            self._write_master(self._other_parts())
+            self._master_due = began + 20 * (time.monotonic() - began)
 
     def abandon(self) -> None:
         """Close the data files after a failed write, writing nothing more."""
@@ -240,12 +270,19 @@ class _Series:
             return SeriesSummary(self.series, "", len(self.arrived), [], own, ended)
         expected = self.header.expected_images or 0
         others = self._wait_for_other_parts(expected if ended else 0)
-        files = sorted(self.closed + others, key=lambda f: f.first_image)
+        images, missing = self._write_master(others)
+        return SeriesSummary(self.series, self.master_path, images, missing, own, ended)
+
+    def _write_master(self, others: list[DataFile]) -> tuple[int, list[int]]:
+        """Write the master over this part's and ``others`` data files as they are now
+        (unless it says that already): the number of images it maps and the missing ones."""
+        open_files = [f.current() for f in self.files.values()]
+        files = sorted(self.closed + open_files + others, key=lambda f: f.first_image)
         arrived = self.arrived | self._other_arrived
-        highest = max(arrived, default=0)
-        missing = sorted(set(range(1, max(highest, expected) + 1)) - arrived)
-        summary = SeriesSummary(self.series, self.master_path, len(arrived), missing, own, ended)
-        if self.layout is not None:
+        missing = missing_images(arrived, self.header.expected_images)
+        state = (tuple(files), len(arrived), len(missing))
+        if self.layout is not None and state != self._master_state:
+            self._master_state = state
             image_shape, dtype = self.layout
             write_master(
                 self.master_path,
@@ -259,7 +296,7 @@ class _Series:
                 len(arrived),
                 self.names,
             )
-        return summary
+        return len(arrived), missing
 
     def _wait_for_other_parts(self, expected: int) -> list[DataFile]:
         """The other parts' data files, once they hold all ``expected`` images or after
@@ -275,26 +312,11 @@ class _Series:
 
     def _other_parts(self) -> list[DataFile]:
         """The data files other parts wrote (or are writing) of this series, as they are."""
-        own = {f.name for f in self.closed}
-        self._other_arrived = set()
-        found = []
-        for path in sorted(glob.glob(f"{glob.escape(self.stem)}_data_[0-9]*.h5")):
-            name = os.path.basename(path)
-            if name in own:
-                continue
-            try:
-                # Without a lock: the part writing it may still reopen it to finish it.
-                with h5py.File(path, "r", swmr=True, locking=False) as f:
-                    data = f["/entry/data/data"]
-                    numbers = f["/entry/data/image_nr"][:]
-                    found.append(
-                        DataFile(name, int(data.attrs["image_nr_low"]), int(data.shape[0]))
-                    )
-                    self.layout = self.layout or (data.shape[1:], data.dtype)
-            except (OSError, KeyError):
-                continue  # not (yet) a readable data file: its images are missing
-            self._other_arrived.update(int(n) for n in numbers if n)
-        return found
+        own = [os.path.basename(f.path) for f in self.files.values()]
+        found = find_data_files(self.stem, skip=own + [f.name for f in self.closed])
+        self._other_arrived = found.arrived
+        self.layout = self.layout or found.layout
+        return found.files
 
 
 def _v1_header(data: Mapping[str, Any]) -> SeriesHeader:
@@ -353,10 +375,11 @@ class DectrisWriter:
     and ends, the images divided among them, e.g. by ``mflow fanout``). This one writes
     the data files numbered ``k``, ``k + n``, ... (whole blocks of ``frames_per_file``
     images; the names never collide) and counts the other images in ``other_parts``.
-    Part 1 writes the master file over all parts' data files found in ``directory`` when
-    its series ends, after waiting up to ``other_parts_wait`` seconds for the other parts to
-    have written every image the header announced; images no part had written by then are
-    listed as missing.
+    Part 1 writes the master file over all parts' data files found in ``directory`` (during
+    the series as they are at each flush; when its series ends after waiting up to
+    ``other_parts_wait`` seconds for the other parts to have written every image the header
+    announced); images no part had written by then are listed as missing.
+    `mflow.hdf5.write_masters` writes it later from the data files alone.
     """
 
     KEYS = ("dheader-1.0", "dimage-1.0", "dseries_end-1.0", STREAM2)
