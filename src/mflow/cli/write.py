@@ -128,6 +128,7 @@ def _write(
     source_name: str | None,
     sample: str | None,
     part: tuple[int, int],
+    parts_wait: float,
     socket: SocketOptions,
     tool: Tool,
 ) -> int:
@@ -145,6 +146,7 @@ def _write(
         names={k: v for k, v in names.items() if v},
         part=part,
     )
+    writer.dectris.other_parts_wait = parts_wait
     failed = False
     with open_stream(endpoint) as stream, tool.run() as run:
         out.event(
@@ -228,6 +230,15 @@ def _write(
     help="Be writer K of N writers of the same series (images divided by a fan-out): "
     "write data files K, K+N, ...; writer 1 also writes the master file over "
     "all parts' data files in DIRECTORY when its series ends.",
+)
+@click.option(
+    "--parts-wait",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --part 1/N: how long to wait at a series end for the other parts to have "
+    "written every image; what they have not by then is listed as missing.",
 )
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
