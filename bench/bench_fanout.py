@@ -258,6 +258,7 @@ def write_run(
     """One series through ``mflow fanout`` to ``writers`` writer processes in ``directory``."""
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)
+    load = os.getloadavg()[0]
     source, outputs = free_address(), [free_address() for _ in range(writers)]
     fanout = subprocess.Popen(
         [sys.executable, "-m", "mflow", "fanout", source.replace("127.0.0.1", "*")]
@@ -297,7 +298,7 @@ def write_run(
         "seconds_to_fsync": synced,
         "file_bytes": sum(p.stat().st_size for p in data_files),
         "cpu_s": {"sender": sender_cpu, "fanout": fanout_cpu, "writers": writer_cpu},
-        "load": os.getloadavg()[0],
+        "load": load,
     }
 
 

@@ -262,29 +262,32 @@ class _Series:
         return summary
 
     def _wait_for_other_parts(self, expected: int) -> list[DataFile]:
-        """The other parts' data files, once they hold all ``expected`` images or after
-        ``other_parts_wait`` seconds (the parts end their series at about the same time;
-        each flushes its files within a second)."""
+        """The other parts' data files, once they hold all ``expected`` images and are
+        closed, or after ``other_parts_wait`` seconds (the parts end their series at about
+        the same time). A file still open for writing then (its part is late, or was
+        killed) is left out and its images are missing: HDF5 refuses to open it (and so
+        a virtual dataset over it) for anyone but a SWMR reader until it is closed."""
         deadline = time.monotonic() + self.other_parts_wait
         while True:
-            others = self._other_parts()
+            others, unfinished = self._other_parts()
             complete = set(range(1, expected + 1)) <= self.arrived | self._other_arrived
-            if complete or time.monotonic() >= deadline:
+            if (complete and not unfinished) or time.monotonic() >= deadline:
                 return others
             time.sleep(0.1)
 
-    def _other_parts(self) -> list[DataFile]:
-        """The data files other parts wrote (or are writing) of this series, as they are."""
+    def _other_parts(self) -> tuple[list[DataFile], int]:
+        """The data files other parts closed of this series, and how many other data files
+        are still open for writing (or not yet readable)."""
         own = {f.name for f in self.closed}
         self._other_arrived = set()
-        found = []
+        found, unfinished = [], 0
         for path in sorted(glob.glob(f"{glob.escape(self.stem)}_data_[0-9]*.h5")):
             name = os.path.basename(path)
             if name in own:
                 continue
             try:
                 # Without a lock: the part writing it may still reopen it to finish it.
-                with h5py.File(path, "r", swmr=True, locking=False) as f:
+                with h5py.File(path, "r", locking=False) as f:
                     data = f["/entry/data/data"]
                     numbers = f["/entry/data/image_nr"][:]
                     found.append(
@@ -292,9 +295,10 @@ class _Series:
                     )
                     self.layout = self.layout or (data.shape[1:], data.dtype)
             except (OSError, KeyError):
-                continue  # not (yet) a readable data file: its images are missing
+                unfinished += 1  # open for writing, or not (yet) a data file
+                continue
             self._other_arrived.update(int(n) for n in numbers if n)
-        return found
+        return found, unfinished
 
 
 def _v1_header(data: Mapping[str, Any]) -> SeriesHeader:
@@ -355,8 +359,8 @@ class DectrisWriter:
     images; the names never collide) and counts the other images in ``other_parts``.
     Part 1 writes the master file over all parts' data files found in ``directory`` when
     its series ends, after waiting up to ``other_parts_wait`` seconds for the other parts to
-    have written every image the header announced; images no part had written by then are
-    listed as missing.
+    have written (and closed the files of) every image the header announced; images no
+    part had in a closed file by then are listed as missing.
     """
 
     KEYS = ("dheader-1.0", "dimage-1.0", "dseries_end-1.0", STREAM2)
