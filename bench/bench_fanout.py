@@ -305,8 +305,15 @@ def write_run(
 def measure_writers(
     count: int, repeat: int, workdir: Path, targets: dict[str, Path], block: int = 10
 ) -> dict:
-    """1, 2 and 3 writers behind the fan-out in each target directory, alternating."""
+    """1, 2 and 3 writers behind the fan-out in each target directory, alternating. The
+    writers' CPU time per image leaves out their start-up (measured once, alone)."""
     files, offset, image_bytes = numbered_series_files(workdir, count)
+    # A writer's CPU time for a series without images: its start-up, not per image.
+    empty = workdir / "empty"
+    empty.mkdir(exist_ok=True)
+    empty_files = numbered_series_files(empty, 0)[0]
+    idle = write_run(1, 0, block, empty_files, offset, next(iter(targets.values())) / "idle")
+    start_cpu = idle["cpu_s"]["writers"][0]
     variants = [(target, writers) for target in targets for writers in (1, 2, 3)]
     runs: dict[str, list[dict]] = {f"{t} {n}": [] for t, n in variants}
     for repetition in range(repeat):
@@ -315,7 +322,12 @@ def measure_writers(
             run = write_run(writers, count, block, files, offset, directory)
             shutil.rmtree(directory)
             runs[f"{target} {writers}"].append(run)
-    result: dict = {"count": count, "image_bytes": image_bytes, "block": block}
+    result: dict = {
+        "count": count,
+        "image_bytes": image_bytes,
+        "block": block,
+        "writer_start_cpu_s": start_cpu,
+    }
     for name, values in runs.items():
         target, writers = name.split()
         seconds = statistics.median(r["seconds"] for r in values)
@@ -327,7 +339,10 @@ def measure_writers(
             "cpu_s_per_image": {
                 "sender": statistics.median(r["cpu_s"]["sender"] for r in values) / count,
                 "fanout": statistics.median(r["cpu_s"]["fanout"] for r in values) / count,
-                "writers": statistics.median(sum(r["cpu_s"]["writers"]) for r in values) / count,
+                "writers": statistics.median(
+                    sum(r["cpu_s"]["writers"]) - int(writers) * start_cpu for r in values
+                )
+                / count,
             },
             "loads": [r["load"] for r in values],
         }
