@@ -306,14 +306,20 @@ def measure_writers(
     count: int, repeat: int, workdir: Path, targets: dict[str, Path], block: int = 10
 ) -> dict:
     """1, 2 and 3 writers behind the fan-out in each target directory, alternating. The
-    writers' CPU time per image leaves out their start-up (measured once, alone)."""
+    processes' CPU time per image leaves out their start-up (measured once, on a series
+    without images)."""
     files, offset, image_bytes = numbered_series_files(workdir, count)
-    # A writer's CPU time for a series without images: its start-up, not per image.
+    # The processes' CPU time for a series without images: their start-up, not per image.
     empty = workdir / "empty"
     empty.mkdir(exist_ok=True)
     empty_files = numbered_series_files(empty, 0)[0]
-    idle = write_run(1, 0, block, empty_files, offset, next(iter(targets.values())) / "idle")
-    start_cpu = idle["cpu_s"]["writers"][0]
+    idle_directory = next(iter(targets.values())) / "idle"
+    idle = [write_run(1, 0, block, empty_files, offset, idle_directory) for _ in range(3)]
+    start_cpu = {  # the least of three: the first start reads cold files
+        "sender": min(r["cpu_s"]["sender"] for r in idle),
+        "fanout": min(r["cpu_s"]["fanout"] for r in idle),
+        "writers": min(r["cpu_s"]["writers"][0] for r in idle),
+    }
     variants = [(target, writers) for target in targets for writers in (1, 2, 3)]
     runs: dict[str, list[dict]] = {f"{t} {n}": [] for t, n in variants}
     for repetition in range(repeat):
@@ -326,7 +332,7 @@ def measure_writers(
         "count": count,
         "image_bytes": image_bytes,
         "block": block,
-        "writer_start_cpu_s": start_cpu,
+        "start_cpu_s": start_cpu,
     }
     for name, values in runs.items():
         target, writers = name.split()
@@ -337,12 +343,13 @@ def measure_writers(
             "per_run_images_per_s": [count / r["seconds"] for r in values],
             "vs_one_writer": None,
             "cpu_s_per_image": {
-                "sender": statistics.median(r["cpu_s"]["sender"] for r in values) / count,
-                "fanout": statistics.median(r["cpu_s"]["fanout"] for r in values) / count,
-                "writers": statistics.median(
-                    sum(r["cpu_s"]["writers"]) - int(writers) * start_cpu for r in values
+                process: statistics.median(
+                    (sum(r["cpu_s"]["writers"]) if process == "writers" else r["cpu_s"][process])
+                    - start_cpu[process] * (int(writers) if process == "writers" else 1)
+                    for r in values
                 )
-                / count,
+                / count
+                for process in ("sender", "fanout", "writers")
             },
             "loads": [r["load"] for r in values],
         }
