@@ -238,7 +238,8 @@ def _write(
     show_default=True,
     metavar="SECONDS",
     help="With --part 1/N: how long to wait at a series end for the other parts to have "
-    "written every image; what they have not by then is listed as missing.",
+    "written every image and closed their data files; images not in a closed file by then "
+    "are listed as missing.",
 )
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
