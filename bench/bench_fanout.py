@@ -1,19 +1,21 @@
 """Fan-out of EIGER2 16M Stream V2 bslz4 images to 1, 2 and 3 outputs vs ``mflow split``,
 and the aggregate write rate of 1, 2 and 3 ``mflow write --part K/N`` processes behind it.
 
-Forwarding: a sender process pushes a series (start, N images of 4148 x 4362 uint16
-bslz4, end) as fast as it can; the middle (``mflow fanout`` or ``mflow split``) forwards
-it; each output is a raw pyzmq consumer process that counts images until the series end.
-The rate is the images that arrived over the time from the first image to the last end.
+A sender process pushes a series (start, N images of 4148 x 4362 uint16 bslz4 numbered
+``image_id`` 0, 1, ..., end) as fast as it can.
 
-Writing (``--writers``): the sender's images are numbered (``image_id`` 0, 1, ...), the
-fan-out divides them by block among N writer processes writing one dataset (data files of
-one block each) to a directory on /dev/shm and one on disk; the rate is the images (and
-their compressed bytes) over the time from the sender's start to the last writer's exit
-(the master file written), and on disk also to the files' ``fsync``. Every process's CPU
-time is recorded, and the load; repetitions alternate the order.
+Forwarding: the middle (``mflow fanout`` or ``mflow split``) forwards it; each output is
+a raw pyzmq consumer process that counts images until the series end. The rate is the
+images that arrived over the time from the first image to the last end.
 
-All processes run on this machine. By hand or through ``bench/run.py --parts fanout``:
+Writing (``--writers``): the fan-out divides the images by block among N writer processes
+writing one dataset (data files of one block each) to a directory on /dev/shm and one on
+disk; the rate is the images (and their compressed bytes) over the time from the sender's
+start to the last writer's exit (the master file written), and on disk also to the files'
+``fsync``. Every process's CPU time is recorded, and the load; repetitions alternate the
+order.
+
+All processes run on this machine. By hand or through ``bench/run.py --parts fanout,write_parts``:
 
     python bench/bench_fanout.py [--count N] [--repeat N] [--writers] [--disk DIRECTORY]
 """
@@ -40,22 +42,6 @@ from mflow.codecs import encode_bslz4
 
 HERE = Path(__file__).resolve().parent
 WIDTH, HEIGHT = 4148, 4362
-
-SENDER = """
-import sys, zmq
-context = zmq.Context()
-socket = context.socket(zmq.PUSH)
-socket.sndhwm = 20
-socket.connect(sys.argv[1])
-start, image, end = (open(path, "rb").read() for path in sys.argv[2:5])
-count = int(sys.argv[5])
-socket.send(start)
-for _ in range(count):
-    socket.send(image, copy=False)  # a new zero-copy frame over the same bytes each time
-socket.send(end)
-socket.close(linger=-1)
-context.term()  # waits until everything left, while the image's bytes are still alive
-"""
 
 CONSUMER = """
 import json, sys, time, zmq
@@ -113,11 +99,6 @@ def message_files(workdir: Path, messages: dict[str, dict]) -> tuple[Path, Path,
     return paths[0], paths[1], paths[2]
 
 
-def series_files(workdir: Path) -> tuple[Path, Path, Path]:
-    """The start, image and end messages of a 16M bslz4 series, written to ``workdir``."""
-    return message_files(workdir, series_messages()[0])
-
-
 #: Sends the start, ``count`` images numbered 0, 1, ... (the image message's ``image_id``
 #: is a 4-byte CBOR integer at a known offset, patched per image) and the end.
 NUMBERED_SENDER = """
@@ -160,7 +141,9 @@ def free_address() -> str:
     return f"tcp://127.0.0.1:{port}"
 
 
-def one_run(middle: str, outputs: int, count: int, files: tuple[Path, Path, Path]) -> dict:
+def one_run(
+    middle: str, outputs: int, count: int, files: tuple[Path, Path, Path], offset: int
+) -> dict:
     consumers = [
         subprocess.Popen([sys.executable, "-c", CONSUMER], stdout=subprocess.PIPE, text=True)
         for _ in range(outputs)
@@ -182,7 +165,9 @@ def one_run(middle: str, outputs: int, count: int, files: tuple[Path, Path, Path
     if middle == "fanout":
         command += ["--block", "10", "--output-queue-size", "20"]
     forwarder = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    sender = subprocess.Popen([sys.executable, "-c", SENDER, source, *map(str, files), str(count)])
+    sender = subprocess.Popen(
+        [sys.executable, "-c", NUMBERED_SENDER, source, *map(str, files), str(offset), str(count)]
+    )
     try:
         results = [
             json.loads(consumer.communicate(timeout=120)[0].splitlines()[-1])
@@ -204,12 +189,12 @@ def one_run(middle: str, outputs: int, count: int, files: tuple[Path, Path, Path
 
 def measure(count: int, repeat: int, workdir: Path) -> dict:
     """Split to one output and fan-out to 1, 2, 3 outputs, alternating; ratios per run."""
-    files = series_files(workdir)
+    files, offset, _ = numbered_series_files(workdir, count)
     variants = [("split", 1), ("fanout", 1), ("fanout", 2), ("fanout", 3)]
     rates: dict[str, list[float]] = {f"{m} {n}": [] for m, n in variants}
     for repetition in range(repeat):
         for middle, outputs in variants if repetition % 2 == 0 else variants[::-1]:
-            run = one_run(middle, outputs, count, files)
+            run = one_run(middle, outputs, count, files, offset)
             if run["images"] != count:
                 raise SystemExit(f"{middle} to {outputs}: {run['images']} of {count} images")
             rates[f"{middle} {outputs}"].append(run["images_per_s"])
