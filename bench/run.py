@@ -16,6 +16,11 @@ Parts (each a table with ratios; all results also go to JSON):
 - align: ``mflow merge --align frame`` of two inputs, 1 KiB, both sending and one silent
   (its cost must not grow with the groups waiting for the silent input).
 - decode: bitshuffle-LZ4 decoding of an EIGER2 16M frame against the bitshuffle library.
+- fanout: ``mflow fanout`` of 16M bslz4 images to 1, 2 and 3 consumers against ``mflow
+  split`` to one; see bench_fanout.py.
+- write_parts: the aggregate write rate of 1, 2 and 3 ``mflow write --part K/N``
+  processes behind ``mflow fanout`` (16M bslz4), to /dev/shm and to disk; see
+  bench_fanout.py.
 - stream2: Stream V2 4M and 16M images: raw pyzmq, mflow ``receive(decode=False)``, mflow
   ``receive()`` and the DECTRIS reference client (cbor2 + dectris-compression); see
   bench_stream2.py.
@@ -636,6 +641,20 @@ def bench_fanout(args, workdir: Path) -> dict:
     return result
 
 
+def bench_write_parts(args, workdir: Path) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_fanout import measure_writers, print_writers
+
+    shm = Path(tempfile.mkdtemp(prefix="mflow-bench-", dir="/dev/shm"))
+    try:
+        targets = {"shm": shm, "disk": workdir / "write_parts"}
+        result = measure_writers(max(20, int(100 * args.scale)), args.repeat, workdir, targets)
+    finally:
+        shutil.rmtree(shm, ignore_errors=True)
+    print_writers(result)
+    return result
+
+
 def bench_stream2(args) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_stream2 import measure, print_results
@@ -680,7 +699,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
     parser.add_argument(
         "--parts",
-        default="receive,memory,split,dump,replay,decode,align,async,curve,fanout,stream2,bsread",
+        default="receive,memory,split,dump,replay,decode,align,async,curve,fanout,write_parts,"
+        "stream2,bsread",
         help="comma-separated parts to run",
     )
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
@@ -729,6 +749,8 @@ def main() -> None:
             results["curve"] = bench_curve(args)
         if "fanout" in parts:
             results["fanout"] = bench_fanout(args, workdir)
+        if "write_parts" in parts:
+            results["write_parts"] = bench_write_parts(args, workdir)
         if "align" in parts:
             results["align"] = bench_align(args, sender)
         if "stream2" in parts:

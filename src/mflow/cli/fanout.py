@@ -23,16 +23,18 @@ HELP = """Divide the images of SOURCE among the OUTPUTs; headers and ends go to 
 Each series header (EIGER dheader / Stream V2 start) and end goes to every OUTPUT, and
 again to a consumer that connects mid-series, before its first image; the images are
 divided: --block N sends images [kN, (k+1)N) to output k mod OUTPUTs, so that each
-writer gets whole data files (use the writers' --frames-per-file); --by load sends each
-image to the next output with room (a small --output-queue-size spreads best). bsread
+writer gets whole data files (N as the writers' --frames-per-file); --by load sends each
+image to the next output with room (a small --output-queue-size spreads best), for
+consumers that take any image: 'mflow write --part' writes only its own blocks. bsread
 is divided by pulse_id, array-1.0 and SLS by frame number, other messages go to every
 output. Messages are forwarded byte for byte. One consumer per OUTPUT.
 
-An output whose consumer is gone gets nothing more: its images go to the next output
-(counted as rerouted); a consumer that leaves in the middle of a series makes the exit
-status 1, and what was queued for it is counted as possibly undelivered. A new header
-while a series is open, and images of another series than the open one, are counted
-(aborted, restarted, stray).
+An output without a consumer gets nothing until one connects: its images go to the next
+output (counted as rerouted; a writer part leaves another part's images unwritten, so
+they are missing in the master file); a consumer that leaves in the middle of a series
+makes the exit status 1, and what was queued for it is counted as possibly undelivered.
+A new header while a series is open, and images of another series than the open one,
+are counted (aborted, restarted, stray).
 
 \b
 Examples:

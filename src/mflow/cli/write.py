@@ -178,6 +178,7 @@ def _write(
     source_name: str | None,
     sample: str | None,
     part: tuple[int, int],
+    parts_wait: float,
     socket: SocketOptions,
     tool: Tool,
 ) -> int:
@@ -195,6 +196,7 @@ def _write(
         names={k: v for k, v in names.items() if v},
         part=part,
     )
+    writer.dectris.other_parts_wait = parts_wait
     failed = False
     with open_stream(endpoint) as stream, tool.run() as run:
         endpoint.announce(out, stream, f"writing to {directory}", directory=directory)
@@ -282,6 +284,16 @@ def _write(
     type=click.Path(file_okay=False, exists=True),
     help="Receive nothing: (re)write the master file of every series in DIRECTORY from "
     "its data files (of all parts); give no SOURCE.",
+)
+@click.option(
+    "--parts-wait",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --part 1/N: how long to wait at a series end for the other parts to have "
+    "written every image and closed their data files; images not in a closed file by then "
+    "are listed as missing.",
 )
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()

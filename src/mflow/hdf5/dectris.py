@@ -42,7 +42,7 @@ from ._deps import h5py
 from ._files import FlushSchedule, HDF5WriteError, create_file, refuse_existing
 from .naming import check_pattern, output_stem
 from .nexus import DataFile, SeriesHeader, nexus_values, write_master
-from .series_files import fill_value, find_data_files, missing_images, store_header
+from .series_files import FoundFiles, fill_value, find_data_files, missing_images, store_header
 
 __all__ = ["NAME_FIELDS", "DectrisWriter", "SeriesSummary"]
 
@@ -252,7 +252,7 @@ class _Series:
             data_file.flush()
         if self.writes_master and self.layout is not None and time.monotonic() >= self._master_due:
             began = time.monotonic()
-            self._write_master(self._other_parts())
+            self._write_master(self._other_parts().files)
             self._master_due = began + 20 * (time.monotonic() - began)
 
     def abandon(self) -> None:
@@ -299,24 +299,30 @@ class _Series:
         return len(arrived), missing
 
     def _wait_for_other_parts(self, expected: int) -> list[DataFile]:
-        """The other parts' data files, once they hold all ``expected`` images or after
-        ``other_parts_wait`` seconds (the parts end their series at about the same time;
-        each flushes its files within a second)."""
+        """The other parts' data files, once they hold all ``expected`` images and are
+        closed, or after ``other_parts_wait`` seconds (the parts end their series at about
+        the same time). A file still open for writing then (its part is late, or was
+        killed) is left out and its images are missing: HDF5 refuses to open it (and so
+        a virtual dataset over it) for anyone but a SWMR reader until it is closed."""
         deadline = time.monotonic() + self.other_parts_wait
         while True:
-            others = self._other_parts()
+            found = self._other_parts(closed_only=True)
             complete = set(range(1, expected + 1)) <= self.arrived | self._other_arrived
-            if complete or time.monotonic() >= deadline:
-                return others
+            if (complete and not found.unreadable) or time.monotonic() >= deadline:
+                return found.files
             time.sleep(0.1)
 
-    def _other_parts(self) -> list[DataFile]:
-        """The data files other parts wrote (or are writing) of this series, as they are."""
+    def _other_parts(self, closed_only: bool = False) -> FoundFiles:
+        """The data files other parts wrote (or, unless ``closed_only``, are writing) of
+        this series, as they are now; the ones still open for writing are `unreadable`
+        with ``closed_only``."""
         own = [os.path.basename(f.path) for f in self.files.values()]
-        found = find_data_files(self.stem, skip=own + [f.name for f in self.closed])
+        found = find_data_files(
+            self.stem, skip=own + [f.name for f in self.closed], closed_only=closed_only
+        )
         self._other_arrived = found.arrived
         self.layout = self.layout or found.layout
-        return found.files
+        return found
 
 
 def _v1_header(data: Mapping[str, Any]) -> SeriesHeader:
@@ -375,11 +381,12 @@ class DectrisWriter:
     and ends, the images divided among them, e.g. by ``mflow fanout``). This one writes
     the data files numbered ``k``, ``k + n``, ... (whole blocks of ``frames_per_file``
     images; the names never collide) and counts the other images in ``other_parts``.
-    Part 1 writes the master file over all parts' data files found in ``directory`` (during
-    the series as they are at each flush; when its series ends after waiting up to
-    ``other_parts_wait`` seconds for the other parts to have written every image the header
-    announced); images no part had written by then are listed as missing.
-    `mflow.hdf5.write_masters` writes it later from the data files alone.
+    Part 1 writes the master file over all parts' data files found in ``directory``:
+    during the series as they are at each flush, and when its series ends after waiting up
+    to ``other_parts_wait`` seconds for the other parts to have written (and closed the
+    files of) every image the header announced; images no part had in a closed file by
+    then are listed as missing. `mflow.hdf5.write_masters` writes it later from the data
+    files alone.
     """
 
     KEYS = ("dheader-1.0", "dimage-1.0", "dseries_end-1.0", STREAM2)

@@ -102,11 +102,15 @@ class FoundFiles:
     unreadable: list[str] = field(default_factory=list)
 
 
-def find_data_files(stem: str, skip: Sequence[str] = (), header: bool = False) -> FoundFiles:
+def find_data_files(
+    stem: str, skip: Sequence[str] = (), header: bool = False, closed_only: bool = False
+) -> FoundFiles:
     """The data files ``<stem>_data_NNNNNN.h5`` on disk (all parts'), except ``skip``.
 
     Files still being written are read as their last flush left them (under SWMR, without
-    a lock: the writer may reopen a file to finish it). ``header``: read the kept header.
+    a lock: the writer may reopen a file to finish it); with ``closed_only`` they are
+    `FoundFiles.unreadable` instead, as for every reader but a SWMR one (a file whose
+    writer was killed stays so). ``header``: read the kept header.
     """
     found = FoundFiles(stem)
     pattern = f"{glob.escape(stem)}_data_[0-9]*.h5"
@@ -115,7 +119,7 @@ def find_data_files(stem: str, skip: Sequence[str] = (), header: bool = False) -
         if name in skip or not _DATA_FILE.match(name):
             continue
         try:
-            with h5py.File(path, "r", swmr=True, locking=False) as f:
+            with h5py.File(path, "r", swmr=not closed_only, locking=False) as f:
                 data = f["/entry/data/data"]
                 numbers = f["/entry/data/image_nr"][:]
                 data_file = DataFile(name, int(data.attrs["image_nr_low"]), int(data.shape[0]))
