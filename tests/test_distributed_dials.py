@@ -60,5 +60,5 @@ def test_dials_imports_a_series_written_by_three_parts(tools, zmq_context, tmp_p
     )
     assert size == (56, 40) and distance == pytest.approx(120.0)
     assert wavelength == pytest.approx(1.0) and centre == pytest.approx((28.0, 20.0))
-    assert oscillation == pytest.approx((10.0, 0.1))
+    assert oscillation == pytest.approx((0.0, 0.1))
     np.testing.assert_array_equal(np.load(frames), np.stack(sent_images(messages)))
