@@ -98,13 +98,15 @@ def open_stream(
     linger: float = 1.0,
     blocking_send: bool = True,
     subscriptions: bool = False,
+    decode_workers: int = 0,
 ) -> mflow.Stream:
     """Bind or connect a stream as ``endpoint`` says, watching its peers (`mflow.PeerTracker`).
 
     Streams get a short send or receive timeout (`POLL_MS`), so that `send_message` and
     `Stream.receive_parts` return to look at the stop conditions while nothing moves.
     ``subscriptions`` opens a PUB as an XPUB (the same on the wire), so that
-    `wait_for_peer` sees a subscriber's subscription arrive.
+    `wait_for_peer` sees a subscriber's subscription arrive. ``decode_workers`` decodes
+    payloads on that many threads (`mflow.decoding`).
     """
     check_address(endpoint.address)
     mode = MODES[endpoint.mode]
@@ -121,6 +123,7 @@ def open_stream(
         send_timeout=POLL_MS if sending and blocking_send else None,
         receive_timeout=None if sending else POLL_MS,
         watch_peers=True,
+        decode_workers=decode_workers,
         **secure_connect_arguments(endpoint.conn_type),
     )
     track(stream)
