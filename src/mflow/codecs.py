@@ -309,12 +309,14 @@ def decode_bslz4(
             body.ctypes.data, result.ctypes.data, nbytes // dt.itemsize, dt.itemsize, block
         )
         if used != body.size:
-            raise CompressionError(f"corrupt bitshuffle-LZ4 data (error {used})")
+            raise CompressionError(f"corrupt bitshuffle-LZ4 data (error code {used})")
         return result
     try:
         decoded = bitshuffle.decompress_lz4(body, shape, dt, block)
     except _BITSHUFFLE_ERRORS as exc:
-        raise CompressionError(f"corrupt bitshuffle-LZ4 data: {exc}") from exc
+        # bitshuffle's error carries the C function's code last, as the direct call gives it
+        code = exc.args[-1] if exc.args and type(exc.args[-1]) is int else exc
+        raise CompressionError(f"corrupt bitshuffle-LZ4 data (error code {code})") from exc
     if result is None:
         return decoded
     np.copyto(result, decoded)

@@ -404,7 +404,7 @@ class Stream:
                 # Only for receive-only sockets: leaving drops what connections still hold,
                 # which would lose a sender's queued messages. The connect side loses its
                 # queue when it leaves, the bind side keeps it: count before and after.
-                discarded = self._discard_queued()
+                discarded += self._discard_queued()
                 if self.conn_type == CONNECT:
                     socket.disconnect(cast(str, self.address))  # connected: has one
                 else:
