@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 import zmq
 
 from . import _fastpath, dispatch
-from .decoding import DecodeWorkers, InFlight
 from .delivery import Delivery, PeerTracker
 from .errors import (
     ConfigurationError,
@@ -26,7 +25,6 @@ from .errors import (
     StreamError,
     UnknownHtypeError,
 )
-from .framepool import FramePool
 from .handlers import get_receive_handler, get_send_handler
 from .message import Message
 from .monitor import ConnectionCountMonitor, SocketEventListener, no_clients_timeout_notifier
@@ -34,6 +32,8 @@ from .receiver import ReceiveHandler
 from .statistics import Statistics
 
 if TYPE_CHECKING:
+    from .decoding import DecodeWorkers, InFlight
+    from .framepool import FramePool
     from .security import Curve, Guard
 
 __all__ = [
@@ -287,6 +287,8 @@ class Stream:
             self.receiver.max_decoded_bytes = max_decoded_bytes
             self.receiver.decode_pool = pool
             if decode_workers:
+                from .decoding import DecodeWorkers  # threads only for streams that ask
+
                 self._workers = DecodeWorkers(decode_workers)
         self.decode_pool = pool
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
@@ -667,6 +669,8 @@ class Stream:
             receiver._in_receive = False
             receiver.end_message()
         statistics = self.statistics
+        from .decoding import InFlight
+
         message = InFlight(key, header, data, payloads, statistics.bytes_received)
         statistics.bytes_received = 0
         message.error = failure
@@ -903,7 +907,11 @@ class Stream:
 
 def _frame_pool(pool: int | FramePool | None) -> FramePool | None:
     """The `FramePool` ``connect(decode_pool=...)`` asks for."""
-    if pool is None or isinstance(pool, FramePool):
+    if pool is None:
+        return None
+    from .framepool import FramePool  # numpy only for streams that ask
+
+    if isinstance(pool, FramePool):
         return pool
     if type(pool) is not int or pool < 1:
         raise ConfigurationError(
