@@ -605,6 +605,7 @@ def test_out_without_the_c_functions_decodes_and_copies(monkeypatch):
 
     monkeypatch.setattr(_direct, "bshuf_decompress_lz4", None)
     monkeypatch.setattr(_direct, "lz4_decompress_safe", None)
+    monkeypatch.setattr(_direct, "dectris_decompress_bslz4", None)
     data = np.arange(3001, dtype="uint16")
     for codec in ("bslz4", "lz4_block", "hdf5_lz4", "bsread_lz4"):
         encode, decode = _OUT_CODECS[codec]
@@ -649,3 +650,24 @@ def test_decoding_into_out_releases_the_gil():
         thread.join(5)
     assert any(start < t < end for start, end in calls for t in ticks)
     np.testing.assert_array_equal(out, data)
+
+
+@pytest.mark.parametrize("with_dectris", [True, False])
+@pytest.mark.parametrize("framing", ["header", "zeroed", "none"])
+@pytest.mark.parametrize("count", [40_000, 40_005])
+def test_large_blobs_decode_the_same_by_every_c_decoder(monkeypatch, with_dectris, framing, count):
+    from mflow import _direct
+
+    if with_dectris and _direct.dectris_decompress_bslz4 is None:
+        pytest.skip("dectris-compression is not installed")
+    if not with_dectris:
+        monkeypatch.setattr(_direct, "dectris_decompress_bslz4", None)
+    data = sample("uint16", count)
+    blob = encode_bslz4(data)
+    blob = {"header": blob, "zeroed": bytes(12) + blob[12:], "none": blob[12:]}[framing]
+    assert_decoded(decode_bslz4(blob, "uint16", count), data)
+    out = np.zeros(count, "uint16")
+    assert decode_bslz4(blob, "uint16", count, out=out) is out
+    assert_decoded(out, data)
+    with pytest.raises(CompressionError):
+        decode_bslz4(blob[:-30], "uint16", count, out=out)

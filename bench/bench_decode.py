@@ -1,0 +1,253 @@
+"""16M bitshuffle-LZ4 decode: mflow against the fastest C decoders, and on every core.
+
+    python bench/bench_decode.py [--runs 9] [--workers-runs 3] [--count 40] [--json FILE]
+
+Part 1, one core: one EIGER2 16M frame (4148 x 4362 uint16, bench_codecs' synthetic
+data) decoded under the same memory conditions by every decoder, alternated, ``--runs``
+times:
+
+- fresh output (each decode gets new memory): ``bitshuffle.decompress_lz4``,
+  ``dectris.compression.decompress`` (the ``reference`` extra), mflow ``decode_bslz4``;
+- pre-allocated output (one array, written again and again): bitshuffle's C function
+  ``bshuf_decompress_lz4`` and dectris-compression's ``compression_decompress_buffer``
+  (both through ctypes, the only way their libraries write into a given buffer), mflow
+  ``decode_bslz4(out=...)`` and mflow through a ``FramePool`` (acquire, decode, drop: what a
+  stream with ``decode_pool`` does per image).
+
+Every bitshuffle call runs on one OpenMP thread (mflow's default, see mflow._openmp).
+Ratios (mflow / the fastest C decoder of the same condition) are taken per repetition.
+
+Part 2, every core: a sender process sends 16M Stream V2 images over tcp; an mflow stream
+receives and decodes ``--count`` of them with ``decode_workers=0`` (the receiving thread
+decodes) and with ``decode_workers=2`` (both with ``decode_pool=8``), alternated per
+repetition; the speed-up is taken per repetition. The 1-minute load average is recorded
+before every repetition (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import bitshuffle
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_codecs import synthetic_frame  # noqa: E402
+
+import mflow  # noqa: E402
+from mflow import _direct  # noqa: E402
+from mflow.codecs import decode_bslz4, encode_bslz4  # noqa: E402
+from mflow.framepool import FramePool  # noqa: E402
+
+_DECTRIS_BSLZ4_HDF5 = 0  # CompressionAlgorithm: bitshuffle-LZ4 in HDF5 framing
+
+
+def _dectris_into():
+    """dectris-compression's C decoder writing into a given array (ctypes), or None."""
+    try:
+        import dectris.compression as dectris
+    except ImportError:
+        return None, None
+    function = ctypes.CDLL(dectris.__file__).compression_decompress_buffer
+    function.restype = ctypes.c_size_t
+    function.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t] + [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_size_t,
+    ]
+    return dectris.decompress, function
+
+
+def decoders(frame: np.ndarray) -> dict[str, dict]:
+    """The decoders of part 1 by condition, each a call that decodes the frame once."""
+    blob = encode_bslz4(frame)
+    source = np.frombuffer(blob, np.uint8)
+    body = source[12:]
+    shape, dtype = frame.shape, frame.dtype
+    out = np.empty_like(frame)
+    pool = FramePool(2)
+    dectris_fresh, dectris_into = _dectris_into()
+
+    fresh = {
+        "bitshuffle": lambda: bitshuffle.decompress_lz4(body, shape, dtype, 0),
+        "mflow": lambda: decode_bslz4(blob, dtype, shape),
+    }
+    preallocated = {
+        "bitshuffle C": lambda: (
+            _direct.bshuf_decompress_lz4(
+                body.ctypes.data, out.ctypes.data, frame.size, frame.itemsize, 0
+            )
+            and out
+        ),
+        "mflow out=": lambda: decode_bslz4(blob, dtype, shape, out=out),
+        "mflow pool": lambda: decode_bslz4(blob, dtype, shape, out=pool.acquire(dtype, shape)),
+    }
+    if dectris_fresh is not None:
+        fresh["dectris"] = lambda: np.frombuffer(
+            dectris_fresh(blob, "bslz4", elem_size=2), dtype
+        ).reshape(shape)
+
+        def dectris_c():
+            dectris_into(
+                _DECTRIS_BSLZ4_HDF5, out.ctypes.data, out.nbytes, source.ctypes.data, len(blob), 2
+            )
+            return out
+
+        preallocated["dectris C"] = dectris_c
+    for calls in (fresh, preallocated):
+        for name, decode in calls.items():
+            result = decode()
+            if not np.array_equal(np.asarray(result).reshape(shape), frame):
+                sys.exit(f"{name} did not decode the frame")
+    return {"fresh": fresh, "preallocated": preallocated}
+
+
+def measure_single_core(runs: int, seed: int = 0) -> dict:
+    frame = synthetic_frame(seed)
+    conditions = decoders(frame)
+    times = {c: {name: [] for name in calls} for c, calls in conditions.items()}
+    loads = []
+    order = [(c, name, decode) for c, calls in conditions.items() for name, decode in calls.items()]
+    for _ in range(runs):
+        loads.append(os.getloadavg()[0])
+        order.reverse()  # no decoder always runs right after the same other one
+        for condition, name, decode in order:
+            start = time.perf_counter()
+            decode()
+            times[condition][name].append(time.perf_counter() - start)
+    result: dict = {"runs": runs, "load": loads, "omp_threads_per_call": 1, "conditions": {}}
+    for condition, by_name in times.items():
+        c_names = [name for name in by_name if not name.startswith("mflow")]
+        ratios = {}
+        for name in by_name:
+            if name.startswith("mflow"):
+                ratios[name] = [
+                    mine / min(by_name[c][run] for c in c_names)
+                    for run, mine in enumerate(by_name[name])
+                ]
+        result["conditions"][condition] = {
+            "ms": {name: statistics.median(values) * 1e3 for name, values in by_name.items()},
+            "ratio_vs_fastest_c": {name: statistics.median(r) for name, r in ratios.items()},
+            "ratios_per_run": ratios,
+        }
+    return result
+
+
+def one_stream_run(workers: int, count: int) -> float:
+    """Images per second a stream with ``workers`` decode workers receives and decodes."""
+    stream = mflow.connect(
+        "tcp://127.0.0.1:*",
+        conn_type=mflow.BIND,
+        receive_timeout=30_000,
+        queue_size=8,
+        decode_pool=8,
+        decode_workers=workers,
+    )
+    sender = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).parent / "bench_stream2.py"),
+            "--send",
+            stream.endpoint,
+            "16M",
+            str(count + 3),
+        ]
+    )
+    try:
+        for _ in range(3):
+            stream.receive()
+        started = time.perf_counter()
+        for _ in range(count):
+            message = stream.receive()
+            if message is None or message.data["data"]["threshold_1"] is None:
+                sys.exit("an image did not arrive decoded")
+        elapsed = time.perf_counter() - started
+    finally:
+        stream.disconnect()
+        sender.wait(timeout=60)
+    return count / elapsed
+
+
+def measure_workers(runs: int, count: int, workers: int = 2) -> dict:
+    rates: dict[int, list[float]] = {0: [], workers: []}
+    loads = []
+    order = [0, workers]
+    for _ in range(runs):
+        loads.append(os.getloadavg()[0])
+        order.reverse()
+        for n in order:
+            rates[n].append(one_stream_run(n, count))
+    speedups = [many / one for one, many in zip(rates[0], rates[workers], strict=True)]
+    one_core_ms = 1e3 / statistics.median(rates[0])
+    return {
+        "runs": runs,
+        "count": count,
+        "load": loads,
+        "cpus": os.cpu_count(),
+        "images_per_s": {str(n): statistics.median(values) for n, values in rates.items()},
+        "rates_per_run": {str(n): values for n, values in rates.items()},
+        "speedup": statistics.median(speedups),
+        "speedups_per_run": speedups,
+        "ms_per_image_one_thread": one_core_ms,
+        "cores_for_133_hz": 133 * one_core_ms / 1e3,
+    }
+
+
+def print_results(results: dict) -> None:
+    single = results.get("single_core")
+    if single:
+        print(
+            f"16M bslz4 decode, one core ({single['runs']} runs, load "
+            f"{min(single['load']):.1f}-{max(single['load']):.1f}):"
+        )
+        for condition, row in single["conditions"].items():
+            times = " | ".join(f"{name} {ms:.2f} ms" for name, ms in row["ms"].items())
+            ratios = ", ".join(
+                f"{name} {ratio:.2f}x" for name, ratio in row["ratio_vs_fastest_c"].items()
+            )
+            print(f"  {condition:12} {times} || vs fastest C: {ratios}")
+    parallel = results.get("workers")
+    if parallel:
+        rates = parallel["images_per_s"]
+        print(
+            f"16M Stream V2 receive+decode ({parallel['count']} msgs x {parallel['runs']} runs, "
+            f"{parallel['cpus']} CPUs, load {', '.join(f'{x:.1f}' for x in parallel['load'])}): "
+            + " | ".join(f"workers={n} {rate:.1f}/s" for n, rate in rates.items())
+            + f" || speed-up {parallel['speedup']:.2f}x (per run: "
+            + ", ".join(f"{s:.2f}" for s in parallel["speedups_per_run"])
+            + f"); one thread {parallel['ms_per_image_one_thread']:.1f} ms/image: "
+            f"133 Hz needs {parallel['cores_for_133_hz']:.1f} such cores"
+        )
+
+
+def measure(runs: int = 9, workers_runs: int = 3, count: int = 40) -> dict:
+    results = {"single_core": measure_single_core(runs)}
+    if workers_runs:
+        results["workers"] = measure_workers(workers_runs, count)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=9, help="part 1 repetitions (default 9)")
+    parser.add_argument("--workers-runs", type=int, default=3, help="part 2 (0: skip)")
+    parser.add_argument("--count", type=int, default=40, help="part 2 images per run")
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    results = measure(args.runs, args.workers_runs, args.count)
+    print_results(results)
+    if args.json:
+        with open(args.json, "w") as output:
+            json.dump(results, output, indent=1)
+
+
+if __name__ == "__main__":
+    main()
