@@ -17,11 +17,13 @@ times:
 Every bitshuffle call runs on one OpenMP thread (mflow's default, see mflow._openmp).
 Ratios (mflow / the fastest C decoder of the same condition) are taken per repetition.
 
-Part 2, every core: a sender process sends 16M Stream V2 images over tcp; an mflow stream
-receives and decodes ``--count`` of them with ``decode_workers=0`` (the receiving thread
-decodes) and with ``decode_workers=2`` (both with ``decode_pool=8``), alternated per
-repetition; the speed-up is taken per repetition. The 1-minute load average is recorded
-before every repetition (the machine may be shared).
+Part 2, every core: ``--count`` 16M Stream V2 images (bench_stream2's, bslz4 in tag
+56500) wait in an mflow stream's queue (inproc, one shared frame: no transport cost), which
+then receives and decodes them with ``decode_workers=0`` (the receiving thread decodes) and
+with ``decode_workers=2`` (both with ``decode_pool=8``), alternated per repetition; the
+speed-up is taken per repetition, with the CPU time the process got (cores' worth: on a
+shared machine the scheduler, not the stream, may be the limit). The 1-minute load average
+is recorded before every repetition.
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ import ctypes
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import bitshuffle
 import numpy as np
+import zmq
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_codecs import synthetic_frame  # noqa: E402
@@ -141,50 +143,62 @@ def measure_single_core(runs: int, seed: int = 0) -> dict:
     return result
 
 
-def one_stream_run(workers: int, count: int) -> float:
-    """Images per second a stream with ``workers`` decode workers receives and decodes."""
+def one_stream_run(
+    workers: int, count: int, frame: zmq.Frame, context: zmq.Context
+) -> tuple[float, float]:
+    """Images per second a stream with ``workers`` decode workers receives and decodes, and
+    the cores' worth of CPU time the process got meanwhile (all its threads).
+
+    The ``count`` messages (one shared frame) wait in the stream's queue before the clock
+    starts (inproc: nothing is copied), so the time is the stream's own: receive, parse,
+    decode, deliver.
+    """
+    address = f"inproc://bench-decode-{workers}-{time.monotonic_ns()}"
+    sender = context.socket(zmq.PUSH)
+    sender.sndhwm = count + 8
+    sender.bind(address)
     stream = mflow.connect(
-        "tcp://127.0.0.1:*",
-        conn_type=mflow.BIND,
+        address,
+        context=context,
         receive_timeout=30_000,
-        queue_size=8,
+        queue_size=count + 8,
         decode_pool=8,
         decode_workers=workers,
     )
-    sender = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).parent / "bench_stream2.py"),
-            "--send",
-            stream.endpoint,
-            "16M",
-            str(count + 3),
-        ]
-    )
     try:
+        for _ in range(count + 3):
+            sender.send(frame, copy=False)
         for _ in range(3):
             stream.receive()
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(count):
             message = stream.receive()
             if message is None or message.data["data"]["threshold_1"] is None:
                 sys.exit("an image did not arrive decoded")
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         stream.disconnect()
-        sender.wait(timeout=60)
-    return count / elapsed
+        sender.close(linger=0)
+    return count / elapsed, cpu / elapsed
 
 
 def measure_workers(runs: int, count: int, workers: int = 2) -> dict:
+    from bench_stream2 import DETECTORS, image_frame
+
+    frame = zmq.Frame(image_frame(DETECTORS["16M"]))
+    context = zmq.Context()
     rates: dict[int, list[float]] = {0: [], workers: []}
+    cores: dict[int, list[float]] = {0: [], workers: []}
     loads = []
     order = [0, workers]
     for _ in range(runs):
         loads.append(os.getloadavg()[0])
         order.reverse()
         for n in order:
-            rates[n].append(one_stream_run(n, count))
+            rate, share = one_stream_run(n, count, frame, context)
+            rates[n].append(rate)
+            cores[n].append(share)
+    context.term()
     speedups = [many / one for one, many in zip(rates[0], rates[workers], strict=True)]
     one_core_ms = 1e3 / statistics.median(rates[0])
     return {
@@ -194,6 +208,8 @@ def measure_workers(runs: int, count: int, workers: int = 2) -> dict:
         "cpus": os.cpu_count(),
         "images_per_s": {str(n): statistics.median(values) for n, values in rates.items()},
         "rates_per_run": {str(n): values for n, values in rates.items()},
+        "cores_used": {str(n): statistics.median(values) for n, values in cores.items()},
+        "cores_used_per_run": {str(n): values for n, values in cores.items()},
         "speedup": statistics.median(speedups),
         "speedups_per_run": speedups,
         "ms_per_image_one_thread": one_core_ms,
@@ -218,9 +234,13 @@ def print_results(results: dict) -> None:
     if parallel:
         rates = parallel["images_per_s"]
         print(
-            f"16M Stream V2 receive+decode ({parallel['count']} msgs x {parallel['runs']} runs, "
+            f"16M Stream V2 receive+decode, inproc ({parallel['count']} msgs x "
+            f"{parallel['runs']} runs, "
             f"{parallel['cpus']} CPUs, load {', '.join(f'{x:.1f}' for x in parallel['load'])}): "
-            + " | ".join(f"workers={n} {rate:.1f}/s" for n, rate in rates.items())
+            + " | ".join(
+                f"workers={n} {rate:.1f}/s on {parallel['cores_used'][n]:.2f} cores"
+                for n, rate in rates.items()
+            )
             + f" || speed-up {parallel['speedup']:.2f}x (per run: "
             + ", ".join(f"{s:.2f}" for s in parallel["speedups_per_run"])
             + f"); one thread {parallel['ms_per_image_one_thread']:.1f} ms/image: "
