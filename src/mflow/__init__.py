@@ -69,6 +69,7 @@ __all__ = [
     "Message",
     "Merge",
     "RoundRobinStrategy",
+    "FramePool",
     # message types
     "register_handler",
     "get_handler",
@@ -132,10 +133,19 @@ _LAZY_MODULES = {
 }
 
 
+#: Names imported from their module on first use (numpy again).
+_LAZY_NAMES = {"FramePool": ".framepool"}
+
+
 def __getattr__(name: str) -> _Any:
     module = _LAZY_MODULES.get(name)
     if module is not None:
         import importlib
 
         return importlib.import_module(module, __name__)
+    module = _LAZY_NAMES.get(name)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(module, __name__), name)
     raise AttributeError(f"module 'mflow' has no attribute {name!r}")
