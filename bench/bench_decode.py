@@ -22,8 +22,10 @@ Part 2, every core: ``--count`` 16M Stream V2 images (bench_stream2's, bslz4 in 
 then receives and decodes them with ``decode_workers=0`` (the receiving thread decodes) and
 with ``decode_workers=2`` (both with ``decode_pool=8``), alternated per repetition; the
 speed-up is taken per repetition, with the CPU time the process got (cores' worth: on a
-shared machine the scheduler, not the stream, may be the limit). The 1-minute load average
-is recorded before every repetition.
+shared machine the scheduler, not the stream, may be the limit). From the CPU time per
+image (all threads, and the receiving thread's own) it also derives what the workers give
+on free cores: ``min(N * serial CPU / parallel CPU, serial CPU / receiving thread's CPU)``.
+The 1-minute load average is recorded before every repetition.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from mflow import _direct  # noqa: E402
 from mflow.codecs import decode_bslz4, encode_bslz4  # noqa: E402
 from mflow.framepool import FramePool  # noqa: E402
 
+WARM_UP = 12  # images received before the clock starts: more than the workers' depth
 _DECTRIS_BSLZ4_HDF5 = 0  # CompressionAlgorithm: bitshuffle-LZ4 in HDF5 framing
 
 
@@ -155,31 +158,32 @@ def one_stream_run(
     """
     address = f"inproc://bench-decode-{workers}-{time.monotonic_ns()}"
     sender = context.socket(zmq.PUSH)
-    sender.sndhwm = count + 8
+    sender.sndhwm = count + WARM_UP + 8
     sender.bind(address)
     stream = mflow.connect(
         address,
         context=context,
         receive_timeout=30_000,
-        queue_size=count + 8,
+        queue_size=count + WARM_UP + 8,
         decode_pool=8,
         decode_workers=workers,
     )
     try:
-        for _ in range(count + 3):
+        for _ in range(count + WARM_UP):
             sender.send(frame, copy=False)
-        for _ in range(3):
+        for _ in range(WARM_UP):  # every buffer of the pool in use once: no first touch later
             stream.receive()
-        started, cpu = time.perf_counter(), time.process_time()
+        started, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
         for _ in range(count):
             message = stream.receive()
             if message is None or message.data["data"]["threshold_1"] is None:
                 sys.exit("an image did not arrive decoded")
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+        own = time.thread_time() - own
     finally:
         stream.disconnect()
         sender.close(linger=0)
-    return count / elapsed, cpu / elapsed
+    return count / elapsed, cpu / elapsed, cpu / count, own / count
 
 
 def measure_workers(runs: int, count: int, workers: int = 2) -> dict:
@@ -189,18 +193,27 @@ def measure_workers(runs: int, count: int, workers: int = 2) -> dict:
     context = zmq.Context()
     rates: dict[int, list[float]] = {0: [], workers: []}
     cores: dict[int, list[float]] = {0: [], workers: []}
+    cpu_ms: dict[int, list[float]] = {0: [], workers: []}
+    receiving_ms: dict[int, list[float]] = {0: [], workers: []}
     loads = []
     order = [0, workers]
     for _ in range(runs):
         loads.append(os.getloadavg()[0])
         order.reverse()
         for n in order:
-            rate, share = one_stream_run(n, count, frame, context)
+            rate, share, cpu, own = one_stream_run(n, count, frame, context)
             rates[n].append(rate)
             cores[n].append(share)
+            cpu_ms[n].append(cpu * 1e3)
+            receiving_ms[n].append(own * 1e3)
     context.term()
     speedups = [many / one for one, many in zip(rates[0], rates[workers], strict=True)]
-    one_core_ms = 1e3 / statistics.median(rates[0])
+    one_core_ms = statistics.median(cpu_ms[0])
+    parallel_cpu_ms = statistics.median(cpu_ms[workers])
+    receiving = statistics.median(receiving_ms[workers])
+    # What ``workers`` free cores would give: the CPU time per image spread over them, unless
+    # the receiving thread's own share (receive, parse, deliver) is the longer of the two.
+    bound = min(workers * one_core_ms / parallel_cpu_ms, one_core_ms / receiving)
     return {
         "runs": runs,
         "count": count,
@@ -212,6 +225,9 @@ def measure_workers(runs: int, count: int, workers: int = 2) -> dict:
         "cores_used_per_run": {str(n): values for n, values in cores.items()},
         "speedup": statistics.median(speedups),
         "speedups_per_run": speedups,
+        "cpu_ms_per_image": {"0": one_core_ms, str(workers): parallel_cpu_ms},
+        "receiving_thread_cpu_ms_per_image": receiving,
+        "speedup_on_free_cores": bound,
         "ms_per_image_one_thread": one_core_ms,
         "cores_for_133_hz": 133 * one_core_ms / 1e3,
     }
@@ -243,8 +259,11 @@ def print_results(results: dict) -> None:
             )
             + f" || speed-up {parallel['speedup']:.2f}x (per run: "
             + ", ".join(f"{s:.2f}" for s in parallel["speedups_per_run"])
-            + f"); one thread {parallel['ms_per_image_one_thread']:.1f} ms/image: "
-            f"133 Hz needs {parallel['cores_for_133_hz']:.1f} such cores"
+            + f"); CPU per image {parallel['cpu_ms_per_image']['0']:.1f} ms serial, "
+            f"{parallel['cpu_ms_per_image'][str(max(map(int, rates)))]:.1f} ms with workers "
+            f"({parallel['receiving_thread_cpu_ms_per_image']:.1f} ms of it in the receiving "
+            f"thread): on free cores {parallel['speedup_on_free_cores']:.2f}x; "
+            f"133 Hz needs {parallel['cores_for_133_hz']:.1f} cores"
         )
 
 
