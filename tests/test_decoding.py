@@ -319,3 +319,20 @@ def test_serial_stream_has_no_workers(stream_factory, push):
     assert stream.decode_workers == 0 and stream.in_flight == 0
     assert stream.receive_in_flight() is None
     assert stream.decode_pool is None
+
+
+@pytest.mark.parametrize("kind", ["stream2", "sls", "bsread", "array", "dectris"])
+def test_workers_give_every_message_type_as_the_serial_path(fed, kind):
+    spec = synthetic.Spec(shape=(24, 16), images=4)
+    if kind == "bsread":
+        spec = synthetic.Spec(
+            channels=(("a", "float64", (100,)), ("b", "uint16", (8, 8))), compression="bslz4"
+        )
+    _, source = synthetic.make_source(kind, spec)
+    messages = [next(source) for _ in range(12)]
+    serial = fed(messages, decode_pool=2)
+    expected = [m.data for m in receive_all(serial, len(messages))]
+    parallel = fed(messages, decode_workers=2, decode_pool=2)
+    got = [m.data for m in receive_all(parallel, len(messages))]
+    assert repr(got) == repr(expected)
+    assert counters(parallel.statistics) == counters(serial.statistics)

@@ -69,7 +69,12 @@ def _stats(
     endpoint = socket.endpoint(source, mflow.CONNECT)
     legacy = tool.legacy_output(legacy)
     out = tool.out
-    with open_stream(endpoint, decode_workers=decode_workers) as stream, tool.run() as run:
+    # Images are dropped once counted: a frame for each one in flight, and one being checked.
+    pool = 2 * decode_workers + 2 if decode else None
+    with (
+        open_stream(endpoint, decode_workers=decode_workers, decode_pool=pool) as stream,
+        tool.run() as run,
+    ):
         out.event(
             "start",
             endpoint.describe(stream),
