@@ -11,6 +11,8 @@ Parts (each a table with ratios; all results also go to JSON):
 - memory: resident size while mflow receives 1,000,000 small messages.
 - split: ``mflow split`` against ``zmq.proxy`` at 1 KiB and 1 MiB, one output.
 - dump: ``mflow dump`` (single-file format) against a raw receive-and-write loop, 1 MiB.
+- replay: ``mflow replay`` against a raw pyzmq sender reading the same recording, 1 KiB
+  and 1 MiB; see bench_replay.py.
 - align: ``mflow merge --align frame`` of two inputs, 1 KiB, both sending and one silent
   (its cost must not grow with the groups waiting for the silent input).
 - decode: bitshuffle-LZ4 decoding of an EIGER2 16M frame against the bitshuffle library.
@@ -111,12 +113,17 @@ def stop_sender(process: subprocess.Popen) -> tuple[float, float]:
     """End a sender that is sending its tail; its timed seconds and CPU seconds."""
     timed = process.stdout.readline().strip()
     process.terminate()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        _, status, usage = os.wait4(process.pid, 0)
+    except ChildProcessError:  # already reaped elsewhere (seen now and then): no CPU figure
+        cpu = float("nan")
+    else:
+        process.returncode = os.waitstatus_to_exitcode(status)
+        cpu = usage.ru_utime + usage.ru_stime
     process.stdout.close()
     if not timed:
         raise RuntimeError(f"sender failed ({process.returncode})")
-    return float(timed), usage.ru_utime + usage.ru_stime
+    return float(timed), cpu
 
 
 def ipc_address(workdir: Path, name: str) -> str:
@@ -477,21 +484,20 @@ def bench_align(args, sender: list[str]) -> list[dict]:
 
 
 RAW_DUMP = """
-import sys, time, zmq
+import sys, zmq
 socket = zmq.Context().socket(zmq.PULL)
+socket.set_hwm(1000)
 socket.bind(sys.argv[1])
-count = int(sys.argv[3])
 with open(sys.argv[2], "wb") as out:
-    socket.recv_multipart(copy=False)
-    start = time.perf_counter()
-    for _ in range(count - 1):
+    for _ in range(int(sys.argv[3])):
         for part in socket.recv_multipart(copy=False):
             out.write(part.buffer)
-    print(time.perf_counter() - start)
 """
 
 
 def one_dump_run(kind: str, count: int, sender: list[str], workdir: Path) -> float:
+    """Seconds from the sender's start to the writer's exit: one clock for both writers,
+    each bound and listening before the sender starts."""
     address = free_tcp_address()
     path = workdir / f"dump-{kind.replace(' ', '-')}"
     if kind == "raw write":
@@ -519,7 +525,7 @@ def one_dump_run(kind: str, count: int, sender: list[str], workdir: Path) -> flo
             time.sleep(0.01)
         started = time.perf_counter()
         source = start_sender(sender, address, MIB, count)
-        out = finish(writer)
+        finish(writer)
         elapsed = time.perf_counter() - started
         stop_sender(source)
     finally:
@@ -527,8 +533,6 @@ def one_dump_run(kind: str, count: int, sender: list[str], workdir: Path) -> flo
             writer.kill()
             writer.wait()
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-    if kind == "raw write":
-        elapsed = float(out.strip().splitlines()[-1]) * count / (count - 1)
     return elapsed
 
 
@@ -549,15 +553,19 @@ def bench_dump(args, sender: list[str], workdir: Path) -> dict:
     if shm.is_dir() and os.access(shm, os.W_OK):
         workdir = Path(tempfile.mkdtemp(prefix="mflow-bench-", dir=shm))
     count = max(50, int(DUMP_COUNT * args.scale))
-    times = {"raw write": [], "mflow dump": []}
+    times: dict[str, list[float]] = {"raw write": [], "mflow dump": []}
+    loads = []
     for repetition in range(args.repeat):
+        loads.append(os.getloadavg()[0])
         for kind in times if repetition % 2 == 0 else reversed(list(times)):
             times[kind].append(one_dump_run(kind, count, sender, workdir))
     rates = {kind: count * MIB / statistics.median(t) / 1e6 for kind, t in times.items()}
-    ratio = rates["mflow dump"] / rates["raw write"]
+    ratios = [raw / dump for raw, dump in zip(times["raw write"], times["mflow dump"], strict=True)]
+    ratio = statistics.median(ratios)
     print(
         f"dump 1 MiB to {workdir.parent}: raw receive+write {rates['raw write']:,.0f} MB/s | "
-        f"mflow dump {rates['mflow dump']:,.0f} MB/s = {ratio:4.2f}x",
+        f"mflow dump {rates['mflow dump']:,.0f} MB/s = {ratio:4.2f}x (per repetition: "
+        f"{', '.join(f'{r:.2f}' for r in ratios)}; load {', '.join(f'{x:.1f}' for x in loads)})",
         flush=True,
     )
     if workdir.parent == shm:
@@ -566,7 +574,9 @@ def bench_dump(args, sender: list[str], workdir: Path) -> dict:
         "count": count,
         "mb_per_s": rates,
         "times": times,
+        "ratios": ratios,
         "ratio": ratio,
+        "loads": loads,
         "directory": str(workdir.parent),
     }
 
@@ -585,6 +595,15 @@ def bench_decode(args) -> dict:
         flush=True,
     )
     return result
+
+
+def bench_replay(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_replay import measure, print_results
+
+    results = measure(runs=args.repeat, scale=args.scale)
+    print_results(results)
+    return results
 
 
 def bench_curve(args) -> dict:
@@ -672,7 +691,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a fifth of the messages")
     parser.add_argument(
         "--parts",
-        default="receive,memory,split,dump,decode,align,async,curve,fanout,stream2,bsread,"
+        default="receive,memory,split,dump,replay,decode,align,async,curve,fanout,stream2,bsread,"
         "decode_pool",
         help="comma-separated parts to run",
     )
@@ -712,6 +731,8 @@ def main() -> None:
             results["split"] = bench_split(args, sender)
         if "dump" in parts:
             results["dump"] = bench_dump(args, sender, workdir)
+        if "replay" in parts:
+            results["replay"] = bench_replay(args)
         if "decode" in parts:
             results["decode"] = bench_decode(args)
         if "async" in parts:

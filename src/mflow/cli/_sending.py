@@ -38,8 +38,15 @@ class Sender:
     """A stream to send to, and the count of what was sent (a context manager)."""
 
     def __init__(
-        self, endpoint: Endpoint, options: SenderOptions, tool: Tool, announce: bool = True
+        self,
+        endpoint: Endpoint,
+        options: SenderOptions,
+        tool: Tool,
+        announce: bool = True,
+        zero_copy: bool = False,
     ) -> None:
+        """``zero_copy``: the parts given to `send` are never changed afterwards, so large
+        ones are sent from their own memory (pyzmq ``copy=False``) instead of a copy."""
         self.endpoint = endpoint
         self.options = options
         self.out = tool.out
@@ -47,6 +54,7 @@ class Sender:
         self.stream = open_stream(
             endpoint, linger=options.linger, subscriptions=options.wait_for_peer
         )
+        self.stream.zmq_copy = not zero_copy
         self.delivery = delivery_of(self.stream)
         if announce:
             self.out.event(

@@ -195,7 +195,10 @@ def _replay_recording(
     tool: Tool,
     legacy_lines: bool,
 ) -> int:
-    with tool.run() as run, Sender(socket.endpoint(address, mflow.BIND), sender, tool) as out:
+    with (
+        tool.run() as run,
+        Sender(socket.endpoint(address, mflow.BIND), sender, tool, zero_copy=True) as out,
+    ):
         try:
             if out.wait_for_peer(run):
                 _replay_passes(reader, path, out, timing, loop, run, tool, legacy_lines)
