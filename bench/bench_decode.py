@@ -213,7 +213,7 @@ def measure_workers(runs: int, count: int, workers: int = 2) -> dict:
     receiving = statistics.median(receiving_ms[workers])
     # What ``workers`` free cores would give: the CPU time per image spread over them, unless
     # the receiving thread's own share (receive, parse, deliver) is the longer of the two.
-    bound = min(workers * one_core_ms / parallel_cpu_ms, one_core_ms / receiving)
+    bound = min(workers, workers * one_core_ms / parallel_cpu_ms, one_core_ms / receiving)
     return {
         "runs": runs,
         "count": count,
