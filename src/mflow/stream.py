@@ -567,25 +567,36 @@ class Stream:
             self._skip(error, None)
             return None
         receiver.decode = self.decode if decode is None else decode
+        key, data, header, failure = self._run_handler(receiver, handler)
+        if failure is not None:
+            self._skip(failure, key)
+            return None
+        return self._succeeded(key, header, data)
+
+    def _run_handler(
+        self, receiver: ReceiveHandler, handler: Callable[[ReceiveHandler], Any] | None
+    ) -> tuple[str | None, Any, Any, Exception | None]:
+        """Decode the loaded message with ``handler`` (default: the one its dispatch key
+        names): ``(key, data, parsed frame 0, None)``, or ``(key, None, None, error)``."""
         receiver.strict = self.strict
         receiver._in_receive = True
         key = None
         try:
             if handler is None:
                 key = dispatch.dispatch_key(receiver)
-                handler = (
-                    self._receive_handler(key) if self.handlers else (get_receive_handler(key))
-                )
+                handler = self._receive_handler(key) if self.handlers else get_receive_handler(key)
             data = handler(receiver)
             if not data:
                 raise DecodeError("the handler returned no data")
-            header = receiver.parsed_header()
+            return key, data, receiver.parsed_header(), None
         except Exception as error:
-            self._skip(error, key)
-            return None
+            return key, None, None, error
         finally:
             receiver._in_receive = False
             receiver.end_message()  # what the handler left unread is not kept alive
+
+    def _succeeded(self, key: str | None, header: Any, data: Any) -> Message | None:
+        """Count a decoded message as received and make its `Message` (``None``: skipped)."""
         if type(header) is not dict:
             header = data  # a CBOR message (Stream V2) is its own header
         elif key is None:
@@ -648,26 +659,12 @@ class Stream:
     ) -> InFlight:
         """Take the next message and run its handler, its payloads left for the workers."""
         receiver.receive_message(flags)
-        receiver.strict = self.strict
-        receiver._in_receive = True
         payloads: list[Any] = []
         receiver.deferred_payloads = payloads
-        key = data = header = None
-        failure = None
         try:
-            if handler is None:
-                key = dispatch.dispatch_key(receiver)
-                handler = self._receive_handler(key) if self.handlers else get_receive_handler(key)
-            data = handler(receiver)
-            if not data:
-                raise DecodeError("the handler returned no data")
-            header = receiver.parsed_header()
-        except Exception as error:
-            failure = error
+            key, data, header, failure = self._run_handler(receiver, handler)
         finally:
             receiver.deferred_payloads = None
-            receiver._in_receive = False
-            receiver.end_message()
         statistics = self.statistics
         from .decoding import InFlight
 
@@ -682,22 +679,10 @@ class Stream:
         statistics.bytes_received = message.nbytes
         for decoding in message.payloads:
             decoding.count()
-        key, header, data = message.key, message.header, message.data
         if message.error is not None:
-            self._skip(cast(Exception, message.error), key)
+            self._skip(cast(Exception, message.error), message.key)
             return None
-        if type(header) is not dict:
-            header = data
-        elif key is None:
-            key = header.get("htype")
-            if type(key) is not str:
-                key = None
-        try:
-            statistics.message_succeeded(key, header)
-        except Exception as error:
-            self._skip(error, key)
-            return None
-        return Message(statistics, data)
+        return self._succeeded(message.key, message.header, message.data)
 
     def receive_handler(self, key: str) -> Callable[[Any], Any]:
         """The receive function for dispatch key ``key``: this stream's `handlers` first,
