@@ -665,6 +665,17 @@ def bench_stream2(args) -> dict:
     return results
 
 
+def bench_decode_pool(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_decode import measure, print_results
+
+    results = measure(
+        runs=max(5, args.repeat * 3), workers_runs=args.repeat, count=max(10, int(40 * args.scale))
+    )
+    print_results(results)
+    return results
+
+
 def bench_bsread(args) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_bsread import measure, print_results
@@ -700,7 +711,7 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="receive,memory,split,dump,replay,decode,align,async,curve,fanout,write_parts,"
-        "stream2,bsread",
+        "stream2,bsread,decode_pool",
         help="comma-separated parts to run",
     )
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
@@ -757,6 +768,8 @@ def main() -> None:
             results["stream2"] = bench_stream2(args)
         if "bsread" in parts:
             results["bsread"] = bench_bsread(args)
+        if "decode_pool" in parts:
+            results["decode_pool"] = bench_decode_pool(args)
     results["seconds"] = time.monotonic() - began
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"took {results['seconds']:.0f} s; results in {args.json}")

@@ -71,6 +71,34 @@ def test_decode_checks_compressed_images(tools, zmq_context):
         assert stats.summary()["decode_errors"] == errors
 
 
+def test_decode_workers_count_every_image_and_error(tools, zmq_context):
+    from mflow import synthetic
+
+    push, endpoint = make_socket(zmq_context, zmq.PUSH)
+    _, series = synthetic.make_source("dectris", synthetic.Spec(shape=(40, 30), images=6))
+    messages = [next(series) for _ in range(8)]
+    part_2 = json.dumps(
+        {"htype": "dimage_d-1.0", "shape": [4, 4], "type": "uint16", "encoding": "lz4<", "size": 3}
+    ).encode()
+    messages.insert(3, [header("dimage-1.0", series=1, frame=9, hash=""), part_2, b"\xff", b"{}"])
+    stats = tools(
+        "stats", endpoint, "--json", "-n", str(len(messages)), "--decode", "--decode-workers", "2"
+    )
+    stats.event("start")
+    send_messages(push, messages)
+    assert stats.wait() == 0
+    summary = stats.summary()
+    assert summary["messages"] == len(messages)
+    assert summary["by_type"] == {"dheader-1.0": 1, "dimage-1.0": 7, "dseries_end-1.0": 1}
+    assert summary["decode_errors"] == {"compression_error": 1}
+
+
+def test_decode_workers_need_decode(tools):
+    stats = tools("stats", "tcp://127.0.0.1:1", "--decode-workers", "2")
+    assert stats.wait() == 1
+    assert "Error: --decode-workers needs --decode" in stats.stderr
+
+
 def test_sub_mode_receives_from_a_publisher(tools, zmq_context):
     pub, endpoint = make_socket(zmq_context, zmq.PUB)
     stats = tools("stats", endpoint, "-m", "sub", "--json", "-n", "5")

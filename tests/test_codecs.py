@@ -515,3 +515,158 @@ def test_bitshuffle_runs_on_the_configured_openmp_threads(threads, coder):
 def test_set_decoder_threads_refuses_less_than_one():
     with pytest.raises(ValueError, match="at least 1"):
         codecs.set_decoder_threads(0)
+
+
+# -- out=: decoding into a given array ---------------------------------------------------
+
+_OUT_CODECS = {
+    "bslz4": (encode_bslz4, lambda blob, dt, n, **kw: decode_bslz4(blob, dt, n, **kw)),
+    "lz4_block": (encode_lz4_block, lambda blob, dt, n, **kw: decode_lz4_block(blob, dt, n, **kw)),
+    "hdf5_lz4": (
+        lambda data: encode_hdf5_lz4(data, block_size=1000),
+        lambda blob, dt, n, **kw: decode_hdf5_lz4(blob, dt, n, **kw),
+    ),
+    "bsread_lz4": (
+        encode_bsread_lz4,
+        lambda blob, dt, n, **kw: decode_bsread_lz4(blob, dt, n, **kw),
+    ),
+    "stream2_bslz4": (
+        encode_bslz4,
+        lambda blob, dt, n, **kw: decode_stream2("bslz4", blob, dt, n, **kw),
+    ),
+    "bsread_bslz4": (
+        encode_bslz4,
+        lambda blob, dt, n, **kw: decode_bsread("bitshuffle_lz4", blob, dt, n, **kw),
+    ),
+}
+
+
+@pytest.mark.parametrize("codec", sorted(_OUT_CODECS))
+@pytest.mark.parametrize("dtype, count", CASES)
+def test_out_receives_the_decoded_data(codec, dtype, count):
+    encode, decode = _OUT_CODECS[codec]
+    data = (np.arange(count) * 7 % 251).astype(dtype)
+    out = np.full(count, 3, dtype)
+    result = decode(encode(data), dtype, count, out=out)
+    assert result is out
+    np.testing.assert_array_equal(out, data)
+
+
+@pytest.mark.parametrize("codec", sorted(_OUT_CODECS))
+def test_out_of_another_shape_is_reshaped_as_a_view(codec):
+    encode, decode = _OUT_CODECS[codec]
+    data = np.arange(24, dtype="uint16").reshape(4, 6)
+    out = np.zeros(24, "uint16")
+    result = decode(encode(data), "uint16", (4, 6), out=out)
+    assert result.shape == (4, 6) and np.shares_memory(result, out)
+    np.testing.assert_array_equal(result, data)
+
+
+@pytest.mark.parametrize("codec", sorted(_OUT_CODECS))
+@pytest.mark.parametrize(
+    "out, problem",
+    [
+        (np.zeros(99, "uint16"), "holds 198 bytes"),
+        (np.zeros(100, "int16"), "dtype int16"),
+        (np.zeros(100, "uint8"), "dtype uint8"),
+        (np.zeros(200, "uint16")[::2], "C-contiguous"),
+        (bytearray(200), "numpy array"),
+    ],
+)
+def test_out_that_does_not_fit_is_a_clear_value_error(codec, out, problem):
+    encode, decode = _OUT_CODECS[codec]
+    blob = encode(np.arange(100, dtype="uint16"))
+    with pytest.raises(ValueError, match=problem) as raised:
+        decode(blob, "uint16", 100, out=out)
+    assert isinstance(raised.value, ConfigurationError)
+
+
+def test_read_only_out_is_refused():
+    out = np.zeros(100, "uint16")
+    out.flags.writeable = False
+    with pytest.raises(ConfigurationError, match="writable"):
+        decode_bslz4(encode_bslz4(np.arange(100, dtype="uint16")), "uint16", 100, out=out)
+
+
+@pytest.mark.parametrize("codec", ["bslz4", "lz4_block", "hdf5_lz4", "bsread_lz4"])
+def test_corrupt_blob_into_out_is_a_compression_error(codec):
+    encode, decode = _OUT_CODECS[codec]
+    data = (np.arange(5000) % 13).astype("uint32")
+    blob = bytearray(encode(data))
+    for position in range(20, len(blob), 7):
+        blob[position] ^= 0x5A
+    with pytest.raises(CompressionError):
+        decode(bytes(blob), "uint32", 5000, out=np.zeros(5000, "uint32"))
+
+
+def test_out_without_the_c_functions_decodes_and_copies(monkeypatch):
+    from mflow import _direct
+
+    monkeypatch.setattr(_direct, "bshuf_decompress_lz4", None)
+    monkeypatch.setattr(_direct, "lz4_decompress_safe", None)
+    monkeypatch.setattr(_direct, "dectris_decompress_bslz4", None)
+    data = np.arange(3001, dtype="uint16")
+    for codec in ("bslz4", "lz4_block", "hdf5_lz4", "bsread_lz4"):
+        encode, decode = _OUT_CODECS[codec]
+        out = np.zeros(3001, "uint16")
+        assert decode(encode(data), "uint16", 3001, out=out) is out
+        np.testing.assert_array_equal(out, data)
+
+
+def test_the_c_functions_are_found():
+    from mflow import _direct
+
+    assert _direct.bshuf_decompress_lz4 is not None
+    assert _direct.lz4_decompress_safe is not None
+
+
+def test_decoding_into_out_releases_the_gil():
+    """Another thread sees ``out`` half decoded: it ran during the call (with the GIL held
+    it could only see ``out`` before or after)."""
+    data = np.random.default_rng(0).poisson(0.5, 4_000_000).astype("uint16")
+    blob = encode_bslz4(data)
+    unwritten = 0xFFFF  # no pixel of the data has it
+    out = np.empty_like(data)
+    half_done = threading.Event()
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            first, last = out[[0, -1]]  # one copy in C: both from the same moment
+            if first != unwritten and last == unwritten:
+                half_done.set()
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    try:
+        for _ in range(50):  # on a loaded machine a call may pass before the thread runs
+            out.fill(unwritten)
+            decode_bslz4(blob, "uint16", data.size, out=out)
+            if half_done.is_set():
+                break
+    finally:
+        stop.set()
+        thread.join(5)
+    assert half_done.is_set()
+    np.testing.assert_array_equal(out, data)
+
+
+@pytest.mark.parametrize("with_dectris", [True, False])
+@pytest.mark.parametrize("framing", ["header", "zeroed", "none"])
+@pytest.mark.parametrize("count", [40_000, 40_005])
+def test_large_blobs_decode_the_same_by_every_c_decoder(monkeypatch, with_dectris, framing, count):
+    from mflow import _direct
+
+    if with_dectris and _direct.dectris_decompress_bslz4 is None:
+        pytest.skip("dectris-compression is not installed")
+    if not with_dectris:
+        monkeypatch.setattr(_direct, "dectris_decompress_bslz4", None)
+    data = sample("uint16", count)
+    blob = encode_bslz4(data)
+    blob = {"header": blob, "zeroed": bytes(12) + blob[12:], "none": blob[12:]}[framing]
+    assert_decoded(decode_bslz4(blob, "uint16", count), data)
+    out = np.zeros(count, "uint16")
+    assert decode_bslz4(blob, "uint16", count, out=out) is out
+    assert_decoded(out, data)
+    with pytest.raises(CompressionError):
+        decode_bslz4(blob[:-30], "uint16", count, out=out)

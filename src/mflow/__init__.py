@@ -71,6 +71,7 @@ __all__ = [
     "Message",
     "Merge",
     "RoundRobinStrategy",
+    "FramePool",
     # message types
     "register_handler",
     "get_handler",
@@ -122,11 +123,20 @@ def main() -> None:
     cli_main()
 
 
+#: Names imported from their module on first use (numpy again).
+_LAZY_NAMES = {"FramePool": ".framepool"}
+
+
 def __getattr__(name: str) -> _Any:
-    """``mflow.tools`` and the 1.0 handler modules, imported on first use (the handler
-    modules import numpy, which takes longer than ZeroMQ itself to import)."""
+    """``mflow.tools``, `FramePool` and the 1.0 handler modules, imported on first use
+    (the handler modules import numpy, which takes longer than ZeroMQ itself to import)."""
     if name == "tools":
         import importlib
 
         return importlib.import_module(".tools", __name__)
+    module = _LAZY_NAMES.get(name)
+    if module is not None:
+        import importlib
+
+        return getattr(importlib.import_module(module, __name__), name)
     return _import_handler_module(name, _MODULES_1_0, __name__)

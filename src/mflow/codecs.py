@@ -30,6 +30,13 @@ bsread LZ4 -- bsread ``lz4``
     u32 decoded size in bytes, then one LZ4 block. Implementations disagree on the byte
     order of the size field, so decoding tries the declared order and then the other.
 
+Output: every decoder takes ``out=``, a writable C-contiguous numpy array of the result's
+dtype and size (any shape) to decode into instead of a new array; the result is then ``out``
+(reshaped, a view on it, when its shape differs). An ``out`` that does not fit raises
+:class:`~mflow.errors.ConfigurationError` (a ``ValueError``). Decoding into ``out`` calls the
+C functions of bitshuffle and lz4 directly (`mflow._direct`), so the memory is written once
+and no page is new; where they cannot be called the result is decoded and copied.
+
 Threads: bitshuffle runs each call on one OpenMP thread by default (best for the small values
 of bsread channels and for decoding in several threads at once);
 :func:`set_decoder_threads` lets each call use more, e.g. for large images decoded in one
@@ -49,7 +56,7 @@ import lz4.block
 import numpy as np
 from numpy.typing import DTypeLike
 
-from . import _openmp
+from . import _direct, _openmp
 from ._openmp import set_decoder_threads
 from .errors import CompressionError, ConfigurationError, DecodedSizeError
 
@@ -85,6 +92,10 @@ _MAX_EXPANSION = 256
 _BYTEORDERS = {"<": "<", ">": ">", "little": "<", "big": ">"}
 _LZ4_ERRORS = (lz4.block.LZ4BlockError, ValueError, OverflowError, MemoryError)
 _BITSHUFFLE_ERRORS = (RuntimeError, ValueError, OverflowError, MemoryError)
+_INT_MAX = 0x7FFFFFFF
+# From this size on a new result is decoded by dectris-compression, when installed (faster
+# on images; bsread's small values keep bitshuffle's lower call overhead).
+_DECTRIS_MIN_BYTES = 1 << 16
 
 
 def _byte_view(data, error=CompressionError):
@@ -137,6 +148,47 @@ def _output(view, dtype, shape, declared=None, max_bytes=None):
     return dt, shape, nbytes
 
 
+def _into(out, dt, shape, nbytes):
+    """``out`` as the decoder's result (shape ``shape``), checked to fit; ``None`` stays."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        raise ConfigurationError(f"out must be a numpy array, not {type(out).__name__}")
+    if out.dtype != dt:
+        raise ConfigurationError(f"out has dtype {out.dtype}, the result is {dt}")
+    if out.nbytes != nbytes:
+        raise ConfigurationError(
+            f"out holds {out.nbytes} bytes ({out.shape}), the result {nbytes} ({shape})"
+        )
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ConfigurationError("out must be a writable C-contiguous array")
+    return out if out.shape == shape else out.reshape(shape)
+
+
+def _address(view, offset=0):
+    """The memory address of byte ``offset`` of a (possibly read-only) byte view."""
+    return np.frombuffer(view, np.uint8).ctypes.data + offset
+
+
+def _lz4_block_into(chunk, target, start, size):
+    """Decode one LZ4 block that must yield exactly ``size`` bytes into ``target[start:]``.
+
+    ``target`` is a flat uint8 array.
+    """
+    decompress = _direct.lz4_decompress_safe
+    if decompress is None or len(chunk) > _INT_MAX or size > _INT_MAX:
+        target[start : start + size] = np.frombuffer(_lz4_block(chunk, size), np.uint8)
+        return
+    if not len(chunk):
+        written = 0 if size == 0 else -1
+    else:
+        written = decompress(_address(chunk), target.ctypes.data + start, len(chunk), size)
+    if written < 0:
+        raise CompressionError("corrupt LZ4 block")
+    if written != size:
+        raise CompressionError(f"LZ4 block decodes to {written} bytes, expected {size}")
+
+
 def _lz4_block(chunk, size):
     """Decode one LZ4 block that must yield exactly ``size`` bytes; a writable bytearray."""
     try:
@@ -153,7 +205,12 @@ def _lz4_compress(view):
 
 
 def decode_lz4_block(
-    blob: BytesLike, dtype: DTypeLike, shape: Shape, *, max_bytes: int | None = None
+    blob: BytesLike,
+    dtype: DTypeLike,
+    shape: Shape,
+    *,
+    max_bytes: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode a plain LZ4 block (DECTRIS Stream V1 ``lz4<``) into an array of dtype and shape.
 
@@ -161,7 +218,11 @@ def decode_lz4_block(
     """
     view = _byte_view(blob)
     dt, shape, nbytes = _output(view, dtype, shape, max_bytes=max_bytes)
-    return np.frombuffer(_lz4_block(view, nbytes), dt).reshape(shape)
+    result = _into(out, dt, shape, nbytes)
+    if result is None:
+        return np.frombuffer(_lz4_block(view, nbytes), dt).reshape(shape)
+    _lz4_block_into(view, result.reshape(-1).view(np.uint8), 0, nbytes)
+    return result
 
 
 def encode_lz4_block(data: BytesLike) -> bytes:
@@ -209,7 +270,12 @@ def _bitshuffle_block(view, offset, block_bytes, nbytes, itemsize):
 
 
 def decode_bslz4(
-    blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None, *, max_bytes: int | None = None
+    blob: BytesLike,
+    dtype: DTypeLike,
+    shape: Shape | None = None,
+    *,
+    max_bytes: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode bitshuffle-LZ4 in HDF5 framing (V1 ``bs*-lz4<``, V2 ``bslz4``, bsread).
 
@@ -220,6 +286,22 @@ def decode_bslz4(
     view = _byte_view(blob)
     declared, block_bytes = _HEADER.unpack_from(view) if len(view) >= _HEADER.size else (None, 0)
     dt, shape, nbytes = _output(view, dtype, shape, declared, max_bytes)
+    result = _into(out, dt, shape, nbytes)
+    if (
+        declared == nbytes
+        and nbytes
+        and block_bytes
+        and _direct.dectris_decompress_bslz4 is not None
+        and (result is not None or nbytes >= _DECTRIS_MIN_BYTES)
+    ):
+        # dectris-compression checks every length against the blob itself; what it refuses
+        # is looked at again below (another framing, or the precise error).
+        target = np.empty(shape, dt) if result is None else result
+        written = _direct.dectris_decompress_bslz4(
+            _address(view), len(view), target.ctypes.data, nbytes, dt.itemsize
+        )
+        if written == nbytes:
+            return target
     framings = [(_HEADER.size, block_bytes)] if declared == nbytes else []
     if declared == 0:
         framings.append((_HEADER.size, 0))
@@ -237,13 +319,26 @@ def decode_bslz4(
             f"not a bitshuffle-LZ4 blob of {nbytes} bytes{stated}: {first_error}"
         ) from first_error
     if nbytes == 0:
-        return np.empty(shape, dt)
+        return np.empty(shape, dt) if result is None else result
     body = np.frombuffer(view, np.uint8, offset=offset)
     _openmp.apply()
+    if result is not None and _direct.bshuf_decompress_lz4 is not None:
+        used = _direct.bshuf_decompress_lz4(
+            body.ctypes.data, result.ctypes.data, nbytes // dt.itemsize, dt.itemsize, block
+        )
+        if used != body.size:
+            raise CompressionError(f"corrupt bitshuffle-LZ4 data (error code {used})")
+        return result
     try:
-        return bitshuffle.decompress_lz4(body, shape, dt, block)
+        decoded = bitshuffle.decompress_lz4(body, shape, dt, block)
     except _BITSHUFFLE_ERRORS as exc:
-        raise CompressionError(f"corrupt bitshuffle-LZ4 data: {exc}") from exc
+        # bitshuffle's error carries the C function's code last, as the direct call gives it
+        code = exc.args[-1] if exc.args and type(exc.args[-1]) is int else exc
+        raise CompressionError(f"corrupt bitshuffle-LZ4 data (error code {code})") from exc
+    if result is None:
+        return decoded
+    np.copyto(result, decoded)
+    return result
 
 
 def encode_bslz4(
@@ -275,7 +370,12 @@ def encode_bslz4(
 
 
 def decode_hdf5_lz4(
-    blob: BytesLike, dtype: DTypeLike, shape: Shape | None = None, *, max_bytes: int | None = None
+    blob: BytesLike,
+    dtype: DTypeLike,
+    shape: Shape | None = None,
+    *,
+    max_bytes: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode LZ4 in HDF5 framing (DECTRIS Stream V2 ``lz4``, not V1 ``lz4<``).
 
@@ -291,8 +391,10 @@ def decode_hdf5_lz4(
         raise CompressionError(f"header states {declared} bytes, expected {nbytes}")
     if nbytes and not block:
         raise CompressionError("header states a block size of 0")
-    out = np.empty(shape, dt)
-    flat = out.reshape(-1).view(np.uint8)
+    result = _into(out, dt, shape, nbytes)
+    if result is None:
+        result = np.empty(shape, dt)
+    flat = result.reshape(-1).view(np.uint8)
     pos = _HEADER.size
     for start in range(0, nbytes, block or 1):
         size = min(block, nbytes - start)
@@ -302,11 +404,14 @@ def decode_hdf5_lz4(
         if stop > len(view):
             raise CompressionError(f"truncated: the block at byte {pos} ends after the blob")
         chunk = view[pos + 4 : stop]
-        flat[start : start + size] = chunk if len(chunk) == size else _lz4_block(chunk, size)
+        if len(chunk) == size:
+            flat[start : start + size] = chunk
+        else:
+            _lz4_block_into(chunk, flat, start, size)
         pos = stop
     if pos != len(view):
         raise CompressionError(f"{len(view) - pos} unexpected bytes after the last block")
-    return out
+    return result
 
 
 def encode_hdf5_lz4(data: BytesLike, block_size: int = 0) -> bytes:
@@ -344,6 +449,7 @@ def decode_bsread_lz4(
     byteorder: str = "<",
     *,
     max_bytes: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode bsread LZ4: a u32 decoded-size prefix, then one LZ4 block.
 
@@ -364,7 +470,11 @@ def decode_bsread_lz4(
             dt, out_shape, nbytes = _output(body, dtype, shape, size, max_bytes)
             if size != nbytes:
                 raise CompressionError(f"size prefix states {size} bytes, expected {nbytes}")
-            return np.frombuffer(_lz4_block(body, nbytes), dt).reshape(out_shape)
+            result = _into(out, dt, out_shape, nbytes)
+            if result is None:
+                return np.frombuffer(_lz4_block(body, nbytes), dt).reshape(out_shape)
+            _lz4_block_into(body, result.reshape(-1).view(np.uint8), 0, nbytes)
+            return result
         except CompressionError as exc:
             first_error = first_error or exc
     raise cast(CompressionError, first_error)  # sizes is never empty: the loop set it
@@ -386,15 +496,16 @@ def decode_stream2(
     shape: Shape | None = None,
     *,
     max_bytes: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode the data of a DECTRIS Stream V2 compression tag by its algorithm name.
 
     ``"bslz4"`` is bitshuffle-LZ4 and ``"lz4"`` LZ4, both in HDF5 framing.
     """
     if algorithm == "bslz4":
-        return decode_bslz4(blob, dtype, shape, max_bytes=max_bytes)
+        return decode_bslz4(blob, dtype, shape, max_bytes=max_bytes, out=out)
     if algorithm == "lz4":
-        return decode_hdf5_lz4(blob, dtype, shape, max_bytes=max_bytes)
+        return decode_hdf5_lz4(blob, dtype, shape, max_bytes=max_bytes, out=out)
     raise CompressionError(f"unsupported Stream V2 compression {algorithm!r}")
 
 
@@ -406,6 +517,7 @@ def decode_bsread(
     byteorder: str = "<",
     *,
     max_bytes: int | None = None,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """Decode a bsread value by its channel's ``compression`` name.
 
@@ -413,7 +525,7 @@ def decode_bsread(
     ``"lz4"`` (size-prefixed, see :func:`decode_bsread_lz4`).
     """
     if compression == "bitshuffle_lz4":
-        return decode_bslz4(blob, dtype, shape, max_bytes=max_bytes)
+        return decode_bslz4(blob, dtype, shape, max_bytes=max_bytes, out=out)
     if compression == "lz4":
-        return decode_bsread_lz4(blob, dtype, shape, byteorder, max_bytes=max_bytes)
+        return decode_bsread_lz4(blob, dtype, shape, byteorder, max_bytes=max_bytes, out=out)
     raise CompressionError(f"unsupported bsread compression {compression!r}")

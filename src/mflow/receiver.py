@@ -70,6 +70,11 @@ class ReceiveHandler:
         self.max_decoded_bytes: int | None = None
         #: Decoded bytes per message the last series header declared (images × their size).
         self.declared_image_bytes: int | None = None
+        #: The `mflow.framepool.FramePool` images are decoded into (None: new arrays).
+        self.decode_pool: Any = None
+        #: While a stream with decode workers runs a handler: where its payload decodings
+        #: go to be finished by a worker (`mflow.handlers._payload`); None: decode at once.
+        self.deferred_payloads: list[Any] | None = None
         self.frames: Sequence[Any] = ()
         self.position = 0
         self._in_receive = False

@@ -32,6 +32,8 @@ from .receiver import ReceiveHandler
 from .statistics import Statistics
 
 if TYPE_CHECKING:
+    from .decoding import DecodeWorkers, InFlight
+    from .framepool import FramePool
     from .security import Curve, Guard
 
 __all__ = [
@@ -167,6 +169,9 @@ class Stream:
         self.peers: PeerTracker | None = None
         self.delivery: Delivery | None = None
         self._guard: Guard | None = None
+        #: The frame pool images are decoded into (``connect(decode_pool=...)``), or ``None``.
+        self.decode_pool: FramePool | None = None
+        self._workers: DecodeWorkers | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -188,6 +193,8 @@ class Stream:
         curve: Curve | None = None,
         allow: Sequence[str] | None = None,
         deny: Sequence[str] | None = None,
+        decode_pool: int | FramePool | None = None,
+        decode_workers: int = 0,
     ) -> None:
         """Open the socket: connect to ``address``, or bind when ``conn_type`` is not "connect".
 
@@ -206,6 +213,12 @@ class Stream:
         ``curve`` (a `mflow.security.Curve`) encrypts and authenticates the connections,
         ``allow`` / ``deny`` list peer IP addresses to let in or refuse; every refusal
         is counted in ``statistics.refused`` (see `mflow.security`).
+        ``decode_pool`` (a number of frames, or a `mflow.FramePool` to share) decodes
+        images into reusable buffers, so that a steady stream allocates no new memory (see
+        `mflow.framepool`). ``decode_workers`` (a number of threads) decodes compressed
+        payloads in parallel with receiving, messages still delivered in order (see
+        `mflow.decoding`); ``handler=`` on `receive` then decodes only messages not yet
+        taken.
         Raises `ConnectError` (a ``RuntimeError``, as in 1.0) when binding or connecting
         fails; nothing stays open then.
         """
@@ -217,6 +230,11 @@ class Stream:
         ):
             raise ConfigurationError(
                 f"max_decoded_bytes must be a size in bytes, not {max_decoded_bytes!r}"
+            )
+        pool = _frame_pool(decode_pool)
+        if type(decode_workers) is not int or decode_workers < 0:
+            raise ConfigurationError(
+                f"decode_workers must be a number of threads, not {decode_workers!r}"
             )
         self._context_is_owned = context is None
         self.context = zmq.Context() if context is None else context
@@ -267,6 +285,12 @@ class Stream:
         )
         if self.receiver is not None:
             self.receiver.max_decoded_bytes = max_decoded_bytes
+            self.receiver.decode_pool = pool
+            if decode_workers:
+                from .decoding import DecodeWorkers  # threads only for streams that ask
+
+                self._workers = DecodeWorkers(decode_workers)
+        self.decode_pool = pool
         logger.info("%s to %s", "Connected" if conn_type == CONNECT else "Bound", address)
 
     def _watch_peers(self, mode: int, queue_size: int, watch: bool) -> None:
@@ -369,19 +393,20 @@ class Stream:
 
         What ZeroMQ had already received for a receiving stream is lost with the socket:
         those messages are counted in ``statistics.skipped["discarded_at_close"]`` (and
-        logged). Call `drain` first to have them instead.
+        logged), as are messages the decode workers had taken but not delivered. Call
+        `drain` first to have the former instead.
         """
         socket = self.socket
         if socket is None or socket.closed:
             logger.debug("stream already disconnected")
             return
-        discarded = 0
+        discarded = self._stop_workers()
         try:
             if self.receiver is not None and socket.type in _RECEIVE_ONLY:
                 # Only for receive-only sockets: leaving drops what connections still hold,
                 # which would lose a sender's queued messages. The connect side loses its
                 # queue when it leaves, the bind side keeps it: count before and after.
-                discarded = self._discard_queued()
+                discarded += self._discard_queued()
                 if self.conn_type == CONNECT:
                     socket.disconnect(cast(str, self.address))  # connected: has one
                 else:
@@ -464,12 +489,23 @@ class Stream:
 
         The event listener stops after the socket closed, so it sees the closing events.
         """
+        self._stop_workers()
         if socket is not None:
             socket.close(linger=linger)
         self._socket_event_listener.stop()
         self._release_guard()
         if self._context_is_owned and self.context is not None:
             self.context.term()
+
+    def _stop_workers(self) -> int:
+        """Stop the decode workers, if any; the messages they had not delivered."""
+        workers, self._workers = self._workers, None
+        return 0 if workers is None else workers.close()
+
+    @property
+    def decode_workers(self) -> int:
+        """The threads decoding payloads in parallel with receiving (0: none)."""
+        return 0 if self._workers is None else self._workers.workers
 
     def __enter__(self) -> Stream:
         return self
@@ -521,7 +557,13 @@ class Stream:
         that find nothing are not). A strict stream raises the decode error instead; a
         closed stream raises `StreamClosedError`. ``decode`` overrides the stream's
         ``decode`` for this call.
+
+        With decode workers the message returned may have been taken by an earlier call
+        (and ``handler`` / ``decode`` apply to the messages taken by this one); see
+        `receive_in_flight`.
         """
+        if self._workers is not None:
+            return self._receive_in_order(self._workers, handler, block, decode)
         receiver = self._receiver()
         receiver.block = block
         flags = 0 if block else zmq.NOBLOCK
@@ -543,25 +585,36 @@ class Stream:
             self._skip(error, None)
             return None
         receiver.decode = self.decode if decode is None else decode
+        key, data, header, failure = self._run_handler(receiver, handler)
+        if failure is not None:
+            self._skip(failure, key)
+            return None
+        return self._succeeded(key, header, data)
+
+    def _run_handler(
+        self, receiver: ReceiveHandler, handler: Callable[[ReceiveHandler], Any] | None
+    ) -> tuple[str | None, Any, Any, Exception | None]:
+        """Decode the loaded message with ``handler`` (default: the one its dispatch key
+        names): ``(key, data, parsed frame 0, None)``, or ``(key, None, None, error)``."""
         receiver.strict = self.strict
         receiver._in_receive = True
         key = None
         try:
             if handler is None:
                 key = dispatch.dispatch_key(receiver)
-                handler = (
-                    self._receive_handler(key) if self.handlers else (get_receive_handler(key))
-                )
+                handler = self._receive_handler(key) if self.handlers else get_receive_handler(key)
             data = handler(receiver)
             if not data:
                 raise DecodeError("the handler returned no data")
-            header = receiver.parsed_header()
+            return key, data, receiver.parsed_header(), None
         except Exception as error:
-            self._skip(error, key)
-            return None
+            return key, None, None, error
         finally:
             receiver._in_receive = False
             receiver.end_message()  # what the handler left unread is not kept alive
+
+    def _succeeded(self, key: str | None, header: Any, data: Any) -> Message | None:
+        """Count a decoded message as received and make its `Message` (``None``: skipped)."""
         if type(header) is not dict:
             header = data  # a CBOR message (Stream V2) is its own header
         elif key is None:
@@ -574,6 +627,80 @@ class Stream:
             self._skip(error, key)
             return None
         return Message(self.statistics, data)
+
+    def _receive_in_order(
+        self,
+        workers: DecodeWorkers,
+        handler: Callable[[ReceiveHandler], Any] | None,
+        block: bool,
+        decode: bool | None,
+    ) -> Message | None:
+        """`receive` with decode workers: take what is waiting (up to the workers' depth),
+        then deliver the oldest message taken."""
+        receiver = self._receiver()
+        receiver.block = block
+        receiver.decode = self.decode if decode is None else decode
+        while not workers.full:
+            first = not workers
+            try:
+                flags = 0 if first and block else zmq.NOBLOCK
+                message = self._take_in_flight(receiver, handler, flags)
+            except zmq.Again:
+                if not first:
+                    break
+                if block:
+                    self.statistics.message_failed("timeout")
+                return None
+            except zmq.ZMQError as error:
+                raise _stream_error(error, "receive") from error
+            workers.add(message)
+        return self._deliver_in_flight(workers.oldest())
+
+    @property
+    def in_flight(self) -> int:
+        """Messages the decode workers have taken but `receive` has not yet returned."""
+        return 0 if self._workers is None else len(self._workers)
+
+    def receive_in_flight(self) -> Message | None:
+        """The oldest message in flight (see `in_flight`), taking nothing from the socket.
+
+        ``None`` when none is in flight, or when it failed to decode (counted as by
+        `receive`); for consumers that stop and want what was already taken.
+        """
+        workers = self._workers
+        if workers is None or not workers:
+            return None
+        return self._deliver_in_flight(workers.oldest())
+
+    def _take_in_flight(
+        self, receiver: ReceiveHandler, handler: Callable[[ReceiveHandler], Any] | None, flags: int
+    ) -> InFlight:
+        """Take the next message and run its handler, its payloads left for the workers."""
+        receiver.receive_message(flags)
+        payloads: list[Any] = []
+        receiver.deferred_payloads = payloads
+        try:
+            key, data, header, failure = self._run_handler(receiver, handler)
+        finally:
+            receiver.deferred_payloads = None
+        statistics = self.statistics
+        from .decoding import InFlight
+
+        message = InFlight(key, header, data, payloads, statistics.bytes_received)
+        statistics.bytes_received = 0
+        message.error = failure
+        return message
+
+    def _deliver_in_flight(self, message: InFlight) -> Message | None:
+        """Count ``message`` as the serial `receive` would have, and return it (or ``None``)."""
+        statistics = self.statistics
+        statistics.bytes_received = message.nbytes
+        for decoding in message.payloads:
+            decoding.count()
+        if message.error is not None:
+            self._skip(cast(Exception, message.error), message.key)
+            return None
+        return self._succeeded(message.key, message.header, message.data)
 
     def receive_handler(self, key: str) -> Callable[[Any], Any]:
         """The receive function for dispatch key ``key``: this stream's `handlers` first,
@@ -781,6 +908,21 @@ class Stream:
         return f"<mflow.Stream {state}>"
 
 
+def _frame_pool(pool: int | FramePool | None) -> FramePool | None:
+    """The `FramePool` ``connect(decode_pool=...)`` asks for."""
+    if pool is None:
+        return None
+    from .framepool import FramePool  # numpy only for streams that ask
+
+    if isinstance(pool, FramePool):
+        return pool
+    if type(pool) is not int or pool < 1:
+        raise ConfigurationError(
+            f"decode_pool must be a number of frames (1 or more) or a FramePool, not {pool!r}"
+        )
+    return FramePool(pool)
+
+
 def _check_arguments(mode: Any, queue_size: Any) -> None:
     """`ConfigurationError` for a ``mode`` or ``queue_size`` no socket can have."""
     if not isinstance(mode, int) or isinstance(mode, bool) or mode not in _SOCKET_TYPES:
@@ -814,6 +956,8 @@ def connect(
     curve: Curve | None = None,
     allow: Sequence[str] | None = None,
     deny: Sequence[str] | None = None,
+    decode_pool: int | FramePool | None = None,
+    decode_workers: int = 0,
 ) -> Stream:
     """Open a `Stream` (1.0 argument order; see `Stream.connect`).
 
@@ -842,6 +986,8 @@ def connect(
         curve=curve,
         allow=allow,
         deny=deny,
+        decode_pool=decode_pool,
+        decode_workers=decode_workers,
     )
     return stream
 

@@ -115,13 +115,17 @@ def open_stream(
     linger: float = 1.0,
     blocking_send: bool = True,
     subscriptions: bool = False,
+    decode_workers: int = 0,
+    decode_pool: int | None = None,
 ) -> mflow.Stream:
     """Bind or connect a stream as ``endpoint`` says, watching its peers (`mflow.PeerTracker`).
 
-    Streams get a short send or receive timeout (`POLL_MS`), so that `send_message` and
-    `Stream.receive_parts` return to look at the stop conditions while nothing moves.
-    ``subscriptions`` opens a PUB as an XPUB (the same on the wire), so that
-    `wait_for_peer` sees a subscriber's subscription arrive.
+        Streams get a short send or receive timeout (`POLL_MS`), so that `send_message` and
+        `Stream.receive_parts` return to look at the stop conditions while nothing moves.
+        ``subscriptions`` opens a PUB as an XPUB (the same on the wire), so that
+        `wait_for_peer` sees a subscriber's subscription arrive. ``decode_workers`` decodes
+        payloads on that many threads (`mflow.decoding`), ``decode_pool`` into that many reusable
+    frames (`mflow.framepool`).
     """
     check_address(endpoint.address)
     mode = MODES[endpoint.mode]
@@ -138,6 +142,8 @@ def open_stream(
         send_timeout=POLL_MS if sending and blocking_send else None,
         receive_timeout=None if sending else POLL_MS,
         watch_peers=True,
+        decode_workers=decode_workers,
+        decode_pool=decode_pool,
         **secure_connect_arguments(endpoint.conn_type),
     )
     track(stream)

@@ -3,7 +3,8 @@
 Every message is received whole and counted (messages, bytes, rates, per type), then
 decoded by its registered handler: failures are counted by reason, sequence gaps in
 ``frame`` / ``pulse_id`` / ``image_id`` are counted per source. Images are only
-decompressed with ``--decode``, so a fast detector does not outrun the tool.
+decompressed with ``--decode``, so a fast detector does not outrun the tool;
+``--decode-workers N`` decompresses on N threads while receiving (`mflow.decoding`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, NoReturn
 import click
 
 import mflow
+from mflow.errors import ConfigurationError
 
 from ._inspect import Inspector
 from ._legacy import ThroughputLines, legacy_command
@@ -37,6 +39,7 @@ Examples:
   mflow stats tcp://detector:9999
   mflow stats tcp://localhost:9999 -n 1000 --json
   mflow stats tcp://*:9999 --mode sub --decode -d 60
+  mflow stats tcp://detector:9999 --decode --decode-workers 2
 """
 
 LEGACY_HELP = """Stream statistic utility (psi-mflow 1.0 compatible: same arguments, same output).
@@ -54,12 +57,24 @@ def _legacy_start(interval: float) -> ThroughputLines:
 
 
 def _stats(
-    source: str, socket: SocketOptions, tool: Tool, decode: bool, legacy: bool = False
+    source: str,
+    socket: SocketOptions,
+    tool: Tool,
+    decode: bool,
+    decode_workers: int = 0,
+    legacy: bool = False,
 ) -> int:
+    if decode_workers and not decode:
+        raise ConfigurationError("--decode-workers needs --decode")
     endpoint = socket.endpoint(source, mflow.CONNECT)
     legacy = tool.legacy_output(legacy)
     out = tool.out
-    with open_stream(endpoint) as stream, tool.run() as run:
+    # Images are dropped once counted: a frame for each one in flight, and one being checked.
+    pool = 2 * decode_workers + 2 if decode else None
+    with (
+        open_stream(endpoint, decode_workers=decode_workers, decode_pool=pool) as stream,
+        tool.run() as run,
+    ):
         endpoint.announce(out, stream)
         inspector = Inspector(stream, decode)
         hints = PeerHints(stream, endpoint, out)
@@ -74,6 +89,8 @@ def _stats(
                 elif run.report_due():
                     out.progress(inspector.report())
         finally:
+            while stream.in_flight:  # taken and counted already: decode them too
+                stream.receive_in_flight()
             if printer is not None:
                 printer.close(inspector.meter)
             out.summary(inspector.report(final=True))
@@ -88,6 +105,17 @@ _decode_option = click.option(
 )
 
 
+_decode_workers_option = click.option(
+    "--decode-workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="With --decode: decompress on N threads in parallel with receiving (0: in the "
+    "receiving thread). One per core the stream needs; see the README.",
+)
+
+
 @click.command(
     "stats", help=HELP, short_help="Live statistics of a stream.", context_settings=CONTEXT_SETTINGS
 )
@@ -95,6 +123,7 @@ _decode_option = click.option(
 @socket_options(("pull", "sub"), "the source", "connect; tcp://*:PORT binds")
 @tool_options()
 @_decode_option
+@_decode_workers_option
 def command(source: str, **options: Any) -> int:
     return _stats(source, **options)
 

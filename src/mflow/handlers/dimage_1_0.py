@@ -57,10 +57,17 @@ def _image_layout(description: dict) -> tuple[np.dtype, tuple[int, int]]:
     return dtype, (y, x)
 
 
-def decode_image(description: dict, blob: Any, *, max_bytes: int | None = None) -> np.ndarray:
+def decode_image(
+    description: dict,
+    blob: Any,
+    *,
+    max_bytes: int | None = None,
+    allocate: Callable[[np.dtype, tuple[int, ...]], np.ndarray | None] | None = None,
+) -> np.ndarray:
     """The ``(y, x)`` image a dimage ``part_2`` describes, decoded from ``blob``.
 
-    ``max_bytes`` caps the size of a compressed image once decoded.
+    ``max_bytes`` caps the size of a compressed image once decoded; ``allocate(dtype,
+    shape)`` gives the array to decode it into (``None``: a new one).
     """
     dtype, shape = _image_layout(description)
     encoding = description.get("encoding", "<")
@@ -72,11 +79,13 @@ def decode_image(description: dict, blob: Any, *, max_bytes: int | None = None) 
                 f"uncompressed image of {len(blob)} bytes does not hold {dtype} {shape}"
             )
         return np.frombuffer(blob, dtype).reshape(shape)
+    compressed = encoding == "lz4<" or encoding.startswith("bs") and encoding.endswith("-lz4<")
+    if not compressed:
+        raise MalformedMessageError(f"unknown dimage encoding {encoding!r}")
+    out = None if allocate is None else allocate(dtype, shape)
     if encoding == "lz4<":
-        return codecs.decode_lz4_block(blob, dtype, shape, max_bytes=max_bytes)
-    if encoding.startswith("bs") and encoding.endswith("-lz4<"):
-        return codecs.decode_bslz4(blob, dtype, shape, max_bytes=max_bytes)
-    raise MalformedMessageError(f"unknown dimage encoding {encoding!r}")
+        return codecs.decode_lz4_block(blob, dtype, shape, max_bytes=max_bytes, out=out)
+    return codecs.decode_bslz4(blob, dtype, shape, max_bytes=max_bytes, out=out)
 
 
 def encode_image(image: np.ndarray, encoding: str | None = None) -> tuple[dict, bytes]:
@@ -125,12 +134,15 @@ class Handler:
             # The parts still arrive, as in 1.0, when the image fails to decode.
             payloads = PayloadDecoding(receiver)
             description = message["part_2"]
-            message["image"] = payloads.decode(
+            payloads.decode_into(
+                message,
+                "image",
                 "image",
                 decode_image,
                 description,
                 parts[1],
                 compressed=description.get("encoding", "<") != "<",
+                pooled=True,
             )
             payloads.record(message)
         return message

@@ -130,10 +130,17 @@ class Handler:
                 )
             return {"header": header, "image": None}
         payloads = PayloadDecoding(receiver)
-        image = payloads.decode(
-            "image", decode_image, header, parts[0], compressed=header.get("bitmode") in (4, 12)
+        message = {"header": header}
+        payloads.decode_into(
+            message,
+            "image",
+            "image",
+            decode_image,
+            header,
+            parts[0],
+            compressed=header.get("bitmode") in (4, 12),
         )
-        return payloads.record({"header": header, "image": image})
+        return payloads.record(message)
 
     @staticmethod
     def send(message: dict, send: Callable[..., Any], block: bool = True) -> None:

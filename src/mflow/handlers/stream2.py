@@ -38,6 +38,7 @@ become typed arrays, those with two or more dimensions inside tag 40, compressed
 
 from __future__ import annotations
 
+import math
 import struct
 import sys
 from collections.abc import Mapping
@@ -107,10 +108,16 @@ class CompressedData:
     dtype: np.dtype | None = None
     shape: tuple[int, ...] | None = None
 
-    def decode(self, *, max_bytes: int | None = None) -> Any:
+    def decode(
+        self,
+        *,
+        max_bytes: int | None = None,
+        allocate: Callable[[np.dtype, tuple[int, ...]], np.ndarray | None] | None = None,
+    ) -> Any:
         """The decompressed array (``dtype``, ``shape``), or bytes when there is no dtype.
 
-        ``max_bytes`` caps the decompressed size (`mflow.errors.DecodedSizeError`).
+        ``max_bytes`` caps the decompressed size (`mflow.errors.DecodedSizeError`);
+        ``allocate(dtype, shape)`` gives the array to decompress into (``None``: a new one).
         """
         if self.algorithm not in _ALGORITHMS:
             raise CompressionError(f"unsupported Stream V2 compression {self.algorithm!r}")
@@ -124,11 +131,16 @@ class CompressedData:
         direct = dtype is not None and (
             self.algorithm == "lz4" or dtype.itemsize == element.itemsize
         )
+        target = dtype if direct and dtype is not None else element
+        out = None
+        if allocate is not None and dtype is not None and self.shape is not None:
+            nbytes = math.prod(self.shape) * dtype.itemsize
+            # Only a blob whose header states the array's size decodes into it; the rest
+            # fails (or not) as without a pool.
+            if nbytes % target.itemsize == 0 and bytes(self.data[:8]) == nbytes.to_bytes(8, "big"):
+                out = allocate(target, (nbytes // target.itemsize,))
         flat = codecs.decode_stream2(
-            self.algorithm,
-            self.data,
-            dtype if direct and dtype is not None else element,
-            max_bytes=max_bytes,
+            self.algorithm, self.data, target, max_bytes=max_bytes, out=out
         )
         if dtype is None:
             return flat.tobytes()
@@ -426,7 +438,8 @@ def decode_stream2(
             if payloads is None:
                 container[key] = data.decode()
             else:
-                container[key] = payloads.decode(".".join(map(str, path)), data.decode)
+                name = ".".join(map(str, path))
+                payloads.decode_into(container, key, name, data.decode, pooled=True)
     return message if payloads is None else payloads.record(message)
 
 
