@@ -15,7 +15,7 @@ import zmq
 
 from mflow.recording import RecordingWriter
 
-from .cli_support import header, make_socket, receive_messages, run_tool, send_messages
+from .conftest import header, make_socket, receive_messages, run_tool, send_messages
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 

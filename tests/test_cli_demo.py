@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .cli_support import run_tool
+from .conftest import run_tool
 
 
 def test_demo_shows_a_decoded_eiger_series():

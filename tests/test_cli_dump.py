@@ -11,7 +11,7 @@ import zmq
 
 from mflow.recording import FolderReader, RecordingReader, open_recording
 
-from .cli_support import header, make_socket, mixed_messages, send_messages, wait_for
+from .conftest import header, make_socket, mixed_messages, send_messages, wait_until
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 
@@ -72,7 +72,7 @@ def test_folder_layout_is_the_1_0_one(tools, source, tmp_path):
 def test_m_dump_writes_folders_silently(tools, source, tmp_path):
     push, endpoint = source
     dump = tools(endpoint, str(tmp_path / "out"), "-n", "2", script="m_dump")
-    wait_for(lambda: (tmp_path / "out").is_dir(), what="the folder to be created")
+    wait_until(lambda: (tmp_path / "out").is_dir(), what="the folder to be created")
     send_messages(push, [[header(frame=0), b"data"], [header(frame=1)]])
     assert dump.wait() == 0
     assert dump.stdout == ""
@@ -86,7 +86,7 @@ def test_m_dump_writes_folders_silently(tools, source, tmp_path):
 def test_m_dump_without_folder_prints_each_part(tools, source):
     push, endpoint = source
     dump = tools(endpoint, "-n", "1", script="m_dump")
-    wait_for(lambda: push.poll(10, zmq.POLLOUT), what="m_dump to connect")
+    wait_until(lambda: push.poll(10, zmq.POLLOUT), what="m_dump to connect")
     send_messages(push, [[b'{"htype": "raw-1.0"}', b"\x00\x01"]])
     assert dump.wait() == 0
     assert dump.stdout_lines == ['b\'{"htype": "raw-1.0"}\'', "b'\\x00\\x01'"]
@@ -198,7 +198,7 @@ def test_interrupt_flushes_and_exits_130(tools, source, tmp_path):
     dump = tools("dump", endpoint, str(tmp_path / "r.mflow"), "--json")
     dump.event("start")
     send_messages(push, [[b"one"], [b"two"]])
-    wait_for(lambda: len(recorded(tmp_path / "r.mflow")) == 2, what="two messages recorded")
+    wait_until(lambda: len(recorded(tmp_path / "r.mflow")) == 2, what="two messages recorded")
     dump.signal()
     assert dump.wait() == 130
     assert dump.summary()["messages"] == 2

@@ -15,7 +15,7 @@ import zmq
 import mflow
 from mflow import synthetic
 
-from .cli_support import make_socket, receive_messages, run_tool
+from .conftest import make_socket, receive_messages, run_tool
 
 
 def decoded(endpoint: str, count: int) -> list[dict]:

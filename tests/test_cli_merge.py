@@ -6,7 +6,7 @@ import json
 
 import zmq
 
-from .cli_support import header, make_socket, receive_messages, send_messages
+from .conftest import header, make_socket, receive_messages, send_messages
 
 
 def start_merge(tools, zmq_context, inputs, *args):

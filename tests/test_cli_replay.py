@@ -10,7 +10,7 @@ import zmq
 
 from mflow.recording import FolderWriter, RecordingWriter
 
-from .cli_support import header, make_socket, mixed_messages, receive_messages
+from .conftest import header, make_socket, mixed_messages, receive_messages
 
 
 def write_recording(path, messages, file_format="file", times=None):

@@ -12,7 +12,7 @@ import zmq
 import mflow
 from mflow.security import Curve, create_keys
 
-from .cli_support import SOCKET_TIMEOUT_MS, make_socket, run_tool
+from .conftest import TIMEOUT_MS, make_socket, run_tool
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 
@@ -99,7 +99,7 @@ def test_a_two_hop_curve_chain_passes_the_authorised_and_refuses_the_rest(
 
     with mflow.connect(
         merge_output,
-        receive_timeout=SOCKET_TIMEOUT_MS,
+        receive_timeout=TIMEOUT_MS,
         curve=Curve.client(keys / "merge.key", keys / "consumer.key_secret"),
     ) as consumer:
         for frame in range(20):

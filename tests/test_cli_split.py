@@ -7,13 +7,13 @@ import json
 import pytest
 import zmq
 
-from .cli_support import (
+from .conftest import (
     header,
     make_socket,
     mixed_messages,
     receive_messages,
     send_messages,
-    wait_for,
+    wait_until,
 )
 
 pytestmark = pytest.mark.usefixtures("receive_path")
@@ -112,7 +112,7 @@ def test_pub_outputs(tools, zmq_context):
         send_messages(push, [[b"probe"]])
         return sub.poll(10)
 
-    wait_for(publish, what="the subscription")
+    wait_until(publish, what="the subscription")
     while sub.poll(100):
         sub.recv_multipart()
     send_messages(push, [[b"a", b""], [b"b"]])
@@ -127,7 +127,7 @@ def test_m_split_binds_its_outputs_as_1_0(tools, zmq_context):
     output = split.endpoint("output")
     pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=output)
     split.event("start")
-    wait_for(lambda: pull.poll(0) or push.poll(10, zmq.POLLOUT), what="connections")
+    wait_until(lambda: pull.poll(0) or push.poll(10, zmq.POLLOUT), what="connections")
     send_messages(push, [[b"x", b"y"]])
     assert receive_messages(pull, 1) == [[b"x", b"y"]]
     assert split.wait() == 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from .cli_support import header, make_socket, send_messages, wait_for
+from .conftest import header, make_socket, send_messages, wait_until
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 
@@ -82,7 +82,7 @@ def test_sub_mode_receives_from_a_publisher(tools, zmq_context):
         frame[0] += 1
         return stats.process.poll() is not None
 
-    wait_for(publish, what="stats to receive 5 published messages")
+    wait_until(publish, what="stats to receive 5 published messages")
     assert stats.wait() == 0
     assert stats.summary()["messages"] == 5
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zmq
 
-from .cli_support import make_socket, send_messages, wait_for
+from .conftest import make_socket, send_messages, wait_until as wait_for
 from .test_hdf5_dectris import sent_images, series
 
 h5py = pytest.importorskip("h5py")
@@ -151,7 +151,7 @@ def test_three_parts_make_one_master_in_image_order(tools, zmq_context, tmp_path
 
 
 def test_a_bad_part_is_a_usage_error(tmp_path):
-    from .cli_support import run_tool
+    from .conftest import run_tool
 
     result = run_tool("write", "tcp://127.0.0.1:5", str(tmp_path), "--part", "4/3")
     assert result.returncode == 2 and "K/N" in result.stderr

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import zmq
 
-from .cli_support import make_socket, send_messages
+from .conftest import make_socket, send_messages
 from .test_hdf5_dectris import sent_images, series
 
 h5py = pytest.importorskip("h5py")
