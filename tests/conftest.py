@@ -49,13 +49,58 @@ settings.register_profile("long", max_examples=20_000, deadline=None)
 settings.load_profile("default")
 
 
+class _PathProbe:
+    """Whether the running test let anything choose a receive path: a stream or a command
+    in this process (they ask `mflow._fastpath.speedups`), or a child process (it reads the
+    environment)."""
+
+    def __init__(self) -> None:
+        self.chosen = False
+
+    def watch(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.chosen = False
+        choose = _fastpath.speedups
+
+        def watched() -> Any:
+            self.chosen = True
+            return choose()
+
+        monkeypatch.setattr(_fastpath, "speedups", watched)
+
+
+_path_probe = _PathProbe()
+
+#: The tests whose compiled run let nothing choose a receive path:
+#: their pure Python run would repeat it, so it is skipped.
+_PATHLESS: set[tuple[object, ...]] = set()
+
+
+def _without_receive_path(item: pytest.Item) -> tuple[object, ...] | None:
+    """What names a test apart from its receive path (the same for its two runs), or None
+    for a test that does not run on both."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or "receive_path" not in callspec.params:
+        return None
+    others = sorted(entry for entry in callspec.indices.items() if entry[0] != "receive_path")
+    return (item.path, getattr(item, "originalname", item.name), *others)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip the pure Python run of a test whose compiled run chose no receive path."""
+    test = _without_receive_path(item)
+    if test in _PATHLESS and item.callspec.params["receive_path"] == "python":  # type: ignore[attr-defined]
+        pytest.skip("nothing in the test chose a receive path: its compiled run covers both")
+
+
 @pytest.fixture(params=["compiled", "python"])
-def receive_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+def receive_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Runs a test on the compiled receive path and again on the pure Python one.
 
     Modules that receive or forward messages use it for all their tests
-    (``pytestmark = pytest.mark.usefixtures("receive_path")``); it reaches the command
-    line tools' processes through the environment.
+    (``pytestmark = pytest.mark.usefixtures("receive_path")``); it reaches the commands'
+    child processes through the environment. A test whose compiled run let nothing choose
+    a receive path (no stream, no command that opens one, no child process) behaves the
+    same on both: its pure Python run is skipped.
     """
     if request.param == "python":
         monkeypatch.setenv("MFLOW_PURE_PYTHON", "1")
@@ -63,7 +108,10 @@ def receive_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
         monkeypatch.delenv("MFLOW_PURE_PYTHON", raising=False)
         if _fastpath.speedups() is None:
             pytest.skip("the compiled receive path is not built (see test_fastpath)")
-    return request.param
+    _path_probe.watch(monkeypatch)
+    yield request.param
+    if request.param == "compiled" and not _path_probe.chosen:
+        _PATHLESS.add(_without_receive_path(request.node))
 
 
 # -- sockets --------------------------------------------------------------------------------
@@ -441,6 +489,7 @@ class Tool(_Lines):
         preexec_fn: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(args)
+        _path_probe.chosen = True  # the process takes its receive path from the environment
         self.process = subprocess.Popen(
             command_line(args, script),
             stdout=subprocess.PIPE,
@@ -519,6 +568,7 @@ def run_tool(
     *args: str, script: str | None = None, timeout: float = DEADLINE
 ) -> subprocess.CompletedProcess[str]:
     """Run a tool as a child process to its end; its status, stdout and stderr."""
+    _path_probe.chosen = True  # the process takes its receive path from the environment
     return subprocess.run(
         command_line(args, script),
         capture_output=True,
