@@ -9,6 +9,7 @@ child process (`run_tool`, `tools`), killed if it still runs at the end of the t
 
 from __future__ import annotations
 
+import abc
 import contextvars
 import importlib
 import json
@@ -291,7 +292,7 @@ def wait_subscribed(
 # -- commands -------------------------------------------------------------------------------
 
 
-class _Lines:
+class _Lines(abc.ABC):
     """The stdout of a running command, line by line: what `Command` and `Tool` share."""
 
     def __init__(self, args: Sequence[str]) -> None:
@@ -309,11 +310,13 @@ class _Lines:
         return "\n".join(self.stdout_lines)
 
     @property
+    @abc.abstractmethod
     def stderr(self) -> str:
-        raise NotImplementedError
+        """All the command wrote to stderr (once it has ended)."""
 
+    @abc.abstractmethod
     def wait(self, timeout: float = DEADLINE) -> int:
-        raise NotImplementedError
+        """The exit status; fails the test if the command does not end within ``timeout``."""
 
     def line(
         self, predicate: Callable[[str], bool] = lambda line: True, timeout: float = DEADLINE
