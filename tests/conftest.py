@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -71,25 +72,22 @@ class _PathProbe:
 
 _path_probe = _PathProbe()
 
-#: The tests whose compiled run let nothing choose a receive path:
-#: their pure Python run would repeat it, so it is skipped.
-_PATHLESS: set[tuple[object, ...]] = set()
+#: The node ids of the compiled runs that let nothing choose a receive path: their pure
+#: Python twins would repeat them, so those are skipped.
+_PATHLESS: set[str] = set()
 
 
-def _without_receive_path(item: pytest.Item) -> tuple[object, ...] | None:
-    """What names a test apart from its receive path (the same for its two runs), or None
-    for a test that does not run on both."""
+def _compiled_twin(item: pytest.Item) -> str | None:
+    """The node id of the compiled run of ``item`` if it is a pure Python run, else None."""
     callspec = getattr(item, "callspec", None)
-    if callspec is None or "receive_path" not in callspec.params:
+    if callspec is None or callspec.params.get("receive_path") != "python":
         return None
-    others = sorted(entry for entry in callspec.indices.items() if entry[0] != "receive_path")
-    return (item.path, getattr(item, "originalname", item.name), *others)
+    return re.sub(r"(?<=[\[-])python(?=[-\]])", "compiled", item.nodeid, count=1)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """Skip the pure Python run of a test whose compiled run chose no receive path."""
-    test = _without_receive_path(item)
-    if test in _PATHLESS and item.callspec.params["receive_path"] == "python":  # type: ignore[attr-defined]
+    if _compiled_twin(item) in _PATHLESS:
         pytest.skip("nothing in the test chose a receive path: its compiled run covers both")
 
 
@@ -112,7 +110,7 @@ def receive_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
     _path_probe.watch(monkeypatch)
     yield request.param
     if request.param == "compiled" and not _path_probe.chosen:
-        _PATHLESS.add(_without_receive_path(request.node))
+        _PATHLESS.add(request.node.nodeid)
 
 
 # -- sockets --------------------------------------------------------------------------------
