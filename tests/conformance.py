@@ -87,10 +87,17 @@ def assert_same(actual: Any, expected: Any, path: str = "message") -> None:
         assert actual == expected, f"{path}: {actual!r} != {expected!r}"
 
 
-def save_golden(name: str, parts: list[bytes]) -> None:
-    """Write ``parts`` as the fixture ``name`` (used by fixtures/make_fixtures.py)."""
+def save_golden(name: str, parts: list[bytes], force: bool = False) -> bool:
+    """Write ``parts`` as the fixture ``name`` if it is missing (or ``force``); True if written.
+
+    A committed fixture pins the bytes on the wire: it is rewritten only on purpose.
+    """
+    path = FIXTURES / f"{name}.json"
+    if path.exists() and not force:
+        return False
     encoded = [base64.b64encode(bytes(p)).decode("ascii") for p in parts]
-    (FIXTURES / f"{name}.json").write_text(json.dumps({"parts": encoded}, indent=1) + "\n")
+    path.write_text(json.dumps({"parts": encoded}, indent=1) + "\n")
+    return True
 
 
 def load_golden(name: str) -> list[bytes]:

@@ -1,12 +1,11 @@
 """Every sending command says what did not reach a peer, and exits 1 when anything did not.
 
-Real tools, real sockets on 127.0.0.1: "nobody listening" is a port held by a plain TCP
-socket that never listens (connections are refused, and no one else can bind it).
+The commands in-process, real sockets on 127.0.0.1: "nobody listening" is a port held by a
+plain TCP socket that never listens (connections are refused, and no one else can bind it).
 """
 
 from __future__ import annotations
 
-import json
 import socket as plain_socket
 from typing import Iterator
 
@@ -15,7 +14,7 @@ import zmq
 
 from mflow.recording import RecordingWriter
 
-from .cli_support import header, make_socket, receive_messages, run_tool, send_messages
+from .conftest import header, invoke, make_socket, receive_messages, send_messages, summary_of
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 
@@ -38,42 +37,37 @@ def recording(tmp_path) -> str:
     return str(path)
 
 
-def summary(result) -> dict:
-    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
-    return [event for event in events if event["event"] == "summary"][-1]
-
-
 def test_replay_to_nobody_reports_every_message_undelivered(recording, nobody):
-    result = run_tool("replay", recording, "-a", nobody, "--connect", "--linger", "0.3", "--json")
-    assert result.returncode == 1, result.stderr
-    assert summary(result)["sent"] == 20
-    assert summary(result)["undelivered"] == summary(result)["undelivered_max"] == 20
+    result = invoke("replay", recording, "-a", nobody, "--connect", "--linger", "0.3", "--json")
+    assert result.exit_code == 1, result.stderr
+    assert summary_of(result)["sent"] == 20
+    assert summary_of(result)["undelivered"] == summary_of(result)["undelivered_max"] == 20
 
 
 def test_replay_to_nobody_says_so_in_plain_text(recording, nobody):
-    result = run_tool("replay", recording, "-a", nobody, "--connect", "--linger", "0.3")
-    assert result.returncode == 1
+    result = invoke("replay", recording, "-a", nobody, "--connect", "--linger", "0.3")
+    assert result.exit_code == 1
     assert "undelivered:" in result.stdout and "20 (no peer connected)" in result.stdout
 
 
 def test_replay_to_a_listener_delivers_everything(recording, zmq_context):
     pull, endpoint = make_socket(zmq_context, zmq.PULL)
-    result = run_tool("replay", recording, "-a", endpoint, "--connect", "--json")
-    assert result.returncode == 0, result.stderr
+    result = invoke("replay", recording, "-a", endpoint, "--connect", "--json")
+    assert result.exit_code == 0, result.stderr
     assert len(receive_messages(pull, 20)) == 20
-    assert summary(result)["undelivered"] == summary(result)["undelivered_max"] == 0
+    assert summary_of(result)["undelivered"] == summary_of(result)["undelivered_max"] == 0
 
 
 def test_generate_to_nobody_reports_every_message_undelivered(nobody):
-    result = run_tool(
+    result = invoke(
         "generate", "-s", "10B", "-n", "7", "-a", nobody, "--connect", "--linger", "0.3", "--json"
     )
-    assert result.returncode == 1
-    assert summary(result)["undelivered"] == 7
+    assert result.exit_code == 1
+    assert summary_of(result)["undelivered"] == 7
 
 
 def test_generate_on_pub_without_subscriber_reports_the_drops(zmq_context):
-    result = run_tool(
+    result = invoke(
         "generate",
         "-s",
         "10B",
@@ -87,22 +81,22 @@ def test_generate_on_pub_without_subscriber_reports_the_drops(zmq_context):
         "0.3",
         "--json",
     )
-    assert result.returncode == 1
-    assert summary(result)["undelivered"] == 7
+    assert result.exit_code == 1
+    assert summary_of(result)["undelivered"] == 7
 
 
 def test_generate_to_a_listener_delivers_everything(zmq_context):
     pull, endpoint = make_socket(zmq_context, zmq.PULL)
-    result = run_tool("generate", "-s", "10B", "-n", "7", "-a", endpoint, "--connect", "--json")
-    assert result.returncode == 0
+    result = invoke("generate", "-s", "10B", "-n", "7", "-a", endpoint, "--connect", "--json")
+    assert result.exit_code == 0
     assert len(receive_messages(pull, 7)) == 7
-    assert summary(result)["undelivered"] == 0
+    assert summary_of(result)["undelivered"] == 0
 
 
-def test_split_to_nobody_reports_the_output_undelivered(tools, zmq_context, nobody):
+def test_split_to_nobody_reports_the_output_undelivered(commands, zmq_context, nobody):
     push, source = make_socket(zmq_context, zmq.PUSH)
     pull, listening = make_socket(zmq_context, zmq.PULL)
-    tool = tools("split", source, nobody, listening, "-n", "5", "--linger", "0.3", "--json")
+    tool = commands("split", source, nobody, listening, "-n", "5", "--linger", "0.3", "--json")
     tool.event("start")
     send_messages(push, [[header(frame=n)] for n in range(5)])
     assert len(receive_messages(pull, 5)) == 5
@@ -112,9 +106,11 @@ def test_split_to_nobody_reports_the_output_undelivered(tools, zmq_context, nobo
     assert to_listener["sent"] == 5 and to_listener["undelivered"] == 0
 
 
-def test_merge_to_nobody_reports_undelivered(tools, zmq_context, nobody):
+def test_merge_to_nobody_reports_undelivered(commands, zmq_context, nobody):
     push, source = make_socket(zmq_context, zmq.PUSH)
-    tool = tools("merge", source, "-o", nobody, "--connect", "-n", "4", "--linger", "0.3", "--json")
+    tool = commands(
+        "merge", source, "-o", nobody, "--connect", "-n", "4", "--linger", "0.3", "--json"
+    )
     tool.event("input")
     send_messages(push, [[header(frame=n)] for n in range(4)])
     assert tool.wait() == 1
@@ -122,6 +118,6 @@ def test_merge_to_nobody_reports_undelivered(tools, zmq_context, nobody):
 
 
 def test_demo_delivers_everything_it_sends():
-    result = run_tool("demo", "-n", "30", "--rate", "1000", "--shape", "16x16", "--json")
-    assert result.returncode == 0, result.stderr
-    assert summary(result)["sent"] == 30 and summary(result)["undelivered"] == 0
+    result = invoke("demo", "-n", "30", "--rate", "1000", "--shape", "16x16", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert summary_of(result)["sent"] == 30 and summary_of(result)["undelivered"] == 0

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 
-from .cli_support import run_tool
+from .conftest import invoke
 
 
 def test_demo_shows_a_decoded_eiger_series():
-    result = run_tool("demo", "-d", "1.5", "--rate", "200", "--images", "10", "--json", "-i", "0.5")
-    assert result.returncode == 0, result.stderr
+    result = invoke("demo", "-d", "1.5", "--rate", "200", "--images", "10", "--json", "-i", "0.5")
+    assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert '"event": "start"' in lines[0] and '"event": "progress"' in lines[1]
     summary = json.loads(lines[-1])
@@ -20,7 +20,7 @@ def test_demo_shows_a_decoded_eiger_series():
 
 
 def test_demo_plain_output():
-    result = run_tool("demo", "-d", "0.5", "--shape", "64x64")
-    assert result.returncode == 0, result.stderr
+    result = invoke("demo", "-d", "0.5", "--shape", "64x64")
+    assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("Demo: a simulated EIGER sends 100-image series")
     assert "Summary:" in result.stdout and "dimage-1.0=" in result.stdout

@@ -1,4 +1,7 @@
-"""``mflow dump`` and ``m_dump``: recordings byte for byte, listings, faults."""
+"""``mflow dump`` and ``m_dump``: recordings byte for byte, listings, faults.
+
+In-process, but for a kill, a signal and a file size limit: those need a process.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import zmq
 
 from mflow.recording import FolderReader, RecordingReader, open_recording
 
-from .cli_support import header, make_socket, mixed_messages, send_messages, wait_for
+from .conftest import header, invoke, make_socket, mixed_messages, send_messages, wait_until
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 
@@ -28,11 +31,11 @@ def source(zmq_context):
 
 
 @pytest.mark.parametrize("file_format", ["file", "folder"])
-def test_dump_records_every_part_byte_for_byte(tools, source, tmp_path, file_format):
+def test_dump_records_every_part_byte_for_byte(commands, source, tmp_path, file_format):
     push, endpoint = source
     messages = mixed_messages(300, seed=1)
     path = tmp_path / "rec"
-    dump = tools("dump", endpoint, str(path), "--format", file_format, "-n", "300", "--json")
+    dump = commands("dump", endpoint, str(path), "--format", file_format, "-n", "300", "--json")
     dump.event("start")
     send_messages(push, messages)
     assert dump.wait() == 0
@@ -42,9 +45,9 @@ def test_dump_records_every_part_byte_for_byte(tools, source, tmp_path, file_for
     assert summary["bytes"] == sum(len(p) for parts in messages for p in parts)
 
 
-def test_file_recording_keeps_receive_times(tools, source, tmp_path):
+def test_file_recording_keeps_receive_times(commands, source, tmp_path):
     push, endpoint = source
-    dump = tools("dump", endpoint, str(tmp_path / "r.mflow"), "-n", "2", "--json")
+    dump = commands("dump", endpoint, str(tmp_path / "r.mflow"), "-n", "2", "--json")
     dump.event("start")
     send_messages(push, [[b"a"], [b"b"]])
     assert dump.wait() == 0
@@ -53,9 +56,9 @@ def test_file_recording_keeps_receive_times(tools, source, tmp_path):
     assert 0 < first.receive_time <= second.receive_time
 
 
-def test_folder_layout_is_the_1_0_one(tools, source, tmp_path):
+def test_folder_layout_is_the_1_0_one(commands, source, tmp_path):
     push, endpoint = source
-    dump = tools("dump", endpoint, str(tmp_path), "--format", "folder", "-n", "2", "--json")
+    dump = commands("dump", endpoint, str(tmp_path), "--format", "folder", "-n", "2", "--json")
     dump.event("start")
     send_messages(push, [[b"h0", b"", b"x"], [b"h1"]])
     assert dump.wait() == 0
@@ -69,10 +72,10 @@ def test_folder_layout_is_the_1_0_one(tools, source, tmp_path):
     assert (tmp_path / "000000_002.raw").read_bytes() == b"x"
 
 
-def test_m_dump_writes_folders_silently(tools, source, tmp_path):
+def test_m_dump_writes_folders_silently(commands, source, tmp_path):
     push, endpoint = source
-    dump = tools(endpoint, str(tmp_path / "out"), "-n", "2", script="m_dump")
-    wait_for(lambda: (tmp_path / "out").is_dir(), what="the folder to be created")
+    dump = commands(endpoint, str(tmp_path / "out"), "-n", "2", script="m_dump")
+    wait_until(lambda: (tmp_path / "out").is_dir(), what="the folder to be created")
     send_messages(push, [[header(frame=0), b"data"], [header(frame=1)]])
     assert dump.wait() == 0
     assert dump.stdout == ""
@@ -83,34 +86,34 @@ def test_m_dump_writes_folders_silently(tools, source, tmp_path):
     ]
 
 
-def test_m_dump_without_folder_prints_each_part(tools, source):
+def test_m_dump_without_folder_prints_each_part(commands, source):
     push, endpoint = source
-    dump = tools(endpoint, "-n", "1", script="m_dump")
-    wait_for(lambda: push.poll(10, zmq.POLLOUT), what="m_dump to connect")
+    dump = commands(endpoint, "-n", "1", script="m_dump")
+    wait_until(lambda: push.poll(10, zmq.POLLOUT), what="m_dump to connect")
     send_messages(push, [[b'{"htype": "raw-1.0"}', b"\x00\x01"]])
     assert dump.wait() == 0
     assert dump.stdout_lines == ['b\'{"htype": "raw-1.0"}\'', "b'\\x00\\x01'"]
 
 
 @pytest.mark.parametrize("skip, kept", [(0, 3), (2, 1), (3, 2), (9, 3)])
-def test_skip_keeps_parts_numbered_below_it(tools, source, tmp_path, skip, kept):
+def test_skip_keeps_parts_numbered_below_it(commands, source, tmp_path, skip, kept):
     push, endpoint = source
-    dump = tools("dump", endpoint, str(tmp_path / "r"), "-s", str(skip), "-n", "1", "--json")
+    dump = commands("dump", endpoint, str(tmp_path / "r"), "-s", str(skip), "-n", "1", "--json")
     dump.event("start")
     send_messages(push, [[b"a", b"b", b"c"]])
     assert dump.wait() == 0
     assert recorded(tmp_path / "r") == [[b"a", b"b", b"c"][:kept]]
 
 
-def test_skip_1_would_record_nothing(tools, source, tmp_path):
-    result = tools("dump", source[1], str(tmp_path / "r"), "-s", "1")
-    assert result.wait() == 1
+def test_skip_1_would_record_nothing(source, tmp_path):
+    result = invoke("dump", source[1], str(tmp_path / "r"), "-s", "1")
+    assert result.exit_code == 1
     assert "Error: --skip 1 keeps no part" in result.stderr
 
 
-def test_listing_shows_sizes_and_headers(tools, source):
+def test_listing_shows_sizes_and_headers(commands, source):
     push, endpoint = source
-    dump = tools("dump", endpoint, "-n", "2")
+    dump = commands("dump", endpoint, "-n", "2")
     dump.line()
     send_messages(push, [[header(frame=7), b"12345"], [b"\xff"]])
     assert dump.line().startswith("#0  2 parts  ") and '"frame":7' in dump.stdout_lines[1]
@@ -118,39 +121,39 @@ def test_listing_shows_sizes_and_headers(tools, source):
     assert dump.wait() == 0
 
 
-def test_existing_recording_is_not_overwritten(tools, source, tmp_path):
+def test_existing_recording_is_not_overwritten(source, tmp_path):
     path = tmp_path / "r.mflow"
     path.write_bytes(b"precious")
-    dump = tools("dump", source[1], str(path), "-n", "1")
-    assert dump.wait() == 1
+    dump = invoke("dump", source[1], str(path), "-n", "1")
+    assert dump.exit_code == 1
     assert dump.stderr == f"Error: '{path}' already exists; use --overwrite to replace it\n"
     assert path.read_bytes() == b"precious"
 
 
-def test_a_folder_holding_a_recording_is_not_overwritten(tools, source, tmp_path):
+def test_a_folder_holding_a_recording_is_not_overwritten(source, tmp_path):
     (tmp_path / "000000_000.raw").write_bytes(b"precious")
-    dump = tools("dump", source[1], str(tmp_path), "--format", "folder", "-n", "1")
-    assert dump.wait() == 1
+    dump = invoke("dump", source[1], str(tmp_path), "--format", "folder", "-n", "1")
+    assert dump.exit_code == 1
     assert "already holds a recording" in dump.stderr and "use --overwrite" in dump.stderr
     assert (tmp_path / "000000_000.raw").read_bytes() == b"precious"
 
 
-def test_overwrite_replaces_a_recording(tools, source, tmp_path):
+def test_overwrite_replaces_a_recording(commands, source, tmp_path):
     push, endpoint = source
     path = tmp_path / "r.mflow"
     path.write_bytes(b"old")
-    dump = tools("dump", endpoint, str(path), "--overwrite", "-n", "1", "--json")
+    dump = commands("dump", endpoint, str(path), "--overwrite", "-n", "1", "--json")
     dump.event("start")
     send_messages(push, [[b"new"]])
     assert dump.wait() == 0
     assert recorded(path) == [[b"new"]]
 
 
-def test_unwritable_path_is_one_line_and_exit_1(tools, source, tmp_path):
+def test_unwritable_path_is_one_line_and_exit_1(source, tmp_path):
     (tmp_path / "file").write_bytes(b"")
     for file_format in ("file", "folder"):
-        dump = tools("dump", source[1], str(tmp_path / "file" / "sub"), "--format", file_format)
-        assert dump.wait() == 1
+        dump = invoke("dump", source[1], str(tmp_path / "file" / "sub"), "--format", file_format)
+        assert dump.exit_code == 1
         assert dump.stderr.startswith("Error: ") and "Traceback" not in dump.stderr
 
 
@@ -198,15 +201,15 @@ def test_interrupt_flushes_and_exits_130(tools, source, tmp_path):
     dump = tools("dump", endpoint, str(tmp_path / "r.mflow"), "--json")
     dump.event("start")
     send_messages(push, [[b"one"], [b"two"]])
-    wait_for(lambda: len(recorded(tmp_path / "r.mflow")) == 2, what="two messages recorded")
+    wait_until(lambda: len(recorded(tmp_path / "r.mflow")) == 2, what="two messages recorded")
     dump.signal()
     assert dump.wait() == 130
     assert dump.summary()["messages"] == 2
 
 
-def test_listing_shows_a_header_too_deep_to_parse_as_not_json(tools, source):
+def test_listing_shows_a_header_too_deep_to_parse_as_not_json(commands, source):
     push, endpoint = source
-    dump = tools("dump", endpoint, "-n", "2")
+    dump = commands("dump", endpoint, "-n", "2")
     dump.line()
     send_messages(push, [[b"[" * 3000], [header(frame=1)]])
     assert dump.line() == "#0  1 part  3000 bytes  (3000 bytes, not JSON)"
@@ -243,9 +246,9 @@ def test_a_dump_that_recorded_nothing_leaves_nothing_behind(tools, source, tmp_p
 
 
 @pytest.mark.parametrize("file_format", ["file", "folder"])
-def test_missing_parent_folder_is_refused_in_both_formats(tools, source, tmp_path, file_format):
+def test_missing_parent_folder_is_refused_in_both_formats(source, tmp_path, file_format):
     path = tmp_path / "missing" / "r"
-    dump = tools("dump", source[1], str(path), "--format", file_format)
-    assert dump.wait() == 1
+    dump = invoke("dump", source[1], str(path), "--format", file_format)
+    assert dump.exit_code == 1
     assert f"folder '{tmp_path / 'missing'}' does not exist" in dump.stderr
     assert not (tmp_path / "missing").exists()

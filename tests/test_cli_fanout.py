@@ -7,7 +7,7 @@ import json
 import pytest
 import zmq
 
-from .cli_support import make_socket, wait_for
+from .conftest import make_socket, wait_until as wait_for
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+from click.testing import Result
+
 from mflow.recording import FolderWriter, RecordingWriter
+
+from .conftest import invoke
 
 GOLDEN_V1 = Path(__file__).parent / "fixtures" / "recording_v1.mflow"
 
 
-def info(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mflow", "info", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+def info(*args: str) -> Result:
+    return invoke("info", *args)
 
 
 def test_info_json_describes_messages_types_sizes_and_time_span(tmp_path):
@@ -29,7 +25,7 @@ def test_info_json_describes_messages_types_sizes_and_time_span(tmp_path):
         writer.write([b'{"htype":"dimage-1.0"}', b"x" * 100], 10.5)
         writer.write([b'{"htype":"dimage-1.0"}', b"y" * 50], 12.0)
     result = info(str(path), "--json")
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     described = json.loads(result.stdout)
     assert described["messages"] == 3 and described["parts"] == 5
     assert described["types"] == {"dheader-1.0": 1, "dimage-1.0": 2}
@@ -47,14 +43,14 @@ def test_info_names_damage_and_exits_1(tmp_path):
     data[data.index(b"second")] ^= 0x01
     path.write_bytes(bytes(data))
     result = info(str(path), "--json")
-    assert result.returncode == 1
+    assert result.exit_code == 1
     described = json.loads(result.stdout)
     assert described["messages"] == 1 and "record 1" in described["damage"]
 
 
 def test_info_reads_version_1_files_and_folders(tmp_path):
     result = info(str(GOLDEN_V1))
-    assert result.returncode == 0 and "file format version 1" in result.stdout
+    assert result.exit_code == 0 and "file format version 1" in result.stdout
     assert "messages: 3 (6 parts, 77 bytes)" in result.stdout
     with FolderWriter(tmp_path / "f") as writer:
         writer.write([b"h", b"d"])
@@ -64,5 +60,5 @@ def test_info_reads_version_1_files_and_folders(tmp_path):
 
 def test_info_of_a_missing_path_is_one_line(tmp_path):
     result = info(str(tmp_path / "missing"))
-    assert result.returncode == 1 and result.stderr.startswith("Error: ")
+    assert result.exit_code == 1 and result.stderr.startswith("Error: ")
     assert result.stderr.count("\n") == 1

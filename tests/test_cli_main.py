@@ -1,4 +1,8 @@
-"""The command line as a whole: entry points, help, errors, signals, shared parsing."""
+"""The command line as a whole: entry points, help, errors, signals, shared parsing.
+
+In-process through click's runner, except what needs a real process: the installed
+scripts, ``python -m``, and signals.
+"""
 
 from __future__ import annotations
 
@@ -17,14 +21,14 @@ from mflow.cli._options import parse_shape
 from mflow.cli.generate import parse_size
 from mflow.errors import ConfigurationError
 
-from .cli_support import BIN, make_socket, run_tool
+from .conftest import BIN, invoke, make_socket, run_tool, summary_of
 
 LEGACY_SCRIPTS = ("m_stats", "m_generate", "m_dump", "m_replay", "m_split")
 
 
 def test_mflow_lists_every_command():
-    result = run_tool("--help")
-    assert result.returncode == 0
+    result = invoke("--help")
+    assert result.exit_code == 0
     for name in COMMANDS:
         assert f"  {name} " in result.stdout
 
@@ -35,8 +39,8 @@ NO_STREAM_COMMANDS = {"keys"}
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_has_help_with_examples(name):
-    result = run_tool(name, "--help")
-    assert result.returncode == 0, result.stderr
+    result = invoke(name, "--help")
+    assert result.exit_code == 0, result.stderr
     assert "Examples:" in result.stdout
     if name not in NO_STREAM_COMMANDS:
         assert "--json" in result.stdout and "--quiet" in result.stdout
@@ -69,8 +73,8 @@ def test_1_0_modules_run_with_python_m(module):
 def test_version_says_which_receive_path_is_active(monkeypatch):
     monkeypatch.delenv("MFLOW_PURE_PYTHON", raising=False)
     compiled = _fastpath.speedups() is not None
-    result = run_tool("-V")
-    assert result.returncode == 0
+    result = invoke("-V")
+    assert result.exit_code == 0
     assert result.stdout.splitlines() == [
         f"mflow, version {mflow.__version__}",
         "receive path: "
@@ -82,14 +86,14 @@ def test_version_says_which_receive_path_is_active(monkeypatch):
     ]
     monkeypatch.setenv("MFLOW_PURE_PYTHON", "1")
     assert (
-        run_tool("--version").stdout.splitlines()[1]
+        invoke("--version").stdout.splitlines()[1]
         == "receive path: pure Python (MFLOW_PURE_PYTHON is set)"
     )
 
 
 def test_usage_error_exits_2():
-    result = run_tool("stats")
-    assert result.returncode == 2
+    result = invoke("stats")
+    assert result.exit_code == 2
     assert "Missing argument 'SOURCE'" in result.stderr
 
 
@@ -102,16 +106,16 @@ def test_usage_error_exits_2():
     ],
 )
 def test_bad_address_is_one_line_and_exit_1(address, problem):
-    result = run_tool("stats", address, "-d", "1")
-    assert result.returncode == 1
+    result = invoke("stats", address, "-d", "1")
+    assert result.exit_code == 1
     assert result.stderr.startswith("Error: ") and problem in result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
 
 
 def test_busy_port_is_one_line_and_exit_1(zmq_context):
     _, endpoint = make_socket(zmq_context, zmq.PULL)
-    result = run_tool("generate", "-a", endpoint, "-n", "1")
-    assert result.returncode == 1
+    result = invoke("generate", "-a", endpoint, "-n", "1")
+    assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: Unable to bind to {endpoint}: Address already in use")
     assert result.stderr.count("\n") == 1
 
@@ -127,18 +131,18 @@ def test_signal_prints_summary_and_exits_130(tools, zmq_context, signum):
     assert "Traceback" not in stats.stderr
 
 
-def test_duration_ends_with_exit_0(tools, zmq_context):
+def test_duration_ends_with_exit_0(zmq_context):
     _, endpoint = make_socket(zmq_context, zmq.PUSH)
-    stats = tools("stats", endpoint, "-d", "0.3", "--json")
-    assert stats.wait() == 0
-    assert stats.summary()["elapsed"] >= 0.25
+    result = invoke("stats", endpoint, "-d", "0.3", "--json")
+    assert result.exit_code == 0
+    assert summary_of(result)["elapsed"] >= 0.25
 
 
-def test_quiet_prints_only_the_summary(tools, zmq_context):
+def test_quiet_prints_only_the_summary(zmq_context):
     _, endpoint = make_socket(zmq_context, zmq.PUSH)
-    stats = tools("stats", endpoint, "-d", "0.3", "-i", "0.05", "-q")
-    assert stats.wait() == 0
-    assert stats.stdout_lines[1] == "Summary:"  # the start line, then no progress lines
+    result = invoke("stats", endpoint, "-d", "0.3", "-i", "0.05", "-q")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[1] == "Summary:"  # the start line, no progress lines
 
 
 # -- shared parsing --------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""``mflow merge``: fair merging, alignment on a header key, bounded waits."""
+"""``mflow merge``: fair merging, alignment on a header key, bounded waits.
+
+In-process, but for a run that only a signal ends.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +9,21 @@ import json
 
 import zmq
 
-from .cli_support import header, make_socket, receive_messages, send_messages
+from .conftest import header, make_socket, receive_messages, send_messages
 
 
-def start_merge(tools, zmq_context, inputs, *args):
-    tool = tools("merge", *inputs, "-o", "tcp://127.0.0.1:*", "--json", *args)
+def start_merge(start, zmq_context, inputs, *args):
+    """Start a merge (``start``: `commands` or `tools`) and connect a PULL socket to it."""
+    tool = start("merge", *inputs, "-o", "tcp://127.0.0.1:*", "--json", *args)
     pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=tool.endpoint())
     return tool, pull
 
 
-def test_every_message_of_every_input_arrives_whole(tools, zmq_context):
+def test_every_message_of_every_input_arrives_whole(commands, zmq_context):
     sources = [make_socket(zmq_context, zmq.PUSH) for _ in range(3)]
-    tool, pull = start_merge(tools, zmq_context, [endpoint for _, endpoint in sources], "-n", "150")
+    tool, pull = start_merge(
+        commands, zmq_context, [endpoint for _, endpoint in sources], "-n", "150"
+    )
     for index, (push, _) in enumerate(sources):
         send_messages(
             push, [[header(source=index, frame=n), b"", bytes([index])] for n in range(50)]
@@ -33,9 +39,9 @@ def test_every_message_of_every_input_arrives_whole(tools, zmq_context):
     assert summary["sent"] == 150
 
 
-def test_inputs_are_served_fairly(tools, zmq_context):
+def test_inputs_are_served_fairly(commands, zmq_context):
     sources = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
-    tool = tools(
+    tool = commands(
         "merge",
         *(e for _, e in sources),
         "-o",
@@ -55,9 +61,9 @@ def test_inputs_are_served_fairly(tools, zmq_context):
     assert abs(order[:100].count(0) - order[:100].count(1)) <= 20
 
 
-def test_align_sends_groups_together_in_input_order(tools, zmq_context):
+def test_align_sends_groups_together_in_input_order(commands, zmq_context):
     (a, a_end), (b, b_end) = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
-    tool, pull = start_merge(tools, zmq_context, [a_end, b_end], "--align", "frame", "-n", "10")
+    tool, pull = start_merge(commands, zmq_context, [a_end, b_end], "--align", "frame", "-n", "10")
     send_messages(b, [[header(input="b", frame=n)] for n in range(5)])
     send_messages(a, [[header(input="a", frame=n)] for n in range(5)])
     received = [json.loads(m[0]) for m in receive_messages(pull, 10)]
@@ -87,9 +93,9 @@ def test_align_waits_a_bounded_time_for_missing_messages(tools, zmq_context):
     assert tool.summary()["groups"] == {"complete": 1, "incomplete": 1, "late": 1, "unaligned": 1}
 
 
-def test_align_forwards_a_header_too_deep_to_parse_and_keeps_what_it_held(tools, zmq_context):
+def test_align_forwards_a_header_too_deep_to_parse_and_keeps_what_it_held(commands, zmq_context):
     (a, a_end), (b, b_end) = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
-    tool, pull = start_merge(tools, zmq_context, [a_end, b_end], "--align", "frame", "-n", "3")
+    tool, pull = start_merge(commands, zmq_context, [a_end, b_end], "--align", "frame", "-n", "3")
     send_messages(a, [[header(frame=1)], [b"[" * 3000]])
     assert receive_messages(pull, 1) == [[b"[" * 3000]]  # unaligned: forwarded at once
     send_messages(b, [[header(frame=1)]])

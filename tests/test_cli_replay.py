@@ -1,4 +1,7 @@
-"""``mflow replay`` and ``m_replay``: both formats, timing, loops, damage, 1.0 folders."""
+"""``mflow replay`` and ``m_replay``: both formats, timing, loops, damage, 1.0 folders.
+
+In-process, but for a signal and the end of the process (which must not drop messages).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ import zmq
 
 from mflow.recording import FolderWriter, RecordingWriter
 
-from .cli_support import header, make_socket, mixed_messages, receive_messages
+from .conftest import header, invoke, make_socket, mixed_messages, receive_messages
 
 
 def write_recording(path, messages, file_format="file", times=None):
@@ -21,9 +24,10 @@ def write_recording(path, messages, file_format="file", times=None):
     return path
 
 
-def replay(tools, zmq_context, path, *args, script=None):
-    """Start a replay to a random port and connect a PULL socket to it."""
-    tool = tools(
+def replay(start, zmq_context, path, *args, script=None):
+    """Start a replay to a random port (``start``: `commands` or `tools`) and connect a PULL
+    socket to it."""
+    tool = start(
         *(["replay"] if script is None else []),
         str(path),
         "-a",
@@ -37,17 +41,17 @@ def replay(tools, zmq_context, path, *args, script=None):
 
 
 @pytest.mark.parametrize("file_format", ["file", "folder"])
-def test_replay_sends_every_message_as_recorded(tools, zmq_context, tmp_path, file_format):
+def test_replay_sends_every_message_as_recorded(commands, zmq_context, tmp_path, file_format):
     messages = mixed_messages(300, seed=3)
     path = write_recording(tmp_path / "r", messages, file_format)
-    tool, pull = replay(tools, zmq_context, path)
+    tool, pull = replay(commands, zmq_context, path)
     assert receive_messages(pull, 300) == messages
     assert tool.wait() == 0
     assert tool.summary()["messages"] == 300
     assert not pull.poll(100)
 
 
-def test_replay_reads_folders_of_the_1_0_m_dump(tools, zmq_context, tmp_path):
+def test_replay_reads_folders_of_the_1_0_m_dump(commands, zmq_context, tmp_path):
     # 1.0's m_dump numbered messages by receive calls, failed ones included (B23), so
     # numbers may skip; its m_replay sent sorted(listdir) and decided "send more" from the
     # next directory entry, so a stray file sharing a prefix glued messages (B7).
@@ -63,7 +67,7 @@ def test_replay_reads_folders_of_the_1_0_m_dump(tools, zmq_context, tmp_path):
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     (tmp_path / "000003_000.raw.d").mkdir()
-    tool, pull = replay(tools, zmq_context, tmp_path)
+    tool, pull = replay(commands, zmq_context, tmp_path)
     assert receive_messages(pull, 3) == [[b"h0", b"", b"d0"], [b"h2", b"d2"], [b"h10"]]
     assert tool.wait() == 0
 
@@ -85,69 +89,69 @@ def test_our_folders_replay_with_the_1_0_rules(tmp_path):
     assert all(len(name) >= len("000000_000.raw") for name in names)
 
 
-def test_count_and_loop(tools, zmq_context, tmp_path):
+def test_count_and_loop(commands, zmq_context, tmp_path):
     messages = [[header(frame=n)] for n in range(4)]
     path = write_recording(tmp_path / "r", messages)
-    tool, pull = replay(tools, zmq_context, path, "--loop", "-n", "10")
+    tool, pull = replay(commands, zmq_context, path, "--loop", "-n", "10")
     assert receive_messages(pull, 10) == (messages * 3)[:10]
     assert tool.wait() == 0
     assert not pull.poll(100)
 
 
-def test_count_without_loop_stops_early(tools, zmq_context, tmp_path):
+def test_count_without_loop_stops_early(commands, zmq_context, tmp_path):
     path = write_recording(tmp_path / "r", [[b"a"], [b"b"], [b"c"]])
-    tool, pull = replay(tools, zmq_context, path, "-n", "2")
+    tool, pull = replay(commands, zmq_context, path, "-n", "2")
     assert receive_messages(pull, 2) == [[b"a"], [b"b"]]
     assert tool.wait() == 0
 
 
-def test_realtime_keeps_the_recorded_gaps(tools, zmq_context, tmp_path):
+def test_realtime_keeps_the_recorded_gaps(commands, zmq_context, tmp_path):
     path = write_recording(tmp_path / "r", [[b"a"], [b"b"], [b"c"]], times=[100.0, 100.2, 100.4])
-    tool, pull = replay(tools, zmq_context, path, "--realtime", "--wait-for-peer")
+    tool, pull = replay(commands, zmq_context, path, "--realtime", "--wait-for-peer")
     receive_messages(pull, 3)
     assert tool.wait() == 0
     assert tool.summary()["elapsed"] >= 0.39
 
 
-def test_realtime_speed(tools, zmq_context, tmp_path):
+def test_realtime_speed(commands, zmq_context, tmp_path):
     path = write_recording(tmp_path / "r", [[b"a"], [b"b"]], times=[0.0, 10.0])
-    tool, pull = replay(tools, zmq_context, path, "--realtime", "--speed", "100")
+    tool, pull = replay(commands, zmq_context, path, "--realtime", "--speed", "100")
     receive_messages(pull, 2)
     assert tool.wait() == 0
     assert 0.09 <= tool.summary()["elapsed"] < 5
 
 
-def test_realtime_needs_a_file_recording(tools, tmp_path):
+def test_realtime_needs_a_file_recording(tmp_path):
     write_recording(tmp_path, [[b"a"]], "folder")
-    tool = tools("replay", str(tmp_path), "--realtime", "-a", "tcp://127.0.0.1:*")
-    assert tool.wait() == 1
+    tool = invoke("replay", str(tmp_path), "--realtime", "-a", "tcp://127.0.0.1:*")
+    assert tool.exit_code == 1
     assert "Error: --realtime needs recorded receive times" in tool.stderr
 
 
-def test_rate(tools, zmq_context, tmp_path):
+def test_rate(commands, zmq_context, tmp_path):
     path = write_recording(tmp_path / "r", [[b"x"]] * 6)
-    tool, pull = replay(tools, zmq_context, path, "--rate", "50", "--wait-for-peer")
+    tool, pull = replay(commands, zmq_context, path, "--rate", "50", "--wait-for-peer")
     receive_messages(pull, 6)
     assert tool.wait() == 0
     assert tool.summary()["elapsed"] >= 0.09
 
 
-def test_truncated_recording_is_replayed_then_an_error(tools, zmq_context, tmp_path):
+def test_truncated_recording_is_replayed_then_an_error(commands, zmq_context, tmp_path):
     path = write_recording(tmp_path / "r", [[b"a", b"1"], [b"b", b"2"], [b"c" * 100]])
     path.write_bytes(path.read_bytes()[:-10])  # as if the writer was killed
-    tool, pull = replay(tools, zmq_context, path)
+    tool, pull = replay(commands, zmq_context, path)
     assert receive_messages(pull, 2) == [[b"a", b"1"], [b"b", b"2"]]
     assert tool.wait() == 1
     assert "ends in an incomplete message" in tool.stderr and tool.stderr.count("\n") == 1
 
 
-def test_corrupt_recording_is_replayed_up_to_the_damage(tools, zmq_context, tmp_path):
+def test_corrupt_recording_is_replayed_up_to_the_damage(commands, zmq_context, tmp_path):
     path = write_recording(tmp_path / "r", [[b"a"], [b"b"], [b"c"]])
     data = bytearray(path.read_bytes())
     second = data.index(b"MREC", data.index(b"MREC") + 1)
     data[second + 4] ^= 0xFF  # damage the part count of record 1
     path.write_bytes(bytes(data))
-    tool, pull = replay(tools, zmq_context, path)
+    tool, pull = replay(commands, zmq_context, path)
     assert receive_messages(pull, 1) == [[b"a"]]
     assert tool.wait() == 1
     assert "is corrupt: record 1" in tool.stderr
@@ -155,20 +159,20 @@ def test_corrupt_recording_is_replayed_up_to_the_damage(tools, zmq_context, tmp_
 
 
 @pytest.mark.parametrize("content", [None, b"", b"not a recording"])
-def test_missing_or_foreign_path_is_an_error(tools, tmp_path, content):
+def test_missing_or_foreign_path_is_an_error(tmp_path, content):
     path = tmp_path / "r"
     if content is not None:
         path.write_bytes(content)
-    tool = tools("replay", str(path), "-a", "tcp://127.0.0.1:*")
-    assert tool.wait() == 1
+    tool = invoke("replay", str(path), "-a", "tcp://127.0.0.1:*")
+    assert tool.exit_code == 1
     assert tool.stderr.startswith("Error: ") and str(path) in tool.stderr
     assert tool.stderr.count("\n") == 1
 
 
-def test_pub_with_wait_for_peer_loses_nothing(tools, zmq_context, tmp_path):
+def test_pub_with_wait_for_peer_loses_nothing(commands, zmq_context, tmp_path):
     messages = [[header(frame=n), b"x"] for n in range(50)]
     path = write_recording(tmp_path / "r", messages)
-    tool = tools(
+    tool = commands(
         "replay", str(path), "-m", "pub", "--wait-for-peer", "-a", "tcp://127.0.0.1:*", "--json"
     )
     sub, _ = make_socket(zmq_context, zmq.SUB, bind=False, address=tool.endpoint())
@@ -176,10 +180,10 @@ def test_pub_with_wait_for_peer_loses_nothing(tools, zmq_context, tmp_path):
     assert tool.wait() == 0
 
 
-def test_m_replay_sends_and_prints(tools, zmq_context, tmp_path):
+def test_m_replay_sends_and_prints(commands, zmq_context, tmp_path):
     write_recording(tmp_path, [[b"h", b"d"], [b"e"]], "folder")
     pull, endpoint = make_socket(zmq_context, zmq.PULL)
-    tool = tools(str(tmp_path), "-a", endpoint, "--connect", script="m_replay")
+    tool = commands(str(tmp_path), "-a", endpoint, "--connect", script="m_replay")
     assert receive_messages(pull, 2) == [[b"h", b"d"], [b"e"]]
     assert tool.wait() == 0
     assert tool.stdout_lines == [
@@ -210,28 +214,28 @@ def test_the_last_messages_are_not_lost_at_the_end(tools, zmq_context, tmp_path)
 
 
 @pytest.mark.parametrize("content", [None, "notes.txt"])
-def test_a_folder_without_part_files_is_an_error(tools, tmp_path, content):
+def test_a_folder_without_part_files_is_an_error(tmp_path, content):
     if content is not None:
         (tmp_path / content).write_bytes(b"not a part")
-    tool = tools("replay", str(tmp_path), "-a", "tcp://127.0.0.1:*")
-    assert tool.wait() == 1
+    tool = invoke("replay", str(tmp_path), "-a", "tcp://127.0.0.1:*")
+    assert tool.exit_code == 1
     assert tool.stderr.startswith(f"Error: folder '{tmp_path}' holds no recording")
     assert tool.stderr.count("\n") == 1
 
 
-def test_speed_without_realtime_is_an_error(tools, tmp_path):
+def test_speed_without_realtime_is_an_error(tmp_path):
     path = write_recording(tmp_path / "r", [[b"a"]])
-    tool = tools("replay", str(path), "--speed", "2", "-a", "tcp://127.0.0.1:*")
-    assert tool.wait() == 1
+    tool = invoke("replay", str(path), "--speed", "2", "-a", "tcp://127.0.0.1:*")
+    assert tool.exit_code == 1
     assert "--speed scales the recorded timing: it needs --realtime" in tool.stderr
 
 
-def test_a_flipped_byte_in_a_part_is_replayed_up_to_the_damage(tools, zmq_context, tmp_path):
+def test_a_flipped_byte_in_a_part_is_replayed_up_to_the_damage(commands, zmq_context, tmp_path):
     path = write_recording(tmp_path / "r", [[b"a", b"first"], [b"b", b"second"], [b"c"]])
     data = bytearray(path.read_bytes())
     data[data.index(b"second")] ^= 0x01
     path.write_bytes(bytes(data))
-    tool, pull = replay(tools, zmq_context, path)
+    tool, pull = replay(commands, zmq_context, path)
     assert receive_messages(pull, 1) == [[b"a", b"first"]]
     assert tool.wait() == 1
     assert "is corrupt: record 1 at byte" in tool.stderr and "damaged part 1" in tool.stderr
@@ -239,36 +243,36 @@ def test_a_flipped_byte_in_a_part_is_replayed_up_to_the_damage(tools, zmq_contex
     assert not pull.poll(100)
 
 
-def test_a_record_without_parts_is_replayed_up_to_the_damage(tools, zmq_context, tmp_path):
+def test_a_record_without_parts_is_replayed_up_to_the_damage(commands, zmq_context, tmp_path):
     from .test_recording import craft_record
 
     path = write_recording(tmp_path / "r", [[b"a"]], times=[1.0])
     path.write_bytes(path.read_bytes() + craft_record([], 2.0) + craft_record([b"c"], 3.0))
-    tool, pull = replay(tools, zmq_context, path, "--realtime")
+    tool, pull = replay(commands, zmq_context, path, "--realtime")
     assert receive_messages(pull, 1) == [[b"a"]]
     assert tool.wait() == 1
     assert "record 1 at byte" in tool.stderr and "has no parts" in tool.stderr
     assert "IndexError" not in tool.stderr
 
 
-def test_a_huge_receive_time_is_damage_not_an_overflow(tools, zmq_context, tmp_path):
+def test_a_huge_receive_time_is_damage_not_an_overflow(commands, zmq_context, tmp_path):
     from .test_recording import craft_record
 
     path = write_recording(tmp_path / "r", [[b"a"]], times=[1.0])
     path.write_bytes(path.read_bytes() + craft_record([b"b"], 1e300))
-    tool, pull = replay(tools, zmq_context, path, "--realtime")
+    tool, pull = replay(commands, zmq_context, path, "--realtime")
     assert receive_messages(pull, 1) == [[b"a"]]
     assert tool.wait() == 1
     assert "impossible receive time" in tool.stderr and "OverflowError" not in tool.stderr
 
 
-def test_a_linked_part_file_is_refused_and_nothing_sent(tools, tmp_path):
+def test_a_linked_part_file_is_refused_and_nothing_sent(tmp_path):
     secret = tmp_path / "secret"
     secret.write_bytes(b"not yours")
     folder = tmp_path / "dump"
     folder.mkdir()
     (folder / "000000_000.raw").symlink_to(secret)
-    tool = tools("replay", str(folder), "-a", "tcp://127.0.0.1:*")
-    assert tool.wait() == 1
+    tool = invoke("replay", str(folder), "-a", "tcp://127.0.0.1:*")
+    assert tool.exit_code == 1
     assert "is a symbolic link, not a regular file" in tool.stderr
     assert tool.stderr.count("\n") == 1

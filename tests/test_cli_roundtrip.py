@@ -15,7 +15,7 @@ import zmq
 
 from mflow.recording import open_recording
 
-from .cli_support import make_socket, mixed_messages, send_messages
+from .conftest import make_socket, mixed_messages, send_messages
 
 COUNT = 100_000
 

@@ -1,5 +1,8 @@
 """The commands' security options: a CURVE-protected split → merge chain over two hops
-passes everything authorised and nothing else, and says what it refused."""
+passes everything authorised and nothing else, and says what it refused.
+
+The chain runs two commands side by side, so as processes; the rest in-process.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import zmq
 import mflow
 from mflow.security import Curve, create_keys
 
-from .cli_support import SOCKET_TIMEOUT_MS, make_socket, run_tool
+from .conftest import TIMEOUT_MS, invoke, make_socket
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 
@@ -22,18 +25,18 @@ def connectable(endpoint: str) -> str:
 
 
 def test_mflow_keys_writes_a_pair_and_refuses_to_overwrite(tmp_path) -> None:
-    done = run_tool("keys", "split", "-d", str(tmp_path))
-    assert done.returncode == 0, done.stderr
+    done = invoke("keys", "split", "-d", str(tmp_path))
+    assert done.exit_code == 0, done.stderr
     assert (tmp_path / "split.key").is_file() and (tmp_path / "split.key_secret").is_file()
     Curve.server(tmp_path / "split.key_secret")  # a certificate pyzmq reads
-    again = run_tool("keys", "split", "-d", str(tmp_path))
-    assert again.returncode == 1
+    again = invoke("keys", "split", "-d", str(tmp_path))
+    assert again.exit_code == 1
     assert again.stderr.startswith("Error: ") and "already exists" in again.stderr
 
 
 def test_curve_allow_without_a_secret_key_is_an_error(tmp_path) -> None:
-    done = run_tool("stats", "tcp://127.0.0.1:5", "--curve-allow", str(tmp_path), "-n", "1")
-    assert done.returncode == 1
+    done = invoke("stats", "tcp://127.0.0.1:5", "--curve-allow", str(tmp_path), "-n", "1")
+    assert done.exit_code == 1
     assert "--curve-allow needs --curve-secret-key" in done.stderr
 
 
@@ -99,7 +102,7 @@ def test_a_two_hop_curve_chain_passes_the_authorised_and_refuses_the_rest(
 
     with mflow.connect(
         merge_output,
-        receive_timeout=SOCKET_TIMEOUT_MS,
+        receive_timeout=TIMEOUT_MS,
         curve=Curve.client(keys / "merge.key", keys / "consumer.key_secret"),
     ) as consumer:
         for frame in range(20):

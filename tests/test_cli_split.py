@@ -1,4 +1,7 @@
-"""``mflow split`` and ``m_split``: whole messages to every output, modulo, drops, config."""
+"""``mflow split`` and ``m_split``: whole messages to every output, modulo, drops, config.
+
+In-process, but for a run that only a signal ends.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +10,14 @@ import json
 import pytest
 import zmq
 
-from .cli_support import (
+from .conftest import (
     header,
+    invoke,
     make_socket,
     mixed_messages,
     receive_messages,
     send_messages,
-    wait_for,
+    wait_until,
 )
 
 pytestmark = pytest.mark.usefixtures("receive_path")
@@ -24,10 +28,10 @@ def consumers(zmq_context, count, kind=zmq.PULL, hwm=1000):
     return [make_socket(zmq_context, kind, hwm=hwm) for _ in range(count)]
 
 
-def test_every_output_gets_every_message_whole(tools, zmq_context):
+def test_every_output_gets_every_message_whole(commands, zmq_context):
     push, source = make_socket(zmq_context, zmq.PUSH)
     outputs = consumers(zmq_context, 2)
-    split = tools("split", source, *(endpoint for _, endpoint in outputs), "--json", "-n", "200")
+    split = commands("split", source, *(endpoint for _, endpoint in outputs), "--json", "-n", "200")
     split.event("start")
     messages = mixed_messages(200, seed=5)
     send_messages(push, messages)
@@ -46,7 +50,7 @@ def write_config(path, source, streams, **source_fields):
     return str(path)
 
 
-def test_modulo_sends_every_nth_message_with_all_its_parts(tools, zmq_context, tmp_path):
+def test_modulo_sends_every_nth_message_with_all_its_parts(commands, zmq_context, tmp_path):
     push, source = make_socket(zmq_context, zmq.PUSH)
     (all_pull, all_end), (half, half_end), (third, third_end) = consumers(zmq_context, 3)
     config = write_config(
@@ -58,7 +62,7 @@ def test_modulo_sends_every_nth_message_with_all_its_parts(tools, zmq_context, t
             {"address": third_end, "mode": "PUSH", "modulo": 3},
         ],
     )
-    split = tools("split", "-c", config, "--json", "-n", "12")
+    split = commands("split", "-c", config, "--json", "-n", "12")
     split.event("start")
     messages = [[header(frame=n), b"a" * n, b""] for n in range(12)]  # three parts each (B8)
     send_messages(push, messages)
@@ -69,7 +73,7 @@ def test_modulo_sends_every_nth_message_with_all_its_parts(tools, zmq_context, t
     assert [o["sent"] for o in split.summary()["outputs"]] == [12, 6, 4]
 
 
-def test_a_slow_non_blocking_output_drops_instead_of_stalling(tools, zmq_context, tmp_path):
+def test_a_slow_non_blocking_output_drops_instead_of_stalling(commands, zmq_context, tmp_path):
     push, source = make_socket(zmq_context, zmq.PUSH)
     fast, fast_end = make_socket(zmq_context, zmq.PULL)
     slow, slow_end = make_socket(zmq_context, zmq.PULL, hwm=1)  # never read
@@ -78,7 +82,7 @@ def test_a_slow_non_blocking_output_drops_instead_of_stalling(tools, zmq_context
         source,
         [{"address": fast_end}, {"address": slow_end, "block": False, "queue_size": 1}],
     )
-    split = tools("split", "-c", config, "--json", "-n", "2000")
+    split = commands("split", "-c", config, "--json", "-n", "2000")
     split.event("start")
     messages = [[header(frame=n), bytes(10_000)] for n in range(2000)]
     send_messages(push, messages)
@@ -90,10 +94,10 @@ def test_a_slow_non_blocking_output_drops_instead_of_stalling(tools, zmq_context
     assert slow_counts["sent"] + slow_counts["dropped"] == 2000
 
 
-def test_no_block_applies_to_every_output(tools, zmq_context):
+def test_no_block_applies_to_every_output(commands, zmq_context):
     push, source = make_socket(zmq_context, zmq.PUSH)
     slow, slow_end = make_socket(zmq_context, zmq.PULL, hwm=1)  # never read
-    split = tools(
+    split = commands(
         "split", source, slow_end, "--no-block", "--queue-size", "1", "--json", "-n", "2000"
     )
     split.event("start")
@@ -112,7 +116,7 @@ def test_pub_outputs(tools, zmq_context):
         send_messages(push, [[b"probe"]])
         return sub.poll(10)
 
-    wait_for(publish, what="the subscription")
+    wait_until(publish, what="the subscription")
     while sub.poll(100):
         sub.recv_multipart()
     send_messages(push, [[b"a", b""], [b"b"]])
@@ -121,23 +125,23 @@ def test_pub_outputs(tools, zmq_context):
     assert split.wait() == 130
 
 
-def test_m_split_binds_its_outputs_as_1_0(tools, zmq_context):
+def test_m_split_binds_its_outputs_as_1_0(commands, zmq_context):
     push, source = make_socket(zmq_context, zmq.PUSH)
-    split = tools(source, "tcp://127.0.0.1:*", "--json", "-n", "1", script="m_split")
+    split = commands(source, "tcp://127.0.0.1:*", "--json", "-n", "1", script="m_split")
     output = split.endpoint("output")
     pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=output)
     split.event("start")
-    wait_for(lambda: pull.poll(0) or push.poll(10, zmq.POLLOUT), what="connections")
+    wait_until(lambda: pull.poll(0) or push.poll(10, zmq.POLLOUT), what="connections")
     send_messages(push, [[b"x", b"y"]])
     assert receive_messages(pull, 1) == [[b"x", b"y"]]
     assert split.wait() == 0
 
 
-def test_m_split_prints_config_as_1_0(tools, zmq_context, tmp_path):
+def test_m_split_prints_config_as_1_0(commands, zmq_context, tmp_path):
     push, source = make_socket(zmq_context, zmq.PUSH)
     pull, pull_end = make_socket(zmq_context, zmq.PULL)
     config = write_config(tmp_path / "c.json", source, [{"address": pull_end}])
-    split = tools("-c", config, "-n", "1", script="m_split")
+    split = commands("-c", config, "-n", "1", script="m_split")
     assert split.line() == "config"
     send_messages(push, [[b"x"]])
     assert receive_messages(pull, 1) == [[b"x"]]
@@ -145,9 +149,9 @@ def test_m_split_prints_config_as_1_0(tools, zmq_context, tmp_path):
     assert split.stdout_lines == ["config"]
 
 
-def test_m_split_without_arguments_is_a_usage_error(tools):
-    split = tools(script="m_split")
-    assert split.wait() == 2
+def test_m_split_without_arguments_is_a_usage_error():
+    split = invoke(script="m_split")
+    assert split.exit_code == 2
     assert "give SOURCE and at least one OUTPUT, or --config FILE" in split.stderr
 
 
@@ -192,16 +196,16 @@ def test_m_split_without_arguments_is_a_usage_error(tools):
         ),
     ],
 )
-def test_malformed_config_is_one_line_and_exit_1(tools, tmp_path, content, problem):
+def test_malformed_config_is_one_line_and_exit_1(tmp_path, content, problem):
     path = tmp_path / "split.json"
     path.write_text(content)
-    split = tools("split", "-c", str(path))
-    assert split.wait() == 1
+    split = invoke("split", "-c", str(path))
+    assert split.exit_code == 1
     assert split.stderr.startswith(f"Error: config '{path}': ")
     assert problem in split.stderr and split.stderr.count("\n") == 1
 
 
-def test_missing_config_is_an_error(tools, tmp_path):
-    split = tools("split", "-c", str(tmp_path / "none.json"))
-    assert split.wait() == 1
+def test_missing_config_is_an_error(tmp_path):
+    split = invoke("split", "-c", str(tmp_path / "none.json"))
+    assert split.exit_code == 1
     assert "No such file or directory" in split.stderr

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import zmq
 
-from .cli_support import make_socket, send_messages, wait_for
+from .conftest import invoke, make_socket, send_messages, wait_until as wait_for
 from .test_hdf5_dectris import sent_images, series
 
 h5py = pytest.importorskip("h5py")
@@ -191,10 +191,8 @@ def test_three_parts_make_one_master_in_image_order(tools, zmq_context, tmp_path
 
 
 def test_a_bad_part_is_a_usage_error(tmp_path):
-    from .cli_support import run_tool
-
-    result = run_tool("write", "tcp://127.0.0.1:5", str(tmp_path), "--part", "4/3")
-    assert result.returncode == 2 and "K/N" in result.stderr
+    result = invoke("write", "tcp://127.0.0.1:5", str(tmp_path), "--part", "4/3")
+    assert result.exit_code == 2 and "K/N" in result.stderr
 
 
 def _contents(path) -> dict:
@@ -232,37 +230,33 @@ def _three_parts(tmp_path, messages) -> None:
 
 
 def test_write_master_recreates_the_master_from_the_parts_data_files(tmp_path):
-    from .cli_support import run_tool
-
     messages = series("dectris", 7, header_detail="all")
     _three_parts(tmp_path, messages)
     master = tmp_path / "series_1_master.h5"
     written = _contents(master)
     assert "entry/instrument/detector/detectorSpecific/pixel_mask" in written
     master.unlink()
-    result = run_tool("write", "--master", str(tmp_path), "--json")
-    assert result.returncode == 0, result.stderr
+    result = invoke("write", "--master", str(tmp_path), "--json")
+    assert result.exit_code == 0, result.stderr
     assert _contents(master) == written
     summary = [json.loads(line) for line in result.stdout.splitlines()][-1]
     assert summary["event"] == "summary"
     assert [(m["master"], m["images"], m["missing"]) for m in summary["masters"]] == [
         (str(master), 7, [])
     ]
-    again = run_tool("write", "--master", str(tmp_path))
-    assert again.returncode == 1 and "exists" in again.stderr  # only with --overwrite
+    again = invoke("write", "--master", str(tmp_path))
+    assert again.exit_code == 1 and "exists" in again.stderr  # only with --overwrite
 
 
 @pytest.mark.parametrize("kind", ["dectris", "stream2"])
 def test_write_master_names_the_images_of_a_missing_part(tmp_path, kind):
-    from .cli_support import run_tool
-
     messages = _plain(series(kind, 7, **({"header_detail": "all"} if kind == "dectris" else {})))
     _three_parts(tmp_path, messages)
     # Part 1 (data files 1 and 4: images 1, 2 and 7, the master, the header's arrays) lost.
     for name in ("series_1_data_000001.h5", "series_1_data_000004.h5", "series_1_master.h5"):
         (tmp_path / name).unlink()
-    result = run_tool("write", "--master", str(tmp_path))
-    assert result.returncode == 0, result.stderr
+    result = invoke("write", "--master", str(tmp_path))
+    assert result.exit_code == 0, result.stderr
     assert "4 images from 2 data files, 3 missing (1-2, 7)" in result.stdout, result.stdout
     with h5py.File(tmp_path / "series_1_master.h5") as f:
         data = f["/entry/data/data"]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import zmq
 
-from .cli_support import Tool, make_socket, send_messages, wait_for
+from .conftest import Tool, make_socket, send_messages, wait_until
 from .test_hdf5_dectris import sent_images, series
 
 h5py = pytest.importorskip("h5py")
@@ -138,7 +138,7 @@ def test_a_writer_killed_mid_series_leaves_a_master_that_names_the_missing_frame
     send_messages(run.detector, messages[: 1 + 10])
     # Killed once its open data file shows its images to a SWMR reader (it flushed them).
     open_file = tmp_path / f"series_1_data_{before[BLOCK] // BLOCK + 1:06d}.h5"
-    wait_for(lambda: flushed_images(open_file) == [f + 1 for f in before[BLOCK:]], what="flush")
+    wait_until(lambda: flushed_images(open_file) == [f + 1 for f in before[BLOCK:]], what="flush")
     run.writers[victim].process.send_signal(signal.SIGKILL)
     run.wait_for_outputs(lambda outputs: not outputs[victim - 1]["connected"])
     send_messages(run.detector, messages[1 + 10 :])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .cli_support import send_messages
+from .conftest import send_messages
 from .test_distributed import FannedOut, plain
 from .test_hdf5_dectris import sent_images, series
 from .test_hdf5_dials import _READ_FRAMES, DIALS_IMPORT, _python_of, hdf5plugin

@@ -43,7 +43,6 @@ def test_the_sdist_has_everything_its_tests_need_and_they_run(sdist):
         "tests/__init__.py",
         "tests/conftest.py",
         "tests/conformance.py",
-        "tests/cli_support.py",
         "tests/fixtures/__init__.py",
         "tests/fixtures/dheader_basic.json",
         "compat/psi-mflow/setup.py",
