@@ -6,7 +6,8 @@ decompressed only when the last decoded one is at least ``1 / max_fps`` seconds 
 others are counted as not decoded. The latest decoded image (`Frame`), the stream's
 health (`Health`, sampled twice a second into a rate history), the latest bsread values
 and the history of the scalar channels a page watches are kept here for the pages to
-read; the pages never touch the stream.
+read; the pages never touch the stream. Pages `subscribe` to hear of each new image at
+once instead of finding it on their next refresh.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -112,6 +113,7 @@ class Feed:
         self.bsread = Bsread()
         self._watched: dict[str, collections.deque[tuple[Any, float]]] = {}
         self._watchers: dict[Any, set[str]] = {}
+        self._listeners: tuple[Callable[[], None], ...] = ()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,6 +165,17 @@ class Feed:
                 name: self._watched.get(name) or collections.deque(maxlen=CHANNEL_HISTORY)
                 for name in wanted
             }
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after each newly decoded `frame`, in the feed's thread (so it
+        should only hand the news on, e.g. with Bokeh's ``add_next_tick_callback``)."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener`` (idempotent)."""
+        with self._lock:
+            self._listeners = tuple(f for f in self._listeners if f != listener)
 
     def channel_history(self, name: str) -> tuple[list[Any], list[float]]:
         """Pulse ids and values of a watched channel, oldest first."""
@@ -265,6 +278,8 @@ class Feed:
         self.frame = Frame(
             next(self._frames), kind, channels, masks, self._series, number, received
         )
+        for listener in self._listeners:
+            listener()
 
     @staticmethod
     def _decode(kind: str, data: Any) -> dict[str, np.ndarray]:

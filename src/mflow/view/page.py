@@ -1,8 +1,15 @@
-"""One browser's page: a Bokeh document built from a `Feed`, refreshed four times a second.
+"""One browser's page: a Bokeh document built from a `Feed`, refreshed four times a second
+and at once when the feed has a new image.
 
 The image is binned on the server to the plot's size (`imaging.bin_region`) for the part
 of the frame in view, so zooming in shows full resolution; the value under the cursor is
 read from the full frame. Renders are shared between pages showing the same view.
+
+Flow control: Bokeh sends every change, so a browser that draws slower than images come
+would fall ever further behind. Each page therefore has at most one update in flight: the
+browser confirms it once the image (or the bsread table) is painted (`UpdateState.drawn`),
+and only then does the page send the newest image; the ones decoded in between are
+skipped for that page and counted (`Page.skipped`). Each browser has its own flow.
 """
 
 from __future__ import annotations
@@ -14,11 +21,13 @@ from typing import Any
 
 import numpy as np
 from bokeh import palettes
+from bokeh.core.properties import Float, Int
 from bokeh.core.validation import silence
 from bokeh.core.validation.warnings import MISSING_RENDERERS
 from bokeh.document import Document
 from bokeh.events import MouseMove, RangesUpdate
 from bokeh.layouts import column, row
+from bokeh.model import DataModel
 from bokeh.models import (
     BoxZoomTool,
     ColorBar,
@@ -42,14 +51,25 @@ from bokeh.models import (
 from bokeh.plotting import figure
 
 from . import imaging
-from .feed import Feed, Frame, Health
+from .feed import Bsread, Feed, Frame, Health
 
-__all__ = ["Page", "RenderCache", "COLOUR_MAPS", "REFRESH_MS", "SCREEN"]
+__all__ = [
+    "Page",
+    "RenderCache",
+    "UpdateState",
+    "COLOUR_MAPS",
+    "REFRESH_MS",
+    "SCREEN",
+    "ACK_TIMEOUT",
+]
 
 # The pulse-id plot has lines only once channels are picked.
 silence(MISSING_RENDERERS, True)
 
 REFRESH_MS = 250
+#: Seconds an update may stay unconfirmed before the page sends the next one anyway (a
+#: confirmation lost, e.g. with the tab hidden, must not freeze the page).
+ACK_TIMEOUT = 5.0
 #: Bins the image is reduced to at most (rows, columns): about the plot's size in pixels.
 SCREEN = (800, 800)
 MASK_COLOUR = "#ff00ff"
@@ -64,14 +84,43 @@ COLOUR_MAPS = {
 }
 _SCALES = ("linear", "log")
 _CONTRASTS = ("auto 1–99.9 %", "fixed")
-_LATENCY_JS = """
-const received = cb_obj.tags[0];
-if (received > 0) {
-  const latency = Date.now() / 1000 - received;
-  window.mflow_latencies = (window.mflow_latencies || []).concat([latency]).slice(-1000);
-  div.text = `shown ${(latency * 1000).toFixed(0)} ms after it arrived`;
+_DRAWN_JS = """
+// Once the browser has painted this update, note how long after the viewer received its
+// data that was, and confirm it: the server sends nothing newer before.
+const {sent, frame_received, bsread_received} = state;
+function drawn() {
+  const now = Date.now() / 1000;
+  if (frame_received > 0) {
+    const latency = now - frame_received;
+    window.mflow_latencies = (window.mflow_latencies || []).concat([latency]).slice(-1000);
+    div.text = `drawn ${(latency * 1000).toFixed(0)} ms after it arrived`;
+  }
+  if (bsread_received > 0) {
+    const latency = now - bsread_received;
+    window.mflow_bsread_latencies =
+      (window.mflow_bsread_latencies || []).concat([latency]).slice(-1000);
+  }
+  state.drawn = sent;
+}
+const view = frame_received > 0 ? Bokeh.index.find_one(plot) : null;
+if (view != null) {
+  const once = () => { view.repainted.disconnect(once); drawn(); };
+  view.repainted.connect(once);
+} else {
+  requestAnimationFrame(() => setTimeout(drawn, 0));
 }
 """
+
+
+class UpdateState(DataModel):
+    """The page's flow control, shared with the browser: the server numbers each update it
+    ``sent`` (with the arrival times of the image / bsread values it carries, 0 for none);
+    the browser sets ``drawn`` to that number once it has painted it."""
+
+    sent = Int(0)
+    drawn = Int(0)
+    frame_received = Float(0.0)
+    bsread_received = Float(0.0)
 
 
 class RenderCache:
@@ -123,12 +172,25 @@ class Page:
         self.samples = max(0, feed.samples - 600)
         self.bsread_number = 0
         self.bsread_channels: tuple[str, ...] = ()
+        self.skipped = 0  # images decoded while this page's browser drew, never sent to it
+        self._updates = 0  # updates sent to the browser (the number of the last one)
+        self._sent_at: float | None = None  # when the unconfirmed update was sent
         self._setting_limits = False
         self._build(title)
         doc.title = title
         doc.add_root(self.layout)
+        doc.add_root(self.state)
         doc.add_periodic_callback(self.update, REFRESH_MS)
-        doc.on_session_destroyed(lambda context: feed.watch(self, []))
+        feed.subscribe(self._on_new_frame)
+        doc.on_session_destroyed(self._on_destroyed)
+
+    def _on_new_frame(self) -> None:
+        # In the feed's thread: the one Document method safe from another thread.
+        self.doc.add_next_tick_callback(self.update)
+
+    def _on_destroyed(self, context: Any) -> None:
+        self.feed.unsubscribe(self._on_new_frame)
+        self.feed.watch(self, [])
 
     # ------------------------------------------------------------------------ layout
 
@@ -207,8 +269,14 @@ class Page:
         self.plot.add_layout(self.colour_bar, "right")
         self.plot.on_event(MouseMove, self._on_mouse)
         self.plot.on_event(RangesUpdate, self._on_ranges)
-        # The arrival time rides on the status line; the page measures when it shows it.
-        self.status.js_on_change("tags", CustomJS(args={"div": self.latency}, code=_LATENCY_JS))
+        self.state = UpdateState(name="update_state")
+        self.state.js_on_change(
+            "sent",
+            CustomJS(
+                args={"state": self.state, "plot": self.plot, "div": self.latency}, code=_DRAWN_JS
+            ),
+        )
+        self.state.on_change("drawn", self._on_drawn)
 
     def _build_controls(self) -> None:
         self.channel = Select(title="Channel", options=[], name="channel", width=250)
@@ -295,7 +363,6 @@ class Page:
             {"name": [], "type": [], "value": []}, name="channel_source"
         )
         self.channel_table = DataTable(
-            tags=[0.0],
             source=self.channel_source,
             width=600,
             height=300,
@@ -324,13 +391,6 @@ class Page:
             column(self.picked, self.pulse_plot),
             visible=False,
             name="bsread_panel",
-        )
-        self.channel_table.js_on_change(
-            "tags",
-            CustomJS(
-                args={"div": self.latency},
-                code=_LATENCY_JS.replace("mflow_latencies", "mflow_bsread_latencies"),
-            ),
         )
 
     # ------------------------------------------------------------------------ events
@@ -377,15 +437,42 @@ class Page:
 
     # ------------------------------------------------------------------------ updates
 
+    def _on_drawn(self, attr: str, old: Any, new: Any) -> None:
+        if new == self._updates:
+            self._sent_at = None
+            self.update()
+
     def update(self) -> None:
-        """Show what is new in the feed."""
+        """Show what is new in the feed, unless the browser is still drawing the last update
+        (then the newest is sent once it has, the ones in between are skipped)."""
+        if self._sent_at is not None and time.monotonic() - self._sent_at < ACK_TIMEOUT:
+            return
         frame = self.feed.frame
-        if frame is not None and frame is not self.frame:
-            self._show_frame(frame)
-        self._show_health()
-        self._show_bsread()
+        bsread = self.feed.bsread
+        new_frame = frame is not None and frame is not self.frame
+        new_bsread = bsread.number != self.bsread_number
+        self.doc.hold("combine")
+        try:
+            if new_frame:
+                assert frame is not None
+                self._show_frame(frame)
+            self._show_health()
+            if new_bsread:
+                self._show_bsread(bsread)
+            if new_frame or new_bsread:
+                self._sent_at = time.monotonic()
+                self._updates += 1
+                self.state.update(  # "sent" last: the browser's callback reads the rest
+                    frame_received=frame.received if new_frame and frame else 0.0,
+                    bsread_received=bsread.received if new_bsread else 0.0,
+                    sent=self._updates,
+                )
+        finally:
+            self.doc.unhold()
 
     def _show_frame(self, frame: Frame) -> None:
+        if self.frame is not None and frame.number > self.frame.number:
+            self.skipped += frame.number - self.frame.number - 1
         self.frame = frame
         names = list(frame.channels)
         if self.channel.options != names:
@@ -394,10 +481,11 @@ class Page:
             self.channel.value = names[0]  # redraws
         else:
             self._redraw()
-        self.status.tags = [frame.received]
         self.status.text = (
             f"<b>{frame.kind}</b> series {frame.series} · image "
-            f"<b>{frame.image}</b> · {self._shape_text(frame)}"
+            f"<b>{frame.image}</b> · {self._shape_text(frame)} · "
+            f"<span title='decoded while the browser drew, not sent to it'>"
+            f"{self.skipped:,} skipped</span>"
         )
         if not self.download.text:
             self.download.text = (
@@ -509,13 +597,9 @@ class Page:
         )
         return f"<table>{cells}</table>"
 
-    def _show_bsread(self) -> None:
-        bsread = self.feed.bsread
-        if bsread.number == self.bsread_number:
-            return
+    def _show_bsread(self, bsread: Bsread) -> None:
         self.bsread_number = bsread.number
         self.bsread_panel.visible = True
-        self.channel_table.tags = [bsread.received]
         names = tuple(bsread.values)
         self.channel_source.data = {
             "name": list(names),
