@@ -2,12 +2,14 @@
 what the page shows.
 
 Messages are received undecoded (``decode=False``): every one is counted, but an image is
-decompressed only when the last decoded one is at least ``1 / max_fps`` seconds old; the
-others are counted as not decoded. The latest decoded image (`Frame`), the stream's
-health (`Health`, sampled twice a second into a rate history), the latest bsread values
-and the history of the scalar channels a page watches are kept here for the pages to
-read; the pages never touch the stream. Pages `subscribe` to hear of each new image at
-once instead of finding it on their next refresh.
+decompressed only when the last decoded one is at least ``1 / max_fps`` seconds old and,
+while pages are subscribed, only when one of them wants a new image (`want`: its browser
+has drawn the last one), so what a page shows is fresh and no time goes into images no
+browser could draw; the others are counted as not decoded. The latest decoded image
+(`Frame`), the stream's health (`Health`, sampled twice a second into a rate history), the
+latest bsread values and the history of the scalar channels a page watches are kept here
+for the pages to read; the pages never touch the stream. Pages `subscribe` to hear of
+each new image at once instead of finding it on their next refresh.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class Frame:
     """One decoded image message: its 2-D channels (a single one is ``"image"``)."""
 
     number: int
+    index: int  # the image's place among all image messages received (decoded or not)
     kind: str
     channels: dict[str, np.ndarray]
     masks: dict[str, np.ndarray | None]
@@ -114,6 +117,7 @@ class Feed:
         self._watched: dict[str, collections.deque[tuple[Any, float]]] = {}
         self._watchers: dict[Any, set[str]] = {}
         self._listeners: tuple[Callable[[], None], ...] = ()
+        self._wanted = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -176,6 +180,10 @@ class Feed:
         """Stop calling ``listener`` (idempotent)."""
         with self._lock:
             self._listeners = tuple(f for f in self._listeners if f != listener)
+
+    def want(self) -> None:
+        """Decode the next image (within ``max_fps``): a subscribed page can show it."""
+        self._wanted = True
 
     def channel_history(self, name: str) -> tuple[list[Any], list[float]]:
         """Pulse ids and values of a watched channel, oldest first."""
@@ -262,9 +270,10 @@ class Feed:
     def _image(self, kind: str, data: Any, received: float, number: Any) -> None:
         self._images += 1
         now = time.monotonic()
-        if now - self._last_decode < self.min_interval:
+        if now - self._last_decode < self.min_interval or (self._listeners and not self._wanted):
             return
         self._last_decode = now
+        self._wanted = False
         try:
             channels = self._decode(kind, data)
         except MflowError as error:
@@ -276,7 +285,7 @@ class Feed:
             name: mask_of(self._masks.get(name), image.shape) for name, image in channels.items()
         }
         self.frame = Frame(
-            next(self._frames), kind, channels, masks, self._series, number, received
+            next(self._frames), self._images, kind, channels, masks, self._series, number, received
         )
         for listener in self._listeners:
             listener()

@@ -8,8 +8,9 @@ read from the full frame. Renders are shared between pages showing the same view
 Flow control: Bokeh sends every change, so a browser that draws slower than images come
 would fall ever further behind. Each page therefore has at most one update in flight: the
 browser confirms it once the image (or the bsread table) is painted (`UpdateState.drawn`),
-and only then does the page send the newest image; the ones decoded in between are
-skipped for that page and counted (`Page.skipped`). Each browser has its own flow.
+and only then does the page ask the feed for a new image (`Feed.want`) and send it; the
+images that arrived in between are skipped for that page and counted (`Page.skipped`).
+Each browser has its own flow.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from __future__ import annotations
 import collections
 import secrets
 import time
+from functools import partial
 from typing import Any
 
 import numpy as np
 from bokeh import palettes
-from bokeh.core.properties import Float, Int
+from bokeh.core.properties import Int
 from bokeh.core.validation import silence
 from bokeh.core.validation.warnings import MISSING_RENDERERS
 from bokeh.document import Document
@@ -85,24 +87,27 @@ COLOUR_MAPS = {
 _SCALES = ("linear", "log")
 _CONTRASTS = ("auto 1–99.9 %", "fixed")
 _DRAWN_JS = """
-// Once the browser has painted this update, note how long after the viewer received its
-// data that was, and confirm it: the server sends nothing newer before.
-const {sent, frame_received, bsread_received} = state;
+// The browser has this update's image (kind "image") or bsread table ("table"). Once it is
+// painted, note how long after the viewer received the data that was, and confirm it: the
+// server sends nothing newer before. The update number and arrival time ride in the same
+// change as the data (Bokeh sends each change as a message of its own).
+const [update, received] = kind == "image"
+  ? [source.data.update[0], source.data.received[0]]
+  : [table.tags[0], table.tags[1]];
+const key = `mflow_${kind}_update`;
+if (!(update > (window[key] || 0))) return;  // a redraw (zoom, controls), or known already
+window[key] = update;
 function drawn() {
-  const now = Date.now() / 1000;
-  if (frame_received > 0) {
-    const latency = now - frame_received;
-    window.mflow_latencies = (window.mflow_latencies || []).concat([latency]).slice(-1000);
+  const latency = Date.now() / 1000 - received;
+  const name = kind == "image" ? "mflow_latencies" : "mflow_bsread_latencies";
+  window[name] = (window[name] || []).concat([latency]).slice(-1000);
+  if (kind == "image") {
     div.text = `drawn ${(latency * 1000).toFixed(0)} ms after it arrived`;
   }
-  if (bsread_received > 0) {
-    const latency = now - bsread_received;
-    window.mflow_bsread_latencies =
-      (window.mflow_bsread_latencies || []).concat([latency]).slice(-1000);
-  }
-  state.drawn = sent;
+  state[`${kind}_drawn`] = update;
 }
-const view = frame_received > 0 ? Bokeh.index.find_one(plot) : null;
+// An update already in the document the browser loaded is painted by now.
+const view = kind == "image" && !loading ? Bokeh.index.find_one(plot) : null;
 if (view != null) {
   const once = () => { view.repainted.disconnect(once); drawn(); };
   view.repainted.connect(once);
@@ -113,14 +118,11 @@ if (view != null) {
 
 
 class UpdateState(DataModel):
-    """The page's flow control, shared with the browser: the server numbers each update it
-    ``sent`` (with the arrival times of the image / bsread values it carries, 0 for none);
-    the browser sets ``drawn`` to that number once it has painted it."""
+    """The page's flow control, set by the browser: the number of the last update whose
+    image, and whose bsread table, it has painted."""
 
-    sent = Int(0)
-    drawn = Int(0)
-    frame_received = Float(0.0)
-    bsread_received = Float(0.0)
+    image_drawn = Int(0)
+    table_drawn = Int(0)
 
 
 class RenderCache:
@@ -172,14 +174,17 @@ class Page:
         self.samples = max(0, feed.samples - 600)
         self.bsread_number = 0
         self.bsread_channels: tuple[str, ...] = ()
-        self.skipped = 0  # images decoded while this page's browser drew, never sent to it
+        self.skipped = 0  # images that arrived between two this page showed
         self._updates = 0  # updates sent to the browser (the number of the last one)
-        self._sent_at: float | None = None  # when the unconfirmed update was sent
+        self._waiting: dict[str, int] = {}  # "image"/"table": update not yet confirmed
+        self._sent_at = 0.0  # when the last update was sent
         self._setting_limits = False
         self._build(title)
         doc.title = title
         doc.add_root(self.layout)
         doc.add_root(self.state)
+        for kind in ("image", "table"):
+            doc.js_on_event("document_ready", self._drawn_js(kind, loading=True))
         doc.add_periodic_callback(self.update, REFRESH_MS)
         feed.subscribe(self._on_new_frame)
         doc.on_session_destroyed(self._on_destroyed)
@@ -210,6 +215,7 @@ class Page:
         self._build_histogram()
         self._build_health()
         self._build_bsread()
+        self._build_flow_control()
         self.image_panel = column(
             row(self.status, self.latency), self.plot, self.readout, name="image_panel"
         )
@@ -226,7 +232,15 @@ class Page:
         self.linear = LinearColorMapper(palette=palette, low=0, high=1, nan_color=MASK_COLOUR)
         self.log = LogColorMapper(palette=palette, low=1, high=10, nan_color=MASK_COLOUR)
         self.image_source = ColumnDataSource(
-            {"image": [np.zeros((1, 1), np.float32)], "x": [0], "y": [0], "dw": [1], "dh": [1]},
+            {
+                "image": [np.zeros((1, 1), np.float32)],
+                "x": [0],
+                "y": [0],
+                "dw": [1],
+                "dh": [1],
+                "update": [0],
+                "received": [0.0],
+            },
             name="image_source",
         )
         self.x_range, self.y_range = Range1d(0, 1), Range1d(1, 0)
@@ -269,14 +283,6 @@ class Page:
         self.plot.add_layout(self.colour_bar, "right")
         self.plot.on_event(MouseMove, self._on_mouse)
         self.plot.on_event(RangesUpdate, self._on_ranges)
-        self.state = UpdateState(name="update_state")
-        self.state.js_on_change(
-            "sent",
-            CustomJS(
-                args={"state": self.state, "plot": self.plot, "div": self.latency}, code=_DRAWN_JS
-            ),
-        )
-        self.state.on_change("drawn", self._on_drawn)
 
     def _build_controls(self) -> None:
         self.channel = Select(title="Channel", options=[], name="channel", width=250)
@@ -363,6 +369,7 @@ class Page:
             {"name": [], "type": [], "value": []}, name="channel_source"
         )
         self.channel_table = DataTable(
+            tags=[0, 0.0],  # the update and arrival time of the values shown
             source=self.channel_source,
             width=600,
             height=300,
@@ -392,6 +399,26 @@ class Page:
             visible=False,
             name="bsread_panel",
         )
+
+    def _build_flow_control(self) -> None:
+        self.state = UpdateState(name="update_state")
+        self.image_source.js_on_change("data", self._drawn_js("image", loading=False))
+        self.channel_table.js_on_change("tags", self._drawn_js("table", loading=False))
+        for kind in ("image", "table"):
+            self.state.on_change(f"{kind}_drawn", partial(self._on_drawn, kind))
+
+    def _drawn_js(self, kind: str, loading: bool) -> CustomJS:
+        """The browser's confirmation of an update's ``kind`` ("image" or "table")."""
+        args = {
+            "kind": kind,
+            "loading": loading,
+            "state": self.state,
+            "source": self.image_source,
+            "table": self.channel_table,
+            "plot": self.plot,
+            "div": self.latency,
+        }
+        return CustomJS(args=args, code=_DRAWN_JS)
 
     # ------------------------------------------------------------------------ events
 
@@ -437,42 +464,39 @@ class Page:
 
     # ------------------------------------------------------------------------ updates
 
-    def _on_drawn(self, attr: str, old: Any, new: Any) -> None:
-        if new == self._updates:
-            self._sent_at = None
-            self.update()
+    def _on_drawn(self, kind: str, attr: str, old: Any, new: Any) -> None:
+        if self._waiting.get(kind) == new:
+            del self._waiting[kind]
+            if not self._waiting:
+                self.update()
 
     def update(self) -> None:
         """Show what is new in the feed, unless the browser is still drawing the last update
         (then the newest is sent once it has, the ones in between are skipped)."""
-        if self._sent_at is not None and time.monotonic() - self._sent_at < ACK_TIMEOUT:
+        if self._waiting and time.monotonic() - self._sent_at < ACK_TIMEOUT:
             return
+        self._waiting = {}
         frame = self.feed.frame
         bsread = self.feed.bsread
         new_frame = frame is not None and frame is not self.frame
         new_bsread = bsread.number != self.bsread_number
-        self.doc.hold("combine")
-        try:
-            if new_frame:
-                assert frame is not None
-                self._show_frame(frame)
-            self._show_health()
-            if new_bsread:
-                self._show_bsread(bsread)
-            if new_frame or new_bsread:
-                self._sent_at = time.monotonic()
-                self._updates += 1
-                self.state.update(  # "sent" last: the browser's callback reads the rest
-                    frame_received=frame.received if new_frame and frame else 0.0,
-                    bsread_received=bsread.received if new_bsread else 0.0,
-                    sent=self._updates,
-                )
-        finally:
-            self.doc.unhold()
+        if new_frame or new_bsread:
+            self._updates += 1
+            self._sent_at = time.monotonic()
+        if new_frame:
+            assert frame is not None
+            self._show_frame(frame)
+            self._waiting["image"] = self._updates
+        else:
+            self.feed.want()
+        self._show_health()
+        if new_bsread:
+            self._show_bsread(bsread)
+            self._waiting["table"] = self._updates
 
     def _show_frame(self, frame: Frame) -> None:
-        if self.frame is not None and frame.number > self.frame.number:
-            self.skipped += frame.number - self.frame.number - 1
+        if self.frame is not None and frame.index > self.frame.index:
+            self.skipped += frame.index - self.frame.index - 1
         self.frame = frame
         names = list(frame.channels)
         if self.channel.options != names:
@@ -484,7 +508,8 @@ class Page:
         self.status.text = (
             f"<b>{frame.kind}</b> series {frame.series} · image "
             f"<b>{frame.image}</b> · {self._shape_text(frame)} · "
-            f"<span title='decoded while the browser drew, not sent to it'>"
+            f"<span title='images since the one shown before: over --max-fps or "
+            f"while the browser drew'>"
             f"{self.skipped:,} skipped</span>"
         )
         if not self.download.text:
@@ -543,6 +568,8 @@ class Page:
             "y": [binned.y0],
             "dw": [binned.width],
             "dh": [binned.height],
+            "update": [self._updates],
+            "received": [frame.received],
         }
         counts, edges, below, above = imaging.histogram(
             image, (low, high), mask=frame.masks.get(channel)
@@ -606,6 +633,7 @@ class Page:
             "type": [bsread.types.get(n, "") for n in names],
             "value": [_fmt(v) for v in bsread.values.values()],
         }
+        self.channel_table.tags = [self._updates, bsread.received]  # after the values
         if names != self.bsread_channels:
             self.bsread_channels = names
             self.picked.options = [
