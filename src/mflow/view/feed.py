@@ -118,6 +118,7 @@ class Feed:
         self._watchers: dict[Any, set[str]] = {}
         self._listeners: tuple[Callable[[], None], ...] = ()
         self._wanted = False
+        self._decoding = -float("inf")  # arrival time of the image decoded last (or now)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -181,9 +182,12 @@ class Feed:
         with self._lock:
             self._listeners = tuple(f for f in self._listeners if f != listener)
 
-    def want(self) -> None:
-        """Decode the next image (within ``max_fps``): a subscribed page can show it."""
-        self._wanted = True
+    def want(self, since: float) -> None:
+        """Decode the next image (within ``max_fps``) unless one that arrived at ``since``
+        (`time.time`) or later is decoded already: a subscribed page can show it."""
+        with self._lock:
+            if since > self._decoding:
+                self._wanted = True
 
     def channel_history(self, name: str) -> tuple[list[Any], list[float]]:
         """Pulse ids and values of a watched channel, oldest first."""
@@ -273,12 +277,14 @@ class Feed:
         if now - self._last_decode < self.min_interval or (self._listeners and not self._wanted):
             return
         self._last_decode = now
-        self._wanted = False
+        with self._lock:
+            self._wanted, self._decoding = False, received
         try:
             channels = self._decode(kind, data)
         except MflowError as error:
             self._image_errors[f"image {type(error).__name__}"] += 1
             logger.debug("image not decoded: %s", error)
+            self._wanted = True  # the pages still wait for one
             return
         self._decoded += 1
         masks = {

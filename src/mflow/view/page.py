@@ -63,12 +63,15 @@ __all__ = [
     "REFRESH_MS",
     "SCREEN",
     "ACK_TIMEOUT",
+    "HEALTH_INTERVAL",
 ]
 
 # The pulse-id plot has lines only once channels are picked.
 silence(MISSING_RENDERERS, True)
 
 REFRESH_MS = 250
+#: Seconds between two updates of the health table (each text change re-lays out the page).
+HEALTH_INTERVAL = 1.0
 #: Seconds an update may stay unconfirmed before the page sends the next one anyway (a
 #: confirmation lost, e.g. with the tab hidden, must not freeze the page).
 ACK_TIMEOUT = 5.0
@@ -101,9 +104,6 @@ function drawn() {
   const latency = Date.now() / 1000 - received;
   const name = kind == "image" ? "mflow_latencies" : "mflow_bsread_latencies";
   window[name] = (window[name] || []).concat([latency]).slice(-1000);
-  if (kind == "image") {
-    div.text = `drawn ${(latency * 1000).toFixed(0)} ms after it arrived`;
-  }
   state[`${kind}_drawn`] = update;
 }
 // An update already in the document the browser loaded is painted by now.
@@ -178,7 +178,11 @@ class Page:
         self._updates = 0  # updates sent to the browser (the number of the last one)
         self._waiting: dict[str, int] = {}  # "image"/"table": update not yet confirmed
         self._sent_at = 0.0  # when the last update was sent
+        self._ready_since = 0.0  # when the browser confirmed the last update (time.time)
         self._setting_limits = False
+        self._auto_limits: tuple[float, float] | None = None
+        self._health_shown = 0.0  # when the health table was last updated (time.monotonic)
+        self._drawn_after: float | None = None  # seconds from arrival to drawn, last image
         self._build(title)
         doc.title = title
         doc.add_root(self.layout)
@@ -204,7 +208,6 @@ class Page:
             text=f"<b>mflow view</b> {title}", name="header", styles={"font-size": "16px"}
         )
         self.status = Div(text="waiting for the first image…", name="status", tags=[0.0])
-        self.latency = Div(text="", name="latency", styles={"color": "#666"})
         self.readout = Div(
             text="move the cursor over the image",
             name="readout",
@@ -216,9 +219,7 @@ class Page:
         self._build_health()
         self._build_bsread()
         self._build_flow_control()
-        self.image_panel = column(
-            row(self.status, self.latency), self.plot, self.readout, name="image_panel"
-        )
+        self.image_panel = column(self.status, self.plot, self.readout, name="image_panel")
         side = column(self.controls, self.histogram, name="side")
         self.layout = column(
             self.header,
@@ -301,7 +302,8 @@ class Page:
         self.download = Div(text="", name="download")
         for widget in (self.channel, self.colour_map):
             widget.on_change("value", self._on_control)
-        for widget in (self.scale, self.binning, self.contrast):
+        self.contrast.on_change("active", self._on_contrast)
+        for widget in (self.scale, self.binning):
             widget.on_change("active", self._on_control)
         for widget in (self.low, self.high):
             widget.on_change("value", self._on_control)
@@ -416,7 +418,6 @@ class Page:
             "source": self.image_source,
             "table": self.channel_table,
             "plot": self.plot,
-            "div": self.latency,
         }
         return CustomJS(args=args, code=_DRAWN_JS)
 
@@ -449,6 +450,15 @@ class Page:
         if not self._setting_limits:
             self._redraw()
 
+    def _on_contrast(self, attr: str, old: Any, new: Any) -> None:
+        if new == 1 and self._auto_limits is not None:  # fixed: start from what is shown
+            self._setting_limits = True
+            try:
+                self.low.value, self.high.value = self._auto_limits
+            finally:
+                self._setting_limits = False
+        self._redraw()
+
     def _on_picked(self, attr: str, old: Any, new: Any) -> None:
         names = list(self.picked.value)
         self.feed.watch(self, names)
@@ -467,18 +477,26 @@ class Page:
     def _on_drawn(self, kind: str, attr: str, old: Any, new: Any) -> None:
         if self._waiting.get(kind) == new:
             del self._waiting[kind]
+            if kind == "image" and self.frame is not None:
+                self._drawn_after = time.time() - self.frame.received
             if not self._waiting:
+                self._ready_since = time.time()
                 self.update()
 
     def update(self) -> None:
         """Show what is new in the feed, unless the browser is still drawing the last update
         (then the newest is sent once it has, the ones in between are skipped)."""
-        if self._waiting and time.monotonic() - self._sent_at < ACK_TIMEOUT:
-            return
-        self._waiting = {}
+        if self._waiting:
+            if time.monotonic() - self._sent_at < ACK_TIMEOUT:
+                return
+            self._waiting, self._ready_since = {}, time.time()
         frame = self.feed.frame
         bsread = self.feed.bsread
-        new_frame = frame is not None and frame is not self.frame
+        # Only an image that arrived since the browser became ready: an older one would
+        # be shown late.
+        new_frame = (
+            frame is not None and frame is not self.frame and frame.received >= self._ready_since
+        )
         new_bsread = bsread.number != self.bsread_number
         if new_frame or new_bsread:
             self._updates += 1
@@ -488,7 +506,7 @@ class Page:
             self._show_frame(frame)
             self._waiting["image"] = self._updates
         else:
-            self.feed.want()
+            self.feed.want(self._ready_since)
         self._show_health()
         if new_bsread:
             self._show_bsread(bsread)
@@ -510,13 +528,21 @@ class Page:
             f"<b>{frame.image}</b> · {self._shape_text(frame)} · "
             f"<span title='images since the one shown before: over --max-fps or "
             f"while the browser drew'>"
-            f"{self.skipped:,} skipped</span>"
+            f"{self.skipped:,} skipped</span>{self._drawn_text()}"
         )
         if not self.download.text:
             self.download.text = (
                 f'<a href="/frame.npy?page={self.id}" download>Save frame '
                 f"(.npy)</a> · PNG: the save tool above the image"
             )
+
+    def _drawn_text(self) -> str:
+        if self._drawn_after is None:
+            return ""
+        return (
+            f" · <span style='color:#666'>the last drawn {1000 * self._drawn_after:.0f} ms "
+            f"after it arrived</span>"
+        )
 
     def _shape_text(self, frame: Frame) -> str:
         image = frame.channels[self.channel.value]
@@ -546,12 +572,8 @@ class Page:
         mapper = self.log if log else self.linear
         mapper.palette = COLOUR_MAPS[self.colour_map.value]
         if self.contrast.active == 0:
-            low, high = imaging.contrast_limits(binned.image, log=log)
-            self._setting_limits = True
-            try:
-                self.low.value, self.high.value = low, high
-            finally:
-                self._setting_limits = False
+            # The inputs are left alone: any widget change re-lays out the whole page.
+            low, high = self._auto_limits = imaging.contrast_limits(binned.image, log=log)
         else:
             low, high = float(self.low.value or 0), float(self.high.value or 1)
             if log:
@@ -592,7 +614,9 @@ class Page:
                 rollover=600,
             )
         health = self.feed.health
-        if health is not None:
+        now = time.monotonic()
+        if health is not None and now - self._health_shown >= HEALTH_INTERVAL:
+            self._health_shown = now
             self.health_div.text = self._health_text(health)
 
     @staticmethod
