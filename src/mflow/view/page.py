@@ -21,6 +21,7 @@ import time
 from functools import partial
 from typing import Any
 
+import jinja2
 import numpy as np
 from bokeh import palettes
 from bokeh.core.properties import Int
@@ -89,6 +90,24 @@ COLOUR_MAPS = {
 }
 _SCALES = ("linear", "log")
 _CONTRASTS = ("auto 1–99.9 %", "fixed")
+_TEMPLATE = jinja2.Template("""
+{% extends base %}
+{% block contents %}
+<div style="display: flex; flex-direction: column; gap: 6px; padding: 6px">
+  {{ embed(roots.header) }}
+  <div style="display: flex; gap: 12px">
+    <div style="display: flex; flex-direction: column; gap: 4px">
+      {{ embed(roots.status) }} {{ embed(roots.image_plot) }} {{ embed(roots.readout) }}
+    </div>
+    {{ embed(roots.side) }}
+  </div>
+  <div style="display: flex; gap: 12px">
+    {{ embed(roots.rate_plot) }} {{ embed(roots.byte_plot) }} {{ embed(roots.health) }}
+  </div>
+  {{ embed(roots.bsread_panel) }} {{ embed(roots.update_state) }}
+</div>
+{% endblock %}
+""")
 _DRAWN_JS = """
 // The browser has this update's image (kind "image") or bsread table ("table"). Once it is
 // painted, note how long after the viewer received the data that was, and confirm it: the
@@ -185,7 +204,9 @@ class Page:
         self._drawn_after: float | None = None  # seconds from arrival to drawn, last image
         self._build(title)
         doc.title = title
-        doc.add_root(self.layout)
+        for root in self.roots:
+            doc.add_root(root)
+        doc.template = _TEMPLATE
         doc.add_root(self.state)
         for kind in ("image", "table"):
             doc.js_on_event("document_ready", self._drawn_js(kind, loading=True))
@@ -219,14 +240,19 @@ class Page:
         self._build_health()
         self._build_bsread()
         self._build_flow_control()
-        self.image_panel = column(self.status, self.plot, self.readout, name="image_panel")
-        side = column(self.controls, self.histogram, name="side")
-        self.layout = column(
+        # Separate roots placed by the page's template: a change in one (a new status
+        # line, a new health table) re-lays out that root alone, not the whole page.
+        self.roots = [
             self.header,
-            row(self.image_panel, side),
-            row(self.rate_plot, self.byte_plot, self.health_div),
+            self.status,
+            self.plot,
+            self.readout,
+            column(self.controls, self.histogram, name="side"),
+            self.rate_plot,
+            self.byte_plot,
+            self.health_div,
             self.bsread_panel,
-        )
+        ]
 
     def _build_image(self) -> None:
         palette = COLOUR_MAPS["Viridis"]
