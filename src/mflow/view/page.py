@@ -52,6 +52,7 @@ from bokeh.models import (
     WheelZoomTool,
 )
 from bokeh.plotting import figure
+from tornado.ioloop import IOLoop
 
 from . import imaging
 from .feed import Bsread, Feed, Frame, Health
@@ -211,14 +212,22 @@ class Page:
         for kind in ("image", "table"):
             doc.js_on_event("document_ready", self._drawn_js(kind, loading=True))
         doc.add_periodic_callback(self.update, REFRESH_MS)
+        self._loop = IOLoop.current()  # pages are made on the server's loop
+        self._open = True
         feed.subscribe(self._on_new_frame)
         doc.on_session_destroyed(self._on_destroyed)
 
     def _on_new_frame(self) -> None:
-        # In the feed's thread: the one Document method safe from another thread.
-        self.doc.add_next_tick_callback(self.update)
+        # In the feed's thread: hand over to the server's loop, the thread that also learns
+        # of the session's end (a destroyed document refuses callbacks).
+        self._loop.add_callback(self._schedule_update)
+
+    def _schedule_update(self) -> None:
+        if self._open:
+            self.doc.add_next_tick_callback(self.update)
 
     def _on_destroyed(self, context: Any) -> None:
+        self._open = False
         self.feed.unsubscribe(self._on_new_frame)
         self.feed.watch(self, [])
 
