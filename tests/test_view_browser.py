@@ -305,6 +305,6 @@ def test_a_slow_browser_is_sent_the_newest_image_not_a_queue_and_a_fast_one_is_n
         shown = wait_for(lambda: _image_number(browser), "an image number")
         lags.append(time.monotonic() - images.sent_at[shown])
     slow_drawn, fast_drawn = _drawn(browser) - slow_before, _drawn(fast) - fast_before
-    assert max(lags[len(lags) // 2 :]) < 3.0, lags  # before flow control: 6.7, 9.0, 10.4 s
+    assert max(lags[len(lags) // 2 :]) < 4.0, lags  # before flow control: 6.7, 9.0, 10.4 s
     assert slow_drawn >= 2 and fast_drawn > slow_drawn, (slow_drawn, fast_drawn)
     assert _skipped(browser) > 0
