@@ -332,8 +332,13 @@ class Page:
         self.scale = RadioButtonGroup(labels=list(_SCALES), active=0, name="scale")
         self.binning = RadioButtonGroup(labels=list(imaging.BINNINGS), active=0, name="binning")
         self.contrast = RadioButtonGroup(labels=list(_CONTRASTS), active=0, name="contrast")
-        self.low = NumericInput(title="Low", value=0, mode="float", width=120, name="low")
-        self.high = NumericInput(title="High", value=100, mode="float", width=120, name="high")
+        # Used with fixed contrast only (the automatic limits show in the histogram's title).
+        self.low = NumericInput(
+            title="Low", value=0, mode="float", width=120, name="low", disabled=True
+        )
+        self.high = NumericInput(
+            title="High", value=100, mode="float", width=120, name="high", disabled=True
+        )
         self.download = Div(text="", name="download")
         for widget in (self.channel, self.colour_map):
             widget.on_change("value", self._on_control)
@@ -492,6 +497,7 @@ class Page:
                 self.low.value, self.high.value = self._auto_limits
             finally:
                 self._setting_limits = False
+        self.low.disabled = self.high.disabled = new == 0
         self._redraw()
 
     def _on_picked(self, attr: str, old: Any, new: Any) -> None:
