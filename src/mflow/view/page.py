@@ -7,7 +7,7 @@ read from the full frame. Renders are shared between pages showing the same view
 
 Flow control: Bokeh sends every change, so a browser that draws slower than images come
 would fall ever further behind. Each page therefore has at most one update in flight: the
-browser confirms it once the image (or the bsread table) is painted (`UpdateState.drawn`),
+browser confirms it once the image (or the bsread table) is painted (`UpdateState`),
 and only then does the page ask the feed for a new image (`Feed.want`) and send it; the
 images that arrived in between are skipped for that page and counted (`Page.skipped`).
 Each browser has its own flow.
@@ -237,7 +237,7 @@ class Page:
         self.header = Div(
             text=f"<b>mflow view</b> {title}", name="header", styles={"font-size": "16px"}
         )
-        self.status = Div(text="waiting for the first image…", name="status", tags=[0.0])
+        self.status = Div(text="waiting for the first image…", name="status")
         self.readout = Div(
             text="move the cursor over the image",
             name="readout",
