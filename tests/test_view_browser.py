@@ -6,7 +6,9 @@ Screenshots are written to pytest's temporary directory (``--basetemp`` keeps th
 from __future__ import annotations
 
 import io
+import itertools
 import re
+import time
 import urllib.request
 from functools import partial
 from pathlib import Path
@@ -241,3 +243,68 @@ def test_the_page_loads_nothing_from_outside(viewer: Any) -> None:
     sources = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert sources and all(s.startswith("/static/") for s in sources)
     assert "cdn." not in html
+
+
+#: How many times slower than normal the slowed browser runs its page (Chromium's CPU
+#: throttling: slow without spending more of the machine).
+SLOWER = 3
+
+
+class _NumberedImages:
+    """A DECTRIS series whose image numbers keep growing; remembers when each was sent."""
+
+    def __init__(self) -> None:
+        self.part_2, self.blob = dimage_1_0.encode_image(np.ascontiguousarray(PATTERN[:600, :500]))
+        self.sent_at: dict[int, float] = {}
+        self._numbers = itertools.count()
+
+    def __call__(self) -> Iterator[list[Any]]:
+        for number in self._numbers:
+            self.sent_at[number] = time.monotonic()
+            yield _synthetic.encode_with(
+                "dimage-1.0",
+                {
+                    "header": {"htype": "dimage-1.0", "series": 1, "frame": number, "hash": ""},
+                    "part_2": self.part_2,
+                    "part_3_raw": self.blob,
+                    "part_4": {"htype": "dconfig-1.0"},
+                },
+            )
+
+
+def _skipped(driver: Any) -> int:
+    found = re.search(r"([\d,]+) skipped", model(driver, "status", "m.text") or "")
+    return int(found.group(1).replace(",", "")) if found else 0
+
+
+def _drawn(driver: Any) -> int:
+    return driver.execute_script("return (window.mflow_latencies || []).length")
+
+
+@pytest.fixture
+def second_browser() -> Iterator[Any]:
+    yield from chromium()
+
+
+def test_a_slow_browser_is_sent_the_newest_image_not_a_queue_and_a_fast_one_is_not_held_up(
+    viewer: Any, browser: Any, second_browser: Any
+) -> None:
+    images = _NumberedImages()
+    _, url = viewer(images, "--max-fps", "50")
+    browser.get(url)
+    wait_for(lambda: _image_number(browser) is not None, "an image")
+    browser.execute_cdp_cmd("Emulation.setCPUThrottlingRate", {"rate": SLOWER})
+    fast = second_browser
+    fast.get(url)
+    wait_for(lambda: _image_number(fast) is not None, "an image in the second browser")
+    slow_before, fast_before, start = _drawn(browser), _drawn(fast), time.monotonic()
+    # Without flow control the updates queue up (four a second sent, fewer drawn): the
+    # slow page's image falls ever further behind the stream.
+    lags = []
+    while time.monotonic() - start < 6.0:
+        shown = wait_for(lambda: _image_number(browser), "an image number")
+        lags.append(time.monotonic() - images.sent_at[shown])
+    slow_drawn, fast_drawn = _drawn(browser) - slow_before, _drawn(fast) - fast_before
+    assert max(lags[len(lags) // 2 :]) < 4.0, lags  # before flow control: 6.7, 9.0, 10.4 s
+    assert slow_drawn >= 2 and fast_drawn > slow_drawn, (slow_drawn, fast_drawn)
+    assert _skipped(browser) > 0

@@ -69,3 +69,37 @@ def test_bsread_keeps_the_latest_values_and_channel_types() -> None:
     assert feed.bsread.pulse_id == 2
     assert list(feed.bsread.values)[:2] == ["SIM:ENERGY", "SIM:CHARGE"]
     assert feed.bsread.types["SIM:COUNTER"] == "int64"
+
+
+def _wait_until(check, what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not check():
+        assert time.monotonic() < deadline, f"the feed did not {what}"
+        time.sleep(0.02)
+
+
+def test_with_pages_subscribed_an_image_is_decoded_only_when_one_wants_it() -> None:
+    sender = mflow.connect(
+        "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH, send_timeout=5000, linger=0
+    )
+    receiver = mflow.connect(sender.endpoint, mode=mflow.PULL, receive_timeout=100)
+    feed = Feed(receiver, max_fps=1000.0)
+    calls: list[int] = []
+    feed.subscribe(lambda: calls.append(1))
+    _, source = _synthetic.make_source("dectris", _synthetic.Spec(shape=(32, 40), images=100))
+    feed.start()
+    try:
+        for _ in range(6):  # the series header and five images nobody wants
+            sender.send_multipart(next(source))
+        _wait_until(lambda: feed.health is not None and feed.health.images == 5, "count 5")
+        assert feed.frame is None and calls == []
+        feed.want(since=0.0)
+        for _ in range(3):
+            sender.send_multipart(next(source))
+        _wait_until(lambda: feed.health is not None and feed.health.images == 8, "count 8")
+        assert feed.frame is not None and feed.frame.index == 6 and calls == [1]
+        assert feed.health.images_decoded == 1 and feed.health.images_not_decoded == 7
+    finally:
+        feed.stop()
+        receiver.disconnect()
+        sender.disconnect()

@@ -119,3 +119,15 @@ def test_mask_of_takes_a_matching_nonzero_mask_only() -> None:
     pixel_mask[1, 1] = 4
     assert mask_of(pixel_mask, (3, 3)).sum() == 1
     assert mask_of(pixel_mask, (4, 3)) is None and mask_of(None, (3, 3)) is None
+
+
+def test_max_binning_keeps_the_frames_integer_type_and_mean_or_a_mask_gives_float32() -> None:
+    frame = np.random.default_rng(2).integers(0, 60000, (90, 70)).astype(np.uint16)
+    assert bin_region(frame, full_region(frame.shape), (10, 10)).image.dtype == np.uint16
+    assert bin_region(frame, full_region(frame.shape), (10, 10), "mean").image.dtype == np.float32
+    mask = np.zeros(frame.shape, bool)
+    mask[:9, :9] = True
+    masked = bin_region(frame, full_region(frame.shape), (10, 10), "max", mask).image
+    assert masked.dtype == np.float32 and np.isnan(masked[0, 0])
+    wide = frame.astype(np.int64)
+    assert bin_region(wide, full_region(frame.shape), (10, 10)).image.dtype == np.float32

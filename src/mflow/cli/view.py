@@ -33,8 +33,10 @@ the stream's health (messages/s and MB/s over the last minutes, counts by type, 
 gaps, decode errors, time since the last message); for bsread, the channels with their
 latest values and plots of picked scalar channels against pulse id.
 
-At most --max-fps images per second are decoded, the others are only counted, so a fast
-detector does not outrun the viewer. The page is served on 127.0.0.1 (--port, default a free
+At most --max-fps images per second are decoded, and only when a browser can draw one: each
+browser has one image in flight at a time and is sent the newest when it has drawn the last
+(the images in between are counted as skipped), so neither a fast detector nor a slow
+browser makes the page fall behind. The page is served on 127.0.0.1 (--port, default a free
 port) and needs no internet. Stops after --duration seconds or Ctrl-C.
 
 \b

@@ -2,11 +2,14 @@
 what the page shows.
 
 Messages are received undecoded (``decode=False``): every one is counted, but an image is
-decompressed only when the last decoded one is at least ``1 / max_fps`` seconds old; the
-others are counted as not decoded. The latest decoded image (`Frame`), the stream's
-health (`Health`, sampled twice a second into a rate history), the latest bsread values
-and the history of the scalar channels a page watches are kept here for the pages to
-read; the pages never touch the stream.
+decompressed only when the last decoded one is at least ``1 / max_fps`` seconds old and,
+while pages are subscribed, only when one of them wants a new image (`want`: its browser
+has drawn the last one), so what a page shows is fresh and no time goes into images no
+browser could draw; the others are counted as not decoded. The latest decoded image
+(`Frame`), the stream's health (`Health`, sampled twice a second into a rate history), the
+latest bsread values and the history of the scalar channels a page watches are kept here
+for the pages to read; the pages never touch the stream. Pages `subscribe` to hear of
+each new image at once instead of finding it on their next refresh.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -46,6 +49,7 @@ class Frame:
     """One decoded image message: its 2-D channels (a single one is ``"image"``)."""
 
     number: int
+    index: int  # the image's place among all image messages received (decoded or not)
     kind: str
     channels: dict[str, np.ndarray]
     masks: dict[str, np.ndarray | None]
@@ -112,6 +116,9 @@ class Feed:
         self.bsread = Bsread()
         self._watched: dict[str, collections.deque[tuple[Any, float]]] = {}
         self._watchers: dict[Any, set[str]] = {}
+        self._listeners: tuple[Callable[[], None], ...] = ()
+        self._wanted = False
+        self._decoding = -float("inf")  # arrival time of the image decoded last (or now)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -163,6 +170,24 @@ class Feed:
                 name: self._watched.get(name) or collections.deque(maxlen=CHANNEL_HISTORY)
                 for name in wanted
             }
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after each newly decoded `frame`, in the feed's thread (so it
+        should only hand the news on, e.g. with Bokeh's ``add_next_tick_callback``)."""
+        with self._lock:
+            self._listeners = (*self._listeners, listener)
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        """Stop calling ``listener`` (idempotent)."""
+        with self._lock:
+            self._listeners = tuple(f for f in self._listeners if f != listener)
+
+    def want(self, since: float) -> None:
+        """Decode the next image (within ``max_fps``) unless one that arrived at ``since``
+        (`time.time`) or later is decoded already: a subscribed page can show it."""
+        with self._lock:
+            if since > self._decoding:
+                self._wanted = True
 
     def channel_history(self, name: str) -> tuple[list[Any], list[float]]:
         """Pulse ids and values of a watched channel, oldest first."""
@@ -249,22 +274,27 @@ class Feed:
     def _image(self, kind: str, data: Any, received: float, number: Any) -> None:
         self._images += 1
         now = time.monotonic()
-        if now - self._last_decode < self.min_interval:
+        if now - self._last_decode < self.min_interval or (self._listeners and not self._wanted):
             return
         self._last_decode = now
+        with self._lock:
+            self._wanted, self._decoding = False, received
         try:
             channels = self._decode(kind, data)
         except MflowError as error:
             self._image_errors[f"image {type(error).__name__}"] += 1
             logger.debug("image not decoded: %s", error)
+            self._wanted = True  # the pages still wait for one
             return
         self._decoded += 1
         masks = {
             name: mask_of(self._masks.get(name), image.shape) for name, image in channels.items()
         }
         self.frame = Frame(
-            next(self._frames), kind, channels, masks, self._series, number, received
+            next(self._frames), self._images, kind, channels, masks, self._series, number, received
         )
+        for listener in self._listeners:
+            listener()
 
     @staticmethod
     def _decode(kind: str, data: Any) -> dict[str, np.ndarray]:

@@ -1,8 +1,16 @@
-"""One browser's page: a Bokeh document built from a `Feed`, refreshed four times a second.
+"""One browser's page: a Bokeh document built from a `Feed`, refreshed four times a second
+and at once when the feed has a new image.
 
 The image is binned on the server to the plot's size (`imaging.bin_region`) for the part
 of the frame in view, so zooming in shows full resolution; the value under the cursor is
 read from the full frame. Renders are shared between pages showing the same view.
+
+Flow control: Bokeh sends every change, so a browser that draws slower than images come
+would fall ever further behind. Each page therefore has at most one update in flight: the
+browser confirms it once the image (or the bsread table) is painted (`UpdateState`),
+and only then does the page ask the feed for a new image (`Feed.want`) and send it; the
+images that arrived in between are skipped for that page and counted (`Page.skipped`).
+Each browser has its own flow.
 """
 
 from __future__ import annotations
@@ -10,15 +18,19 @@ from __future__ import annotations
 import collections
 import secrets
 import time
+from functools import partial
 from typing import Any
 
+import jinja2
 import numpy as np
 from bokeh import palettes
+from bokeh.core.properties import Int
 from bokeh.core.validation import silence
 from bokeh.core.validation.warnings import MISSING_RENDERERS
 from bokeh.document import Document
 from bokeh.events import MouseMove, RangesUpdate
 from bokeh.layouts import column, row
+from bokeh.model import DataModel
 from bokeh.models import (
     BoxZoomTool,
     ColorBar,
@@ -40,16 +52,31 @@ from bokeh.models import (
     WheelZoomTool,
 )
 from bokeh.plotting import figure
+from tornado.ioloop import IOLoop
 
 from . import imaging
-from .feed import Feed, Frame, Health
+from .feed import Bsread, Feed, Frame, Health
 
-__all__ = ["Page", "RenderCache", "COLOUR_MAPS", "REFRESH_MS", "SCREEN"]
+__all__ = [
+    "Page",
+    "RenderCache",
+    "UpdateState",
+    "COLOUR_MAPS",
+    "REFRESH_MS",
+    "SCREEN",
+    "ACK_TIMEOUT",
+    "HEALTH_INTERVAL",
+]
 
 # The pulse-id plot has lines only once channels are picked.
 silence(MISSING_RENDERERS, True)
 
 REFRESH_MS = 250
+#: Seconds between two updates of the health table (each text change re-lays out the page).
+HEALTH_INTERVAL = 1.0
+#: Seconds an update may stay unconfirmed before the page sends the next one anyway (a
+#: confirmation lost, e.g. with the tab hidden, must not freeze the page).
+ACK_TIMEOUT = 5.0
 #: Bins the image is reduced to at most (rows, columns): about the plot's size in pixels.
 SCREEN = (800, 800)
 MASK_COLOUR = "#ff00ff"
@@ -64,14 +91,58 @@ COLOUR_MAPS = {
 }
 _SCALES = ("linear", "log")
 _CONTRASTS = ("auto 1–99.9 %", "fixed")
-_LATENCY_JS = """
-const received = cb_obj.tags[0];
-if (received > 0) {
+_TEMPLATE = jinja2.Template("""
+{% extends base %}
+{% block contents %}
+<div style="display: flex; flex-direction: column; gap: 6px; padding: 6px">
+  {{ embed(roots.header) }}
+  <div style="display: flex; gap: 12px">
+    <div style="display: flex; flex-direction: column; gap: 4px">
+      {{ embed(roots.status) }} {{ embed(roots.image_plot) }} {{ embed(roots.readout) }}
+    </div>
+    {{ embed(roots.side) }}
+  </div>
+  <div style="display: flex; gap: 12px">
+    {{ embed(roots.rate_plot) }} {{ embed(roots.byte_plot) }} {{ embed(roots.health) }}
+  </div>
+  {{ embed(roots.bsread_panel) }} {{ embed(roots.update_state) }}
+</div>
+{% endblock %}
+""")
+_DRAWN_JS = """
+// The browser has this update's image (kind "image") or bsread table ("table"). Once it is
+// painted, note how long after the viewer received the data that was, and confirm it: the
+// server sends nothing newer before. The update number and arrival time ride in the same
+// change as the data (Bokeh sends each change as a message of its own).
+const [update, received] = kind == "image"
+  ? [source.data.update[0], source.data.received[0]]
+  : [table.tags[0], table.tags[1]];
+const key = `mflow_${kind}_update`;
+if (!(update > (window[key] || 0))) return;  // a redraw (zoom, controls), or known already
+window[key] = update;
+function drawn() {
   const latency = Date.now() / 1000 - received;
-  window.mflow_latencies = (window.mflow_latencies || []).concat([latency]).slice(-1000);
-  div.text = `shown ${(latency * 1000).toFixed(0)} ms after it arrived`;
+  const name = kind == "image" ? "mflow_latencies" : "mflow_bsread_latencies";
+  window[name] = (window[name] || []).concat([latency]).slice(-1000);
+  state[`${kind}_drawn`] = update;
+}
+// An update already in the document the browser loaded is painted by now.
+const view = kind == "image" && !loading ? Bokeh.index.find_one(plot) : null;
+if (view != null) {
+  const once = () => { view.repainted.disconnect(once); drawn(); };
+  view.repainted.connect(once);
+} else {
+  requestAnimationFrame(() => setTimeout(drawn, 0));
 }
 """
+
+
+class UpdateState(DataModel):
+    """The page's flow control, set by the browser: the number of the last update whose
+    image, and whose bsread table, it has painted."""
+
+    image_drawn = Int(0)
+    table_drawn = Int(0)
 
 
 class RenderCache:
@@ -123,12 +194,42 @@ class Page:
         self.samples = max(0, feed.samples - 600)
         self.bsread_number = 0
         self.bsread_channels: tuple[str, ...] = ()
+        self.skipped = 0  # images that arrived between two this page showed
+        self._updates = 0  # updates sent to the browser (the number of the last one)
+        self._waiting: dict[str, int] = {}  # "image"/"table": update not yet confirmed
+        self._sent_at = 0.0  # when the last update was sent
+        self._ready_since = 0.0  # when the browser confirmed the last update (time.time)
         self._setting_limits = False
+        self._auto_limits: tuple[float, float] | None = None
+        self._health_shown = 0.0  # when the health table was last updated (time.monotonic)
+        self._drawn_after: float | None = None  # seconds from arrival to drawn, last image
         self._build(title)
         doc.title = title
-        doc.add_root(self.layout)
+        for root in self.roots:
+            doc.add_root(root)
+        doc.template = _TEMPLATE
+        doc.add_root(self.state)
+        for kind in ("image", "table"):
+            doc.js_on_event("document_ready", self._drawn_js(kind, loading=True))
         doc.add_periodic_callback(self.update, REFRESH_MS)
-        doc.on_session_destroyed(lambda context: feed.watch(self, []))
+        self._loop = IOLoop.current()  # pages are made on the server's loop
+        self._open = True
+        feed.subscribe(self._on_new_frame)
+        doc.on_session_destroyed(self._on_destroyed)
+
+    def _on_new_frame(self) -> None:
+        # In the feed's thread: hand over to the server's loop, the thread that also learns
+        # of the session's end (a destroyed document refuses callbacks).
+        self._loop.add_callback(self._schedule_update)
+
+    def _schedule_update(self) -> None:
+        if self._open:
+            self.doc.add_next_tick_callback(self.update)
+
+    def _on_destroyed(self, context: Any) -> None:
+        self._open = False
+        self.feed.unsubscribe(self._on_new_frame)
+        self.feed.watch(self, [])
 
     # ------------------------------------------------------------------------ layout
 
@@ -136,8 +237,7 @@ class Page:
         self.header = Div(
             text=f"<b>mflow view</b> {title}", name="header", styles={"font-size": "16px"}
         )
-        self.status = Div(text="waiting for the first image…", name="status", tags=[0.0])
-        self.latency = Div(text="", name="latency", styles={"color": "#666"})
+        self.status = Div(text="waiting for the first image…", name="status")
         self.readout = Div(
             text="move the cursor over the image",
             name="readout",
@@ -148,23 +248,35 @@ class Page:
         self._build_histogram()
         self._build_health()
         self._build_bsread()
-        self.image_panel = column(
-            row(self.status, self.latency), self.plot, self.readout, name="image_panel"
-        )
-        side = column(self.controls, self.histogram, name="side")
-        self.layout = column(
+        self._build_flow_control()
+        # Separate roots placed by the page's template: a change in one (a new status
+        # line, a new health table) re-lays out that root alone, not the whole page.
+        self.roots = [
             self.header,
-            row(self.image_panel, side),
-            row(self.rate_plot, self.byte_plot, self.health_div),
+            self.status,
+            self.plot,
+            self.readout,
+            column(self.controls, self.histogram, name="side"),
+            self.rate_plot,
+            self.byte_plot,
+            self.health_div,
             self.bsread_panel,
-        )
+        ]
 
     def _build_image(self) -> None:
         palette = COLOUR_MAPS["Viridis"]
         self.linear = LinearColorMapper(palette=palette, low=0, high=1, nan_color=MASK_COLOUR)
         self.log = LogColorMapper(palette=palette, low=1, high=10, nan_color=MASK_COLOUR)
         self.image_source = ColumnDataSource(
-            {"image": [np.zeros((1, 1), np.float32)], "x": [0], "y": [0], "dw": [1], "dh": [1]},
+            {
+                "image": [np.zeros((1, 1), np.float32)],
+                "x": [0],
+                "y": [0],
+                "dw": [1],
+                "dh": [1],
+                "update": [0],
+                "received": [0.0],
+            },
             name="image_source",
         )
         self.x_range, self.y_range = Range1d(0, 1), Range1d(1, 0)
@@ -207,8 +319,6 @@ class Page:
         self.plot.add_layout(self.colour_bar, "right")
         self.plot.on_event(MouseMove, self._on_mouse)
         self.plot.on_event(RangesUpdate, self._on_ranges)
-        # The arrival time rides on the status line; the page measures when it shows it.
-        self.status.js_on_change("tags", CustomJS(args={"div": self.latency}, code=_LATENCY_JS))
 
     def _build_controls(self) -> None:
         self.channel = Select(title="Channel", options=[], name="channel", width=250)
@@ -222,12 +332,18 @@ class Page:
         self.scale = RadioButtonGroup(labels=list(_SCALES), active=0, name="scale")
         self.binning = RadioButtonGroup(labels=list(imaging.BINNINGS), active=0, name="binning")
         self.contrast = RadioButtonGroup(labels=list(_CONTRASTS), active=0, name="contrast")
-        self.low = NumericInput(title="Low", value=0, mode="float", width=120, name="low")
-        self.high = NumericInput(title="High", value=100, mode="float", width=120, name="high")
+        # Used with fixed contrast only (the automatic limits show in the histogram's title).
+        self.low = NumericInput(
+            title="Low", value=0, mode="float", width=120, name="low", disabled=True
+        )
+        self.high = NumericInput(
+            title="High", value=100, mode="float", width=120, name="high", disabled=True
+        )
         self.download = Div(text="", name="download")
         for widget in (self.channel, self.colour_map):
             widget.on_change("value", self._on_control)
-        for widget in (self.scale, self.binning, self.contrast):
+        self.contrast.on_change("active", self._on_contrast)
+        for widget in (self.scale, self.binning):
             widget.on_change("active", self._on_control)
         for widget in (self.low, self.high):
             widget.on_change("value", self._on_control)
@@ -295,7 +411,7 @@ class Page:
             {"name": [], "type": [], "value": []}, name="channel_source"
         )
         self.channel_table = DataTable(
-            tags=[0.0],
+            tags=[0, 0.0],  # the update and arrival time of the values shown
             source=self.channel_source,
             width=600,
             height=300,
@@ -325,13 +441,25 @@ class Page:
             visible=False,
             name="bsread_panel",
         )
-        self.channel_table.js_on_change(
-            "tags",
-            CustomJS(
-                args={"div": self.latency},
-                code=_LATENCY_JS.replace("mflow_latencies", "mflow_bsread_latencies"),
-            ),
-        )
+
+    def _build_flow_control(self) -> None:
+        self.state = UpdateState(name="update_state")
+        self.image_source.js_on_change("data", self._drawn_js("image", loading=False))
+        self.channel_table.js_on_change("tags", self._drawn_js("table", loading=False))
+        for kind in ("image", "table"):
+            self.state.on_change(f"{kind}_drawn", partial(self._on_drawn, kind))
+
+    def _drawn_js(self, kind: str, loading: bool) -> CustomJS:
+        """The browser's confirmation of an update's ``kind`` ("image" or "table")."""
+        args = {
+            "kind": kind,
+            "loading": loading,
+            "state": self.state,
+            "source": self.image_source,
+            "table": self.channel_table,
+            "plot": self.plot,
+        }
+        return CustomJS(args=args, code=_DRAWN_JS)
 
     # ------------------------------------------------------------------------ events
 
@@ -362,6 +490,16 @@ class Page:
         if not self._setting_limits:
             self._redraw()
 
+    def _on_contrast(self, attr: str, old: Any, new: Any) -> None:
+        if new == 1 and self._auto_limits is not None:  # fixed: start from what is shown
+            self._setting_limits = True
+            try:
+                self.low.value, self.high.value = self._auto_limits
+            finally:
+                self._setting_limits = False
+        self.low.disabled = self.high.disabled = new == 0
+        self._redraw()
+
     def _on_picked(self, attr: str, old: Any, new: Any) -> None:
         names = list(self.picked.value)
         self.feed.watch(self, names)
@@ -377,15 +515,47 @@ class Page:
 
     # ------------------------------------------------------------------------ updates
 
+    def _on_drawn(self, kind: str, attr: str, old: Any, new: Any) -> None:
+        if self._waiting.get(kind) == new:
+            del self._waiting[kind]
+            if kind == "image" and self.frame is not None:
+                self._drawn_after = time.time() - self.frame.received
+            if not self._waiting:
+                self._ready_since = time.time()
+                self.update()
+
     def update(self) -> None:
-        """Show what is new in the feed."""
+        """Show what is new in the feed, unless the browser is still drawing the last update
+        (then the newest is sent once it has, the ones in between are skipped)."""
+        if self._waiting:
+            if time.monotonic() - self._sent_at < ACK_TIMEOUT:
+                return
+            self._waiting, self._ready_since = {}, time.time()
         frame = self.feed.frame
-        if frame is not None and frame is not self.frame:
+        bsread = self.feed.bsread
+        # Only an image that arrived since the browser became ready: an older one would
+        # be shown late.
+        new_frame = (
+            frame is not None and frame is not self.frame and frame.received >= self._ready_since
+        )
+        new_bsread = bsread.number != self.bsread_number
+        if new_frame or new_bsread:
+            self._updates += 1
+            self._sent_at = time.monotonic()
+        if new_frame:
+            assert frame is not None
             self._show_frame(frame)
+            self._waiting["image"] = self._updates
+        else:
+            self.feed.want(self._ready_since)
         self._show_health()
-        self._show_bsread()
+        if new_bsread:
+            self._show_bsread(bsread)
+            self._waiting["table"] = self._updates
 
     def _show_frame(self, frame: Frame) -> None:
+        if self.frame is not None and frame.index > self.frame.index:
+            self.skipped += frame.index - self.frame.index - 1
         self.frame = frame
         names = list(frame.channels)
         if self.channel.options != names:
@@ -394,16 +564,26 @@ class Page:
             self.channel.value = names[0]  # redraws
         else:
             self._redraw()
-        self.status.tags = [frame.received]
         self.status.text = (
             f"<b>{frame.kind}</b> series {frame.series} · image "
-            f"<b>{frame.image}</b> · {self._shape_text(frame)}"
+            f"<b>{frame.image}</b> · {self._shape_text(frame)} · "
+            f"<span title='images since the one shown before: over --max-fps or "
+            f"while the browser drew'>"
+            f"{self.skipped:,} skipped</span>{self._drawn_text()}"
         )
         if not self.download.text:
             self.download.text = (
                 f'<a href="/frame.npy?page={self.id}" download>Save frame '
                 f"(.npy)</a> · PNG: the save tool above the image"
             )
+
+    def _drawn_text(self) -> str:
+        if self._drawn_after is None:
+            return ""
+        return (
+            f" · <span style='color:#666'>the last drawn {1000 * self._drawn_after:.0f} ms "
+            f"after it arrived</span>"
+        )
 
     def _shape_text(self, frame: Frame) -> str:
         image = frame.channels[self.channel.value]
@@ -433,12 +613,8 @@ class Page:
         mapper = self.log if log else self.linear
         mapper.palette = COLOUR_MAPS[self.colour_map.value]
         if self.contrast.active == 0:
-            low, high = imaging.contrast_limits(binned.image, log=log)
-            self._setting_limits = True
-            try:
-                self.low.value, self.high.value = low, high
-            finally:
-                self._setting_limits = False
+            # The inputs are left alone: any widget change re-lays out the whole page.
+            low, high = self._auto_limits = imaging.contrast_limits(binned.image, log=log)
         else:
             low, high = float(self.low.value or 0), float(self.high.value or 1)
             if log:
@@ -455,6 +631,8 @@ class Page:
             "y": [binned.y0],
             "dw": [binned.width],
             "dh": [binned.height],
+            "update": [self._updates],
+            "received": [frame.received],
         }
         counts, edges, below, above = imaging.histogram(
             image, (low, high), mask=frame.masks.get(channel)
@@ -477,7 +655,9 @@ class Page:
                 rollover=600,
             )
         health = self.feed.health
-        if health is not None:
+        now = time.monotonic()
+        if health is not None and now - self._health_shown >= HEALTH_INTERVAL:
+            self._health_shown = now
             self.health_div.text = self._health_text(health)
 
     @staticmethod
@@ -509,19 +689,16 @@ class Page:
         )
         return f"<table>{cells}</table>"
 
-    def _show_bsread(self) -> None:
-        bsread = self.feed.bsread
-        if bsread.number == self.bsread_number:
-            return
+    def _show_bsread(self, bsread: Bsread) -> None:
         self.bsread_number = bsread.number
         self.bsread_panel.visible = True
-        self.channel_table.tags = [bsread.received]
         names = tuple(bsread.values)
         self.channel_source.data = {
             "name": list(names),
             "type": [bsread.types.get(n, "") for n in names],
             "value": [_fmt(v) for v in bsread.values.values()],
         }
+        self.channel_table.tags = [self._updates, bsread.received]  # after the values
         if names != self.bsread_channels:
             self.bsread_channels = names
             self.picked.options = [
