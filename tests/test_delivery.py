@@ -57,6 +57,9 @@ def test_everything_left_for_a_peer_that_stays(context):
 def test_a_linger_that_runs_out_loses_at_least_one(context):
     pull = context.socket(zmq.PULL)
     pull.rcvhwm = 1
+    # A fixed, small kernel buffer: autotuning may grow it to tens of MiB (tcp_rmem), which
+    # would take in every message below.
+    pull.rcvbuf = 1 << 16
     endpoint = bind_random(pull)
     stream = mflow.connect(
         endpoint,
@@ -68,7 +71,7 @@ def test_a_linger_that_runs_out_loses_at_least_one(context):
         copy=False,
     )
     assert stream.peers.wait(TIMEOUT_MS / 1000)
-    big = bytes(4 << 20)  # more than the peer's queue and the OS buffers hold
+    big = bytes(4 << 20)  # 8 of them: more than the peer's queue and the OS buffers hold
     for _ in range(8):  # the peer takes none of them: most stay queued
         stream.send_multipart([big])
     stream.disconnect()
