@@ -71,12 +71,6 @@ __all__ = [
 ]
 
 _TIMED_OUT = object()
-_EXPIRED = object()
-
-
-def _expire(waiter: asyncio.Future[object]) -> None:
-    if not waiter.done():
-        waiter.set_result(_EXPIRED)
 
 
 class Stream:
@@ -88,8 +82,10 @@ class Stream:
 
     def __init__(self, sync: _sync.Stream) -> None:
         self.sync = sync
-        self._waiters: list[asyncio.Future[object]] = []
+        self._waiters: list[asyncio.Future[None]] = []
         self._watched: tuple[asyncio.AbstractEventLoop, int] | None = None
+        #: The one timer that wakes the waiters for their deadlines (see `_wake_at`).
+        self._timer: asyncio.TimerHandle | None = None
         self._sending_more = False
 
     def __getattr__(self, name: str) -> Any:
@@ -131,40 +127,57 @@ class Stream:
         self._watched = (loop, descriptor)
 
     def _unwatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._watched is not None:
             loop, descriptor = self._watched
             self._watched = None
             if not loop.is_closed():
                 loop.remove_reader(descriptor)
 
+    def _wake_at(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Have the waiters woken by ``deadline`` (loop time).
+
+        One timer serves every wait of the stream and is only ever moved earlier: a wait
+        that ends before it leaves it running, and a waiter it wakes before its own
+        deadline waits on. While messages flow, a wait costs no timer of its own.
+        """
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._deadline_reached)
+
+    def _deadline_reached(self) -> None:
+        self._timer = None
+        self._wake()
+
     async def _wait(self, event: int, timeout_ms: int, doing: str) -> bool:
         """Wait until the socket has ``event`` (POLLIN/POLLOUT); False after ``timeout_ms``."""
         socket = self._socket(doing)
         loop = asyncio.get_running_loop()
+        self._watch(loop, socket)
         deadline = None if timeout_ms < 0 else loop.time() + timeout_ms / 1000
         while True:
-            waiter: asyncio.Future[object] = loop.create_future()
-            self._waiters.append(waiter)
-            timer = None
-            try:
-                self._watch(loop, socket)
-                # Checked only once the descriptor is watched: it signals edges, and reading
-                # the events may consume the edge this wait would otherwise sleep through.
-                if cast(int, socket.getsockopt(zmq.EVENTS)) & event:
-                    return True
-                if deadline is not None:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        return False
-                    timer = loop.call_later(remaining, _expire, waiter)
-                if await waiter is _EXPIRED:
+            # Checked only once the descriptor is watched, and again after every wake-up:
+            # it signals edges, and reading the events (here, or in any receive or send)
+            # may consume the edge this wait would otherwise sleep through.
+            if cast(int, socket.getsockopt(zmq.EVENTS)) & event:
+                return True
+            if deadline is not None:
+                if loop.time() >= deadline:
                     return False
-                if self.sync.closed:
-                    raise StreamClosedError(f"cannot {doing}: the stream was disconnected")
+                self._wake_at(loop, deadline)
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
             finally:
                 self._waiters.remove(waiter)
-                if timer is not None:
-                    timer.cancel()
+            if self.sync.closed:
+                raise StreamClosedError(f"cannot {doing}: the stream was disconnected")
 
     def _after_operation(self) -> None:
         # A receive or send may have drained the descriptor other tasks wait on.
@@ -175,29 +188,30 @@ class Stream:
 
     def _receive_now(
         self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
-    ) -> tuple[bool, Message | None]:
-        """(whether a message was taken, the message or None if it failed to decode)."""
-        # Tried before looking at the socket's events: reading them costs more than a
-        # receive, and a steady stream nearly always has a message waiting.
-        skipped = self.sync.statistics.skipped
-        skipped_before = sum(skipped.values())
-        message = self.sync.receive(handler=handler, block=False, decode=decode)
-        if message is None and sum(self.sync.statistics.skipped.values()) == skipped_before:
-            return False, None  # nothing was waiting
-        self._after_operation()
-        return True, message
+    ) -> Message | None:
+        """The next message, None if it failed to decode; ``zmq.Again`` if none is waiting.
+
+        Tried before looking at the socket's events: reading them costs more than a
+        receive, and a steady stream nearly always has a message waiting.
+        """
+        try:
+            return self.sync._receive(handler, False, decode)
+        finally:
+            if self._waiters:  # even finding nothing reads the events: wake them to look
+                self._wake()
 
     async def _receive(
         self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
     ) -> Any:
         """The next message, None if it failed to decode, `_TIMED_OUT` after the timeout."""
-        taken, message = self._receive_now(handler, decode)
-        while not taken:
+        while True:
+            try:
+                return self._receive_now(handler, decode)
+            except zmq.Again:
+                pass
             if not await self._wait(zmq.POLLIN, self._timeout("receive"), "receive"):
                 self.sync.statistics.message_failed("timeout")
                 return _TIMED_OUT
-            taken, message = self._receive_now(handler, decode)
-        return message
 
     async def receive(
         self, handler: Callable[[ReceiveHandler], Any] | None = None, *, decode: bool | None = None
@@ -207,9 +221,10 @@ class Stream:
         ``None`` after ``receive_timeout`` or for a message that fails to decode (both
         counted in ``statistics.skipped``); a strict stream raises the decode error.
         """
-        taken, message = self._receive_now(handler, decode)
-        if taken:
-            return message
+        try:  # first without a coroutine of its own: a steady stream has a message waiting
+            return self._receive_now(handler, decode)
+        except zmq.Again:
+            pass
         message = await self._receive(handler, decode)
         return None if message is _TIMED_OUT else message
 
@@ -308,7 +323,10 @@ class Merge:
     def _try_each(self, handler: Callable[[ReceiveHandler], Any] | None) -> Message | None:
         for _ in range(len(self.streams)):
             stream = self.streams[self.receive_strategy.next(self.streams)]
-            _, message = stream._receive_now(handler, None)
+            try:
+                message = stream._receive_now(handler, None)
+            except zmq.Again:
+                continue
             if message is not None:
                 return message
         return None
