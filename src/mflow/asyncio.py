@@ -71,6 +71,8 @@ __all__ = [
 ]
 
 _TIMED_OUT = object()
+#: The socket events a task waits for, as plain ints (``zmq.POLLIN & int`` builds an enum).
+_READABLE, _WRITABLE = int(zmq.POLLIN), int(zmq.POLLOUT)
 
 
 class Stream:
@@ -82,7 +84,8 @@ class Stream:
 
     def __init__(self, sync: _sync.Stream) -> None:
         self.sync = sync
-        self._waiters: list[asyncio.Future[None]] = []
+        #: The waiting tasks' futures (True: their event is there) and events.
+        self._waiters: list[tuple[asyncio.Future[bool], int]] = []
         self._watched: tuple[asyncio.AbstractEventLoop, int] | None = None
         #: The one timer that wakes the waiters for their deadlines (see `_wake_at`).
         self._timer: asyncio.TimerHandle | None = None
@@ -103,19 +106,30 @@ class Stream:
     def _timeout(self, doing: str) -> int:
         """The socket's receive or send timeout in milliseconds (-1: none)."""
         socket = self._socket(doing)
-        return cast(int, socket.rcvtimeo if doing == "receive" else socket.sndtimeo)
+        return cast(int, socket.getsockopt(zmq.RCVTIMEO if doing == "receive" else zmq.SNDTIMEO))
 
-    def _wake(self) -> None:
-        if self._waiters:
-            for waiter in self._waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-        else:
-            # Nobody waits: reading the events resets the descriptor, which would
-            # otherwise stay readable and wake the loop again and again.
-            socket = self.sync.socket
-            if socket is not None and not socket.closed:
-                socket.getsockopt(zmq.EVENTS)
+    def _wake_ready(self) -> None:
+        """Wake the waiters whose event the socket has now.
+
+        The loop calls it when the descriptor signals, and every receive or send when
+        others wait. Reading the events resets the descriptor, so it signals again on the
+        next change: a waiter not woken here is woken then. The descriptor signals for more
+        than messages, and a signal that brings nothing for a waiter does not resume it.
+        """
+        socket = self.sync.socket
+        if socket is None or socket.closed:
+            self._wake_all()
+            return
+        events = cast(int, socket.getsockopt(zmq.EVENTS))
+        for waiter, event in self._waiters:
+            if events & event and not waiter.done():
+                waiter.set_result(True)
+
+    def _wake_all(self) -> None:
+        """Wake every waiter to look for itself (a deadline, or the stream closed)."""
+        for waiter, _ in self._waiters:
+            if not waiter.done():
+                waiter.set_result(False)
 
     def _watch(self, loop: asyncio.AbstractEventLoop, socket: zmq.Socket) -> None:
         """Watch the socket's descriptor on ``loop`` (kept until disconnect or another loop)."""
@@ -123,7 +137,7 @@ class Stream:
             return
         self._unwatch()
         descriptor = socket.FD
-        loop.add_reader(descriptor, self._wake)
+        loop.add_reader(descriptor, self._wake_ready)
         self._watched = (loop, descriptor)
 
     def _unwatch(self) -> None:
@@ -152,7 +166,7 @@ class Stream:
 
     def _deadline_reached(self) -> None:
         self._timer = None
-        self._wake()
+        self._wake_all()
 
     async def _wait(self, event: int, timeout_ms: int, doing: str) -> bool:
         """Wait until the socket has ``event`` (POLLIN/POLLOUT); False after ``timeout_ms``."""
@@ -161,28 +175,31 @@ class Stream:
         self._watch(loop, socket)
         deadline = None if timeout_ms < 0 else loop.time() + timeout_ms / 1000
         while True:
-            # Checked only once the descriptor is watched, and again after every wake-up:
-            # it signals edges, and reading the events (here, or in any receive or send)
-            # may consume the edge this wait would otherwise sleep through.
+            # Checked once the descriptor is watched, and again after any wake-up that did
+            # not find the event: the descriptor signals edges, and reading the events (in
+            # any receive or send too) may consume the edge this wait would sleep through.
             if cast(int, socket.getsockopt(zmq.EVENTS)) & event:
                 return True
             if deadline is not None:
                 if loop.time() >= deadline:
                     return False
                 self._wake_at(loop, deadline)
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiters.append(waiter)
+            waiter: asyncio.Future[bool] = loop.create_future()
+            entry = (waiter, event)
+            self._waiters.append(entry)
             try:
-                await waiter
+                ready = await waiter
             finally:
-                self._waiters.remove(waiter)
+                self._waiters.remove(entry)
             if self.sync.closed:
                 raise StreamClosedError(f"cannot {doing}: the stream was disconnected")
+            if ready:
+                return True
 
     def _after_operation(self) -> None:
         # A receive or send may have drained the descriptor other tasks wait on.
         if self._waiters:
-            self._wake()
+            self._wake_ready()
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -197,21 +214,21 @@ class Stream:
         try:
             return self.sync._receive(handler, False, decode)
         finally:
-            if self._waiters:  # even finding nothing reads the events: wake them to look
-                self._wake()
+            if self._waiters:  # even finding nothing reads the events
+                self._wake_ready()
 
     async def _receive(
         self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
     ) -> Any:
-        """The next message, None if it failed to decode, `_TIMED_OUT` after the timeout."""
-        while True:
+        """After `_receive_now` found nothing: the next message, None if it failed to
+        decode, `_TIMED_OUT` after the timeout."""
+        while await self._wait(_READABLE, self._timeout("receive"), "receive"):
             try:
                 return self._receive_now(handler, decode)
             except zmq.Again:
-                pass
-            if not await self._wait(zmq.POLLIN, self._timeout("receive"), "receive"):
-                self.sync.statistics.message_failed("timeout")
-                return _TIMED_OUT
+                pass  # another task took it
+        self.sync.statistics.message_failed("timeout")
+        return _TIMED_OUT
 
     async def receive(
         self, handler: Callable[[ReceiveHandler], Any] | None = None, *, decode: bool | None = None
@@ -236,7 +253,7 @@ class Stream:
             if frames is not None:
                 self._after_operation()
                 return frames
-            if not await self._wait(zmq.POLLIN, timeout, "receive"):
+            if not await self._wait(_READABLE, timeout, "receive"):
                 return None
 
     def __aiter__(self) -> AsyncIterator[Message]:
@@ -245,9 +262,12 @@ class Stream:
     async def __anext__(self) -> Message:
         """The next decodable message; the iteration ends at a receive timeout."""
         while True:
-            message = await self._receive(None, None)
-            if message is _TIMED_OUT:
-                raise StopAsyncIteration
+            try:
+                message = self._receive_now(None, None)
+            except zmq.Again:
+                message = await self._receive(None, None)
+                if message is _TIMED_OUT:
+                    raise StopAsyncIteration from None
             if message is not None:
                 return message
 
@@ -257,7 +277,7 @@ class Stream:
         if self._sending_more:
             return  # the rest of a multipart message is always accepted with its first part
         timeout = self._timeout("send")
-        if not await self._wait(zmq.POLLOUT, timeout, "send"):
+        if not await self._wait(_WRITABLE, timeout, "send"):
             raise SendTimeoutError()
 
     async def send(self, message: Any, send_more: bool = False, as_json: bool = False) -> bool:
@@ -287,7 +307,7 @@ class Stream:
         """Close the stream (idempotent); tasks waiting on it raise `StreamClosedError`."""
         self._unwatch()
         self.sync.disconnect()
-        self._wake()
+        self._wake_all()
 
     async def __aenter__(self) -> Stream:
         return self
@@ -338,7 +358,7 @@ class Merge:
 
     async def _any_readable(self, timeout_ms: int) -> bool:
         waits = [
-            asyncio.ensure_future(s._wait(zmq.POLLIN, timeout_ms, "receive")) for s in self.streams
+            asyncio.ensure_future(s._wait(_READABLE, timeout_ms, "receive")) for s in self.streams
         ]
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
