@@ -27,8 +27,11 @@ Contracts:
   and Python warns about it). A send waits on the loop for room in the queue, up to
   ``send_timeout``, then raises `SendTimeoutError` like a blocking synchronous send.
 - ZeroMQ signals readiness through an edge-triggered file descriptor: every wait checks
-  the socket's events after it starts watching the descriptor, and every receive or send
-  wakes the other waiters of the stream to check again, so no wake-up is missed.
+  the socket's events after it starts watching the descriptor; each time the descriptor
+  signals, and after every receive or send while other tasks wait, the events are read
+  again and the tasks they have something for are woken, so no wake-up is missed.
+- A receive takes a message that is waiting without suspending; a task is suspended only
+  when the socket has nothing for it, and resumed only when it has (or at its deadline).
 - A stream may be created before the loop runs; it uses the loop that awaits it.
 """
 
