@@ -256,14 +256,16 @@ def bench_async(args, sender: list[str]) -> list[dict]:
     rows = []
     for size in ASYNC_SIZES:
         count = max(50, int(COUNTS[size] * args.scale))
-        ratios, rates = [], {"mflow": [], "mflow-async": []}
+        ratios, loads, rates = [], [], {"mflow": [], "mflow-async": []}
         for repetition in range(args.repeat):
             order = ["mflow", "mflow-async"][:: 1 if repetition % 2 == 0 else -1]
             walls = {}
             for variant in order:
-                walls[variant] = one_receive_run(
+                run = one_receive_run(
                     sys.executable, variant, "tcp://127.0.0.1:*", size, count, sender
-                )["wall"]
+                )
+                walls[variant] = run["wall"]
+                loads.append(run["load"])
                 rates[variant].append(count / walls[variant])
             ratios.append(walls["mflow"] / walls["mflow-async"])
         row = {
@@ -272,13 +274,14 @@ def bench_async(args, sender: list[str]) -> list[dict]:
             "ratios": ratios,
             "ratio": statistics.median(ratios),
             "messages_per_s": {k: statistics.median(v) for k, v in rates.items()},
+            "loads": loads,
         }
         rows.append(row)
         print(
             f"async {human_size(size):>7} | sync {row['messages_per_s']['mflow']:>9,.0f}"
             f" | asyncio {row['messages_per_s']['mflow-async']:>9,.0f} msg/s"
             f" = {row['ratio']:4.2f}x (per repetition: "
-            f"{', '.join(f'{r:.2f}' for r in ratios)})",
+            f"{', '.join(f'{r:.2f}' for r in ratios)}; load {min(loads):.1f}-{max(loads):.1f})",
             flush=True,
         )
     return rows

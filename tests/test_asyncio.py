@@ -188,6 +188,49 @@ def test_a_receive_by_one_task_does_not_swallow_another_tasks_wake_up(push) -> N
     assert run(receive()) == (1, 2)
 
 
+def test_a_shorter_timeout_ends_on_time_and_leaves_a_longer_wait_waiting(push) -> None:
+    """One timer serves the waits of a stream: it is moved earlier for a shorter one."""
+
+    async def receive() -> Any:
+        async with amflow.connect(endpoint(push), receive_timeout=TIMEOUT_MS) as stream:
+            long_wait = asyncio.ensure_future(stream.receive())
+            await asyncio.sleep(0)  # waits, its deadline TIMEOUT_MS away
+            stream.sync.socket.rcvtimeo = 20
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            short = await stream.receive()
+            took = loop.time() - began
+            for _ in range(3):
+                await asyncio.sleep(0)  # the timer woke the long wait too: it waits on
+            still_waiting = not long_wait.done()
+            push.send_multipart(_array_parts(5))
+            message = await long_wait
+            return short, took, still_waiting, message.data["header"]["frame"]
+
+    short, took, still_waiting, frame = run(receive())
+    assert short is None
+    assert took < TIMEOUT_MS / 1000 / 2
+    assert still_waiting
+    assert frame == 5
+
+
+def test_a_timeout_in_a_second_loop_does_not_count_on_the_first_loops_timer(push) -> None:
+    stream = amflow.connect(endpoint(push), receive_timeout=300)
+
+    async def receive_after_waiting() -> Any:
+        waiting = asyncio.ensure_future(stream.receive())
+        await asyncio.sleep(0)  # waits: the stream's timer is set on this loop
+        push.send_multipart(_array_parts(1))
+        return await waiting
+
+    try:
+        assert run(receive_after_waiting()).data["header"]["frame"] == 1
+        assert run(stream.receive()) is None  # would hang on the closed loop's timer
+        assert stream.statistics.skipped["timeout"] == 1
+    finally:
+        stream.disconnect()
+
+
 def test_a_stream_made_outside_any_loop_serves_two_loops_in_turn(push) -> None:
     stream = amflow.connect(endpoint(push), receive_timeout=TIMEOUT_MS)
     try:

@@ -27,8 +27,11 @@ Contracts:
   and Python warns about it). A send waits on the loop for room in the queue, up to
   ``send_timeout``, then raises `SendTimeoutError` like a blocking synchronous send.
 - ZeroMQ signals readiness through an edge-triggered file descriptor: every wait checks
-  the socket's events after it starts watching the descriptor, and every receive or send
-  wakes the other waiters of the stream to check again, so no wake-up is missed.
+  the socket's events after it starts watching the descriptor; each time the descriptor
+  signals, and after every receive or send while other tasks wait, the events are read
+  again and the tasks they have something for are woken, so no wake-up is missed.
+- A receive takes a message that is waiting without suspending; a task is suspended only
+  when the socket has nothing for it, and resumed only when it has (or at its deadline).
 - A stream may be created before the loop runs; it uses the loop that awaits it.
 """
 
@@ -71,12 +74,8 @@ __all__ = [
 ]
 
 _TIMED_OUT = object()
-_EXPIRED = object()
-
-
-def _expire(waiter: asyncio.Future[object]) -> None:
-    if not waiter.done():
-        waiter.set_result(_EXPIRED)
+#: The socket events a task waits for, as plain ints (``zmq.POLLIN & int`` builds an enum).
+_READABLE, _WRITABLE = int(zmq.POLLIN), int(zmq.POLLOUT)
 
 
 class Stream:
@@ -88,8 +87,11 @@ class Stream:
 
     def __init__(self, sync: _sync.Stream) -> None:
         self.sync = sync
-        self._waiters: list[asyncio.Future[object]] = []
+        #: The waiting tasks' futures (True: their event is there) and events.
+        self._waiters: list[tuple[asyncio.Future[bool], int]] = []
         self._watched: tuple[asyncio.AbstractEventLoop, int] | None = None
+        #: The one timer that wakes the waiters for their deadlines (see `_wake_at`).
+        self._timer: asyncio.TimerHandle | None = None
         self._sending_more = False
 
     def __getattr__(self, name: str) -> Any:
@@ -107,19 +109,30 @@ class Stream:
     def _timeout(self, doing: str) -> int:
         """The socket's receive or send timeout in milliseconds (-1: none)."""
         socket = self._socket(doing)
-        return cast(int, socket.rcvtimeo if doing == "receive" else socket.sndtimeo)
+        return cast(int, socket.getsockopt(zmq.RCVTIMEO if doing == "receive" else zmq.SNDTIMEO))
 
-    def _wake(self) -> None:
-        if self._waiters:
-            for waiter in self._waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-        else:
-            # Nobody waits: reading the events resets the descriptor, which would
-            # otherwise stay readable and wake the loop again and again.
-            socket = self.sync.socket
-            if socket is not None and not socket.closed:
-                socket.getsockopt(zmq.EVENTS)
+    def _wake_ready(self) -> None:
+        """Wake the waiters whose event the socket has now.
+
+        The loop calls it when the descriptor signals, and every receive or send when
+        others wait. Reading the events resets the descriptor, so it signals again on the
+        next change: a waiter not woken here is woken then. The descriptor signals for more
+        than messages, and a signal that brings nothing for a waiter does not resume it.
+        """
+        socket = self.sync.socket
+        if socket is None or socket.closed:
+            self._wake_all()
+            return
+        events = cast(int, socket.getsockopt(zmq.EVENTS))
+        for waiter, event in self._waiters:
+            if events & event and not waiter.done():
+                waiter.set_result(True)
+
+    def _wake_all(self) -> None:
+        """Wake every waiter to look for itself (a deadline, or the stream closed)."""
+        for waiter, _ in self._waiters:
+            if not waiter.done():
+                waiter.set_result(False)
 
     def _watch(self, loop: asyncio.AbstractEventLoop, socket: zmq.Socket) -> None:
         """Watch the socket's descriptor on ``loop`` (kept until disconnect or another loop)."""
@@ -127,77 +140,98 @@ class Stream:
             return
         self._unwatch()
         descriptor = socket.FD
-        loop.add_reader(descriptor, self._wake)
+        loop.add_reader(descriptor, self._wake_ready)
         self._watched = (loop, descriptor)
 
     def _unwatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if self._watched is not None:
             loop, descriptor = self._watched
             self._watched = None
             if not loop.is_closed():
                 loop.remove_reader(descriptor)
 
+    def _wake_at(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Have the waiters woken by ``deadline`` (loop time).
+
+        One timer serves every wait of the stream and is only ever moved earlier: a wait
+        that ends before it leaves it running, and a waiter it wakes before its own
+        deadline waits on. While messages flow, a wait costs no timer of its own.
+        """
+        timer = self._timer
+        if timer is not None:
+            if timer.when() <= deadline:
+                return
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self._deadline_reached)
+
+    def _deadline_reached(self) -> None:
+        self._timer = None
+        self._wake_all()
+
     async def _wait(self, event: int, timeout_ms: int, doing: str) -> bool:
         """Wait until the socket has ``event`` (POLLIN/POLLOUT); False after ``timeout_ms``."""
         socket = self._socket(doing)
         loop = asyncio.get_running_loop()
+        self._watch(loop, socket)
         deadline = None if timeout_ms < 0 else loop.time() + timeout_ms / 1000
         while True:
-            waiter: asyncio.Future[object] = loop.create_future()
-            self._waiters.append(waiter)
-            timer = None
-            try:
-                self._watch(loop, socket)
-                # Checked only once the descriptor is watched: it signals edges, and reading
-                # the events may consume the edge this wait would otherwise sleep through.
-                if cast(int, socket.getsockopt(zmq.EVENTS)) & event:
-                    return True
-                if deadline is not None:
-                    remaining = deadline - loop.time()
-                    if remaining <= 0:
-                        return False
-                    timer = loop.call_later(remaining, _expire, waiter)
-                if await waiter is _EXPIRED:
+            # Checked once the descriptor is watched, and again after any wake-up that did
+            # not find the event: the descriptor signals edges, and reading the events (in
+            # any receive or send too) may consume the edge this wait would sleep through.
+            if cast(int, socket.getsockopt(zmq.EVENTS)) & event:
+                return True
+            if deadline is not None:
+                if loop.time() >= deadline:
                     return False
-                if self.sync.closed:
-                    raise StreamClosedError(f"cannot {doing}: the stream was disconnected")
+                self._wake_at(loop, deadline)
+            waiter: asyncio.Future[bool] = loop.create_future()
+            entry = (waiter, event)
+            self._waiters.append(entry)
+            try:
+                ready = await waiter
             finally:
-                self._waiters.remove(waiter)
-                if timer is not None:
-                    timer.cancel()
+                self._waiters.remove(entry)
+            if self.sync.closed:
+                raise StreamClosedError(f"cannot {doing}: the stream was disconnected")
+            if ready:
+                return True
 
     def _after_operation(self) -> None:
         # A receive or send may have drained the descriptor other tasks wait on.
         if self._waiters:
-            self._wake()
+            self._wake_ready()
 
     # -- receiving ---------------------------------------------------------------------
 
     def _receive_now(
         self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
-    ) -> tuple[bool, Message | None]:
-        """(whether a message was taken, the message or None if it failed to decode)."""
-        # Tried before looking at the socket's events: reading them costs more than a
-        # receive, and a steady stream nearly always has a message waiting.
-        skipped = self.sync.statistics.skipped
-        skipped_before = sum(skipped.values())
-        message = self.sync.receive(handler=handler, block=False, decode=decode)
-        if message is None and sum(self.sync.statistics.skipped.values()) == skipped_before:
-            return False, None  # nothing was waiting
-        self._after_operation()
-        return True, message
+    ) -> Message | None:
+        """The next message, None if it failed to decode; ``zmq.Again`` if none is waiting.
+
+        Tried before looking at the socket's events: reading them costs more than a
+        receive, and a steady stream nearly always has a message waiting.
+        """
+        try:
+            return self.sync._receive(handler, False, decode)
+        finally:
+            if self._waiters:  # even finding nothing reads the events
+                self._wake_ready()
 
     async def _receive(
         self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
     ) -> Any:
-        """The next message, None if it failed to decode, `_TIMED_OUT` after the timeout."""
-        taken, message = self._receive_now(handler, decode)
-        while not taken:
-            if not await self._wait(zmq.POLLIN, self._timeout("receive"), "receive"):
-                self.sync.statistics.message_failed("timeout")
-                return _TIMED_OUT
-            taken, message = self._receive_now(handler, decode)
-        return message
+        """After `_receive_now` found nothing: the next message, None if it failed to
+        decode, `_TIMED_OUT` after the timeout."""
+        while await self._wait(_READABLE, self._timeout("receive"), "receive"):
+            try:
+                return self._receive_now(handler, decode)
+            except zmq.Again:
+                pass  # another task took it
+        self.sync.statistics.message_failed("timeout")
+        return _TIMED_OUT
 
     async def receive(
         self, handler: Callable[[ReceiveHandler], Any] | None = None, *, decode: bool | None = None
@@ -207,9 +241,10 @@ class Stream:
         ``None`` after ``receive_timeout`` or for a message that fails to decode (both
         counted in ``statistics.skipped``); a strict stream raises the decode error.
         """
-        taken, message = self._receive_now(handler, decode)
-        if taken:
-            return message
+        try:  # first without a coroutine of its own: a steady stream has a message waiting
+            return self._receive_now(handler, decode)
+        except zmq.Again:
+            pass
         message = await self._receive(handler, decode)
         return None if message is _TIMED_OUT else message
 
@@ -221,7 +256,7 @@ class Stream:
             if frames is not None:
                 self._after_operation()
                 return frames
-            if not await self._wait(zmq.POLLIN, timeout, "receive"):
+            if not await self._wait(_READABLE, timeout, "receive"):
                 return None
 
     def __aiter__(self) -> AsyncIterator[Message]:
@@ -230,9 +265,12 @@ class Stream:
     async def __anext__(self) -> Message:
         """The next decodable message; the iteration ends at a receive timeout."""
         while True:
-            message = await self._receive(None, None)
-            if message is _TIMED_OUT:
-                raise StopAsyncIteration
+            try:
+                message = self._receive_now(None, None)
+            except zmq.Again:
+                message = await self._receive(None, None)
+                if message is _TIMED_OUT:
+                    raise StopAsyncIteration from None
             if message is not None:
                 return message
 
@@ -242,7 +280,7 @@ class Stream:
         if self._sending_more:
             return  # the rest of a multipart message is always accepted with its first part
         timeout = self._timeout("send")
-        if not await self._wait(zmq.POLLOUT, timeout, "send"):
+        if not await self._wait(_WRITABLE, timeout, "send"):
             raise SendTimeoutError()
 
     async def send(self, message: Any, send_more: bool = False, as_json: bool = False) -> bool:
@@ -272,7 +310,7 @@ class Stream:
         """Close the stream (idempotent); tasks waiting on it raise `StreamClosedError`."""
         self._unwatch()
         self.sync.disconnect()
-        self._wake()
+        self._wake_all()
 
     async def __aenter__(self) -> Stream:
         return self
@@ -308,7 +346,10 @@ class Merge:
     def _try_each(self, handler: Callable[[ReceiveHandler], Any] | None) -> Message | None:
         for _ in range(len(self.streams)):
             stream = self.streams[self.receive_strategy.next(self.streams)]
-            _, message = stream._receive_now(handler, None)
+            try:
+                message = stream._receive_now(handler, None)
+            except zmq.Again:
+                continue
             if message is not None:
                 return message
         return None
@@ -320,7 +361,7 @@ class Merge:
 
     async def _any_readable(self, timeout_ms: int) -> bool:
         waits = [
-            asyncio.ensure_future(s._wait(zmq.POLLIN, timeout_ms, "receive")) for s in self.streams
+            asyncio.ensure_future(s._wait(_READABLE, timeout_ms, "receive")) for s in self.streams
         ]
         try:
             done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)

@@ -564,6 +564,17 @@ class Stream:
         """
         if self._workers is not None:
             return self._receive_in_order(self._workers, handler, block, decode)
+        try:
+            return self._receive(handler, block, decode)
+        except zmq.Again:
+            if block:
+                self.statistics.message_failed("timeout")
+            return None
+
+    def _receive(
+        self, handler: Callable[[ReceiveHandler], Any] | None, block: bool, decode: bool | None
+    ) -> Message | None:
+        """`receive`, but ``zmq.Again`` (not counted) when no message came or was waiting."""
         receiver = self._receiver()
         receiver.block = block
         flags = 0 if block else zmq.NOBLOCK
@@ -575,9 +586,7 @@ class Stream:
             else:
                 receiver.receive_message(flags)
         except zmq.Again:
-            if block:
-                self.statistics.message_failed("timeout")
-            return None
+            raise
         except zmq.ZMQError as error:
             raise _stream_error(error, "receive") from error
         except _VALUE_ERRORS as error:  # the compiled path decoding or counting a message
@@ -714,7 +723,9 @@ class Stream:
         decoded, else ``None`` with the message loaded into ``receiver`` for a handler.
         """
         speedups = self._speedups
-        if speedups is None or any(key in self.handlers for key in _COMPILED_HTYPES):
+        if speedups is None or (
+            self.handlers and any(key in self.handlers for key in _COMPILED_HTYPES)
+        ):
             receiver.receive_message(flags)
             return None
         socket = self.socket
