@@ -7,7 +7,9 @@ import json
 import pytest
 import zmq
 
-from .conftest import make_socket, wait_until as wait_for
+from mflow import synthetic
+
+from .conftest import make_socket, send_messages, wait_until as wait_for
 
 pytestmark = pytest.mark.usefixtures("receive_path")
 
@@ -18,21 +20,8 @@ def header_of(message: list[bytes]) -> dict:
 
 def test_a_series_is_divided_by_block_with_headers_and_ends_everywhere(tools, zmq_context):
     consumers = [make_socket(zmq_context, zmq.PULL) for _ in range(3)]
-    detector = tools(
-        "generate",
-        "dectris",
-        "-a",
-        "tcp://127.0.0.1:*",
-        "--images",
-        "12",
-        "--shape",
-        "16x16",
-        "-n",
-        "14",
-        "--json",
-        "--wait-for-peer",
-    )
-    source = detector.endpoint()
+    detector, source = make_socket(zmq_context, zmq.PUSH)
+    _, series = synthetic.make_source("dectris", synthetic.Spec(shape=(16, 16), images=12))
     fanout = tools(
         "fanout",
         source,
@@ -42,14 +31,24 @@ def test_a_series_is_divided_by_block_with_headers_and_ends_everywhere(tools, zm
         "-n",
         "14",
         "--json",
+        "-i",
+        "0.1",
     )
+    # The detector starts once every consumer is there (else their images go to the others).
+    fanout.line(
+        lambda line: (
+            '"progress"' in line
+            and all(output["connected"] for output in json.loads(line)["outputs"])
+        )
+    )
+    send_messages(detector, [next(series) for _ in range(14)])
     for index, (socket, _) in enumerate(consumers):
         messages = [socket.recv_multipart() for _ in range(6)]
         kinds = [header_of(m)["htype"] for m in messages]
         assert kinds == ["dheader-1.0"] + ["dimage-1.0"] * 4 + ["dseries_end-1.0"]
         frames = [header_of(m)["frame"] for m in messages[1:5]]
         assert frames == [f for f in range(12) if f // 2 % 3 == index]
-    assert fanout.wait() == 0 and detector.wait() == 0
+    assert fanout.wait() == 0
     summary = fanout.summary()
     assert [o["images"] for o in summary["outputs"]] == [4, 4, 4]
     assert [o["headers"] for o in summary["outputs"]] == [1, 1, 1]
