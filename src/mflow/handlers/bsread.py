@@ -20,10 +20,11 @@ numpy order (the channel's ``shape`` reversed; ``[W, H]`` gives ``(H, W)``), a `
 stream's decoded-bytes budget). A channel that cannot be decoded is named in
 ``"payload_errors"`` (channel name → error), counted in the statistics' ``payload_errors``
 and raised on a strict stream (see `mflow.handlers._payload`). Arrays keep the
-channel's byte order; the compressed values of fixed shape are views on one buffer per
-message (decoded into it by one C call each, `mflow.codecs.bsread_value_decoder`); a ``[W, 1]`` channel stays ``(1, W)`` (psi-bsread collapses it to its
-first row). A bad main header or data header, or a part count other than 2 + 2·channels,
-makes the whole message a `MalformedMessageError`.
+channel's byte order; a ``[W, 1]`` channel stays ``(1, W)`` (psi-bsread collapses it to its
+first row). The compressed values of a fixed shape are views on one buffer per message,
+each decoded into it by one C call (`mflow.codecs.bsread_value_decoder`). A bad main
+header or data header, or a part count other than 2 + 2·channels, makes the whole message a
+`MalformedMessageError`.
 
 Parsed data headers are cached per receiver (the last 16), keyed by ``hash``: a message
 whose hash was seen recently reuses the parsed header and channel decoders without reading
