@@ -1,16 +1,21 @@
 """bsread receive with compressed channels: raw pyzmq against mflow's ``receive()``.
 
     python bench/bench_bsread.py [--runs 3] [--count 3000] [--compressions bitshuffle_lz4,lz4]
+                                 [--psi-python PATH]
 
 Messages of 10 float64 channels of 1000 values each (normally distributed, so about 7.4 KB
 per compressed value), ``bitshuffle_lz4`` or ``lz4`` compressed, come from a sender in
 another process over tcp on 127.0.0.1 and are received in this one by:
 
 - ``raw pyzmq``: ``socket.recv_multipart()``, the frames as bytes, nothing decoded;
-- ``mflow``: ``Stream.receive()``, every value decoded to a numpy array.
+- ``mflow``: ``Stream.receive()``, every value decoded to a numpy array;
+- ``psi-bsread`` (with ``--psi-python``, the interpreter of another environment with
+  psi-bsread 2.0.1 on psi-mflow 1.0): its ``Source(...).receive()``, every channel's
+  ``.value`` read (it decodes them all on receive); once as installed (bitshuffle runs
+  OpenMP threads on every core) and once with ``OMP_NUM_THREADS=1``.
 
-The variants alternate within each run; ratios (mflow messages/s over raw) are taken per run,
-with the 1-minute load average before each run.
+The variants alternate within each run; ratios (mflow messages/s over raw pyzmq and over
+psi-bsread) are taken per run, with the 1-minute load average before each run.
 """
 
 from __future__ import annotations
@@ -18,16 +23,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket as socket_module
 import statistics
 import subprocess
 import sys
 import time
+from typing import cast
 
 import numpy as np
 import zmq
 
 CHANNELS, VALUES = 10, 1000
 VARIANTS = ("raw pyzmq", "mflow")
+# psi-bsread as installed (bitshuffle's OpenMP on every core) and on one OpenMP thread.
+PSI_VARIANTS = {"psi-bsread": None, "psi-bsread 1 thread": "1"}
 
 
 def message_parts(compression: str) -> list[bytes]:
@@ -62,6 +71,60 @@ def send(endpoint: str, compression: str) -> None:
             socket.send_multipart(parts)
     except zmq.Again:
         socket.close(linger=0)
+
+
+def psi_run(compression: str, count: int, sender_python: str) -> float:
+    """Messages per second of psi-bsread's ``Source`` receiving ``count`` messages (after 100
+    warm-up), every value read; runs under psi-bsread's interpreter, the sender under
+    ``sender_python`` (this project's)."""
+    from bsread import BIND, PULL, Source
+
+    with socket_module.socket() as probe:  # a free port: psi-bsread binds to a given one
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    source = Source(host="127.0.0.1", port=port, conn_type=BIND, mode=PULL, receive_timeout=30_000)
+    source.connect()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    sender = subprocess.Popen([sender_python, __file__, "--send", endpoint, compression])
+    try:
+        for _ in range(100):
+            psi_check(source.receive())
+        started = time.perf_counter()
+        for _ in range(count):
+            message = source.receive()
+            for value in message.data.data.values():
+                value.value  # noqa: B018 -- read as a user would
+        elapsed = time.perf_counter() - started
+        psi_check(message)
+    finally:
+        source.disconnect()
+        sender.wait(timeout=60)
+    return count / elapsed
+
+
+def psi_check(message) -> None:
+    values = [] if message is None else [value.value for value in message.data.data.values()]
+    ok = len(values) == CHANNELS and all(
+        isinstance(value, np.ndarray) and value.shape == (VALUES,) and value.dtype == np.float64
+        for value in values
+    )
+    if not ok:
+        sys.exit("psi-bsread: the bsread message did not arrive as expected")
+
+
+def one_psi_run(psi_python: str, compression: str, count: int, threads: str | None) -> float:
+    """`psi_run` under ``psi_python``, with ``OMP_NUM_THREADS=threads`` unless ``None``."""
+    environment = dict(os.environ)
+    if threads is not None:
+        environment["OMP_NUM_THREADS"] = threads
+    output = subprocess.run(
+        [psi_python, __file__, "--psi-receive", compression, str(count), sys.executable],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=environment,
+    ).stdout
+    return float(output.split()[-1])
 
 
 def one_run(variant: str, compression: str, count: int) -> float:
@@ -120,27 +183,45 @@ def check(variant: str, result) -> None:
 
 
 def measure(
-    runs: int = 3, count: int = 3000, compressions: tuple[str, ...] = ("bitshuffle_lz4", "lz4")
+    runs: int = 3,
+    count: int = 3000,
+    compressions: tuple[str, ...] = ("bitshuffle_lz4", "lz4"),
+    psi_python: str | None = None,
 ) -> dict:
-    """Per compression: messages/s of both variants (median) and the per-run ratios."""
+    """Per compression: messages/s of every variant (median) and mflow's ratios per run to
+    each of the others (``ratio_vs_raw`` and ``ratios_per_run`` for raw pyzmq)."""
+    variants = VARIANTS + (tuple(PSI_VARIANTS) if psi_python else ())
     results = {}
     for compression in compressions:
-        rates: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
+        rates: dict[str, list[float]] = {variant: [] for variant in variants}
         loads = []
         for run in range(runs):
             loads.append(os.getloadavg()[0])
-            for variant in VARIANTS if run % 2 == 0 else VARIANTS[::-1]:
-                rates[variant].append(one_run(variant, compression, count))
-        ratios = [
-            mflow_ / raw for raw, mflow_ in zip(rates["raw pyzmq"], rates["mflow"], strict=True)
-        ]
+            for variant in variants if run % 2 == 0 else variants[::-1]:
+                if variant in PSI_VARIANTS:
+                    threads = PSI_VARIANTS[variant]
+                    rate = one_psi_run(cast(str, psi_python), compression, count, threads)
+                else:
+                    rate = one_run(variant, compression, count)
+                rates[variant].append(rate)
+        ratios = {
+            anchor: [
+                mflow_ / rate for rate, mflow_ in zip(rates[anchor], rates["mflow"], strict=True)
+            ]
+            for anchor in variants
+            if anchor != "mflow"
+        }
         results[compression] = {
             "count": count,
             "load": loads,
             "rates": rates,
             "msgs_per_s": {variant: statistics.median(values) for variant, values in rates.items()},
-            "ratio_vs_raw": statistics.median(ratios),
-            "ratios_per_run": ratios,
+            "ratio_vs_raw": statistics.median(ratios["raw pyzmq"]),
+            "ratios_per_run": ratios["raw pyzmq"],
+            "mflow_ratios_per_run": ratios,
+            "mflow_ratio_vs": {
+                anchor: statistics.median(values) for anchor, values in ratios.items()
+            },
         }
     return results
 
@@ -151,10 +232,14 @@ def print_results(results: dict) -> None:
         print(
             f"bsread {CHANNELS}x{VALUES} float64 {compression} ({row['count']} msgs, load "
             f"{', '.join(f'{load:.1f}' for load in row['load'])}): "
-            + " | ".join(f"{variant} {rates[variant]:,.0f} msg/s" for variant in VARIANTS)
-            + f" || mflow {row['ratio_vs_raw']:.2f}x raw pyzmq (per run: "
-            + ", ".join(f"{ratio:.2f}" for ratio in row["ratios_per_run"])
-            + ")",
+            + " | ".join(f"{variant} {rate:,.0f} msg/s" for variant, rate in rates.items())
+            + " || mflow "
+            + ", ".join(
+                f"{row['mflow_ratio_vs'][anchor]:.2f}x {anchor} (per run: "
+                + ", ".join(f"{ratio:.2f}" for ratio in ratios)
+                + ")"
+                for anchor, ratios in row["mflow_ratios_per_run"].items()
+            ),
             flush=True,
         )
 
@@ -163,13 +248,21 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--send":
         send(sys.argv[2], sys.argv[3])
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--psi-receive":
+        print(psi_run(sys.argv[2], int(sys.argv[3]), sys.argv[4]))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--compressions", default="bitshuffle_lz4,lz4")
+    parser.add_argument(
+        "--psi-python",
+        metavar="PATH",
+        help="the python of an environment with psi-bsread 2.0.1 on psi-mflow 1.0: adds it",
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
-    results = measure(args.runs, args.count, tuple(args.compressions.split(",")))
+    results = measure(args.runs, args.count, tuple(args.compressions.split(",")), args.psi_python)
     print_results(results)
     if args.json:
         with open(args.json, "w") as output:
