@@ -197,6 +197,7 @@ def _numpy_shape(shape: Any) -> tuple[int, ...] | None | bool:
 
 
 def _parse_data_header(header: dict, part: Any) -> tuple[dict, list[_Channel], int]:
+    part = part if type(part) is bytes else bytes(part)  # a received frame, for the JSON parser
     compression = header.get("dh_compression")
     if compression not in _COMPRESSIONS:
         raise MalformedMessageError(f"unknown bsread dh_compression {compression!r}")
@@ -273,7 +274,7 @@ def _receive(receiver: Any) -> dict:
     if type(pulse_id) is not int:
         raise MalformedMessageError(f"bsread main header has no integer pulse_id: {pulse_id!r}")
     global_timestamp = _global_timestamp(header)
-    parts = receiver.rest()
+    parts = receiver.rest_buffers()  # not copied: values are decoded from (or views on) them
     if not parts:
         raise MalformedMessageError("bsread message has no data header part")
     data_header, channels, buffer_size = _data_header(receiver, header, parts[0])
