@@ -1,7 +1,7 @@
 """bsread receive with compressed channels: raw pyzmq against mflow's ``receive()``.
 
     python bench/bench_bsread.py [--runs 3] [--count 3000] [--compressions bitshuffle_lz4,lz4]
-                                 [--psi-python PATH]
+                                 [--psi-python PATH [--psi-threads 1,all]]
 
 Messages of 10 float64 channels of 1000 values each (normally distributed, so about 7.4 KB
 per compressed value), ``bitshuffle_lz4`` or ``lz4`` compressed, come from a sender in
@@ -11,8 +11,9 @@ another process over tcp on 127.0.0.1 and are received in this one by:
 - ``mflow``: ``Stream.receive()``, every value decoded to a numpy array;
 - ``psi-bsread`` (with ``--psi-python``, the interpreter of another environment with
   psi-bsread 2.0.1 on psi-mflow 1.0): its ``Source(...).receive()``, every channel's
-  ``.value`` read (it decodes them all on receive); once as installed (bitshuffle runs
-  OpenMP threads on every core) and once with ``OMP_NUM_THREADS=1``.
+  ``.value`` read (it decodes them all on receive); with ``OMP_NUM_THREADS=1`` (its fastest
+  here), or as ``--psi-threads`` says (``all``: as installed, bitshuffle's OpenMP threads
+  on every core, 5-30x slower under load).
 
 The variants alternate within each run; ratios (mflow messages/s over raw pyzmq and over
 psi-bsread) are taken per run, with the 1-minute load average before each run.
@@ -35,8 +36,8 @@ import zmq
 
 CHANNELS, VALUES = 10, 1000
 VARIANTS = ("raw pyzmq", "mflow")
-# psi-bsread as installed (bitshuffle's OpenMP on every core) and on one OpenMP thread.
-PSI_VARIANTS = {"psi-bsread": None, "psi-bsread 1 thread": "1"}
+# psi-bsread's OMP_NUM_THREADS settings (--psi-threads) → variant name; "all": as installed.
+PSI_NAMES = {"1": "psi-bsread 1 thread", "all": "psi-bsread"}
 
 
 def message_parts(compression: str) -> list[bytes]:
@@ -60,11 +61,12 @@ def message_parts(compression: str) -> list[bytes]:
 
 
 def send(endpoint: str, compression: str) -> None:
-    """The sender process: one message over and over until the peer is gone."""
+    """The sender process: one message over and over until the receiver ends it (or has been
+    gone for a minute; a slow receiver under load may stall for seconds)."""
     parts = message_parts(compression)
     socket = zmq.Context().socket(zmq.PUSH)
     socket.sndhwm = 100
-    socket.sndtimeo = 2000
+    socket.sndtimeo = 60_000
     socket.connect(endpoint)
     try:
         while True:
@@ -73,10 +75,10 @@ def send(endpoint: str, compression: str) -> None:
         socket.close(linger=0)
 
 
-def psi_run(compression: str, count: int, sender_python: str) -> float:
-    """Messages per second of psi-bsread's ``Source`` receiving ``count`` messages (after 100
-    warm-up), every value read; runs under psi-bsread's interpreter, the sender under
-    ``sender_python`` (this project's)."""
+def psi_run(compression: str, count: int, sender_python: str) -> tuple[float, float]:
+    """Messages per second and CPU µs per message of psi-bsread's ``Source`` receiving
+    ``count`` messages (after 100 warm-up), every value read; runs under psi-bsread's
+    interpreter, the sender under ``sender_python`` (this project's)."""
     from bsread import BIND, PULL, Source
 
     with socket_module.socket() as probe:  # a free port: psi-bsread binds to a given one
@@ -89,17 +91,20 @@ def psi_run(compression: str, count: int, sender_python: str) -> float:
     try:
         for _ in range(100):
             psi_check(source.receive())
-        started = time.perf_counter()
-        for _ in range(count):
+        started, cpu = time.perf_counter(), time.process_time()
+        for received in range(count):
             message = source.receive()
+            if message is None:
+                sys.exit(f"psi-bsread: receive gave None after {received} messages")
             for value in message.data.data.values():
                 value.value  # noqa: B018 -- read as a user would
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         psi_check(message)
     finally:
         source.disconnect()
+        sender.terminate()
         sender.wait(timeout=60)
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 def psi_check(message) -> None:
@@ -112,23 +117,26 @@ def psi_check(message) -> None:
         sys.exit("psi-bsread: the bsread message did not arrive as expected")
 
 
-def one_psi_run(psi_python: str, compression: str, count: int, threads: str | None) -> float:
-    """`psi_run` under ``psi_python``, with ``OMP_NUM_THREADS=threads`` unless ``None``."""
+def one_psi_run(psi_python: str, compression: str, count: int, threads: str) -> tuple[float, float]:
+    """`psi_run` under ``psi_python``, with ``OMP_NUM_THREADS=threads`` unless ``"all"``."""
     environment = dict(os.environ)
-    if threads is not None:
+    environment.pop("OMP_NUM_THREADS", None)
+    if threads != "all":
         environment["OMP_NUM_THREADS"] = threads
     output = subprocess.run(
         [psi_python, __file__, "--psi-receive", compression, str(count), sys.executable],
         check=True,
-        capture_output=True,
+        stdout=subprocess.PIPE,
         text=True,
         env=environment,
     ).stdout
-    return float(output.split()[-1])
+    rate, cpu = output.split()[-2:]
+    return float(rate), float(cpu)
 
 
-def one_run(variant: str, compression: str, count: int) -> float:
-    """Messages per second of ``variant`` receiving ``count`` messages (after 100 warm-up)."""
+def one_run(variant: str, compression: str, count: int) -> tuple[float, float]:
+    """Messages per second and CPU µs per message (of this process, zmq's I/O thread
+    included) of ``variant`` receiving ``count`` messages (after 100 warm-up)."""
     import mflow
 
     context = zmq.Context()
@@ -154,19 +162,20 @@ def one_run(variant: str, compression: str, count: int) -> float:
     try:
         for _ in range(100):
             check(variant, receive())
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for _ in range(count):
             result = receive()
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         check(variant, result)
     finally:
         if stream is not None:
             stream.disconnect()
         else:
             socket.close(linger=0)
+        sender.terminate()
         sender.wait(timeout=60)
         context.term()
-    return count / elapsed
+    return count / elapsed, cpu / count * 1e6
 
 
 def check(variant: str, result) -> None:
@@ -187,29 +196,39 @@ def measure(
     count: int = 3000,
     compressions: tuple[str, ...] = ("bitshuffle_lz4", "lz4"),
     psi_python: str | None = None,
+    psi_threads: tuple[str, ...] = ("1",),
 ) -> dict:
     """Per compression: messages/s of every variant (median) and mflow's ratios per run to
     each of the others (``ratio_vs_raw`` and ``ratios_per_run`` for raw pyzmq)."""
-    variants = VARIANTS + (tuple(PSI_VARIANTS) if psi_python else ())
+    psi_variants = {
+        PSI_NAMES.get(threads, f"psi-bsread {threads} threads"): threads for threads in psi_threads
+    }
+    variants = VARIANTS + (tuple(psi_variants) if psi_python else ())
     results = {}
     for compression in compressions:
         rates: dict[str, list[float]] = {variant: [] for variant in variants}
+        cpu: dict[str, list[float]] = {variant: [] for variant in variants}
         loads = []
         for run in range(runs):
             loads.append(os.getloadavg()[0])
             for variant in variants if run % 2 == 0 else variants[::-1]:
-                if variant in PSI_VARIANTS:
-                    threads = PSI_VARIANTS[variant]
-                    rate = one_psi_run(cast(str, psi_python), compression, count, threads)
+                if variant in psi_variants:
+                    threads = psi_variants[variant]
+                    rate, us = one_psi_run(cast(str, psi_python), compression, count, threads)
                 else:
-                    rate = one_run(variant, compression, count)
+                    rate, us = one_run(variant, compression, count)
                 rates[variant].append(rate)
+                cpu[variant].append(us)
+        anchors = [variant for variant in variants if variant != "mflow"]
         ratios = {
-            anchor: [
-                mflow_ / rate for rate, mflow_ in zip(rates[anchor], rates["mflow"], strict=True)
-            ]
-            for anchor in variants
-            if anchor != "mflow"
+            anchor: [m / a for a, m in zip(rates[anchor], rates["mflow"], strict=True)]
+            for anchor in anchors
+        }
+        # How many times the CPU time per message mflow's receiver takes the anchor takes
+        # (free of the sender's limit on the rates).
+        cpu_ratios = {
+            anchor: [a / m for a, m in zip(cpu[anchor], cpu["mflow"], strict=True)]
+            for anchor in anchors
         }
         results[compression] = {
             "count": count,
@@ -222,23 +241,35 @@ def measure(
             "mflow_ratio_vs": {
                 anchor: statistics.median(values) for anchor, values in ratios.items()
             },
+            "cpu_us_per_msg": cpu,
+            "cpu_ratios_per_run": cpu_ratios,
         }
     return results
 
 
+def _per_run(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f}x (per run: {', '.join(f'{r:.2f}' for r in ratios)})"
+
+
 def print_results(results: dict) -> None:
     for compression, row in results.items():
-        rates = row["msgs_per_s"]
+        rates, cpu = row["msgs_per_s"], row["cpu_us_per_msg"]
         print(
             f"bsread {CHANNELS}x{VALUES} float64 {compression} ({row['count']} msgs, load "
             f"{', '.join(f'{load:.1f}' for load in row['load'])}): "
-            + " | ".join(f"{variant} {rate:,.0f} msg/s" for variant, rate in rates.items())
-            + " || mflow "
+            + " | ".join(
+                f"{variant} {rate:,.0f} msg/s {statistics.median(cpu[variant]):,.0f} µs CPU/msg"
+                for variant, rate in rates.items()
+            )
+            + "\n  mflow msg/s: "
             + ", ".join(
-                f"{row['mflow_ratio_vs'][anchor]:.2f}x {anchor} (per run: "
-                + ", ".join(f"{ratio:.2f}" for ratio in ratios)
-                + ")"
+                f"{_per_run(ratios)} {anchor}"
                 for anchor, ratios in row["mflow_ratios_per_run"].items()
+            )
+            + "\n  CPU/msg of the others over mflow's: "
+            + ", ".join(
+                f"{anchor} {_per_run(ratios)}"
+                for anchor, ratios in row["cpu_ratios_per_run"].items()
             ),
             flush=True,
         )
@@ -249,7 +280,7 @@ def main() -> None:
         send(sys.argv[2], sys.argv[3])
         return
     if len(sys.argv) > 1 and sys.argv[1] == "--psi-receive":
-        print(psi_run(sys.argv[2], int(sys.argv[3]), sys.argv[4]))
+        print(*psi_run(sys.argv[2], int(sys.argv[3]), sys.argv[4]))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -260,9 +291,22 @@ def main() -> None:
         metavar="PATH",
         help="the python of an environment with psi-bsread 2.0.1 on psi-mflow 1.0: adds it",
     )
+    parser.add_argument(
+        "--psi-threads",
+        default="1",
+        metavar="LIST",
+        help="OMP_NUM_THREADS for psi-bsread's bitshuffle, one variant each; 'all': as installed "
+        "(every core; under load a bitshuffle_lz4 run then takes minutes)",
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
-    results = measure(args.runs, args.count, tuple(args.compressions.split(",")), args.psi_python)
+    results = measure(
+        args.runs,
+        args.count,
+        tuple(args.compressions.split(",")),
+        args.psi_python,
+        tuple(args.psi_threads.split(",")),
+    )
     print_results(results)
     if args.json:
         with open(args.json, "w") as output:
