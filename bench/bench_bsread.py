@@ -121,6 +121,7 @@ def one_psi_run(psi_python: str, compression: str, count: int, threads: str) -> 
     """`psi_run` under ``psi_python``, with ``OMP_NUM_THREADS=threads`` unless ``"all"``."""
     environment = dict(os.environ)
     environment.pop("OMP_NUM_THREADS", None)
+    environment.pop("PYTHONPATH", None)  # its own environment's packages only
     if threads != "all":
         environment["OMP_NUM_THREADS"] = threads
     output = subprocess.run(
