@@ -411,6 +411,26 @@ def test_a_fixed_shape_value_decodes_as_the_general_decode_does(compression, blo
         assert "payload_errors" not in message
 
 
+def test_a_data_header_declaring_huge_values_allocates_nothing_for_them():
+    import tracemalloc
+
+    channels = [
+        {"name": f"c{index}", "type": "float64", "shape": [200_000_000], "compression": "lz4"}
+        for index in range(20)
+    ]  # 1.6 GB each, 32 GB in all
+    receiver = ReceiveHandler(None)
+    tracemalloc.start()
+    try:
+        receiver.load(wire(channels, [(_GOOD_LZ4, stamp())] * 20))
+        message = Handler.receive(receiver)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000
+    assert set(message["data"].values()) == {None}
+    assert dict(receiver.statistics.payload_errors) == {"malformed": 20}  # shape not matching
+
+
 # -- malformed messages -----------------------------------------------------------------
 
 

@@ -88,6 +88,7 @@ _CACHE_ATTRIBUTE = "bsread_data_headers"
 _CACHE_SIZE = 16
 _TIMESTAMP = {"<": struct.Struct("<qq"), ">": struct.Struct(">qq")}
 _ALIGNMENT = 64  # of each value in a message's value buffer
+_MAX_EXPANSION = 256  # LZ4 data decodes to less than 256 times its size
 
 
 class _Channel:
@@ -287,14 +288,20 @@ def _receive(receiver: Any) -> dict:
     timestamps: dict[str, tuple[int, int] | None] = {}
     payloads = PayloadDecoding(receiver)
     # The values of the common kind are decoded by one C call each into one buffer; any
-    # other value, and any the call refuses, takes the general path (and its errors).
+    # other value, and any the call refuses, takes the general path (and its errors). The
+    # buffer's size comes from the data header, so it is allocated only within the budget
+    # and what the message's bytes can decode to; else every value takes the general path.
+    if buffer_size and (
+        buffer_size > payloads.remaining or buffer_size > _MAX_EXPANSION * sum(map(len, parts))
+    ):
+        buffer_size = 0
     buffer = np.empty(buffer_size, np.uint8)
     address = buffer.ctypes.data if buffer_size else 0
     for index, channel in enumerate(channels):
         value_part = parts[1 + 2 * index]
         value = timestamp = None
         if len(value_part):
-            fast = channel.fast
+            fast = channel.fast if address else None
             if fast is not None and fast(value_part, address + channel.offset, payloads.remaining):
                 value = np.frombuffer(buffer, channel.dtype, channel.count, channel.offset)
                 if len(cast(tuple, channel.shape)) > 1:
