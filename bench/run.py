@@ -25,7 +25,8 @@ Parts (each a table with ratios; all results also go to JSON):
   ``receive()`` and the DECTRIS reference client (cbor2 + dectris-compression); see
   bench_stream2.py.
 - bsread: 10 float64 channels of 1000 values, ``bitshuffle_lz4`` and ``lz4``: raw pyzmq
-  against mflow ``receive()``; see bench_bsread.py.
+  against mflow ``receive()`` and, when the ``--psi-mflow-python`` interpreter has
+  psi-bsread, psi-bsread's ``Source`` (one OpenMP thread); see bench_bsread.py.
 
 Every point is the median of ``--repeat`` runs (default 3); the 1-minute load average
 before each run is recorded so that noisy points can be recognised.
@@ -683,7 +684,13 @@ def bench_bsread(args) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_bsread import measure, print_results
 
-    results = measure(runs=args.repeat, count=max(500, int(3000 * args.scale)))
+    psi_python = args.psi_mflow_python
+    probe = [psi_python, "-c", "import bsread"]
+    if psi_python and subprocess.run(probe, stderr=subprocess.DEVNULL).returncode:
+        psi_python = None  # that interpreter has psi-mflow without psi-bsread
+    results = measure(
+        runs=args.repeat, count=max(500, int(3000 * args.scale)), psi_python=psi_python
+    )
     print_results(results)
     return results
 

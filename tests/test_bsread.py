@@ -320,6 +320,117 @@ def test_the_decoded_bytes_budget_covers_all_channels(stream_factory):
     assert receiver.statistics.payload_errors == {"decoded_size": 1}
 
 
+# -- fixed-shape compressed channels: one C call per value, the general path for the rest --
+
+_FIXED = np.arange(1000, dtype="<f8") * 0.5
+
+
+def _fixed_channel(compression: str, **keys) -> dict:
+    return {"name": "v", "type": "float64", "shape": [1000], "compression": compression, **keys}
+
+
+def test_fixed_shape_compressed_values_take_one_call_each(monkeypatch):
+    channels = [
+        {"name": "bs", "type": "float64", "shape": [1000], "compression": "bitshuffle_lz4"},
+        {"name": "lz", "type": "int32", "shape": [25, 40], "compression": "lz4"},
+        {
+            "name": "big",
+            "type": "uint16",
+            "shape": [7, 3],
+            "compression": "bitshuffle_lz4",
+            "encoding": "big",
+        },
+    ]
+    image = np.arange(1000, dtype="<i4").reshape(40, 25)
+    big = np.arange(21, dtype=">u2").reshape(3, 7)
+    values = [
+        (compress(_FIXED.tobytes(), "bitshuffle_lz4", 8), stamp()),
+        (compress(image.tobytes(), "lz4", 4), stamp()),
+        (compress(big.tobytes(), "bitshuffle_lz4", 2, ">"), stamp(byteorder=">")),
+    ]
+
+    def general(*args, **kwargs):
+        raise AssertionError("the general decode was called")
+
+    monkeypatch.setattr(mflow.codecs, "decode_bsread", general)
+    message = decode(Handler, wire(channels, values))
+    assert_values(message["data"], {"bs": _FIXED, "lz": image, "big": big})
+    assert all(value.flags.writeable for value in message["data"].values())
+    assert "payload_errors" not in message
+
+
+_GOOD_BSLZ4 = compress(_FIXED.tobytes(), "bitshuffle_lz4", 8)
+_GOOD_LZ4 = compress(_FIXED.tobytes(), "lz4", 8)
+
+
+@pytest.mark.parametrize(
+    ("compression", "blob"),
+    [
+        ("bitshuffle_lz4", _GOOD_BSLZ4[:12] + b"\x00\x00\x10\x00" + _GOOD_BSLZ4[16:]),
+        ("bitshuffle_lz4", _GOOD_BSLZ4[:-5]),
+        ("bitshuffle_lz4", struct.pack(">QI", 16000, 8192) + _GOOD_BSLZ4[12:]),
+        ("bitshuffle_lz4", _GOOD_BSLZ4[:16] + bytes(len(_GOOD_BSLZ4) - 16)),
+        ("bitshuffle_lz4", bytes(12) + _GOOD_BSLZ4[12:]),
+        ("bitshuffle_lz4", _GOOD_BSLZ4[12:]),
+        ("bitshuffle_lz4", struct.pack(">QI", 8000, 12) + _GOOD_BSLZ4[12:]),
+        ("lz4", _GOOD_LZ4[:-3]),
+        ("lz4", _GOOD_LZ4[:4] + bytes(len(_GOOD_LZ4) - 4)),
+        ("lz4", struct.pack(">I", 8000) + _GOOD_LZ4[4:]),
+        ("lz4", struct.pack("<I", 16000) + _GOOD_LZ4[4:]),
+        ("lz4", _GOOD_LZ4[:4] + b"\x00"),
+    ],
+    ids=[
+        "bad block length",
+        "truncated",
+        "other size",
+        "corrupt blocks",
+        "zeroed header",
+        "no header",
+        "block size not whole elements",
+        "lz4 truncated",
+        "lz4 corrupt",
+        "lz4 big-endian prefix",
+        "lz4 other size",
+        "lz4 a byte",
+    ],
+)
+@pytest.mark.parametrize("budget", [None, 4000])
+def test_a_fixed_shape_value_decodes_as_the_general_decode_does(compression, blob, budget):
+    receiver = ReceiveHandler(None)
+    receiver.max_decoded_bytes = budget
+    receiver.load(wire([_fixed_channel(compression)], [(blob, stamp())]))
+    message = Handler.receive(receiver)
+    try:
+        expected = mflow.codecs.decode_bsread(compression, blob, "<f8", max_bytes=budget)
+    except DecodeError as error:
+        assert message["data"] == {"v": None}
+        assert message["payload_errors"] == {"v": f"{type(error).__name__}: {error}"}
+        assert dict(receiver.statistics.payload_errors) == {error.reason: 1}
+    else:
+        assert_same(message["data"]["v"], expected, "v")
+        assert "payload_errors" not in message
+
+
+def test_a_data_header_declaring_huge_values_allocates_nothing_for_them():
+    import tracemalloc
+
+    channels = [
+        {"name": f"c{index}", "type": "float64", "shape": [200_000_000], "compression": "lz4"}
+        for index in range(20)
+    ]  # 1.6 GB each, 32 GB in all
+    receiver = ReceiveHandler(None)
+    tracemalloc.start()
+    try:
+        receiver.load(wire(channels, [(_GOOD_LZ4, stamp())] * 20))
+        message = Handler.receive(receiver)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 10_000_000
+    assert set(message["data"].values()) == {None}
+    assert dict(receiver.statistics.payload_errors) == {"malformed": 20}  # shape not matching
+
+
 # -- malformed messages -----------------------------------------------------------------
 
 

@@ -49,7 +49,7 @@ import math
 import operator
 import struct
 from collections.abc import Sequence
-from typing import Union, cast
+from typing import Any, Callable, Union, cast
 
 import bitshuffle
 import lz4.block
@@ -72,6 +72,7 @@ __all__ = [
     "encode_bsread_lz4",
     "decode_stream2",
     "decode_bsread",
+    "bsread_value_decoder",
     "set_decoder_threads",
 ]
 
@@ -235,12 +236,9 @@ def _default_block_elements(itemsize):
     return max(block, 128)
 
 
-def _bitshuffle_block(view, offset, block_bytes, nbytes, itemsize):
-    """Block size in elements for decoding the blocks that start at ``offset``.
-
-    Checks first that the length-prefixed blocks plus the raw tail fill the blob exactly:
-    the bitshuffle library follows the length fields without bounds checks.
-    """
+def _block_layout(block_bytes, nbytes, itemsize):
+    """``(block elements, length-prefixed blocks, raw tail bytes)`` of bitshuffle-LZ4 data of
+    ``nbytes`` in blocks of ``block_bytes`` (a header's; 0: the default)."""
     if block_bytes % itemsize:
         raise CompressionError(
             f"block size of {block_bytes} bytes is not a whole number of {itemsize}-byte elements"
@@ -253,14 +251,30 @@ def _bitshuffle_block(view, offset, block_bytes, nbytes, itemsize):
     # library takes the block size as a C int.
     block = min(block, max(8, elements - elements % 8))
     full, rest = divmod(elements, block)
-    end = len(view) - elements % 8 * itemsize
+    return block, full + (rest >= 8), elements % 8 * itemsize
+
+
+def _blocks_end(view, offset, blocks):
+    """Where ``blocks`` length-prefixed blocks starting at ``offset`` end."""
     unpack = _U32_BE.unpack_from
     pos = offset
     try:
-        for _ in range(full + (rest >= 8)):
+        for _ in range(blocks):
             pos += 4 + unpack(view, pos)[0]
     except struct.error:
         raise CompressionError(f"truncated: a block length at byte {pos} is missing") from None
+    return pos
+
+
+def _bitshuffle_block(view, offset, block_bytes, nbytes, itemsize):
+    """Block size in elements for decoding the blocks that start at ``offset``.
+
+    Checks first that the length-prefixed blocks plus the raw tail fill the blob exactly:
+    the bitshuffle library follows the length fields without bounds checks.
+    """
+    block, blocks, tail = _block_layout(block_bytes, nbytes, itemsize)
+    end = len(view) - tail
+    pos = _blocks_end(view, offset, blocks)
     if pos != end:
         raise CompressionError(
             f"blocks and raw tail take {pos - offset + len(view) - end} bytes, "
@@ -529,3 +543,103 @@ def decode_bsread(
     if compression == "lz4":
         return decode_bsread_lz4(blob, dtype, shape, byteorder, max_bytes=max_bytes, out=out)
     raise CompressionError(f"unsupported bsread compression {compression!r}")
+
+
+def bsread_value_decoder(
+    compression: str, dtype: DTypeLike, count: int, byteorder: str = "<"
+) -> Callable[[BytesLike, int, int], bool] | None:
+    """A decoder for the common case of one channel's values, one C call per value.
+
+    The values are bsread ``compression`` blobs of ``count`` elements of ``dtype``. The
+    decoder, ``decode(blob, destination, max_bytes)``, checks what the framing of the
+    value would make `decode_bsread` check, decodes the blob into the memory at address
+    ``destination`` (room for ``count`` elements) and returns True; for anything else (a
+    corrupt blob, a rarer framing, a size over ``max_bytes``) it returns False, and
+    `decode_bsread` gives the result or the precise error (``destination`` may then have
+    been written to). ``None`` when there is no such shortcut (the C functions missing, no
+    elements, an unsupported compression).
+    """
+    dt = np.dtype(dtype)
+    nbytes = count * dt.itemsize
+    if not 0 < nbytes <= _INT_MAX or dt.hasobject:
+        return None
+    if compression == "bitshuffle_lz4":
+        return _bslz4_value_decoder(nbytes, dt.itemsize)
+    if compression == "lz4":
+        return _bsread_lz4_value_decoder(nbytes, _byteorder(byteorder))
+    return None
+
+
+def _address_of(blob):
+    """The address of a contiguous bytes-like object's first byte; None if it has none."""
+    try:
+        return np.frombuffer(blob, np.uint8).ctypes.data
+    except (TypeError, ValueError):
+        return None
+
+
+def _bslz4_value_decoder(nbytes, itemsize):
+    # The framing walk as decode_bslz4 does it (so that a blob is accepted when that accepts
+    # it), then dectris-compression's decoder when installed: 2-3x bitshuffle's on bsread's
+    # small values too, once the call costs the same.
+    dectris = _direct.dectris_decompress_bslz4
+    bitshuffle_decode = _direct.bshuf_decompress_lz4
+    if dectris is None and bitshuffle_decode is None:
+        return None
+    header = _HEADER.unpack_from
+    elements = nbytes // itemsize
+    minimum = max(_HEADER.size, -(-nbytes // _MAX_EXPANSION))
+    layouts: dict[int, tuple[int, int, int]] = {}  # by the header's block size
+
+    def decode(blob: Any, destination: int, max_bytes: int) -> bool:
+        size = len(blob)
+        if nbytes > max_bytes or size < minimum:
+            return False
+        declared, block_bytes = header(blob)
+        if declared != nbytes or not block_bytes:
+            return False
+        layout = layouts.get(block_bytes)
+        if layout is None:
+            try:
+                layout = _block_layout(block_bytes, nbytes, itemsize)
+            except CompressionError:
+                return False
+            if len(layouts) < 4:  # a few block sizes per channel; a hostile stream sends more
+                layouts[block_bytes] = layout
+        block, blocks, tail = layout
+        try:
+            if _blocks_end(blob, _HEADER.size, blocks) != size - tail:
+                return False
+        except CompressionError:
+            return False
+        source = _address_of(blob)
+        if source is None:
+            return False
+        if dectris is not None:
+            return dectris(source, size, destination, nbytes, itemsize) == nbytes
+        _openmp.apply()
+        used = bitshuffle_decode(source + _HEADER.size, destination, elements, itemsize, block)
+        return used == size - _HEADER.size
+
+    return decode
+
+
+def _bsread_lz4_value_decoder(nbytes, order):
+    decompress = _direct.lz4_decompress_safe
+    if decompress is None:
+        return None
+    prefix = struct.Struct(order + "I").unpack_from
+    minimum = 4 + -(-nbytes // _MAX_EXPANSION)
+
+    def decode(blob: Any, destination: int, max_bytes: int) -> bool:
+        size = len(blob)
+        if nbytes > max_bytes or size < minimum or size - 4 > _INT_MAX:
+            return False
+        if prefix(blob)[0] != nbytes:
+            return False
+        source = _address_of(blob)
+        if source is None:
+            return False
+        return decompress(source + 4, destination, size - 4, nbytes) == nbytes
+
+    return decode

@@ -21,8 +21,10 @@ stream's decoded-bytes budget). A channel that cannot be decoded is named in
 ``"payload_errors"`` (channel name → error), counted in the statistics' ``payload_errors``
 and raised on a strict stream (see `mflow.handlers._payload`). Arrays keep the
 channel's byte order; a ``[W, 1]`` channel stays ``(1, W)`` (psi-bsread collapses it to its
-first row). A bad main header or data header, or a part count other than 2 + 2·channels,
-makes the whole message a `MalformedMessageError`.
+first row). The compressed values of a fixed shape are views on one buffer per message,
+each decoded into it by one C call (`mflow.codecs.bsread_value_decoder`). A bad main
+header or data header, or a part count other than 2 + 2·channels, makes the whole message a
+`MalformedMessageError`.
 
 Parsed data headers are cached per receiver (the last 16), keyed by ``hash``: a message
 whose hash was seen recently reuses the parsed header and channel decoders without reading
@@ -85,12 +87,25 @@ _COMPRESSIONS = {None: "none", "none": "none", "lz4": "lz4", "bitshuffle_lz4": "
 _CACHE_ATTRIBUTE = "bsread_data_headers"
 _CACHE_SIZE = 16
 _TIMESTAMP = {"<": struct.Struct("<qq"), ">": struct.Struct(">qq")}
+_ALIGNMENT = 64  # of each value in a message's value buffer
+_MAX_EXPANSION = 256  # LZ4 data decodes to less than 256 times its size
 
 
 class _Channel:
     """How to decode one channel's value and timestamp parts."""
 
-    __slots__ = ("name", "dtype", "shape", "compression", "byteorder", "is_string", "problem")
+    __slots__ = (
+        "name",
+        "dtype",
+        "shape",
+        "compression",
+        "byteorder",
+        "is_string",
+        "problem",
+        "count",
+        "fast",
+        "offset",
+    )
 
     def __init__(self, description: Any) -> None:
         if not isinstance(description, dict) or not isinstance(description.get("name"), str):
@@ -114,6 +129,17 @@ class _Channel:
         self.dtype = (
             np.dtype(self.byteorder + code) if self.problem is None and code is not None else None
         )
+        #: Elements of a compressed numeric value of fixed shape; ``fast`` decodes such a
+        #: value at ``offset`` in the message's value buffer (see `_plan`), else ``None``.
+        self.count = 0
+        self.fast = None
+        self.offset = 0
+        dtype = self.dtype
+        if dtype is not None and dtype.kind != "b" and not self.is_string and self.shape:
+            self.count = math.prod(cast(tuple, self.shape))
+            self.fast = codecs.bsread_value_decoder(
+                cast(str, self.compression), dtype, self.count, self.byteorder
+            )
 
     def value(self, part: Any, max_bytes: int) -> Any:
         """The decoded value of a non-empty value part; a `DecodeError` on bad data.
@@ -171,7 +197,8 @@ def _numpy_shape(shape: Any) -> tuple[int, ...] | None | bool:
     return tuple(reversed(shape))
 
 
-def _parse_data_header(header: dict, part: Any) -> tuple[dict, list[_Channel]]:
+def _parse_data_header(header: dict, part: Any) -> tuple[dict, list[_Channel], int]:
+    part = part if type(part) is bytes else bytes(part)  # a received frame, for the JSON parser
     compression = header.get("dh_compression")
     if compression not in _COMPRESSIONS:
         raise MalformedMessageError(f"unknown bsread dh_compression {compression!r}")
@@ -187,11 +214,24 @@ def _parse_data_header(header: dict, part: Any) -> tuple[dict, list[_Channel]]:
     decoders = [_Channel(channel) for channel in channels]
     if len({channel.name for channel in decoders}) != len(decoders):
         raise MalformedMessageError("bsread data header names a channel twice")
-    return data_header, decoders
+    return data_header, decoders, _plan(decoders)
 
 
-def _data_header(receiver: Any, header: dict, part: Any) -> tuple[dict, list[_Channel]]:
-    """Parsed data header and channel decoders, from the receiver's cache when the hash is known."""
+def _plan(channels: list[_Channel]) -> int:
+    """Place the values of the channels with a ``fast`` decoder in one buffer per message
+    (one allocation, each value a view on it, aligned); the buffer's size in bytes."""
+    size = 0
+    for channel in channels:
+        if channel.fast is not None:
+            channel.offset = size
+            nbytes = channel.count * cast(np.dtype, channel.dtype).itemsize
+            size += -(-nbytes // _ALIGNMENT) * _ALIGNMENT
+    return size
+
+
+def _data_header(receiver: Any, header: dict, part: Any) -> tuple[dict, list[_Channel], int]:
+    """Parsed data header, channel decoders and value buffer size (see `_plan`), from the
+    receiver's cache when the hash is known."""
     key = header.get("hash")
     cache = getattr(receiver, _CACHE_ATTRIBUTE, None)
     if cache is None:
@@ -235,10 +275,10 @@ def _receive(receiver: Any) -> dict:
     if type(pulse_id) is not int:
         raise MalformedMessageError(f"bsread main header has no integer pulse_id: {pulse_id!r}")
     global_timestamp = _global_timestamp(header)
-    parts = receiver.rest()
+    parts = receiver.rest_buffers()  # not copied: values are decoded from (or views on) them
     if not parts:
         raise MalformedMessageError("bsread message has no data header part")
-    data_header, channels = _data_header(receiver, header, parts[0])
+    data_header, channels, buffer_size = _data_header(receiver, header, parts[0])
     if len(parts) != 1 + 2 * len(channels):
         raise MalformedMessageError(
             f"bsread message has {len(parts) + 1} parts, its data header declares "
@@ -247,13 +287,33 @@ def _receive(receiver: Any) -> dict:
     data: dict[str, Any] = {}
     timestamps: dict[str, tuple[int, int] | None] = {}
     payloads = PayloadDecoding(receiver)
+    # The values of the common kind are decoded by one C call each into one buffer; any
+    # other value, and any the call refuses, takes the general path (and its errors). The
+    # buffer's size comes from the data header, so it is allocated only within the budget
+    # and what the message's bytes can decode to; else every value takes the general path.
+    if buffer_size and (
+        buffer_size > payloads.remaining or buffer_size > _MAX_EXPANSION * sum(map(len, parts))
+    ):
+        buffer_size = 0
+    buffer = np.empty(buffer_size, np.uint8)
+    address = buffer.ctypes.data if buffer_size else 0
     for index, channel in enumerate(channels):
         value_part = parts[1 + 2 * index]
         value = timestamp = None
         if len(value_part):
-            value = payloads.decode(
-                channel.name, channel.value, value_part, compressed=channel.compression != "none"
-            )
+            fast = channel.fast if address else None
+            if fast is not None and fast(value_part, address + channel.offset, payloads.remaining):
+                value = np.frombuffer(buffer, channel.dtype, channel.count, channel.offset)
+                if len(cast(tuple, channel.shape)) > 1:
+                    value = value.reshape(channel.shape)
+                payloads.remaining -= value.nbytes
+            else:
+                value = payloads.decode(
+                    channel.name,
+                    channel.value,
+                    value_part,
+                    compressed=channel.compression != "none",
+                )
             timestamp = channel.timestamp(parts[2 + 2 * index])
         data[channel.name] = value
         timestamps[channel.name] = timestamp
