@@ -23,7 +23,7 @@ from ._output import Report
 from ._runtime import EXIT_ERROR, EXIT_OK, Limits, Pacer, Run
 from ._sending import Sender
 from ._sockets import Endpoint, open_stream
-from .view import serve
+from ._viewing import serve
 
 __all__ = ["command"]
 
