@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
+from . import chunks
 from ._deps import h5py
-from ._files import LIBVER, create_file
+from ._files import LIBVER, FlushSchedule, create_file
+from .naming import check_pattern
 
 __all__ = ["GrowingFile"]
 
@@ -71,3 +74,25 @@ class GrowingFile:
 
     def close(self) -> None:
         self.file.close()
+
+
+class GrowingFileWriter:
+    """What the writers of one growing file per run (bsread, array-1.0) share: where and
+    how they write (``name`` a pattern with ``{series}``), what they discarded by reason,
+    the open file and its flush schedule."""
+
+    def __init__(
+        self,
+        directory: str,
+        name: str = "series_{series}",
+        compression: str = chunks.BITSHUFFLE,
+        overwrite: bool = False,
+    ) -> None:
+        check_pattern(name, ("series",))
+        self.directory = directory
+        self.name = name
+        self.compression = compression
+        self.overwrite = overwrite
+        self.discarded: Counter[str] = Counter()
+        self._file: GrowingFile | None = None
+        self._flush = FlushSchedule()

@@ -10,21 +10,19 @@ starts the next. Empty data parts are counted in ``discarded``, not written.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from . import chunks
-from ._files import FlushSchedule
-from ._growing import GrowingFile
-from .naming import check_pattern, output_stem
+from ._growing import GrowingFile, GrowingFileWriter
+from .naming import output_stem
 
 __all__ = ["ArrayWriter"]
 
 
-class ArrayWriter:
+class ArrayWriter(GrowingFileWriter):
     """Writes array-1.0 messages (as received) to ``directory`` (see the module docstring)."""
 
     KEYS = ("array-1.0",)
@@ -36,18 +34,11 @@ class ArrayWriter:
         compression: str = chunks.BITSHUFFLE,
         overwrite: bool = False,
     ) -> None:
-        check_pattern(name, ("series",))
-        self.directory = directory
-        self.name = name
-        self.compression = compression
-        self.overwrite = overwrite
+        super().__init__(directory, name, compression, overwrite)
         self.arrays_written = 0
-        self.discarded: Counter[str] = Counter()
         self.files: list[str] = []
-        self._file: GrowingFile | None = None
         self._layout: tuple[tuple[int, ...], np.dtype] | None = None
         self._last_frame: int | None = None
-        self._flush = FlushSchedule()
 
     def write(self, key: str, data: Mapping[str, Any]) -> None:
         """Write one array-1.0 message (``{"header": ..., "data": [array or None, ...]}``)."""

@@ -14,7 +14,6 @@ its channel's datasets is discarded and counted. The file is ``<name>.h5``
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,16 +21,15 @@ import numpy as np
 
 from . import chunks
 from ._deps import h5py
-from ._files import FlushSchedule
-from ._growing import GrowingFile
-from .naming import check_pattern, output_stem
+from ._growing import GrowingFile, GrowingFileWriter
+from .naming import output_stem
 
 __all__ = ["BsreadWriter"]
 
 _SCALAR_CHUNK_ROWS = 1024
 
 
-class BsreadWriter:
+class BsreadWriter(GrowingFileWriter):
     """Writes bsread messages (as received) to ``directory`` (see the module docstring)."""
 
     KEYS = ("bsr_m-1.0", "bsr_m-1.1")
@@ -43,17 +41,10 @@ class BsreadWriter:
         compression: str = chunks.BITSHUFFLE,
         overwrite: bool = False,
     ) -> None:
-        check_pattern(name, ("series",))
-        self.directory = directory
-        self.name = name
-        self.compression = compression
-        self.overwrite = overwrite
+        super().__init__(directory, name, compression, overwrite)
         self.messages_written = 0
-        self.discarded: Counter[str] = Counter()
         self.path: str | None = None
-        self._file: GrowingFile | None = None
         self._channels: dict[str, tuple[tuple[int, ...], Any]] = {}
-        self._flush = FlushSchedule()
 
     def write(self, key: str, data: Mapping[str, Any]) -> None:
         """Write one bsread message as the bsread handler returns it."""
