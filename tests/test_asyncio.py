@@ -15,6 +15,7 @@ import zmq
 
 import mflow
 import mflow.asyncio as amflow
+from mflow.errors import ConfigurationError
 
 from .conformance import assert_same, load_golden
 from .conftest import TIMEOUT_MS, bind_random
@@ -329,3 +330,8 @@ def test_an_unclosed_stream_does_not_hang_interpreter_exit(push) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
+
+
+def test_decode_workers_are_refused_on_asyncio_streams():
+    with pytest.raises(ConfigurationError, match="decode_workers"):
+        amflow.connect("tcp://127.0.0.1:5", decode_workers=2)

@@ -14,6 +14,7 @@ from mflow import synthetic
 from mflow.errors import CompressionError, ConfigurationError
 from mflow.framepool import FramePool
 from mflow.handlers.dimage_1_0 import encode_image
+from mflow.stream import poll_streams
 
 from .conftest import TIMEOUT_MS, bind_random
 
@@ -336,3 +337,23 @@ def test_workers_give_every_message_type_as_the_serial_path(fed, kind):
     got = [m.data for m in receive_all(parallel, len(messages))]
     assert repr(got) == repr(expected)
     assert counters(parallel.statistics) == counters(serial.statistics)
+
+
+def test_workers_keep_a_bsread_message_s_payload_errors(fed):
+    from .test_bsread import CORRUPT_CHANNEL
+
+    stream = fed([CORRUPT_CHANNEL], decode_workers=2)
+    message = stream.receive().data
+    assert message["data"] == {"bad": None, "good": 7}
+    assert message["payload_errors"]["bad"].startswith("CompressionError")
+    assert stream.statistics.payload_errors == {"compression_error": 1}
+
+
+def test_poll_sees_the_messages_the_workers_have_taken(source, stream_factory):
+    send, endpoint = source
+    stream = stream_factory(endpoint, decode_workers=1)
+    send([dimage(n, image) for n, image in enumerate(images(2))])
+    assert stream.receive().data["header"]["frame"] == 0
+    assert stream.in_flight == 1  # the socket has nothing left: the workers took it
+    assert stream.poll(0) and poll_streams([stream], 0) == [stream]
+    assert stream.receive().data["header"]["frame"] == 1

@@ -407,3 +407,15 @@ def test_a_part_alone_leaves_a_master_that_names_the_other_parts_images(tmp_path
     with h5py.File(tmp_path / "series_1_master.h5") as f:
         data = f["/entry/data/data"]
         assert data.shape[0] == 5 and (data[2] == np.iinfo(np.uint16).max).all()
+
+
+def test_a_scalar_header_array_is_kept_without_chunks(tmp_path):
+    from mflow.hdf5.nexus import SeriesHeader
+    from mflow.hdf5.series_files import read_header, store_header
+
+    header = SeriesHeader(values={}, arrays={"flatfield": np.array(1.5, np.float32)})
+    with h5py.File(tmp_path / "data.h5", "w") as f:
+        store_header(f, header, {}, 10)
+    with h5py.File(tmp_path / "data.h5") as f:
+        kept = read_header(f)
+    assert kept is not None and kept[0].arrays["flatfield"][()] == np.float32(1.5)

@@ -43,7 +43,13 @@ from typing import Any, AsyncIterator, Callable, Sequence, cast
 import zmq
 
 from . import stream as _sync
-from .errors import MflowError, SendTimeoutError, StreamClosedError, StreamTimeoutError
+from .errors import (
+    ConfigurationError,
+    MflowError,
+    SendTimeoutError,
+    StreamClosedError,
+    StreamTimeoutError,
+)
 from .handlers import get_handler, register_handler
 from .merge import RoundRobinStrategy
 from .message import Message
@@ -86,6 +92,8 @@ class Stream:
     """
 
     def __init__(self, sync: _sync.Stream) -> None:
+        if sync.decode_workers:
+            raise ConfigurationError(_NO_DECODE_WORKERS)
         self.sync = sync
         #: The waiting tasks' futures (True: their event is there) and events.
         self._waiters: list[tuple[asyncio.Future[bool], int]] = []
@@ -225,7 +233,14 @@ class Stream:
     ) -> Any:
         """After `_receive_now` found nothing: the next message, None if it failed to
         decode, `_TIMED_OUT` after the timeout."""
-        while await self._wait(_READABLE, self._timeout("receive"), "receive"):
+        timeout_ms = self._timeout("receive")
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout_ms < 0 else loop.time() + timeout_ms / 1000
+        while True:
+            # One deadline for the whole receive, however often another task wins the race.
+            remaining = -1 if deadline is None else max(0, int((deadline - loop.time()) * 1000))
+            if not await self._wait(_READABLE, remaining, "receive"):
+                break
             try:
                 return self._receive_now(handler, decode)
             except zmq.Again:
@@ -322,8 +337,16 @@ class Stream:
         return f"<mflow.asyncio.Stream of {self.sync!r}>"
 
 
+_NO_DECODE_WORKERS = (
+    "decode_workers is for synchronous streams; an asyncio stream decodes as it receives"
+)
+
+
 def connect(*args: Any, **kwargs: Any) -> Stream:
-    """Open an asyncio `Stream`: the arguments of `mflow.connect`, the same defaults."""
+    """Open an asyncio `Stream`: the arguments of `mflow.connect` (but ``decode_workers``),
+    the same defaults."""
+    if kwargs.get("decode_workers"):
+        raise ConfigurationError(_NO_DECODE_WORKERS)
     return Stream(_sync.connect(*args, **kwargs))
 
 

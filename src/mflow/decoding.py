@@ -75,14 +75,14 @@ class DecodeWorkers:
     def oldest(self) -> InFlight:
         """The message taken first, once its payloads are decoded (`InFlight.error` set if
         that failed)."""
-        message = self._in_flight.popleft()
+        message = self._in_flight[0]  # taken only once decoded: an interrupted wait keeps it
         if message.future is not None:
             try:
                 message.future.result()
             except Exception as error:  # noqa: BLE001  (the stream counts it as a skip)
                 message.error = message.error or error
             message.future = None
-        return message
+        return self._in_flight.popleft()
 
     def close(self) -> int:
         """Stop the threads (after the payloads they are decoding) and drop the messages in

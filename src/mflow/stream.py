@@ -368,9 +368,12 @@ class Stream:
         """Whether a message can be received (``flags=zmq.POLLIN``) or sent (``zmq.POLLOUT``)
         within ``timeout_ms`` milliseconds (``None`` waits as long as it takes, 0 not at all).
 
+        Messages the decode workers have taken (`in_flight`) count as receivable.
         Raises `StreamClosedError` when the stream is not connected.
         """
         socket = self._open_socket("poll")
+        if flags & zmq.POLLIN and self.in_flight:
+            return True
         try:
             return bool(socket.poll(timeout_ms, flags))
         except zmq.ZMQError as error:
@@ -1009,11 +1012,13 @@ def poll_streams(streams: Sequence[Stream], timeout_ms: int | None = None) -> li
     poller = zmq.Poller()
     for stream in streams:
         poller.register(stream._open_socket("poll"), zmq.POLLIN)
+    if any(stream.in_flight for stream in streams):
+        timeout_ms = 0  # those have a message already (see `Stream.poll`)
     try:
         ready = dict(poller.poll(timeout_ms))
     except zmq.ZMQError as error:
         raise _stream_error(error, "poll") from error
-    return [stream for stream in streams if stream.socket in ready]
+    return [stream for stream in streams if stream.socket in ready or stream.in_flight]
 
 
 def disconnect(stream: Stream) -> None:

@@ -150,7 +150,10 @@ def _write_masters(directory: str, overwrite: bool, tool: Tool) -> int:
         if s.missing:
             text += f" ({_ranges(s.missing)})"
         if s.unreadable:
-            text += f", unreadable: {', '.join(s.unreadable)}"
+            text += (
+                f", left out (unreadable, or still marked open for writing: `h5clear -s FILE`"
+                f" makes a killed writer's file readable): {', '.join(s.unreadable)}"
+            )
         fields.append((s.master, text))
     tool.out.summary(Report({"masters": masters}, fields))
     return 0

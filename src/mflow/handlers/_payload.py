@@ -163,7 +163,7 @@ class PayloadDecoding:
         """``message``, with ``"payload_errors"`` if any payload failed (and, for a failed
         ``"image"``, ``"image_error"``, the key dimage messages always had); when deferred,
         `finish` adds them."""
-        if self.deferred is not None:
+        if self.deferred:  # an empty list: nothing was deferred, the errors are known now
             self._message = message
             return message
         return self._record(message)

@@ -14,9 +14,12 @@ each part with its arrays (`mflow.hdf5.series_files`). ``<name>_master.h5``
 that changed what it maps (at most once a second; less often when writing it takes more
 than a twentieth of the time, as with the large pixel mask of a 16M), under a temporary
 name then renamed, so a reader never sees half a master: after a kill -9 it maps the
-images flushed until then and lists the others as missing. When the series ends (end
-message, a new series or `DectrisWriter.close`) the data files are closed and the master
-written once more.
+images flushed until then and lists the others as missing. Until the series ends the data
+files it maps are open for writing, so only SWMR readers (`h5py.File(..., swmr=True)`, as
+dxtbx opens files) can read images through it; after a kill -9 they stay marked open
+(``h5clear -s`` clears the mark for other readers). When the series ends (end message, a
+new series or `DectrisWriter.close`) the data files are closed and the master written once
+more, over closed files only.
 
 Images of another series than the open one are strays (late images of an aborted series):
 discarded and counted. A series number seen before in this run starts a new file set

@@ -65,6 +65,7 @@ zero, else its one fixed angle. Axes chain phi → chi → omega.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Mapping, Sequence
@@ -376,48 +377,53 @@ def write_master(
     ``sample`` names (each left out when not given).
     """
     names = names or {}
-    temporary = f"{path}.part"
-    with h5py.File(temporary, "w", libver=("v110", "latest")) as f:
-        f.attrs["default"] = "entry"
-        entry = _group(f, "entry", "NXentry")
-        entry.attrs["default"] = "data"
-        _write(entry, "definition", "NXmx")
-        for nexus_path, (value, units) in sorted(header.values.items()):
-            _write(entry, nexus_path, value, units)
-        end = _estimated_end(header)
-        if end is not None:
-            _write(entry, "end_time_estimated", end)
-        instrument = _group(entry, "instrument", "NXinstrument")
-        if names.get("instrument"):
-            _write(instrument, "name", names["instrument"])
-        if names.get("source"):
-            _write(_group(entry, "source", "NXsource"), "name", names["source"])
-        if "instrument/beam/incident_wavelength" in header.values:
-            _group(instrument, "beam", "NXbeam")
-        detector = _group(instrument, "detector", "NXdetector")
-        specific = _group(detector, "detectorSpecific", "NXcollection")
-        _detector_geometry(detector, header, image_shape[-2:])  # type: ignore[arg-type]
-        for name, array in sorted(header.arrays.items()):
-            specific.create_dataset(name, data=array)  # contiguous: XDS' neggia needs it so
-        if "pixel_mask" in header.arrays:
-            detector["pixel_mask"] = specific["pixel_mask"]
-        if "flatfield" in header.arrays:
-            detector["flatfield"] = specific["flatfield"]
-        specific.create_dataset("frames_per_data_file", data=frames_per_file)
-        specific.create_dataset("images_written", data=images_written)
-        specific.create_dataset("missing_images", data=np.array(missing, dtype=np.uint64))
-        if header.channels and len(image_shape) == 3:
-            specific.create_dataset(
-                "channels", data=list(header.channels), dtype=h5py.string_dtype()
-            )
-        images = max((f.first_image - 1 + f.rows for f in files), default=0)
-        _sample(entry, header, images)
-        if names.get("sample"):
-            _write(entry, "sample/name", names["sample"])
-        data = _group(entry, "data", "NXdata")
-        data.attrs["signal"] = "data"
-        _virtual_dataset(data, files, frames_per_file, image_shape, dtype, fillvalue)
-        for data_file in files:
-            number = (data_file.first_image - 1) // frames_per_file + 1
-            data[f"data_{number:06d}"] = h5py.ExternalLink(data_file.name, "/entry/data/data")
+    temporary = f"{path}.{os.getpid()}.part"  # the process's own: two writers never share it
+    try:
+        with h5py.File(temporary, "w", libver=("v110", "latest")) as f:
+            f.attrs["default"] = "entry"
+            entry = _group(f, "entry", "NXentry")
+            entry.attrs["default"] = "data"
+            _write(entry, "definition", "NXmx")
+            for nexus_path, (value, units) in sorted(header.values.items()):
+                _write(entry, nexus_path, value, units)
+            end = _estimated_end(header)
+            if end is not None:
+                _write(entry, "end_time_estimated", end)
+            instrument = _group(entry, "instrument", "NXinstrument")
+            if names.get("instrument"):
+                _write(instrument, "name", names["instrument"])
+            if names.get("source"):
+                _write(_group(entry, "source", "NXsource"), "name", names["source"])
+            if "instrument/beam/incident_wavelength" in header.values:
+                _group(instrument, "beam", "NXbeam")
+            detector = _group(instrument, "detector", "NXdetector")
+            specific = _group(detector, "detectorSpecific", "NXcollection")
+            _detector_geometry(detector, header, image_shape[-2:])  # type: ignore[arg-type]
+            for name, array in sorted(header.arrays.items()):
+                specific.create_dataset(name, data=array)  # contiguous: XDS' neggia needs it so
+            if "pixel_mask" in header.arrays:
+                detector["pixel_mask"] = specific["pixel_mask"]
+            if "flatfield" in header.arrays:
+                detector["flatfield"] = specific["flatfield"]
+            specific.create_dataset("frames_per_data_file", data=frames_per_file)
+            specific.create_dataset("images_written", data=images_written)
+            specific.create_dataset("missing_images", data=np.array(missing, dtype=np.uint64))
+            if header.channels and len(image_shape) == 3:
+                specific.create_dataset(
+                    "channels", data=list(header.channels), dtype=h5py.string_dtype()
+                )
+            images = max((f.first_image - 1 + f.rows for f in files), default=0)
+            _sample(entry, header, images)
+            if names.get("sample"):
+                _write(entry, "sample/name", names["sample"])
+            data = _group(entry, "data", "NXdata")
+            data.attrs["signal"] = "data"
+            _virtual_dataset(data, files, frames_per_file, image_shape, dtype, fillvalue)
+            for data_file in files:
+                number = (data_file.first_image - 1) // frames_per_file + 1
+                data[f"data_{number:06d}"] = h5py.ExternalLink(data_file.name, "/entry/data/data")
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     os.replace(temporary, path)

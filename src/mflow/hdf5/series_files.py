@@ -67,7 +67,12 @@ def store_header(
     group.attrs["frames_per_file"] = frames_per_file
     for name, array in header.arrays.items():
         # Bitshuffle-LZ4: a 16M pixel mask costs milliseconds (gzip: most of a second).
-        options = {"chunks": array.shape, **filter_options(BITSHUFFLE)} if array.size else {}
+        # (A scalar or empty array has no chunks to filter.)
+        options = (
+            {"chunks": array.shape, **filter_options(BITSHUFFLE)}
+            if array.ndim and array.size
+            else {}
+        )
         group.create_dataset(name, data=array, **options)
 
 
@@ -163,8 +168,10 @@ def write_masters(directory: str, overwrite: bool = False) -> list[MasterSummary
 
     Each maps all the data files of its series (of every part), images in image-number
     order, and lists the images that are not in any of them (up to the number the header
-    announced). An existing master file is replaced only if ``overwrite``; a series whose
-    data files keep no header (written by an older version) is refused.
+    announced). Only closed data files are mapped: a file still marked open for writing
+    (its writer was killed; ``h5clear -s`` clears the mark) is listed as unreadable and its
+    images as missing. An existing master file is replaced only if ``overwrite``; a series
+    whose data files keep no header (written by an older version) is refused.
     """
     stems = sorted(
         {
@@ -179,7 +186,9 @@ def write_masters(directory: str, overwrite: bool = False) -> list[MasterSummary
         refuse_existing(f"{stem}_master.h5", overwrite)
     summaries = []
     for stem in stems:
-        found = find_data_files(stem, header=True)
+        # Only closed files: one whose writer was killed stays marked open for writing, and
+        # every reader but a SWMR one refuses it (and a master over it); it is `unreadable`.
+        found = find_data_files(stem, header=True, closed_only=True)
         if found.layout is None or found.header is None:
             raise HDF5WriteError(
                 f"the data files of '{stem}' keep no series header (or none is readable)"
