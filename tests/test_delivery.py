@@ -80,6 +80,23 @@ def test_a_linger_that_runs_out_loses_at_least_one(context):
     pull.close(linger=0)
 
 
+def test_a_linger_that_ran_out_loses_one_even_when_its_end_was_seen_as_the_peer_leaving():
+    from mflow.delivery import Delivery, PeerTracker
+
+    peers = PeerTracker()
+    delivery = Delivery(peers, publishes=False, queue_size=10)
+    peers({"event": zmq.EVENT_CONNECTED, "value": 7})
+    peers({"event": zmq.EVENT_HANDSHAKE_SUCCEEDED, "value": 0})
+    for _ in range(8):
+        delivery.message_sent()
+    delivery.before_close(200)
+    # The engine ends when the linger runs out: the monitor may report it before closing
+    # returns, as a peer that left with every queued message possibly lost.
+    peers({"event": zmq.EVENT_DISCONNECTED, "value": 7})
+    delivery.after_close(200, closing_seconds=0.25)
+    assert (delivery.undelivered, delivery.undelivered_max) == (1, 8)
+
+
 def test_a_pub_counts_what_it_sent_before_anyone_subscribed():
     stream = mflow.connect(
         "tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUB, linger=200, watch_peers=True

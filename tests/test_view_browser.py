@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import statistics
 import time
 import urllib.request
 from functools import partial
@@ -305,6 +306,8 @@ def test_a_slow_browser_is_sent_the_newest_image_not_a_queue_and_a_fast_one_is_n
         shown = wait_for(lambda: _image_number(browser), "an image number")
         lags.append(time.monotonic() - images.sent_at[shown])
     slow_drawn, fast_drawn = _drawn(browser) - slow_before, _drawn(fast) - fast_before
-    assert max(lags[len(lags) // 2 :]) < 4.0, lags  # before flow control: 6.7, 9.0, 10.4 s
+    # Before flow control the lag grew without bound (to 6.7, 9.0, 10.4 s in 6 s); one late
+    # image on a loaded machine is no queue.
+    assert statistics.median(lags[len(lags) // 2 :]) < 3.0, lags
     assert slow_drawn >= 2 and fast_drawn > slow_drawn, (slow_drawn, fast_drawn)
     assert _skipped(browser) > 0

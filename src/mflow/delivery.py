@@ -175,10 +175,14 @@ class Delivery:
             if closing_seconds is not None and linger_ms > 0:
                 if closing_seconds * 1000 < linger_ms:
                     return  # everything queued left before the linger ran out
+                # The linger ran out: at least one message was still queued.
                 bound = self._queue_bound(max(1, self.peers.peers))
-                if bound:  # the linger ran out: at least one message was still queued
+                if bound:
                     self.lost_at_close += 1
                     self.possibly_lost += bound - 1
+                elif self.possibly_lost:  # the linger's end, seen first as the peer leaving
+                    self.possibly_lost -= 1
+                    self.lost_at_close += 1
             else:  # closing did not wait: what was queued is unknown
                 self.possibly_lost += self._queue_bound(max(1, self.peers.peers))
 
