@@ -115,7 +115,8 @@ def test_a_two_hop_curve_chain_passes_the_authorised_and_refuses_the_rest(
     intruder.disconnect()
     plain.disconnect()
 
-    assert split.wait() == 0 and merge.wait() == 0
+    assert split.wait() == 0, split.stderr
+    assert merge.wait() == 0, (merge.stderr, merge.summary())
     refused = merge.summary()["refused"]
     assert refused["key"] >= 1 and refused["handshake"] >= 1
     assert "refused" not in split.summary()  # the merge was allowed in
