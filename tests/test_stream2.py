@@ -541,6 +541,20 @@ def test_cbor_is_recognised_without_parsing_it_as_json():
     assert dispatch.dispatch_key(receiver) == dispatch.STREAM2
 
 
+def test_a_received_image_is_never_parsed_as_json(stream_pair, monkeypatch):
+    import mflow.receiver
+
+    parsed = []
+    monkeypatch.setattr(
+        mflow.receiver, "parse_json", lambda data: parsed.append(bytes(data[:1])) or {}
+    )
+    sender, receiver = stream_pair()
+    sender.send(GOOD_IMAGE)
+    message = receiver.receive(decode=False)
+    assert message is not None and message.data["type"] == "image"
+    assert parsed == []  # a megabyte frame copied and parsed only to fail, once per image
+
+
 # -- decoded-bytes budget ---------------------------------------------------------------
 
 

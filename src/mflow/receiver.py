@@ -148,10 +148,14 @@ class ReceiveHandler:
             self._header = None
             if self.frames:
                 raw = self.frames[0]
-                try:
-                    self._header = parse_json(raw if type(raw) is bytes else raw.bytes)
-                except ValueError:
-                    pass
+                text = raw if type(raw) is bytes else raw.buffer
+                # Every JSON text starts with an ASCII byte: a CBOR or binary frame 0 (a
+                # Stream V2 image of megabytes) is not copied and parsed only to fail.
+                if text and text[0] < 0x80:
+                    try:
+                        self._header = parse_json(text)
+                    except ValueError:
+                        pass
         return self._header
 
     def has_more(self) -> int:
