@@ -70,6 +70,8 @@ def test_the_metadata_has_the_licence_and_the_one_version(sdist):
     assert metadata["License-Expression"] == "BSD-3-Clause"
     assert "LICENSE" in metadata.get_all("License-File")
     assert "Typing :: Typed" in metadata.get_all("Classifier")
+    urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL"))
+    assert urls["psi-mflow 1.0 (the API kept)"].startswith("https://")
 
 
 def test_the_version_is_written_in_one_place_only():
