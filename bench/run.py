@@ -27,6 +27,8 @@ Parts (each a table with ratios; all results also go to JSON):
 - bsread: 10 float64 channels of 1000 values, ``bitshuffle_lz4`` and ``lz4``: raw pyzmq
   against mflow ``receive()`` and, when the ``--psi-mflow-python`` interpreter has
   psi-bsread, psi-bsread's ``Source`` (one OpenMP thread); see bench_bsread.py.
+- import: a fresh interpreter's ``import mflow`` against its ``import zmq``, byte-compiled
+  as installed; see bench_import.py.
 
 Every point is the median of ``--repeat`` runs (default 3); the 1-minute load average
 before each run is recorded so that noisy points can be recognised.
@@ -695,6 +697,15 @@ def bench_bsread(args) -> dict:
     return results
 
 
+def bench_import(args) -> dict:
+    sys.path.insert(0, str(HERE))
+    from bench_import import measure, print_results
+
+    result = measure(runs=max(7, args.repeat * 7))
+    print_results(result)
+    return result
+
+
 # -- main ------------------------------------------------------------------------------
 
 
@@ -721,7 +732,7 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="receive,memory,split,dump,replay,decode,align,async,curve,fanout,write_parts,"
-        "stream2,bsread,decode_pool",
+        "stream2,bsread,decode_pool,import",
         help="comma-separated parts to run",
     )
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
@@ -780,6 +791,8 @@ def main() -> None:
             results["bsread"] = bench_bsread(args)
         if "decode_pool" in parts:
             results["decode_pool"] = bench_decode_pool(args)
+        if "import" in parts:
+            results["import"] = bench_import(args)
     results["seconds"] = time.monotonic() - began
     Path(args.json).write_text(json.dumps(results, indent=1) + "\n")
     print(f"took {results['seconds']:.0f} s; results in {args.json}")

@@ -16,7 +16,10 @@ import os
 import re
 import sys
 import warnings
-from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from os import PathLike
 
 __all__ = ["REPAIR", "mixed_installation", "package_is_intact", "warn_if_mixed"]
 
@@ -28,10 +31,11 @@ REPAIR = (
 )
 
 _ORIGINAL = re.compile(r"psi[-_.]mflow-(\d+)[^/]*\.(dist|egg)-info", re.IGNORECASE)
-_SITE = Path(__file__).resolve().parent.parent
+# os.path, not pathlib: pathlib's imports would double the time `import mflow` adds.
+_SITE = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
 
 
-def mixed_installation(site: Path | None = None) -> str | None:
+def mixed_installation(site: str | PathLike[str] | None = None) -> str | None:
     """What is wrong when a psi-mflow older than 2 owns files of ``mflow`` in ``site``, or None.
 
     ``site`` is by default the folder this package was imported from.
@@ -47,9 +51,10 @@ def mixed_installation(site: Path | None = None) -> str | None:
     if not originals:
         return None
     from importlib.metadata import PathDistribution
+    from pathlib import Path
 
     for name in originals:
-        original = PathDistribution(site / name)
+        original = PathDistribution(Path(site, name))
         if any(file.parts[:1] == ("mflow",) for file in original.files or ()):
             return (
                 f"psi-mflow {original.version} (the original mflow) is installed in {site} "
