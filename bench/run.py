@@ -258,8 +258,11 @@ def bench_async(args, sender: list[str]) -> list[dict]:
     """`mflow.asyncio` receive against the synchronous receive, ratio per repetition."""
     rows = []
     for size in ASYNC_SIZES:
-        count = max(50, int(COUNTS[size] * args.scale))
+        # Three times the receive part's messages: a run of about a second is at the mercy
+        # of the scheduler on a small machine, and asyncio's cost is a few percent.
+        count = max(50, int(3 * COUNTS[size] * args.scale))
         ratios, loads, rates = [], [], {"mflow": [], "mflow-async": []}
+        cpus: dict[str, list[float]] = {"mflow": [], "mflow-async": []}
         for repetition in range(args.repeat):
             order = ["mflow", "mflow-async"][:: 1 if repetition % 2 == 0 else -1]
             walls = {}
@@ -268,6 +271,7 @@ def bench_async(args, sender: list[str]) -> list[dict]:
                     sys.executable, variant, "tcp://127.0.0.1:*", size, count, sender
                 )
                 walls[variant] = run["wall"]
+                cpus[variant].append(run["cpu"] / count)
                 loads.append(run["load"])
                 rates[variant].append(count / walls[variant])
             ratios.append(walls["mflow"] / walls["mflow-async"])
@@ -277,13 +281,15 @@ def bench_async(args, sender: list[str]) -> list[dict]:
             "ratios": ratios,
             "ratio": statistics.median(ratios),
             "messages_per_s": {k: statistics.median(v) for k, v in rates.items()},
+            "cpu_us_per_message": {k: statistics.median(v) * 1e6 for k, v in cpus.items()},
             "loads": loads,
         }
         rows.append(row)
         print(
             f"async {human_size(size):>7} | sync {row['messages_per_s']['mflow']:>9,.0f}"
             f" | asyncio {row['messages_per_s']['mflow-async']:>9,.0f} msg/s"
-            f" = {row['ratio']:4.2f}x (per repetition: "
+            f" = {row['ratio']:4.2f}x; receiver CPU {row['cpu_us_per_message']['mflow']:.1f}"
+            f" vs {row['cpu_us_per_message']['mflow-async']:.1f} µs/msg (per repetition: "
             f"{', '.join(f'{r:.2f}' for r in ratios)}; load {min(loads):.1f}-{max(loads):.1f})",
             flush=True,
         )

@@ -215,6 +215,20 @@ def test_received_frames_behave_like_zmq_frames(receive_path, pull_stream):
     assert array.flags.writeable and array.base is frames[2]
 
 
+def test_the_compiled_events_are_the_sockets_events(pull_stream):
+    socket, stream = pull_stream
+    speedups = _fastpath.speedups()
+    if speedups is None or stream._speedups is None:
+        pytest.skip("the compiled receive path is not built here")
+    read = lambda: speedups.events(stream._handle)  # noqa: E731
+    assert read() & zmq.POLLIN == 0
+    socket.send_multipart([b"a", b"b"])
+    assert stream.socket.poll(TIMEOUT_MS, zmq.POLLIN)
+    assert read() == stream.socket.getsockopt(zmq.EVENTS) and read() & zmq.POLLIN
+    assert stream.receive_parts() is not None
+    assert read() & zmq.POLLIN == 0
+
+
 def test_received_frames_are_forwarded_to_several_outputs(receive_path, stream_factory, push):
     socket, endpoint = push
     source = stream_factory(endpoint)

@@ -42,7 +42,7 @@ typedef struct {
     unsigned char _[64] __attribute__((aligned(sizeof(void *))));
 } zmq_msg_t;
 
-enum { ZMQ_DONTWAIT = 1, ZMQ_SNDMORE = 2 };
+enum { ZMQ_DONTWAIT = 1, ZMQ_SNDMORE = 2, ZMQ_EVENTS = 15 };
 
 /* Larger bytes are left to pyzmq, which sends them without a copy. */
 enum { COPY_THRESHOLD = 65536 };
@@ -57,6 +57,7 @@ static struct {
     int (*msg_more)(const zmq_msg_t *);
     int (*msg_recv)(zmq_msg_t *, void *, int);
     int (*msg_send)(zmq_msg_t *, void *, int);
+    int (*getsockopt)(void *, int, void *, size_t *);
     int (*errno_)(void);
 } zmq;
 
@@ -766,6 +767,39 @@ static PyObject *send_frames(PyObject *module, PyObject *const *args, Py_ssize_t
     Py_RETURN_TRUE;
 }
 
+PyDoc_STRVAR(events_doc,
+"events(handle) -> int\n\n"
+"The socket's ``ZMQ_EVENTS`` (POLLIN 1, POLLOUT 2), as ``getsockopt(zmq.EVENTS)`` reads\n"
+"them but without its Python layers: an event loop reads them at every wait.");
+
+static PyObject *events(PyObject *module, PyObject *handle) {
+    State *st = PyModule_GetState(module);
+    void *socket = PyLong_AsVoidPtr(handle);
+    if (socket == NULL) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError, "no socket");
+        }
+        return NULL;
+    }
+    if (check_configured(st) < 0) {
+        return NULL;
+    }
+    int value = 0;
+    size_t size = sizeof(value);
+    while (zmq.getsockopt(socket, ZMQ_EVENTS, &value, &size) < 0) {
+        int error = zmq.errno_();
+        if (error != EINTR) {
+            raise_zmq_error(st, error);
+            return NULL;
+        }
+        if (PyErr_CheckSignals() < 0) {
+            return NULL;
+        }
+        size = sizeof(value);
+    }
+    return PyLong_FromLong(value);
+}
+
 static int bind_libzmq(const char *path) {
 #ifdef _WIN32
     PyErr_SetString(PyExc_ImportError, "the compiled receive path needs dlopen");
@@ -785,6 +819,7 @@ static int bind_libzmq(const char *path) {
         {(void **)&zmq.msg_size, "zmq_msg_size"},
         {(void **)&zmq.msg_more, "zmq_msg_more"},
         {(void **)&zmq.msg_send, "zmq_msg_send"},
+        {(void **)&zmq.getsockopt, "zmq_getsockopt"},
         {(void **)&zmq.errno_, "zmq_errno"},
         {(void **)&zmq.msg_recv, "zmq_msg_recv"},  /* last: it marks success */
     };
@@ -858,6 +893,7 @@ static PyMethodDef methods[] = {
     {"receive_message", (PyCFunction)(void (*)(void))receive_message, METH_FASTCALL,
      receive_message_doc},
     {"send_frames", (PyCFunction)(void (*)(void))send_frames, METH_FASTCALL, send_frames_doc},
+    {"events", events, METH_O, events_doc},
     {NULL},
 };
 

@@ -80,6 +80,8 @@ __all__ = [
 ]
 
 _TIMED_OUT = object()
+#: What `Stream._receive_now` returns when no message is waiting (cheaper than zmq.Again).
+_NOTHING = object()
 #: The socket events a task waits for, as plain ints (``zmq.POLLIN & int`` builds an enum).
 _READABLE, _WRITABLE = int(zmq.POLLIN), int(zmq.POLLOUT)
 
@@ -101,6 +103,8 @@ class Stream:
         #: The one timer that wakes the waiters for their deadlines (see `_wake_at`).
         self._timer: asyncio.TimerHandle | None = None
         self._sending_more = False
+        #: Whether the last receive found nothing waiting (see `_receive_now`).
+        self._idle = False
 
     def __getattr__(self, name: str) -> Any:
         # Everything that is not about waiting is the synchronous stream's.
@@ -119,22 +123,29 @@ class Stream:
         socket = self._socket(doing)
         return cast(int, socket.getsockopt(zmq.RCVTIMEO if doing == "receive" else zmq.SNDTIMEO))
 
-    def _wake_ready(self) -> None:
-        """Wake the waiters whose event the socket has now.
+    def _events(self) -> int:
+        """The socket's events now (0 once it is closed), waking the waiters they are for.
 
         The loop calls it when the descriptor signals, and every receive or send when
         others wait. Reading the events resets the descriptor, so it signals again on the
         next change: a waiter not woken here is woken then. The descriptor signals for more
         than messages, and a signal that brings nothing for a waiter does not resume it.
+        On the compiled path the events are read in C: a wait reads them twice.
         """
-        socket = self.sync.socket
+        sync = self.sync
+        socket = sync.socket
         if socket is None or socket.closed:
             self._wake_all()
-            return
-        events = cast(int, socket.getsockopt(zmq.EVENTS))
+            return 0
+        speedups = sync._speedups
+        if speedups is not None:
+            events: int = speedups.events(sync._handle)
+        else:
+            events = cast(int, socket.getsockopt(zmq.EVENTS))
         for waiter, event in self._waiters:
             if events & event and not waiter.done():
                 waiter.set_result(True)
+        return events
 
     def _wake_all(self) -> None:
         """Wake every waiter to look for itself (a deadline, or the stream closed)."""
@@ -148,7 +159,7 @@ class Stream:
             return
         self._unwatch()
         descriptor = socket.FD
-        loop.add_reader(descriptor, self._wake_ready)
+        loop.add_reader(descriptor, self._events)
         self._watched = (loop, descriptor)
 
     def _unwatch(self) -> None:
@@ -189,7 +200,7 @@ class Stream:
             # Checked once the descriptor is watched, and again after any wake-up that did
             # not find the event: the descriptor signals edges, and reading the events (in
             # any receive or send too) may consume the edge this wait would sleep through.
-            if cast(int, socket.getsockopt(zmq.EVENTS)) & event:
+            if self._events() & event:
                 return True
             if deadline is not None:
                 if loop.time() >= deadline:
@@ -210,23 +221,30 @@ class Stream:
     def _after_operation(self) -> None:
         # A receive or send may have drained the descriptor other tasks wait on.
         if self._waiters:
-            self._wake_ready()
+            self._events()
 
     # -- receiving ---------------------------------------------------------------------
 
     def _receive_now(
-        self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
-    ) -> Message | None:
-        """The next message, None if it failed to decode; ``zmq.Again`` if none is waiting.
+        self,
+        handler: Callable[[ReceiveHandler], Any] | None,
+        decode: bool | None,
+        look_first: bool,
+    ) -> Any:
+        """The next message, None if it failed to decode; `_NOTHING` if none is waiting.
 
-        Tried before looking at the socket's events: reading them costs more than a
-        receive, and a steady stream nearly always has a message waiting.
+        With ``look_first`` the events are read before receiving: a receive that finds
+        nothing raises ``zmq.Again``, which costs several times as much, while on a busy
+        stream the events are one more call for every message.
         """
+        if look_first and not self._events() & _READABLE:
+            return _NOTHING
         try:
             return self.sync._receive(handler, False, decode)
+        except zmq.Again:
+            return _NOTHING
         finally:
-            if self._waiters:  # even finding nothing reads the events
-                self._wake_ready()
+            self._after_operation()
 
     async def _receive(
         self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
@@ -241,10 +259,9 @@ class Stream:
             remaining = -1 if deadline is None else max(0, int((deadline - loop.time()) * 1000))
             if not await self._wait(_READABLE, remaining, "receive"):
                 break
-            try:
-                return self._receive_now(handler, decode)
-            except zmq.Again:
-                pass  # another task took it
+            message = self._receive_now(handler, decode, look_first=False)
+            if message is not _NOTHING:
+                return message  # else another task took it
         self.sync.statistics.message_failed("timeout")
         return _TIMED_OUT
 
@@ -256,12 +273,19 @@ class Stream:
         ``None`` after ``receive_timeout`` or for a message that fails to decode (both
         counted in ``statistics.skipped``); a strict stream raises the decode error.
         """
-        try:  # first without a coroutine of its own: a steady stream has a message waiting
-            return self._receive_now(handler, decode)
-        except zmq.Again:
-            pass
-        message = await self._receive(handler, decode)
+        message = self._receive_first(handler, decode)
+        if message is _NOTHING:
+            message = await self._receive(handler, decode)
         return None if message is _TIMED_OUT else message
+
+    def _receive_first(
+        self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
+    ) -> Any:
+        """A receive's first try, without a coroutine of its own: a busy stream has a
+        message waiting; a stream that had nothing the last time likely has nothing now."""
+        message = self._receive_now(handler, decode, look_first=self._idle)
+        self._idle = message is _NOTHING
+        return message
 
     async def receive_parts(self) -> list[Any] | None:
         """The next message undecoded (see `mflow.Stream.receive_parts`); None on a timeout."""
@@ -280,9 +304,8 @@ class Stream:
     async def __anext__(self) -> Message:
         """The next decodable message; the iteration ends at a receive timeout."""
         while True:
-            try:
-                message = self._receive_now(None, None)
-            except zmq.Again:
+            message = self._receive_first(None, None)
+            if message is _NOTHING:
                 message = await self._receive(None, None)
                 if message is _TIMED_OUT:
                     raise StopAsyncIteration from None
@@ -369,11 +392,9 @@ class Merge:
     def _try_each(self, handler: Callable[[ReceiveHandler], Any] | None) -> Message | None:
         for _ in range(len(self.streams)):
             stream = self.streams[self.receive_strategy.next(self.streams)]
-            try:
-                message = stream._receive_now(handler, None)
-            except zmq.Again:
-                continue
-            if message is not None:
+            # Most of the streams of a merge have nothing at any moment.
+            message = stream._receive_now(handler, None, look_first=True)
+            if message is not _NOTHING and message is not None:
                 return message
         return None
 
