@@ -43,6 +43,7 @@ from ..errors import DecodeError, MalformedMessageError
 from . import chunks
 from ._deps import h5py
 from ._files import FlushSchedule, HDF5WriteError, create_file, refuse_existing
+from ._reserve import SpaceReservation
 from .naming import check_pattern, output_stem
 from .nexus import DataFile, SeriesHeader, nexus_values, write_master
 from .series_files import FoundFiles, fill_value, find_data_files, missing_images, store_header
@@ -52,6 +53,9 @@ __all__ = ["NAME_FIELDS", "DectrisWriter", "SeriesSummary"]
 #: Fields a name pattern may use.
 NAME_FIELDS = ("series",)
 
+
+#: Disk space reserved ahead of a data file's end: at least this, or 16 images.
+RESERVE_AHEAD = 64 * 2**20
 
 #: Files whose write failed. Closing such a file crashes HDF5 (2.0), so they are kept
 #: open, unused, until the process ends; their last flush is what stays on disk.
@@ -114,6 +118,8 @@ class _DataFile:
         except Exception:
             self.file.close()
             raise
+        ahead = max(RESERVE_AHEAD, 16 * memoryview(first.data).nbytes * channels)
+        self._space = SpaceReservation(path, ahead)
 
     def put(self, row: int, images: list[chunks.Chunk]) -> None:
         """Write the channel images of the image in ``row``."""
@@ -132,6 +138,7 @@ class _DataFile:
                 self.converted += 1
             offset = (row, channel, 0, 0) if len(self.image_shape) == 3 else (row, 0, 0)
             self.data.id.write_direct_chunk(offset, image.data)
+            self._space.wrote(memoryview(image.data).nbytes)
         self._numbers[row] = self.first_image + row
 
     def _write_numbers(self) -> None:
@@ -149,6 +156,7 @@ class _DataFile:
     def abandon(self) -> None:
         """Close after a failed write (HDF5 then fails to write its own metadata too)."""
         _ABANDONED.append((self.file, self.data, self.image_nr))
+        self._space.release()
 
     def close(self) -> DataFile:
         """Close, then set ``image_nr_high`` to the last row (not allowed under SWMR)."""
@@ -158,6 +166,7 @@ class _DataFile:
             f["/entry/data/data"].attrs["image_nr_high"] = np.uint64(
                 self.first_image + self.rows - 1
             )
+        self._space.release()
         return self.current()
 
 
