@@ -515,31 +515,9 @@ with open(sys.argv[2], "wb") as out:
 def one_dump_run(kind: str, count: int, sender: list[str], workdir: Path) -> float:
     """Seconds from the sender's start to the writer's exit: one clock for both writers,
     each bound and listening before the sender starts."""
-    address = free_tcp_address()
     path = workdir / f"dump-{kind.replace(' ', '-')}"
-    if kind == "raw write":
-        writer = start([sys.executable, "-c", RAW_DUMP, address, str(path), str(count)])
-    else:
-        writer = start(
-            [
-                sys.executable,
-                "-m",
-                "mflow",
-                "dump",
-                address,
-                str(path),
-                "--bind",
-                "--count",
-                str(count),
-                "--queue-size",
-                "1000",
-                "-q",
-            ]
-        )
+    writer, address = start_dump_writer(kind, path, count)
     try:
-        deadline = time.monotonic() + 10
-        while not _listening(address) and time.monotonic() < deadline:
-            time.sleep(0.01)
         started = time.perf_counter()
         source = start_sender(sender, address, MIB, count)
         finish(writer)
@@ -551,6 +529,29 @@ def one_dump_run(kind: str, count: int, sender: list[str], workdir: Path) -> flo
             writer.wait()
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
     return elapsed
+
+
+def start_dump_writer(kind: str, path: Path, count: int) -> tuple[subprocess.Popen, str]:
+    """The writer process of ``kind``, listening, and its address.
+
+    A free port can be taken by another process's outgoing connection before the writer
+    binds it: a writer that exits before it listens is started again on another port.
+    """
+    for _ in range(3):
+        address = free_tcp_address()
+        if kind == "raw write":
+            command = [sys.executable, "-c", RAW_DUMP, address, str(path), str(count)]
+        else:
+            command = [sys.executable, "-m", "mflow", "dump", address, str(path), "--bind"]
+            command += ["--count", str(count), "--queue-size", "1000", "-q"]
+        writer = start(command)
+        deadline = time.monotonic() + 10
+        while writer.poll() is None and not _listening(address) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if writer.poll() is None:
+            return writer, address
+        writer.communicate()
+    raise RuntimeError(f"the {kind} writer could not bind a port three times")
 
 
 def _listening(address: str) -> bool:

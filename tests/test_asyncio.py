@@ -189,6 +189,35 @@ def test_a_receive_by_one_task_does_not_swallow_another_tasks_wake_up(push) -> N
     assert run(receive()) == (1, 2)
 
 
+def test_a_stream_that_found_nothing_takes_every_message_that_comes_next(push) -> None:
+    """After an empty receive the events are looked at first: nothing may be skipped."""
+
+    async def receive() -> Any:
+        async with amflow.connect(endpoint(push), receive_timeout=100) as stream:
+            assert await stream.receive() is None  # found nothing, waited, timed out
+            for frame in range(3):
+                push.send_multipart(_array_parts(frame))
+            assert stream.sync.socket.poll(TIMEOUT_MS)
+            stream.sync.socket.rcvtimeo = TIMEOUT_MS
+            return [(await stream.receive()).data["header"]["frame"] for _ in range(3)]
+
+    assert run(receive()) == [0, 1, 2]
+
+
+def test_a_merge_of_a_closed_or_a_send_only_stream_says_so(push) -> None:
+    async def receive(stream: amflow.Stream) -> Any:
+        async with amflow.Merge(stream) as merged:
+            return await merged.receive()
+
+    closed = amflow.connect(endpoint(push), receive_timeout=TIMEOUT_MS)
+    closed.disconnect()
+    with pytest.raises(amflow.StreamClosedError):
+        run(receive(closed))
+    sender = amflow.connect(endpoint(push), mode=mflow.PUSH, receive_timeout=TIMEOUT_MS)
+    with pytest.raises(ConfigurationError):
+        run(receive(sender))
+
+
 def test_a_shorter_timeout_ends_on_time_and_leaves_a_longer_wait_waiting(push) -> None:
     """One timer serves the waits of a stream: it is moved earlier for a shorter one."""
 

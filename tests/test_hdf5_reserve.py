@@ -43,7 +43,7 @@ def test_space_is_reserved_past_the_end_and_given_back(tmp_path):
 
 
 def test_a_reservation_that_fails_ends_the_reserving_and_the_writes_go_on(tmp_path, monkeypatch):
-    path = os.path.join(reserving_directory(tmp_path), "growing")
+    path = os.path.join(tmp_path, "growing")
     calls = []
     monkeypatch.setattr(
         _reserve, "_reserving_fallocate", lambda _: lambda *args: calls.append(args) or -1
@@ -56,6 +56,24 @@ def test_a_reservation_that_fails_ends_the_reserving_and_the_writes_go_on(tmp_pa
     reservation.release()
     assert len(calls) == 1  # the first refusal ends it
     assert os.path.getsize(path) == 4 * MIB
+
+
+def test_what_a_failed_reservation_took_is_given_back(tmp_path, monkeypatch):
+    """A full disk keeps the blocks a reservation got before it failed."""
+    path = os.path.join(reserving_directory(tmp_path), "growing")
+    real = _reserve._reserving_fallocate(str(tmp_path))
+    assert real is not None
+
+    def takes_then_fails(*args: int) -> int:
+        assert real(*args) == 0
+        return -1
+
+    monkeypatch.setattr(_reserve, "_reserving_fallocate", lambda _: takes_then_fails)
+    open(path, "wb").close()
+    reservation = _reserve.SpaceReservation(path, 4 * MIB)
+    assert allocated(path) >= 4 * MIB
+    reservation.release()
+    assert allocated(path) == 0
 
 
 @pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm here")

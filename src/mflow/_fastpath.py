@@ -51,6 +51,8 @@ def _configured() -> ModuleType | None:
         import numpy
         import orjson
 
+        if not hasattr(_speedups, "events"):
+            return None  # a build older than its source: the pure Python path is right
         _speedups.configure(
             backend.__file__,
             zmq_error,

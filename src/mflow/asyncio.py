@@ -237,8 +237,10 @@ class Stream:
         nothing raises ``zmq.Again``, which costs several times as much, while on a busy
         stream the events are one more call for every message.
         """
-        if look_first and not self._events() & _READABLE:
-            return _NOTHING
+        if look_first:
+            self.sync._receiver()  # a closed or send-only stream says so, as a receive does
+            if not self._events() & _READABLE:
+                return _NOTHING
         try:
             return self.sync._receive(handler, False, decode)
         except zmq.Again:

@@ -25,25 +25,27 @@ _Fallocate = Callable[[int, int, int, int], int]
 
 @functools.cache
 def _libc() -> Any:
-    """The C library (Linux only), or None."""
+    """The C library and its ``fallocate`` (Linux only), or None."""
     if os.uname().sysname != "Linux":
         return None
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
-    fallocate = getattr(libc, "fallocate64", None)
+    # glibc has both; musl only fallocate, whose off_t is 64 bits there
+    fallocate = getattr(libc, "fallocate64", None) or getattr(libc, "fallocate", None)
     if fallocate is None or not hasattr(libc, "statfs"):
         return None
     fallocate.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
     fallocate.restype = ctypes.c_int
-    return libc
+    return libc, fallocate
 
 
 def _reserving_fallocate(path: str) -> _Fallocate | None:
-    """``fallocate64`` if the file system of ``path`` is one where reserving pays."""
-    libc = _libc()
-    if libc is None:
+    """``fallocate`` if the file system of ``path`` is one where reserving pays."""
+    found = _libc()
+    if found is None:
         return None
+    libc, fallocate = found
     import ctypes
 
     # struct statfs begins with f_type (a long); 256 bytes hold all of it on every ABI.
@@ -52,7 +54,7 @@ def _reserving_fallocate(path: str) -> _Fallocate | None:
         return None
     if ctypes.c_long.from_buffer(result).value not in _RESERVING_FILE_SYSTEMS:
         return None
-    return cast(_Fallocate, libc.fallocate64)
+    return cast(_Fallocate, fallocate)
 
 
 class SpaceReservation:
@@ -88,21 +90,29 @@ class SpaceReservation:
         except OSError:
             self._fallocate = None
             return
+        # Even a reservation that fails may have taken blocks (a full disk keeps what it
+        # gave): from the first attempt on, release() truncates.
+        self._reserved = True
         try:
             end = os.fstat(descriptor).st_size
             if self._fallocate(descriptor, _KEEP_SIZE, end, self.ahead) != 0:
                 self._fallocate = None
-            else:
-                self._reserved = True
         finally:
             os.close(descriptor)
 
     def release(self) -> None:
         """Give back the space reserved past the end (truncating the file to its size)."""
         self._fallocate = None
-        if self._reserved:
-            self._reserved = False
-            try:
-                os.truncate(self.path, os.path.getsize(self.path))
-            except OSError:
-                pass  # the file is gone or read-only now: nothing left to give back
+        if not self._reserved:
+            return
+        self._reserved = False
+        try:
+            descriptor = os.open(self.path, os.O_WRONLY)
+        except OSError:
+            return  # the file is gone or read-only now: nothing left to give back
+        try:
+            os.ftruncate(descriptor, os.fstat(descriptor).st_size)
+        except OSError:
+            pass
+        finally:
+            os.close(descriptor)

@@ -54,8 +54,9 @@ __all__ = ["NAME_FIELDS", "DectrisWriter", "SeriesSummary"]
 NAME_FIELDS = ("series",)
 
 
-#: Disk space reserved ahead of a data file's end: at least this, or 16 images.
+#: Disk space reserved ahead of a data file's end: 16 images, within these bounds.
 RESERVE_AHEAD = 64 * 2**20
+RESERVE_AHEAD_MAX = 256 * 2**20
 
 #: Files whose write failed. Closing such a file crashes HDF5 (2.0), so they are kept
 #: open, unused, until the process ends; their last flush is what stays on disk.
@@ -118,8 +119,8 @@ class _DataFile:
         except Exception:
             self.file.close()
             raise
-        ahead = max(RESERVE_AHEAD, 16 * memoryview(first.data).nbytes * channels)
-        self._space = SpaceReservation(path, ahead)
+        images = 16 * memoryview(first.data).nbytes * channels
+        self._space = SpaceReservation(path, min(max(RESERVE_AHEAD, images), RESERVE_AHEAD_MAX))
 
     def put(self, row: int, images: list[chunks.Chunk]) -> None:
         """Write the channel images of the image in ``row``."""
@@ -160,13 +161,15 @@ class _DataFile:
 
     def close(self) -> DataFile:
         """Close, then set ``image_nr_high`` to the last row (not allowed under SWMR)."""
-        self._write_numbers()
-        self.file.close()
-        with h5py.File(self.path, "r+") as f:
-            f["/entry/data/data"].attrs["image_nr_high"] = np.uint64(
-                self.first_image + self.rows - 1
-            )
-        self._space.release()
+        try:
+            self._write_numbers()
+            self.file.close()
+            with h5py.File(self.path, "r+") as f:
+                f["/entry/data/data"].attrs["image_nr_high"] = np.uint64(
+                    self.first_image + self.rows - 1
+                )
+        finally:
+            self._space.release()
         return self.current()
 
 
