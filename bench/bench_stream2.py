@@ -1,6 +1,6 @@
 """Stream V2 receive: raw pyzmq, mflow without and with decoding, the DECTRIS reference client.
 
-    python bench/bench_stream2.py [--runs 3] [--count-16m 30]
+    python bench/bench_stream2.py [--runs 3] [--count-4m 300] [--count-16m 100]
 
 EIGER2 4M (2068×2162) and 16M (4148×4362) uint16 images, bitshuffle-LZ4 compressed in a
 tag 56500 as a real detector sends them, come from a sender in another process over tcp on
@@ -157,7 +157,7 @@ def check(variant: str, result, detector: str) -> None:
 
 def measure(runs: int = 3, counts: dict[str, int] | None = None) -> dict:
     """Per detector: seconds per message of every variant (median) and per-run ratios."""
-    counts = counts or {"4M": 60, "16M": 30}
+    counts = counts or {"4M": 300, "16M": 100}
     results = {}
     for detector, count in counts.items():
         times: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
@@ -205,8 +205,8 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--count-4m", type=int, default=60)
-    parser.add_argument("--count-16m", type=int, default=30)
+    parser.add_argument("--count-4m", type=int, default=300)
+    parser.add_argument("--count-16m", type=int, default=100)
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     results = measure(args.runs, {"4M": args.count_4m, "16M": args.count_16m})

@@ -672,7 +672,7 @@ def bench_stream2(args) -> dict:
     sys.path.insert(0, str(HERE))
     from bench_stream2 import measure, print_results
 
-    counts = {"4M": max(10, int(60 * args.scale)), "16M": max(5, int(30 * args.scale))}
+    counts = {"4M": max(10, int(300 * args.scale)), "16M": max(5, int(100 * args.scale))}
     results = measure(runs=args.repeat, counts=counts)
     print_results(results)
     return results
