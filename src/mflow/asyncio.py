@@ -246,7 +246,8 @@ class Stream:
         except zmq.Again:
             return _NOTHING
         finally:
-            self._after_operation()
+            if self._waiters:  # a receive reads the events: wake whom they are for
+                self._events()
 
     async def _receive(
         self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
@@ -275,19 +276,13 @@ class Stream:
         ``None`` after ``receive_timeout`` or for a message that fails to decode (both
         counted in ``statistics.skipped``); a strict stream raises the decode error.
         """
-        message = self._receive_first(handler, decode)
-        if message is _NOTHING:
+        # First without a coroutine of its own: a busy stream has a message waiting, and a
+        # stream that had nothing the last time likely has nothing now.
+        message = self._receive_now(handler, decode, self._idle)
+        self._idle = message is _NOTHING
+        if self._idle:
             message = await self._receive(handler, decode)
         return None if message is _TIMED_OUT else message
-
-    def _receive_first(
-        self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
-    ) -> Any:
-        """A receive's first try, without a coroutine of its own: a busy stream has a
-        message waiting; a stream that had nothing the last time likely has nothing now."""
-        message = self._receive_now(handler, decode, look_first=self._idle)
-        self._idle = message is _NOTHING
-        return message
 
     async def receive_parts(self) -> list[Any] | None:
         """The next message undecoded (see `mflow.Stream.receive_parts`); None on a timeout."""
@@ -306,8 +301,9 @@ class Stream:
     async def __anext__(self) -> Message:
         """The next decodable message; the iteration ends at a receive timeout."""
         while True:
-            message = self._receive_first(None, None)
-            if message is _NOTHING:
+            message = self._receive_now(None, None, self._idle)
+            self._idle = message is _NOTHING
+            if self._idle:
                 message = await self._receive(None, None)
                 if message is _TIMED_OUT:
                     raise StopAsyncIteration from None
