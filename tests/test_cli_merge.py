@@ -53,8 +53,12 @@ def test_inputs_are_served_fairly(commands, zmq_context):
         "--queue-size",
         "1000",
     )
-    for index, (push, _) in enumerate(sources):  # both inputs are full before anyone reads
-        send_messages(push, [[header(source=index, frame=n)] for n in range(100)])
+    # Both inputs fill before anyone reads (the merge waits for its peer). Sent in turns: an
+    # input whose messages reached the merge later than the other's would be read later
+    # by any merge, however fair.
+    for frame in range(100):
+        for index, (push, _) in enumerate(sources):
+            send_messages(push, [[header(source=index, frame=frame)]])
     pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=tool.endpoint())
     order = [json.loads(m[0])["source"] for m in receive_messages(pull, 200)]
     assert tool.wait() == 0
