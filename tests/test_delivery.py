@@ -80,6 +80,19 @@ def test_a_linger_that_runs_out_loses_at_least_one(context):
     pull.close(linger=0)
 
 
+def test_a_linger_that_ran_out_by_libzmqs_clock_but_not_quite_by_ours_loses_one():
+    from mflow.delivery import Delivery, PeerTracker
+
+    peers = PeerTracker()
+    delivery = Delivery(peers, publishes=False, queue_size=10)
+    peers({"event": zmq.EVENT_CONNECTED, "value": 7})
+    peers({"event": zmq.EVENT_HANDSHAKE_SUCCEEDED, "value": 0})
+    for _ in range(8):
+        delivery.message_sent()
+    delivery.after_close(200, closing_seconds=0.19986)  # as measured once under load
+    assert delivery.undelivered == 1
+
+
 def test_a_linger_that_ran_out_loses_one_even_when_its_end_was_seen_as_the_peer_leaving():
     from mflow.delivery import Delivery, PeerTracker
 
