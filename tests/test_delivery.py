@@ -80,7 +80,8 @@ def test_a_linger_that_runs_out_loses_at_least_one(context):
     pull.close(linger=0)
 
 
-def test_a_linger_that_ran_out_by_libzmqs_clock_but_not_quite_by_ours_loses_one():
+def eight_sent_to_one_peer():
+    """A delivery of 8 messages sent while peer 7 was connected: its tracker and itself."""
     from mflow.delivery import Delivery, PeerTracker
 
     peers = PeerTracker()
@@ -89,19 +90,17 @@ def test_a_linger_that_ran_out_by_libzmqs_clock_but_not_quite_by_ours_loses_one(
     peers({"event": zmq.EVENT_HANDSHAKE_SUCCEEDED, "value": 0})
     for _ in range(8):
         delivery.message_sent()
+    return peers, delivery
+
+
+def test_a_linger_that_ran_out_by_libzmqs_clock_but_not_quite_by_ours_loses_one():
+    _, delivery = eight_sent_to_one_peer()
     delivery.after_close(200, closing_seconds=0.19986)  # as measured once under load
     assert delivery.undelivered == 1
 
 
 def test_a_linger_that_ran_out_loses_one_even_when_its_end_was_seen_as_the_peer_leaving():
-    from mflow.delivery import Delivery, PeerTracker
-
-    peers = PeerTracker()
-    delivery = Delivery(peers, publishes=False, queue_size=10)
-    peers({"event": zmq.EVENT_CONNECTED, "value": 7})
-    peers({"event": zmq.EVENT_HANDSHAKE_SUCCEEDED, "value": 0})
-    for _ in range(8):
-        delivery.message_sent()
+    peers, delivery = eight_sent_to_one_peer()
     delivery.before_close(200)
     # The engine ends when the linger runs out: the monitor may report it before closing
     # returns, as a peer that left with every queued message possibly lost.
