@@ -88,11 +88,8 @@ class PeerTracker:
         with self._changed:
             if kind in _OPENED:
                 self._pending.append(value)
-            elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED and self._pending:
-                # The event does not name its connection; libzmq handshakes in order.
-                self._connected.add(self._pending.pop(0))
-                self.ever_connected = True
-                self.joined += 1
+            elif kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self._succeeded()
             elif kind in _HANDSHAKE_FAILED:
                 self.handshake_failures += 1
                 if self._pending:
@@ -103,7 +100,28 @@ class PeerTracker:
                 self._disconnected(value)
             self._changed.notify_all()
 
+    def _succeeded(self) -> None:
+        # Handshake outcomes do not name their connection: the oldest waiting one is taken.
+        # One that asks ZAP ends later than one that fails at once, so a failure may have
+        # been put on this one's connection; `_disconnected` sets such exchanges right.
+        self.ever_connected = True
+        self.joined += 1
+        if self._pending:
+            self._connected.add(self._pending.pop(0))
+        elif self._failed:  # every waiting one taken by failures: one of them was this
+            self._connected.add(self._failed.pop())
+
     def _disconnected(self, connection: int) -> None:
+        if self._failed and (connection in self._connected or connection in self._pending):
+            # A failed handshake's connection is the next to end: this is it, and the
+            # connection its failure was put on has the role this one had.
+            stand_in = self._failed.pop()
+            if connection in self._connected:
+                self._connected.discard(connection)
+                self._connected.add(stand_in)
+            else:
+                self._pending[self._pending.index(connection)] = stand_in
+            return
         if connection in self._connected:
             self._connected.discard(connection)
             if self.on_peer_lost is not None:
