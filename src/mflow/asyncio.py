@@ -103,6 +103,8 @@ class Stream:
         #: The one timer that wakes the waiters for their deadlines (see `_wake_at`).
         self._timer: asyncio.TimerHandle | None = None
         self._sending_more = False
+        #: Whether the last receive found nothing waiting (see `_receive_first`).
+        self._waited = False
 
     def __getattr__(self, name: str) -> Any:
         # Everything that is not about waiting is the synchronous stream's.
@@ -151,14 +153,16 @@ class Stream:
             if not waiter.done():
                 waiter.set_result(False)
 
-    def _watch(self, loop: asyncio.AbstractEventLoop, socket: zmq.Socket) -> None:
-        """Watch the socket's descriptor on ``loop`` (kept until disconnect or another loop)."""
+    def _watch(self, loop: asyncio.AbstractEventLoop, socket: zmq.Socket) -> bool:
+        """Watch the socket's descriptor on ``loop`` (kept until disconnect or another loop);
+        True if it was not watched on ``loop`` before."""
         if self._watched is not None and self._watched[0] is loop:
-            return
+            return False
         self._unwatch()
         descriptor = socket.FD
         loop.add_reader(descriptor, self._events)
         self._watched = (loop, descriptor)
+        return True
 
     def _unwatch(self) -> None:
         if self._timer is not None:
@@ -188,18 +192,23 @@ class Stream:
         self._timer = None
         self._wake_all()
 
-    async def _wait(self, event: int, timeout_ms: int, doing: str) -> bool:
-        """Wait until the socket has ``event`` (POLLIN/POLLOUT); False after ``timeout_ms``."""
+    async def _wait(self, event: int, timeout_ms: int, doing: str, *, looked: bool = False) -> bool:
+        """Wait until the socket has ``event`` (POLLIN/POLLOUT); False after ``timeout_ms``.
+
+        ``looked``: the caller found no ``event`` just now, with no ``await`` since.
+        """
         socket = self._socket(doing)
         loop = asyncio.get_running_loop()
-        self._watch(loop, socket)
+        # Checked once the descriptor is watched, and again after any wake-up that did not
+        # find the event: the descriptor signals edges, and reading the events (in any
+        # receive or send too) may consume the edge this wait would sleep through. A look
+        # of the caller's while the descriptor was watched already counts as the first.
+        check = self._watch(loop, socket) or not looked
         deadline = None if timeout_ms < 0 else loop.time() + timeout_ms / 1000
         while True:
-            # Checked once the descriptor is watched, and again after any wake-up that did
-            # not find the event: the descriptor signals edges, and reading the events (in
-            # any receive or send too) may consume the edge this wait would sleep through.
-            if self._events() & event:
+            if check and self._events() & event:
                 return True
+            check = True
             if deadline is not None:
                 if loop.time() >= deadline:
                     return False
@@ -232,10 +241,8 @@ class Stream:
         """The next message, None if it failed to decode; `_NOTHING` if none is waiting.
 
         With ``look_first`` the events are read before receiving, for a stream that likely
-        has nothing (one of a merge): a receive that finds nothing raises ``zmq.Again``,
-        which costs several times as much. A stream of its own is received from first: on
-        a busy one a message is nearly always waiting, and reading the events before every
-        receive after a wait costs more at 1 KiB than the exceptions it saves.
+        has nothing (one of a merge, or one whose last receive had to wait): a receive that
+        finds nothing raises ``zmq.Again``, which costs several times as much.
         """
         if look_first:
             self.sync._receiver()  # a closed or send-only stream says so, as a receive does
@@ -249,6 +256,16 @@ class Stream:
             if self._waiters:  # a receive reads the events: wake whom they are for
                 self._events()
 
+    def _receive_first(
+        self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
+    ) -> Any:
+        """A receive's first try, without a coroutine of its own: a busy stream has a
+        message waiting. One that had to wait last time (a sender slower than this
+        receiver, as with large messages) likely has nothing again: it looks first."""
+        message = self._receive_now(handler, decode, look_first=self._waited)
+        self._waited = message is _NOTHING
+        return message
+
     async def _receive(
         self, handler: Callable[[ReceiveHandler], Any] | None, decode: bool | None
     ) -> Any:
@@ -260,7 +277,7 @@ class Stream:
         while True:
             # One deadline for the whole receive, however often another task wins the race.
             remaining = -1 if deadline is None else max(0, int((deadline - loop.time()) * 1000))
-            if not await self._wait(_READABLE, remaining, "receive"):
+            if not await self._wait(_READABLE, remaining, "receive", looked=True):
                 break
             message = self._receive_now(handler, decode, look_first=False)
             if message is not _NOTHING:
@@ -276,8 +293,7 @@ class Stream:
         ``None`` after ``receive_timeout`` or for a message that fails to decode (both
         counted in ``statistics.skipped``); a strict stream raises the decode error.
         """
-        # First without a coroutine of its own: a busy stream has a message waiting.
-        message = self._receive_now(handler, decode, False)
+        message = self._receive_first(handler, decode)
         if message is _NOTHING:
             message = await self._receive(handler, decode)
         return None if message is _TIMED_OUT else message
@@ -299,7 +315,7 @@ class Stream:
     async def __anext__(self) -> Message:
         """The next decodable message; the iteration ends at a receive timeout."""
         while True:
-            message = self._receive_now(None, None, False)
+            message = self._receive_first(None, None)
             if message is _NOTHING:
                 message = await self._receive(None, None)
                 if message is _TIMED_OUT:
