@@ -189,6 +189,38 @@ def test_a_receive_by_one_task_does_not_swallow_another_tasks_wake_up(push) -> N
     assert run(receive()) == (1, 2)
 
 
+def test_a_wake_up_read_for_a_task_cancelled_before_it_ran_is_not_lost(push) -> None:
+    """A receive that finds nothing reads the events to wake the other waiters; when that
+    read consumed the descriptor's edge, the receive must not then sleep on it."""
+
+    async def receive() -> Any:
+        async with amflow.connect(endpoint(push), receive_timeout=TIMEOUT_MS) as stream:
+            other = asyncio.ensure_future(stream.receive())
+            await asyncio.sleep(0)  # the other task now waits on the descriptor
+            push.send_multipart(_array_parts(1))
+            assert stream.sync.socket.poll(TIMEOUT_MS)
+            first = await stream.receive()  # a message was waiting: this one did not wait
+            await asyncio.sleep(0)  # the other task, woken for it too, waits again
+            receive_once = stream.sync._receive
+            loop = asyncio.get_running_loop()
+
+            def a_message_lands_just_after_finding_nothing(*args: Any) -> Any:
+                stream.sync._receive = receive_once
+                try:
+                    return receive_once(*args)
+                finally:
+                    push.send_multipart(_array_parts(2))
+                    assert stream.sync.socket.poll(TIMEOUT_MS)  # reads the events: edge gone
+                    loop.call_soon(other.cancel)  # before the task woken for it runs
+
+            stream.sync._receive = a_message_lands_just_after_finding_nothing
+            second = await stream.receive()
+            await asyncio.gather(other, return_exceptions=True)
+            return first.data["header"]["frame"], second and second.data["header"]["frame"]
+
+    assert run(receive()) == (1, 2)
+
+
 def test_a_stream_that_found_nothing_takes_every_message_that_comes_next(push) -> None:
     """After an empty receive the events are looked at first: nothing may be skipped."""
 

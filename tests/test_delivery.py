@@ -179,6 +179,52 @@ def test_a_refused_connection_leaving_beside_a_failed_one_keeps_the_counts():
     assert not peers.ever_connected
 
 
+def test_a_peer_connected_before_a_failure_leaving_is_a_peer_lost():
+    from mflow.delivery import PeerTracker
+
+    peers = PeerTracker()
+    lost = []
+    peers.on_peer_lost = lambda: lost.append(1)
+    feed(
+        peers,
+        (zmq.EVENT_ACCEPTED, 10),
+        (zmq.EVENT_HANDSHAKE_SUCCEEDED, 0),
+        (zmq.EVENT_ACCEPTED, 11),  # an allowed client, waiting for ZAP
+        (zmq.EVENT_ACCEPTED, 12),  # a plain client of a CURVE server
+        (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, 71),
+        (zmq.EVENT_DISCONNECTED, 10),
+    )
+    assert (peers.peers, lost) == (0, [1])
+    feed(peers, (zmq.EVENT_DISCONNECTED, 12), (zmq.EVENT_HANDSHAKE_SUCCEEDED, 0))
+    assert (peers.peers, peers.joined, peers.refused) == (1, 2, 0)
+    feed(peers, (zmq.EVENT_DISCONNECTED, 11))
+    assert (peers.peers, lost) == (0, [1, 1])
+
+
+def test_a_refused_client_ending_is_not_taken_for_the_peer_when_the_success_was_not_its():
+    # As seen with an allowed, a refused and a plain client of a CURVE server: the first
+    # success is the second connection's, the first connection is the refused one.
+    from mflow.delivery import PeerTracker
+
+    peers = PeerTracker()
+    lost = []
+    peers.on_peer_lost = lambda: lost.append(1)
+    feed(
+        peers,
+        (zmq.EVENT_ACCEPTED, 37),
+        (zmq.EVENT_ACCEPTED, 39),
+        (zmq.EVENT_ACCEPTED, 46),
+        (zmq.EVENT_HANDSHAKE_SUCCEEDED, 0),
+        (zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL, 285212674),
+        (zmq.EVENT_DISCONNECTED, 46),
+        (zmq.EVENT_HANDSHAKE_FAILED_AUTH, 400),
+        (zmq.EVENT_DISCONNECTED, 37),
+    )
+    assert (peers.peers, lost, peers.refused, peers.handshake_failures) == (1, [], 0, 2)
+    feed(peers, (zmq.EVENT_DISCONNECTED, 39))
+    assert (peers.peers, lost) == (0, [1])
+
+
 def _wait(condition, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():

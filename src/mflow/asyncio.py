@@ -27,7 +27,8 @@ Contracts:
   and Python warns about it). A send waits on the loop for room in the queue, up to
   ``send_timeout``, then raises `SendTimeoutError` like a blocking synchronous send.
 - ZeroMQ signals readiness through an edge-triggered file descriptor: every wait checks
-  the socket's events after it starts watching the descriptor; each time the descriptor
+  the socket's events after it starts watching the descriptor (a receive's own look just
+  before counts, if nothing read the events after it); each time the descriptor
   signals, and after every receive or send while other tasks wait, the events are read
   again and the tasks they have something for are woken, so no wake-up is missed.
 - A receive takes a message that is waiting without suspending; a task is suspended only
@@ -201,9 +202,11 @@ class Stream:
         loop = asyncio.get_running_loop()
         # Checked once the descriptor is watched, and again after any wake-up that did not
         # find the event: the descriptor signals edges, and reading the events (in any
-        # receive or send too) may consume the edge this wait would sleep through. A look
-        # of the caller's while the descriptor was watched already counts as the first.
-        check = self._watch(loop, socket) or not looked
+        # receive or send too) may consume the edge this wait would sleep through. The
+        # caller's look counts as the first check only if the descriptor was watched then
+        # and no waiter's wake-up read the events after it: a waiter woken by that read
+        # may be cancelled before it runs, and its edge would be lost for this wait.
+        check = self._watch(loop, socket) or not looked or bool(self._waiters)
         deadline = None if timeout_ms < 0 else loop.time() + timeout_ms / 1000
         while True:
             if check and self._events() & event:

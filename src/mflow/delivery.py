@@ -67,8 +67,11 @@ class PeerTracker:
     def __init__(self) -> None:
         self._changed = threading.Condition()
         self._pending: list[int] = []  # connections awaiting their handshake, oldest first
-        self._failed: set[int] = set()
-        self._connected: set[int] = set()
+        # Handshake outcomes do not name their connection: each is put on the oldest
+        # waiting one, and kept with the ones that were waiting when it came (it was one
+        # of theirs), for `_disconnected` to set a wrong guess right.
+        self._failed: dict[int, set[int]] = {}  # oldest first
+        self._connected: dict[int, set[int]] = {}
         self.ever_connected = False
         self.joined = 0
         self.refused = 0
@@ -93,7 +96,8 @@ class PeerTracker:
             elif kind in _HANDSHAKE_FAILED:
                 self.handshake_failures += 1
                 if self._pending:
-                    self._failed.add(self._pending.pop(0))
+                    candidates = set(self._pending)
+                    self._failed[self._pending.pop(0)] = candidates
             elif kind == zmq.EVENT_CONNECT_RETRIED:
                 self.connection_attempts += 1
             elif kind == zmq.EVENT_DISCONNECTED:
@@ -101,36 +105,47 @@ class PeerTracker:
             self._changed.notify_all()
 
     def _succeeded(self) -> None:
-        # Handshake outcomes do not name their connection: the oldest waiting one is taken.
-        # One that asks ZAP ends later than one that fails at once, so a failure may have
-        # been put on this one's connection; `_disconnected` sets such exchanges right.
         self.ever_connected = True
         self.joined += 1
         if self._pending:
-            self._connected.add(self._pending.pop(0))
+            candidates = set(self._pending)
+            self._connected[self._pending.pop(0)] = candidates
         elif self._failed:  # every waiting one taken by failures: one of them was this
-            self._connected.add(self._failed.pop())
+            connection = next(iter(self._failed))
+            self._connected[connection] = self._failed.pop(connection)
 
     def _disconnected(self, connection: int) -> None:
-        if self._failed and (connection in self._connected or connection in self._pending):
-            # A failed handshake's connection is the next to end: this is it, and the
-            # connection its failure was put on has the role this one had.
-            stand_in = self._failed.pop()
+        failure = self._failure_exchangeable_with(connection)
+        if connection in self._failed:
+            del self._failed[connection]
+        elif failure is not None:
+            # A connection that failed its handshake ends at once: take this one for the
+            # failed one, and the connection the failure was put on as having had this
+            # one's role. A wrong guess (a peer that ended first, refused without a
+            # failure) is set right when the other one ends.
+            del self._failed[failure]
             if connection in self._connected:
-                self._connected.discard(connection)
-                self._connected.add(stand_in)
+                self._connected[failure] = self._connected.pop(connection)
             else:
-                self._pending[self._pending.index(connection)] = stand_in
-            return
-        if connection in self._connected:
-            self._connected.discard(connection)
+                self._pending[self._pending.index(connection)] = failure
+        elif connection in self._connected:
+            del self._connected[connection]
             if self.on_peer_lost is not None:
                 self.on_peer_lost()
-        elif connection in self._failed:
-            self._failed.discard(connection)
         elif connection in self._pending:
             self._pending.remove(connection)
             self.refused += 1
+        for candidates in (*self._failed.values(), *self._connected.values()):
+            candidates.discard(connection)
+
+    def _failure_exchangeable_with(self, connection: int) -> int | None:
+        """The oldest connection a handshake failure was put on that may as well have been
+        ``connection``'s (None if none)."""
+        success_among = self._connected.get(connection, ())
+        for failed, failure_among in self._failed.items():
+            if connection in failure_among or failed in success_among:
+                return failed
+        return None
 
     def wait(self, timeout: float | None) -> bool:
         """Wait up to ``timeout`` seconds (None: forever) for a peer; True if one is there."""
