@@ -179,12 +179,18 @@ def test_a_refused_connection_leaving_beside_a_failed_one_keeps_the_counts():
     assert not peers.ever_connected
 
 
-def test_a_peer_connected_before_a_failure_leaving_is_a_peer_lost():
+def tracker_counting_losses():
+    """A `PeerTracker` and the list its peers lost are appended to."""
     from mflow.delivery import PeerTracker
 
     peers = PeerTracker()
-    lost = []
+    lost: list[int] = []
     peers.on_peer_lost = lambda: lost.append(1)
+    return peers, lost
+
+
+def test_a_peer_connected_before_a_failure_leaving_is_a_peer_lost():
+    peers, lost = tracker_counting_losses()
     feed(
         peers,
         (zmq.EVENT_ACCEPTED, 10),
@@ -204,11 +210,7 @@ def test_a_peer_connected_before_a_failure_leaving_is_a_peer_lost():
 def test_a_refused_client_ending_is_not_taken_for_the_peer_when_the_success_was_not_its():
     # As seen with an allowed, a refused and a plain client of a CURVE server: the first
     # success is the second connection's, the first connection is the refused one.
-    from mflow.delivery import PeerTracker
-
-    peers = PeerTracker()
-    lost = []
-    peers.on_peer_lost = lambda: lost.append(1)
+    peers, lost = tracker_counting_losses()
     feed(
         peers,
         (zmq.EVENT_ACCEPTED, 37),
