@@ -225,11 +225,14 @@ def test_by_load_passes_a_slow_consumer_by(consumers, outputs) -> None:
     fanout.forward(v1_header(1))
     # Images large enough that the operating system's socket buffers hold only a few.
     image = v1_image(1, 0, size=4 << 20)
+    received = 0  # by the fast consumer: the header, then every image it was given
     for _ in range(40):
         fanout.forward(image)
-        if fan_outputs[1].images:  # the fast consumer keeps up
-            while fast.poll(0):
-                fast.recv_multipart()
+        # The fast consumer keeps up: it takes each image before the next is forwarded (a
+        # forward waits while no output has room, and this test is the fast consumer).
+        while received < 1 + fan_outputs[1].images:
+            fast.recv_multipart()
+            received += 1
     # The slow one never reads: it takes what fits in its queues, the fast one the rest.
     assert fan_outputs[0].images + fan_outputs[1].images == 40
     assert fan_outputs[0].images <= 10 < fan_outputs[1].images
