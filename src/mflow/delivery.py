@@ -96,20 +96,23 @@ class PeerTracker:
             elif kind in _HANDSHAKE_FAILED:
                 self.handshake_failures += 1
                 if self._pending:
-                    candidates = set(self._pending)
-                    self._failed[self._pending.pop(0)] = candidates
+                    self._put_on_oldest_waiting(self._failed)
             elif kind == zmq.EVENT_CONNECT_RETRIED:
                 self.connection_attempts += 1
             elif kind == zmq.EVENT_DISCONNECTED:
                 self._disconnected(value)
             self._changed.notify_all()
 
+    def _put_on_oldest_waiting(self, outcomes: dict[int, set[int]]) -> None:
+        """Record an outcome on the oldest waiting connection, with all that may be its."""
+        outcomes[self._pending[0]] = set(self._pending)
+        del self._pending[0]
+
     def _succeeded(self) -> None:
         self.ever_connected = True
         self.joined += 1
         if self._pending:
-            candidates = set(self._pending)
-            self._connected[self._pending.pop(0)] = candidates
+            self._put_on_oldest_waiting(self._connected)
         elif self._failed:  # every waiting one taken by failures: one of them was this
             connection = next(iter(self._failed))
             self._connected[connection] = self._failed.pop(connection)
