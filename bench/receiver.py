@@ -41,8 +41,9 @@ def mflow_receiver(address: str):
     return stream.socket.last_endpoint.decode(), stream.receive
 
 
-def mflow_async_receiver(address: str):
-    """`mflow.asyncio`'s receive, one awaited call per message in one event loop."""
+def mflow_async_receiver(address: str, uvloop: bool):
+    """`mflow.asyncio`'s receive, one awaited call per message in one event loop (asyncio's
+    own, or with ``uvloop`` uvloop's)."""
     import asyncio
 
     import mflow
@@ -51,7 +52,12 @@ def mflow_async_receiver(address: str):
     stream = amflow.connect(
         address, conn_type="bind", mode=mflow.PULL, receive_timeout=30_000, queue_size=1000
     )
-    loop = asyncio.new_event_loop()
+    if uvloop:
+        import uvloop as uvloop_module
+
+        loop = uvloop_module.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
 
     async def receive_many(count: int):
         message = None
@@ -78,7 +84,9 @@ def payload_is_a_view_on_the_zmq_frame(array) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--variant", required=True, choices=["raw-copy", "raw-nocopy", "mflow", "mflow-async"]
+        "--variant",
+        required=True,
+        choices=["raw-copy", "raw-nocopy", "mflow", "mflow-async", "mflow-uvloop"],
     )
     parser.add_argument("--address", required=True, help="where to bind, e.g. tcp://127.0.0.1:*")
     parser.add_argument("--size", type=int, required=True)
@@ -94,8 +102,8 @@ def main() -> None:
 
     if args.variant == "mflow":
         endpoint, receive = mflow_receiver(args.address)
-    elif args.variant == "mflow-async":
-        endpoint, receive = mflow_async_receiver(args.address)
+    elif args.variant in ("mflow-async", "mflow-uvloop"):
+        endpoint, receive = mflow_async_receiver(args.address, args.variant == "mflow-uvloop")
     else:
         endpoint, receive = raw_receiver(args.address, copy=args.variant == "raw-copy")
     print(endpoint, flush=True)
@@ -107,9 +115,10 @@ def main() -> None:
     rss = []
     message = None
     wall, cpu = time.perf_counter(), time.process_time()
-    if args.variant == "mflow-async":
+    in_a_loop = args.variant in ("mflow-async", "mflow-uvloop")
+    if in_a_loop:
         message = receive(args.count)  # the whole run inside one event loop
-    for index in range(args.count if args.variant != "mflow-async" else 0):
+    for index in range(0 if in_a_loop else args.count):
         message = receive()
         if every and index % every == 0:
             rss.append(rss_bytes())

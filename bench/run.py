@@ -15,6 +15,9 @@ Parts (each a table with ratios; all results also go to JSON):
   and 1 MiB; see bench_replay.py.
 - align: ``mflow merge --align frame`` of two inputs, 1 KiB, both sending and one silent
   (its cost must not grow with the groups waiting for the silent input).
+- async: ``mflow.asyncio``'s receive against the synchronous one, 1 KiB and 1 MiB, on
+  asyncio's own event loop and, where it is installed, on uvloop's.
+- curve: the same 1 MiB stream plain and CURVE-encrypted; see bench_curve.py.
 - decode: bitshuffle-LZ4 decoding of an EIGER2 16M frame against the bitshuffle library.
 - fanout: ``mflow fanout`` of 16M bslz4 images to 1, 2 and 3 consumers against ``mflow
   split`` to one; see bench_fanout.py.
@@ -37,6 +40,7 @@ before each run is recorded so that noisy points can be recognised.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -254,19 +258,32 @@ def print_receive_row(row: dict) -> None:
 ASYNC_SIZES = (KIB, MIB)
 
 
+def async_variants() -> list[str]:
+    """The receives the asyncio part compares: the synchronous one, then `mflow.asyncio` on
+    asyncio's own event loop and, where it is installed, on uvloop's."""
+    variants = ["mflow", "mflow-async"]
+    if importlib.util.find_spec("uvloop") is not None:
+        variants.append("mflow-uvloop")
+    return variants
+
+
 def bench_async(args, sender: list[str]) -> list[dict]:
     """`mflow.asyncio` receive against the synchronous receive, ratio per repetition."""
+    variants = async_variants()
     rows = []
     for size in ASYNC_SIZES:
         # Three times the receive part's messages: a run of about a second is at the mercy
         # of the scheduler on a small machine, and asyncio's cost is a few percent.
         count = max(50, int(3 * COUNTS[size] * args.scale))
-        ratios, loads, rates = [], [], {"mflow": [], "mflow-async": []}
-        cpus: dict[str, list[float]] = {"mflow": [], "mflow-async": []}
+        loads = []
+        ratios: dict[str, list[float]] = {variant: [] for variant in variants[1:]}
+        rates: dict[str, list[float]] = {variant: [] for variant in variants}
+        cpus: dict[str, list[float]] = {variant: [] for variant in variants}
         for repetition in range(args.repeat):
-            order = ["mflow", "mflow-async"][:: 1 if repetition % 2 == 0 else -1]
+            # Each variant goes first in turn: none always meets the machine in one state.
+            turn = repetition % len(variants)
             walls = {}
-            for variant in order:
+            for variant in variants[turn:] + variants[:turn]:
                 run = one_receive_run(
                     sys.executable, variant, "tcp://127.0.0.1:*", size, count, sender
                 )
@@ -274,25 +291,32 @@ def bench_async(args, sender: list[str]) -> list[dict]:
                 cpus[variant].append(run["cpu"] / count)
                 loads.append(run["load"])
                 rates[variant].append(count / walls[variant])
-            ratios.append(walls["mflow"] / walls["mflow-async"])
+            for variant in variants[1:]:
+                ratios[variant].append(walls["mflow"] / walls[variant])
         row = {
             "size": size,
             "count": count,
             "ratios": ratios,
-            "ratio": statistics.median(ratios),
+            "ratio": {k: statistics.median(v) for k, v in ratios.items()},
             "messages_per_s": {k: statistics.median(v) for k, v in rates.items()},
             "cpu_us_per_message": {k: statistics.median(v) * 1e6 for k, v in cpus.items()},
             "loads": loads,
         }
         rows.append(row)
         print(
-            f"async {human_size(size):>7} | sync {row['messages_per_s']['mflow']:>9,.0f}"
-            f" | asyncio {row['messages_per_s']['mflow-async']:>9,.0f} msg/s"
-            f" = {row['ratio']:4.2f}x; receiver CPU {row['cpu_us_per_message']['mflow']:.1f}"
-            f" vs {row['cpu_us_per_message']['mflow-async']:.1f} µs/msg (per repetition: "
-            f"{', '.join(f'{r:.2f}' for r in ratios)}; load {min(loads):.1f}-{max(loads):.1f})",
+            f"async {human_size(size):>7} | sync {row['messages_per_s']['mflow']:>9,.0f} msg/s,"
+            f" receiver CPU {row['cpu_us_per_message']['mflow']:.1f} µs/msg"
+            f" (load {min(loads):.1f}-{max(loads):.1f})",
             flush=True,
         )
+        for variant in variants[1:]:
+            print(
+                f"      {'asyncio' if variant == 'mflow-async' else 'uvloop':>13}"
+                f" {row['messages_per_s'][variant]:>9,.0f} msg/s = {row['ratio'][variant]:4.2f}x,"
+                f" receiver CPU {row['cpu_us_per_message'][variant]:.1f} µs/msg (per"
+                f" repetition: {', '.join(f'{r:.2f}' for r in ratios[variant])})",
+                flush=True,
+            )
     return rows
 
 

@@ -7,7 +7,7 @@ import select
 import subprocess
 import sys
 import textwrap
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable, Iterator, cast
 
 import numpy as np
 import pytest
@@ -27,9 +27,35 @@ pytestmark = pytest.mark.usefixtures("receive_path")
 DEADLINE = 10.0
 
 
+#: How `run` runs a coroutine in a new event loop: set for each test by `event_loop_kind`.
+_run_in_new_loop: Callable[[Awaitable[Any]], Any] = asyncio.run
+
+#: The statement that runs ``main()`` in a child process, for each kind of event loop.
+_RUN_MAIN = {"asyncio": "asyncio.run(main())", "uvloop": "import uvloop; uvloop.run(main())"}
+
+
+@pytest.fixture(autouse=True, params=sorted(_RUN_MAIN))
+def event_loop_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs every test on asyncio's own event loop and again on uvloop's, which many
+    asyncio servers run on (uvicorn, and so FastAPI, takes it when it is installed)."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip(
+            "uvloop", reason="uvloop is not installed (mflow[test] has it)"
+        )
+        monkeypatch.setattr(f"{__name__}._run_in_new_loop", uvloop.run)
+    return cast(str, request.param)
+
+
 def run(awaitable: Awaitable[Any]) -> Any:
     """Run ``awaitable`` in a new event loop, failing after `DEADLINE` seconds."""
-    return asyncio.run(asyncio.wait_for(awaitable, DEADLINE))
+    return _run_in_new_loop(asyncio.wait_for(awaitable, DEADLINE))
+
+
+def test_the_tests_run_on_the_event_loop_they_name(event_loop_kind: str) -> None:
+    async def loop_module() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run(loop_module()).split(".")[0] == event_loop_kind
 
 
 @pytest.fixture
@@ -370,7 +396,7 @@ def test_several_streams_and_a_merge_share_one_loop(new_push) -> None:
     assert statistics.messages_received == 20
 
 
-def test_an_unclosed_stream_does_not_hang_interpreter_exit(push) -> None:
+def test_an_unclosed_stream_does_not_hang_interpreter_exit(push, event_loop_kind: str) -> None:
     script = textwrap.dedent(f"""
         import asyncio, mflow, mflow.asyncio as amflow
         async def main():
@@ -380,7 +406,7 @@ def test_an_unclosed_stream_does_not_hang_interpreter_exit(push) -> None:
                                     mode=mflow.PUSH, send_timeout=10)
             await stream.receive()
             asyncio.ensure_future(stream.receive())  # still pending when the loop ends
-        asyncio.run(main())
+        {_RUN_MAIN[event_loop_kind]}
         print("done")
         """)
     result = subprocess.run(
