@@ -17,6 +17,8 @@ import time
 import zmq
 
 ZERO_COPY_MIN = 64 * 1024
+#: The variants that receive with `mflow.asyncio`, and the event loop each runs on.
+EVENT_LOOPS = {"mflow-async": "asyncio", "mflow-uvloop": "uvloop"}
 
 
 def rss_bytes() -> int:
@@ -41,10 +43,11 @@ def mflow_receiver(address: str):
     return stream.socket.last_endpoint.decode(), stream.receive
 
 
-def mflow_async_receiver(address: str, uvloop: bool):
-    """`mflow.asyncio`'s receive, one awaited call per message in one event loop (asyncio's
-    own, or with ``uvloop`` uvloop's)."""
-    import asyncio
+def mflow_async_receiver(address: str, event_loop: str):
+    """`mflow.asyncio`'s receive, one awaited call per message in one event loop of the
+    module ``event_loop`` (asyncio or uvloop)."""
+    import atexit
+    import importlib
 
     import mflow
     import mflow.asyncio as amflow
@@ -52,12 +55,8 @@ def mflow_async_receiver(address: str, uvloop: bool):
     stream = amflow.connect(
         address, conn_type="bind", mode=mflow.PULL, receive_timeout=30_000, queue_size=1000
     )
-    if uvloop:
-        import uvloop as uvloop_module
-
-        loop = uvloop_module.new_event_loop()
-    else:
-        loop = asyncio.new_event_loop()
+    loop = importlib.import_module(event_loop).new_event_loop()
+    atexit.register(loop.close)  # not left to the garbage collector at interpreter exit
 
     async def receive_many(count: int):
         message = None
@@ -86,7 +85,7 @@ def main() -> None:
     parser.add_argument(
         "--variant",
         required=True,
-        choices=["raw-copy", "raw-nocopy", "mflow", "mflow-async", "mflow-uvloop"],
+        choices=["raw-copy", "raw-nocopy", "mflow", *EVENT_LOOPS],
     )
     parser.add_argument("--address", required=True, help="where to bind, e.g. tcp://127.0.0.1:*")
     parser.add_argument("--size", type=int, required=True)
@@ -102,8 +101,8 @@ def main() -> None:
 
     if args.variant == "mflow":
         endpoint, receive = mflow_receiver(args.address)
-    elif args.variant in ("mflow-async", "mflow-uvloop"):
-        endpoint, receive = mflow_async_receiver(args.address, args.variant == "mflow-uvloop")
+    elif args.variant in EVENT_LOOPS:
+        endpoint, receive = mflow_async_receiver(args.address, EVENT_LOOPS[args.variant])
     else:
         endpoint, receive = raw_receiver(args.address, copy=args.variant == "raw-copy")
     print(endpoint, flush=True)
@@ -115,7 +114,7 @@ def main() -> None:
     rss = []
     message = None
     wall, cpu = time.perf_counter(), time.process_time()
-    in_a_loop = args.variant in ("mflow-async", "mflow-uvloop")
+    in_a_loop = args.variant in EVENT_LOOPS
     if in_a_loop:
         message = receive(args.count)  # the whole run inside one event loop
     for index in range(0 if in_a_loop else args.count):

@@ -261,14 +261,20 @@ ASYNC_SIZES = (KIB, MIB)
 def async_variants() -> list[str]:
     """The receives the asyncio part compares: the synchronous one, then `mflow.asyncio` on
     asyncio's own event loop and, where it is installed, on uvloop's."""
-    variants = ["mflow", "mflow-async"]
-    if importlib.util.find_spec("uvloop") is not None:
-        variants.append("mflow-uvloop")
-    return variants
+    sys.path.insert(0, str(HERE))
+    from receiver import EVENT_LOOPS
+
+    return ["mflow"] + [
+        variant
+        for variant, event_loop in EVENT_LOOPS.items()
+        if importlib.util.find_spec(event_loop) is not None
+    ]
 
 
 def bench_async(args, sender: list[str]) -> list[dict]:
     """`mflow.asyncio` receive against the synchronous receive, ratio per repetition."""
+    from receiver import EVENT_LOOPS
+
     variants = async_variants()
     rows = []
     for size in ASYNC_SIZES:
@@ -311,7 +317,7 @@ def bench_async(args, sender: list[str]) -> list[dict]:
         )
         for variant in variants[1:]:
             print(
-                f"      {'asyncio' if variant == 'mflow-async' else 'uvloop':>13}"
+                f"      {EVENT_LOOPS[variant]:>13}"
                 f" {row['messages_per_s'][variant]:>9,.0f} msg/s = {row['ratio'][variant]:4.2f}x,"
                 f" receiver CPU {row['cpu_us_per_message'][variant]:.1f} µs/msg (per"
                 f" repetition: {', '.join(f'{r:.2f}' for r in ratios[variant])})",
