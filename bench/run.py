@@ -16,7 +16,8 @@ Parts (each a table with ratios; all results also go to JSON):
 - align: ``mflow merge --align frame`` of two inputs, 1 KiB, both sending and one silent
   (its cost must not grow with the groups waiting for the silent input).
 - async: ``mflow.asyncio``'s receive against the synchronous one, 1 KiB and 1 MiB, on
-  asyncio's own event loop and, where it is installed, on uvloop's.
+  asyncio's own event loop and, where it is installed, on uvloop's; 5 × ``--repeat``
+  repetitions, the median ratio with its 95 % confidence interval.
 - curve: the same 1 MiB stream plain and CURVE-encrypted; see bench_curve.py.
 - decode: bitshuffle-LZ4 decoding of an EIGER2 16M frame against the bitshuffle library.
 - fanout: ``mflow fanout`` of 16M bslz4 images to 1, 2 and 3 consumers against ``mflow
@@ -42,6 +43,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import math
 import os
 import platform
 import shutil
@@ -256,6 +258,10 @@ def print_receive_row(row: dict) -> None:
 # -- asyncio ---------------------------------------------------------------------------
 
 ASYNC_SIZES = (KIB, MIB)
+#: Repetitions of the async part per ``--repeat``: at 1 MiB one repetition's ratio spreads
+#: from 0.6 to 1.6 (a receiver process either falls into glibc's page-faulting or not), and
+#: the median of 3 or 9 of them moves by a tenth from run to run.
+ASYNC_REPETITIONS_PER_REPEAT = 5
 
 
 def async_variants() -> list[str]:
@@ -285,7 +291,7 @@ def bench_async(args, sender: list[str]) -> list[dict]:
         ratios: dict[str, list[float]] = {variant: [] for variant in variants[1:]}
         rates: dict[str, list[float]] = {variant: [] for variant in variants}
         cpus: dict[str, list[float]] = {variant: [] for variant in variants}
-        for repetition in range(args.repeat):
+        for repetition in range(ASYNC_REPETITIONS_PER_REPEAT * args.repeat):
             # Each variant goes first in turn: none always meets the machine in one state.
             turn = repetition % len(variants)
             walls = {}
@@ -304,6 +310,7 @@ def bench_async(args, sender: list[str]) -> list[dict]:
             "count": count,
             "ratios": ratios,
             "ratio": {k: statistics.median(v) for k, v in ratios.items()},
+            "ratio_interval": {k: median_interval(v) for k, v in ratios.items()},
             "messages_per_s": {k: statistics.median(v) for k, v in rates.items()},
             "cpu_us_per_message": {k: statistics.median(v) * 1e6 for k, v in cpus.items()},
             "loads": loads,
@@ -316,14 +323,32 @@ def bench_async(args, sender: list[str]) -> list[dict]:
             flush=True,
         )
         for variant in variants[1:]:
+            interval = row["ratio_interval"][variant]
             print(
                 f"      {EVENT_LOOPS[variant]:>13}"
-                f" {row['messages_per_s'][variant]:>9,.0f} msg/s = {row['ratio'][variant]:4.2f}x,"
-                f" receiver CPU {row['cpu_us_per_message'][variant]:.1f} µs/msg (per"
+                f" {row['messages_per_s'][variant]:>9,.0f} msg/s = {row['ratio'][variant]:4.2f}x"
+                + (f" (95% CI {interval[0]:.2f}-{interval[1]:.2f})" if interval else "")
+                + f", receiver CPU {row['cpu_us_per_message'][variant]:.1f} µs/msg (per"
                 f" repetition: {', '.join(f'{r:.2f}' for r in ratios[variant])})",
                 flush=True,
             )
     return rows
+
+
+def median_interval(values: list[float], confidence: float = 0.95) -> tuple[float, float] | None:
+    """A distribution-free confidence interval of the median of ``values``: the order
+    statistics whose ranks the binomial(n, 1/2) distribution bounds. None for too few
+    values (fewer than 6 at 95 %)."""
+    ordered = sorted(values)
+    count = len(ordered)
+    tail = (1 - confidence) / 2
+    outside, below = 0, 1 / 2**count  # P(at most `outside` values below the median)
+    while below <= tail:
+        outside += 1
+        below += math.comb(count, outside) / 2**count
+    if outside == 0:
+        return None
+    return ordered[outside - 1], ordered[count - outside]
 
 
 def human_size(size: int) -> str:
