@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -114,6 +115,7 @@ def main() -> None:
     rss = []
     message = None
     wall, cpu = time.perf_counter(), time.process_time()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     in_a_loop = args.variant in EVENT_LOOPS
     if in_a_loop:
         message = receive(args.count)  # the whole run inside one event loop
@@ -122,10 +124,11 @@ def main() -> None:
         if every and index % every == 0:
             rss.append(rss_bytes())
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
     if every:
         rss.append(rss_bytes())
 
-    result = {"wall": wall, "cpu": cpu, "messages": args.count, "rss": rss}
+    result = {"wall": wall, "cpu": cpu, "page_faults": faults, "messages": args.count, "rss": rss}
     if args.variant.startswith("mflow"):
         array = message.data["data"][0]
         result["decoded_ok"] = array.nbytes == args.size and array.shape == (args.size,)

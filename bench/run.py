@@ -291,6 +291,7 @@ def bench_async(args, sender: list[str]) -> list[dict]:
         ratios: dict[str, list[float]] = {variant: [] for variant in variants[1:]}
         rates: dict[str, list[float]] = {variant: [] for variant in variants}
         cpus: dict[str, list[float]] = {variant: [] for variant in variants}
+        faults: dict[str, list[float]] = {variant: [] for variant in variants}
         for repetition in range(ASYNC_REPETITIONS_PER_REPEAT * args.repeat):
             # Each variant goes first in turn: none always meets the machine in one state.
             turn = repetition % len(variants)
@@ -301,6 +302,7 @@ def bench_async(args, sender: list[str]) -> list[dict]:
                 )
                 walls[variant] = run["wall"]
                 cpus[variant].append(run["cpu"] / count)
+                faults[variant].append(run["page_faults"] / count)
                 loads.append(run["load"])
                 rates[variant].append(count / walls[variant])
             for variant in variants[1:]:
@@ -313,12 +315,14 @@ def bench_async(args, sender: list[str]) -> list[dict]:
             "ratio_interval": {k: median_interval(v) for k, v in ratios.items()},
             "messages_per_s": {k: statistics.median(v) for k, v in rates.items()},
             "cpu_us_per_message": {k: statistics.median(v) * 1e6 for k, v in cpus.items()},
+            "page_faults_per_message": {k: statistics.median(v) for k, v in faults.items()},
             "loads": loads,
         }
         rows.append(row)
         print(
             f"async {human_size(size):>7} | sync {row['messages_per_s']['mflow']:>9,.0f} msg/s,"
-            f" receiver CPU {row['cpu_us_per_message']['mflow']:.1f} µs/msg"
+            f" receiver CPU {row['cpu_us_per_message']['mflow']:.1f} µs/msg,"
+            f" {row['page_faults_per_message']['mflow']:.1f} page faults/msg"
             f" (load {min(loads):.1f}-{max(loads):.1f})",
             flush=True,
         )
@@ -328,7 +332,8 @@ def bench_async(args, sender: list[str]) -> list[dict]:
                 f"      {EVENT_LOOPS[variant]:>13}"
                 f" {row['messages_per_s'][variant]:>9,.0f} msg/s = {row['ratio'][variant]:4.2f}x"
                 + (f" (95% CI {interval[0]:.2f}-{interval[1]:.2f})" if interval else "")
-                + f", receiver CPU {row['cpu_us_per_message'][variant]:.1f} µs/msg (per"
+                + f", receiver CPU {row['cpu_us_per_message'][variant]:.1f} µs/msg,"
+                f" {row['page_faults_per_message'][variant]:.1f} page faults/msg (per"
                 f" repetition: {', '.join(f'{r:.2f}' for r in ratios[variant])})",
                 flush=True,
             )
