@@ -577,3 +577,16 @@ def run_tool(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+
+
+def run_python(code: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a child interpreter, warnings off, to its end; its status, stdout
+    and stderr."""
+    _path_probe.chosen = True  # the process takes its receive path from the environment
+    return subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )

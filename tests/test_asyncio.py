@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import select
-import subprocess
-import sys
 import textwrap
 from typing import Any, Awaitable, Callable, Iterator, cast
 
@@ -18,7 +16,7 @@ import mflow.asyncio as amflow
 from mflow.errors import ConfigurationError
 
 from .conformance import assert_same, load_golden
-from .conftest import TIMEOUT_MS, bind_random
+from .conftest import TIMEOUT_MS, bind_random, run_python
 from .fixtures.cases import CASES
 
 pytestmark = pytest.mark.usefixtures("receive_path")
@@ -409,12 +407,7 @@ def test_an_unclosed_stream_does_not_hang_interpreter_exit(push, event_loop_kind
         {_RUN_MAIN[event_loop_kind]}
         print("done")
         """)
-    result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE * 2,
-    )
+    result = run_python(script, timeout=DEADLINE * 2)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "done"
 
