@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 
 import numpy as np
 import pytest
@@ -288,6 +289,27 @@ def test_failed_bind_raises_and_leaves_nothing_open(stream_factory):
     assert stream.socket is None and stream.context is None
     with pytest.raises(ConnectError):
         mflow.connect("not-an-address", conn_type=mflow.BIND)
+
+
+def _bind_reporting_eagain(self: zmq.Socket, address: str) -> None:
+    raise zmq.Again()  # what libzmq can report for a monitored socket's failed bind
+
+
+def test_a_bind_reported_as_eagain_is_named_by_its_real_cause(stream_factory, monkeypatch):
+    taken = stream_factory("tcp://127.0.0.1:*", conn_type=mflow.BIND, mode=mflow.PUSH)
+    monkeypatch.setattr(zmq.Socket, "bind", _bind_reporting_eagain)
+    with pytest.raises(ConnectError) as raised:
+        mflow.connect(taken.endpoint, conn_type=mflow.BIND, mode=mflow.PUSH)
+    assert str(raised.value) == f"Unable to bind to {taken.endpoint}: Address already in use"
+
+
+def test_a_bind_reported_as_eagain_keeps_that_error_where_the_address_is_free(monkeypatch):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        free = f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    monkeypatch.setattr(zmq.Socket, "bind", _bind_reporting_eagain)
+    with pytest.raises(ConnectError, match="Resource temporarily unavailable"):
+        mflow.connect(free, conn_type=mflow.BIND, mode=mflow.PUSH)
 
 
 def test_shared_context_is_not_terminated(context, push):

@@ -6,8 +6,10 @@ pyzmq errors become mflow errors (`mflow.errors`).
 
 from __future__ import annotations
 
+import errno
 import logging
 import reprlib
+import socket as _socket
 import time
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
@@ -259,7 +261,7 @@ class Stream:
             if conn_type == CONNECT:
                 socket.connect(address)
             else:
-                socket.bind(address)
+                _bind(socket, address)
         except Exception as error:
             self._close(socket, linger=0)
             self.context = None
@@ -920,6 +922,49 @@ class Stream:
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{self.conn_type} {self.address}"
         return f"<mflow.Stream {state}>"
+
+
+def _bind(socket: zmq.Socket, address: str) -> None:
+    """``socket.bind(address)``; a failure reported as EAGAIN is raised with its real cause.
+
+    A bind never fails for want of time, yet libzmq 4.3 can report a monitored socket's
+    failed bind (every stream that watches its peers or guards its access is monitored) as
+    EAGAIN: the event it sends the monitor about the failure may overwrite errno first. A
+    plain bind of the same TCP address then finds the cause, e.g. "Address already in use".
+    """
+    try:
+        socket.bind(address)
+    except zmq.Again as again:
+        cause = _tcp_bind_error(address)
+        if cause is None:
+            raise
+        raise zmq.ZMQError(cause) from again
+
+
+def _tcp_bind_error(address: str) -> int | None:
+    """The errno a plain bind of the TCP ``address`` (``tcp://HOST:PORT``) fails with, bound
+    as libzmq binds (address reuse on); None if it binds or is no TCP address with a port."""
+    scheme, _, rest = address.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not port.isdigit():
+        return None
+    host = host.strip("[]")
+    try:
+        family, kind, protocol, _, where = _socket.getaddrinfo(
+            "0.0.0.0" if host == "*" else host,  # as libzmq binds "*" without ZMQ_IPV6
+            int(port),
+            type=_socket.SOCK_STREAM,
+            flags=_socket.AI_PASSIVE,
+        )[0]
+    except (OSError, UnicodeError):  # a name that does not resolve: libzmq's error stands
+        return None
+    with _socket.socket(family, kind, protocol) as probe:
+        probe.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(where)
+        except OSError as error:
+            return error.errno or errno.EINVAL
+    return None
 
 
 def _frame_pool(pool: int | FramePool | None) -> FramePool | None:
