@@ -5,6 +5,7 @@ In-process, but for a run that only a signal ends.
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import zmq
@@ -39,6 +40,23 @@ def test_every_message_of_every_input_arrives_whole(commands, zmq_context):
     assert summary["sent"] == 150
 
 
+def _fill_in_turns(pushes: list[zmq.Socket]) -> None:
+    """Send on every input in turns until each one's way to the merge is full (a send times
+    out): a merge that reads nothing yet then has a full queue on every input, whenever
+    the messages on their way arrive."""
+    full: set[int] = set()
+    for frame in itertools.count():
+        for index, push in enumerate(pushes):
+            if index not in full:
+                try:
+                    push.send_multipart([header(source=index, frame=frame), bytes(1024)])
+                except zmq.Again:
+                    full.add(index)
+            push.sndtimeo = 500  # once connected: a send waits only while the way is full
+        if len(full) == len(pushes):
+            return
+
+
 def test_inputs_are_served_fairly(commands, zmq_context):
     sources = [make_socket(zmq_context, zmq.PUSH) for _ in range(2)]
     tool = commands(
@@ -53,12 +71,9 @@ def test_inputs_are_served_fairly(commands, zmq_context):
         "--queue-size",
         "1000",
     )
-    # Both inputs fill before anyone reads (the merge waits for its peer). Sent in turns: an
-    # input whose messages reached the merge later than the other's would be read later
-    # by any merge, however fair.
-    for frame in range(100):
-        for index, (push, _) in enumerate(sources):
-            send_messages(push, [[header(source=index, frame=frame)]])
+    # Both inputs fill before anyone reads (the merge waits for its peer), each beyond the
+    # 100 messages the merge could take from it first.
+    _fill_in_turns([push for push, _ in sources])
     pull, _ = make_socket(zmq_context, zmq.PULL, bind=False, address=tool.endpoint())
     order = [json.loads(m[0])["source"] for m in receive_messages(pull, 200)]
     assert tool.wait() == 0
