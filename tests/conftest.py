@@ -569,24 +569,17 @@ def run_tool(
     *args: str, script: str | None = None, timeout: float = DEADLINE
 ) -> subprocess.CompletedProcess[str]:
     """Run a tool as a child process to its end; its status, stdout and stderr."""
-    _path_probe.chosen = True  # the process takes its receive path from the environment
-    return subprocess.run(
-        command_line(args, script),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    return _run_child(command_line(args, script), timeout)
 
 
 def run_python(code: str, timeout: float = DEADLINE) -> subprocess.CompletedProcess[str]:
     """Run ``code`` in a child interpreter, warnings off, to its end; its status, stdout
     and stderr."""
+    return _run_child([sys.executable, "-W", "ignore", "-c", code], timeout)
+
+
+def _run_child(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
     _path_probe.chosen = True  # the process takes its receive path from the environment
     return subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
+        command, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )

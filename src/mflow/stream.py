@@ -6,7 +6,6 @@ pyzmq errors become mflow errors (`mflow.errors`).
 
 from __future__ import annotations
 
-import errno
 import logging
 import reprlib
 import socket as _socket
@@ -963,7 +962,7 @@ def _tcp_bind_error(address: str) -> int | None:
         try:
             probe.bind(where)
         except OSError as error:
-            return error.errno or errno.EINVAL
+            return error.errno
     return None
 
 
