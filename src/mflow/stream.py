@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, cast
 
 import zmq
 
-from . import _fastpath, dispatch
+from . import _allocator, _fastpath, dispatch
 from .delivery import Delivery, PeerTracker
 from .errors import (
     ConfigurationError,
@@ -220,6 +220,9 @@ class Stream:
         payloads in parallel with receiving, messages still delivered in order (see
         `mflow.decoding`); ``handler=`` on `receive` then decodes only messages not yet
         taken.
+        The first stream of a process sets glibc's allocator up to reuse the memory of
+        large messages rather than page-fault it in anew (`mflow._allocator`;
+        ``MFLOW_MALLOC_DEFAULTS=1`` leaves it alone).
         Raises `ConnectError` (a ``RuntimeError``, as in 1.0) when binding or connecting
         fails; nothing stays open then.
         """
@@ -237,6 +240,7 @@ class Stream:
             raise ConfigurationError(
                 f"decode_workers must be a number of threads, not {decode_workers!r}"
             )
+        _allocator.prepare_for_large_messages()
         self._context_is_owned = context is None
         self.context = zmq.Context() if context is None else context
         socket = None
