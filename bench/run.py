@@ -102,8 +102,9 @@ def build_sender(workdir: Path) -> list[str]:
     return [sys.executable, str(HERE / "sender.py")]
 
 
-def start(command: list[str]) -> subprocess.Popen:
-    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+def start(command: list[str], environment: dict[str, str] | None = None) -> subprocess.Popen:
+    env = None if environment is None else {**os.environ, **environment}
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
 
 
 def finish(process: subprocess.Popen, timeout: float = 120) -> str:
@@ -155,6 +156,7 @@ def one_receive_run(
     count: int,
     sender: list[str],
     rss_samples: int = 0,
+    environment: dict[str, str] | None = None,
 ) -> dict:
     load = os.getloadavg()[0]
     receiver = start(
@@ -171,7 +173,8 @@ def one_receive_run(
             str(count),
             "--rss-samples",
             str(rss_samples),
-        ]
+        ],
+        environment,
     )
     endpoint = receiver.stdout.readline().strip()
     source = start_sender(sender, endpoint, size, count + 100)
@@ -195,8 +198,17 @@ def median_run(runs: list[dict]) -> dict:
     return middle
 
 
+#: The receives of the receive part that run mflow in an environment of their own.
+RECEIVE_ENVIRONMENTS = {"mflow-malloc-defaults": {"MFLOW_MALLOC_DEFAULTS": "1"}}
+
+
 def bench_receive(args, sender: list[str], workdir: Path) -> list[dict]:
-    pythons = {"raw-copy": sys.executable, "raw-nocopy": sys.executable, "mflow": sys.executable}
+    pythons = {
+        "raw-copy": sys.executable,
+        "raw-nocopy": sys.executable,
+        "mflow": sys.executable,
+        "mflow-malloc-defaults": sys.executable,
+    }
     if args.psi_mflow_python:
         pythons["psi-mflow"] = args.psi_mflow_python
     rows = []
@@ -207,14 +219,22 @@ def bench_receive(args, sender: list[str], workdir: Path) -> list[dict]:
             for repetition in range(args.repeat):
                 order = list(pythons) if repetition % 2 == 0 else list(reversed(pythons))
                 for name in order:
-                    variant = "mflow" if name == "psi-mflow" else name
+                    variant = "mflow" if name in ("psi-mflow", *RECEIVE_ENVIRONMENTS) else name
                     address = (
                         "tcp://127.0.0.1:*"
                         if transport == "tcp"
                         else ipc_address(workdir, f"{name}-{size}-{repetition}")
                     )
                     runs[name].append(
-                        one_receive_run(pythons[name], variant, address, size, count, sender)
+                        one_receive_run(
+                            pythons[name],
+                            variant,
+                            address,
+                            size,
+                            count,
+                            sender,
+                            environment=RECEIVE_ENVIRONMENTS.get(name),
+                        )
                     )
             row = {"transport": transport, "size": size, "count": count}
             for name, results in runs.items():
@@ -248,6 +268,7 @@ def print_receive_row(row: dict) -> None:
         f" | cpu {ours['cpu_us_per_message']:6.1f} us"
         f" | sender cpu {ours['sender_cpu_us_per_message']:5.2f} us"
         f" | zero-copy {ours['zero_copy']}"
+        f" | glibc defaults {row['mflow-malloc-defaults']['messages_per_s']:>9,.0f}"
     )
     if "psi-mflow" in row:
         psi = row["psi-mflow"]["messages_per_s"]
