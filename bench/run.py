@@ -5,8 +5,9 @@
 Parts (each a table with ratios; all results also go to JSON):
 - receive: raw pyzmq ``recv_multipart`` (copy and no copy), this mflow's ``receive()``
   (dynamic dispatch of array-1.0 into numpy arrays, full statistics) and, with
-  ``--psi-mflow-python``, psi-mflow 1.0 under that interpreter; tcp and ipc; 16 B to
-  8 MiB. Messages come from a C sender in another process (see sender.c); its CPU time per
+  ``--psi-mflow-python``, psi-mflow 1.0 under that interpreter; this mflow once more with
+  glibc's allocator left at its defaults (``MFLOW_MALLOC_DEFAULTS=1``); tcp and ipc; 16 B
+  to 8 MiB. Messages come from a C sender in another process (see sender.c); its CPU time per
   message is reported so that a sender-bound point would show.
 - memory: resident size while mflow receives 1,000,000 small messages.
 - split: ``mflow split`` against ``zmq.proxy`` at 1 KiB and 1 MiB, one output.

@@ -6,8 +6,8 @@ threshold (128 KiB at first) as fresh mappings, and gives the free top of a heap
 kernel above its trim threshold; both thresholds rise only with the largest mapped block
 freed so far, to at most twice the message size for a stream of equal messages. With a few
 messages queued the freed ones then go back to the kernel, and the next ones fault their
-pages in again: 40 to 60 faults per 1 MiB message, 300 to 600 per 8 MiB, a third of the
-throughput at 1 MiB (README, Performance).
+pages in again: 40 to 60 faults per 1 MiB message, 300 to 600 per 8 MiB, and a fifth to
+a half of the throughput at 1 MiB lost (README, Performance).
 
 `prepare_for_large_messages` frees one block of glibc's largest dynamic threshold (32 MiB
 on 64-bit), which takes both thresholds where glibc's own rule takes them for a program that
