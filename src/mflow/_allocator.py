@@ -36,7 +36,7 @@ def _is_glibc() -> bool:
         version = os.confstr("CS_GNU_LIBC_VERSION")
     except (AttributeError, ValueError, OSError):  # no confstr (Windows), or not glibc
         return False
-    return bool(version) and version.startswith("glibc")
+    return version is not None and version.startswith("glibc")
 
 
 def _opted_out() -> bool:
