@@ -204,12 +204,8 @@ RECEIVE_ENVIRONMENTS = {"mflow-malloc-defaults": {"MFLOW_MALLOC_DEFAULTS": "1"}}
 
 
 def bench_receive(args, sender: list[str], workdir: Path) -> list[dict]:
-    pythons = {
-        "raw-copy": sys.executable,
-        "raw-nocopy": sys.executable,
-        "mflow": sys.executable,
-        "mflow-malloc-defaults": sys.executable,
-    }
+    names = ["raw-copy", "raw-nocopy", "mflow", *RECEIVE_ENVIRONMENTS]
+    pythons = {name: sys.executable for name in names}
     if args.psi_mflow_python:
         pythons["psi-mflow"] = args.psi_mflow_python
     rows = []
